@@ -1,0 +1,97 @@
+import GuestABI
+import KernelArch
+
+/// How the kernel was entered (arch/entry.S passes it in rdi).
+enum BootProtocol: UInt64 {
+    /// apus VMM on this workplace's KVM (PVM): flat native mode was just switched on.
+    case apusPVM = 1
+    /// apus VMM on hardware KVM: ordinary 64-bit ring 0 with the VMM's page tables.
+    case apusNative = 2
+    /// QEMU's PVH loader: the boot info comes from hvm_start_info and the first module.
+    case pvh = 3
+}
+
+/// The kernel's entry from arch/entry.S. Reads like the boot order, one step a line.
+@_cdecl("kernel_main")
+func kernelMain(_ protocolRaw: UInt64, _ infoAddress: UInt64) -> Never {
+    let entryTSC = arch_rdtsc()
+    guard let proto = BootProtocol(rawValue: protocolRaw) else { haltForever() }
+
+    // 1. Find the boot info (apus VMM: a page it wrote; PVH: built from hvm_start_info).
+    let boot: BootInfo
+    switch proto {
+    case .apusPVM, .apusNative:
+        Console.useDoorbells()
+        let page = UnsafeRawBufferPointer(start: directMap(PhysicalAddress(infoAddress)), count: BootInfo.size)
+        do { boot = try BootInfo(decoding: page) } catch { panic("boot info unreadable") }
+    case .pvh:
+        Console.useSerial()
+        boot = PVHBoot.bootInfo(startInfo: PhysicalAddress(infoAddress))
+    }
+    Kernel.boot = boot
+    Kernel.timeline.kernelEntry = entryTSC
+
+    // 2. Memory: physical pages after the kernel (the heap the Swift runtime uses draws on
+    //    them), then the console's buffers.
+    PhysicalMemory.initialize(boot: boot, freshPagesAreZero: proto != .pvh)
+    Console.allocateBuffers()
+    // 3. The platform: descriptor tables, syscall entry, what pages must look like.
+    Platform.initialize(boot.platform, protocol: proto)
+    // 4. Time and randomness from what the host measured.
+    Clock.initialize(boot: boot, entryTSC: entryTSC)
+    Random.initialize(seed: boot.seed)
+    // 5. The program: image, ELF, address space, stack — then user mode.
+    let process = Loader.loadProgram(boot: boot)
+    Kernel.timeline.appEntry = arch_rdtsc()
+    Kernel.publishTimeline()
+    process.enter()
+}
+
+/// Kernel-wide state. One program, one thread (threads arrive with the compatibility core).
+enum Kernel {
+    nonisolated(unsafe) static var boot = BootInfo()
+    nonisolated(unsafe) static var timeline = Timeline()
+
+    /// Copies the timeline into the boot info page, where the VMM reads it after the exit.
+    static func publishTimeline() {
+        guard Platform.bootProtocol != .pvh else { return }
+        let page = UnsafeMutableRawBufferPointer(
+            start: directMap(GuestABI.bootInfoAddress + UInt64(Timeline.offset)), count: 32)
+        timeline.encode(into: page)
+    }
+}
+
+/// A pointer to physical memory through the direct map.
+@inline(__always)
+func directMap(_ address: PhysicalAddress) -> UnsafeMutableRawPointer {
+    UnsafeMutableRawPointer(bitPattern: UInt(GuestABI.directMapBase &+ address.raw))!
+}
+
+/// The physical address of a kernel image address (code, data, bss).
+@inline(__always)
+func kernelPhysical(_ pointer: UnsafeRawPointer) -> PhysicalAddress {
+    PhysicalAddress(UInt64(UInt(bitPattern: pointer)) &- GuestABI.kernelVirtualBase)
+}
+
+/// The physical address behind a direct-map pointer.
+@inline(__always)
+func directMapPhysical(_ pointer: UnsafeRawPointer) -> PhysicalAddress {
+    PhysicalAddress(UInt64(UInt(bitPattern: pointer)) &- GuestABI.directMapBase)
+}
+
+func haltForever() -> Never {
+    while true { halt_until_interrupt() }
+}
+
+/// A kernel bug or an impossible state: report it to the host and stop the VM.
+func panic(_ message: StaticString) -> Never {
+    var m = Message()
+    m.append(message)
+    panic(m)
+}
+
+func panic(_ message: Message) -> Never {
+    Console.flushAll()
+    Console.sendPanic(message)
+    haltForever()
+}

@@ -1,0 +1,214 @@
+import GuestABI
+import KernelArch
+import LinuxABI
+
+/// The app's stdout and stderr and the kernel's own diagnostics, batched: every flush is one
+/// VM exit (≈38 µs on pvm), so output is buffered per stream and flushed when a buffer fills,
+/// before the other stream writes (keeping the order the app wrote them in), before the
+/// program blocks or reads, and at exit.
+enum Console {
+    enum Backend { case doorbell, serial }
+
+    static let bufferSize = 16 * 4096
+
+    nonisolated(unsafe) static var backend = Backend.doorbell
+    /// Physical page holding the ConsoleRequest the doorbell points at.
+    nonisolated(unsafe) static var requestPage = PhysicalAddress(0)
+    nonisolated(unsafe) static var buffers: (PhysicalAddress, PhysicalAddress) = (PhysicalAddress(0), PhysicalAddress(0))
+    nonisolated(unsafe) static var fill: (Int, Int) = (0, 0)
+    nonisolated(unsafe) static var lastStream: ConsoleStream = .stdout
+    nonisolated(unsafe) static var ready = false
+
+    static func useDoorbells() { backend = .doorbell }
+    static func useSerial() {
+        backend = .serial
+        Serial.initialize()
+    }
+
+    static func allocateBuffers() {
+        guard let request = PhysicalMemory.allocatePage(),
+              let out = PhysicalMemory.allocateContiguous(pages: bufferSize / 4096),
+              let err = PhysicalMemory.allocateContiguous(pages: bufferSize / 4096)
+        else { panic("no memory for console buffers") }
+        requestPage = request
+        buffers = (out, err)
+        ready = true
+    }
+
+    /// Appends the app's bytes to a stream's buffer; returns after the bytes are buffered or
+    /// sent. `bytes` may point to user memory (already validated by the caller).
+    static func write(_ stream: ConsoleStream, _ bytes: UnsafeRawBufferPointer) {
+        if Kernel.timeline.firstOutput == 0 && stream != .kernel {
+            Kernel.timeline.firstOutput = arch_rdtsc()
+        }
+        if stream != lastStream { flushAll() }
+        lastStream = stream
+        guard stream != .kernel else {
+            send(.kernel, bytes)
+            return
+        }
+        var remaining = bytes
+        while !remaining.isEmpty {
+            let used = stream == .stdout ? fill.0 : fill.1
+            let base = stream == .stdout ? buffers.0 : buffers.1
+            let n = min(bufferSize - used, remaining.count)
+            directMap(base + UInt64(used)).copyMemory(from: remaining.baseAddress!, byteCount: n)
+            if stream == .stdout { fill.0 += n } else { fill.1 += n }
+            remaining = UnsafeRawBufferPointer(rebasing: remaining[n...])
+            if used + n == bufferSize { flush(stream) }
+        }
+    }
+
+    static func flush(_ stream: ConsoleStream) {
+        guard ready else { return }
+        let used = stream == .stdout ? fill.0 : fill.1
+        guard used > 0 else { return }
+        let base = stream == .stdout ? buffers.0 : buffers.1
+        send(stream, UnsafeRawBufferPointer(start: directMap(base), count: used))
+        if stream == .stdout { fill.0 = 0 } else { fill.1 = 0 }
+    }
+
+    static func flushAll() {
+        flush(.stdout)
+        flush(.stderr)
+    }
+
+    /// One line of kernel diagnostics ("apus: ..."), sent at once.
+    static func kernelLine(_ message: Message) {
+        flushAll()
+        var line = message
+        line.append(byte: 0x0a)
+        line.bytes.withUnsafeBytes { send(.kernel, $0) }
+    }
+
+    static func sendPanic(_ message: Message) {
+        switch backend {
+        case .doorbell:
+            message.bytes.withUnsafeBytes { bytes in
+                let n = min(bytes.count, 4096 - ConsoleRequest.size)
+                if !ready {
+                    // Before the allocator: borrow the top of the argument block page range.
+                    requestPage = GuestABI.argumentsAddress
+                }
+                let page = directMap(requestPage)
+                page.advanced(by: ConsoleRequest.size).copyMemory(from: bytes.baseAddress!, byteCount: n)
+                ConsoleRequest(stream: ConsoleStream.kernel.rawValue, length: UInt32(n),
+                               buffer: requestPage + UInt64(ConsoleRequest.size))
+                    .encode(into: UnsafeMutableRawBufferPointer(start: page, count: ConsoleRequest.size))
+                ring(.panic, requestPage.raw)
+            }
+        case .serial:
+            message.bytes.withUnsafeBytes { Serial.sendFrame(.panic, $0) }
+        }
+    }
+
+    /// One read from the host's stdin (blocking until data or end of file). On QEMU there is
+    /// no input channel: stdin is empty there.
+    static func readStdin(into out: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
+        guard out.count > 0 else { return 0 }
+        flushAll()  // the app may be prompting
+        guard backend == .doorbell else { return 0 }
+        let page = directMap(requestPage)
+        let room = min(out.count, 4096 - ConsoleRequest.size)
+        let request = UnsafeMutableRawBufferPointer(start: page, count: ConsoleRequest.size)
+        ConsoleRequest(stream: 0, length: UInt32(room), buffer: requestPage + UInt64(ConsoleRequest.size))
+            .encode(into: request)
+        ring(.stdinRead, requestPage.raw)
+        let answer = ConsoleRequest(decoding: UnsafeRawBufferPointer(request))
+        if answer.stream != 0 { throw Errno(Int32(truncatingIfNeeded: answer.stream)) }
+        let n = min(Int(answer.length), room)
+        out.copyMemory(from: UnsafeRawBufferPointer(start: page + ConsoleRequest.size, count: n))
+        return n
+    }
+
+    /// Sends bytes to the host now, in pieces the transport allows.
+    private static func send(_ stream: ConsoleStream, _ bytes: UnsafeRawBufferPointer) {
+        switch backend {
+        case .doorbell:
+            // The doorbell carries a physical address; bytes in user or kernel memory are
+            // copied through a bounce buffer when they are not physically contiguous.
+            var remaining = bytes
+            while !remaining.isEmpty {
+                let page = directMap(requestPage)
+                let length: Int
+                let physical: PhysicalAddress
+                if isDirectMapped(remaining.baseAddress!, count: remaining.count) {
+                    length = remaining.count
+                    physical = directMapPhysical(remaining.baseAddress!)
+                } else {
+                    length = min(remaining.count, 4096 - ConsoleRequest.size)
+                    page.advanced(by: ConsoleRequest.size).copyMemory(from: remaining.baseAddress!, byteCount: length)
+                    physical = requestPage + UInt64(ConsoleRequest.size)
+                }
+                ConsoleRequest(stream: stream.rawValue, length: UInt32(length), buffer: physical)
+                    .encode(into: UnsafeMutableRawBufferPointer(start: page, count: ConsoleRequest.size))
+                ring(.console, requestPage.raw)
+                remaining = UnsafeRawBufferPointer(rebasing: remaining[length...])
+            }
+        case .serial:
+            let kind: SerialFrame.Kind = stream == .stdout ? .stdout : stream == .stderr ? .stderr : .kernel
+            var remaining = bytes
+            while !remaining.isEmpty {
+                let n = min(remaining.count, SerialFrame.maxPayload)
+                Serial.sendFrame(kind, UnsafeRawBufferPointer(rebasing: remaining[..<n]))
+                remaining = UnsafeRawBufferPointer(rebasing: remaining[n...])
+            }
+        }
+    }
+
+    /// True for buffers inside the direct map (physically contiguous by construction).
+    private static func isDirectMapped(_ p: UnsafeRawPointer, count: Int) -> Bool {
+        let a = UInt64(UInt(bitPattern: p))
+        return a >= GuestABI.directMapBase && a &- GuestABI.directMapBase &+ UInt64(count) <= Kernel.boot.memorySize
+    }
+
+    static func ring(_ doorbell: Doorbell, _ value: UInt64) {
+        arch_store64(GuestABI.directMapBase &+ GuestABI.doorbellAddress.raw &+ doorbell.rawValue, value)
+    }
+
+    /// Ends the VM with the app's status.
+    static func exit(_ status: ExitStatus) -> Never {
+        flushAll()
+        Kernel.timeline.exit = arch_rdtsc()
+        Kernel.publishTimeline()
+        switch backend {
+        case .doorbell:
+            ring(.exit, status.encoded)
+        case .serial:
+            var payload = status.encoded.littleEndian
+            withUnsafeBytes(of: &payload) { Serial.sendFrame(.exit, $0) }
+            Serial.powerOff()
+        }
+        haltForever()
+    }
+}
+
+/// COM1 (a 16550 at port 0x3f8) carrying `SerialFrame`s: the console on QEMU.
+enum Serial {
+    static let port: UInt16 = 0x3f8
+
+    static func initialize() {
+        arch_outb(port + 1, 0x00)  // no interrupts
+        arch_outb(port + 3, 0x80)  // DLAB
+        arch_outb(port + 0, 0x01)  // 115200 baud
+        arch_outb(port + 1, 0x00)
+        arch_outb(port + 3, 0x03)  // 8N1
+        arch_outb(port + 2, 0xc7)  // FIFO on
+    }
+
+    static func put(_ byte: UInt8) {
+        while arch_inb(port + 5) & 0x20 == 0 { arch_pause() }
+        arch_outb(port, byte)
+    }
+
+    static func sendFrame(_ kind: SerialFrame.Kind, _ payload: UnsafeRawBufferPointer) {
+        let h = SerialFrame.header(kind: kind, length: payload.count)
+        put(h.0); put(h.1); put(h.2); put(h.3)
+        for b in payload { put(b) }
+    }
+
+    /// isa-debug-exit at port 0xf4 (the QEMU launcher adds that device): QEMU exits at once.
+    static func powerOff() {
+        arch_outl(0xf4, 0)
+    }
+}

@@ -1,0 +1,197 @@
+import ELF
+import GuestABI
+import ImageFormat
+import KernelArch
+import LinuxABI
+
+/// The running program: where it was loaded and how to enter it.
+struct Process {
+    var entry: UInt64
+    var stackPointer: UInt64
+    var loadBase: UInt64
+    var executablePath: UnsafeRawBufferPointer
+    var elfBytes: UnsafeRawBufferPointer
+
+    /// Jumps to user mode at the program's entry with Linux's initial register state
+    /// (everything zero but rsp; rflags IF set).
+    func enter() -> Never {
+        let frame = SyscallFrame.atTopOfKernelStack()
+        frame.clear()
+        frame[.rip] = entry
+        frame[.cs] = Platform.userCode
+        frame[.rflags] = 0x202
+        frame[.rsp] = stackPointer
+        frame[.ss] = Platform.userData
+        enter_user(frame.address)
+    }
+}
+
+/// Loads the image's entrypoint ELF into the app's half of the address space (DESIGN.md
+/// "Kernel memory model"): ET_EXEC at its addresses, ET_DYN static-pie at a random base, brk
+/// after the highest segment, an 8 MiB stack at a random top, and Linux's initial stack.
+enum Loader {
+    static let stackSize: UInt64 = 8 << 20
+    static let stackTopLimit: UInt64 = PageTable.userEnd - 0x1000
+    static let dynamicBase: UInt64 = 0x5555_5555_4000
+
+    nonisolated(unsafe) static var process: Process? = nil
+
+    static func loadProgram(boot: BootInfo) -> Process {
+        let imageBytes = UnsafeRawBufferPointer(start: directMap(boot.imageAddress), count: Int(boot.imageSize))
+        let image: ImageReader
+        do { image = try ImageReader(bytes: imageBytes) } catch { fatalLoad("image is corrupt: ", error.message) }
+        let entry = image.entrypoint
+        let elfBytes = image.contents(of: entry)
+        let elf: ELFFile
+        do {
+            elf = try ELFFile(bytes: elfBytes)
+            try elf.validateForLoading()
+        } catch {
+            fatalLoad("program is not loadable: ", error.message)
+        }
+        if elf.interpreter != nil {
+            fatalLoad("dynamically linked programs are not supported yet: ", "build the program with -static")
+        }
+
+        let base: UInt64 = elf.type == .sharedObject ? dynamicBase + (Random.next() % (1 << 20)) * 4096 : 0
+        var highest: UInt64 = 0
+        for ph in elf.programHeaders where ph.isLoad {
+            loadSegment(ph, base: base, file: elfBytes)
+            highest = max(highest, base + ph.virtualAddress + ph.memorySize)
+        }
+
+        // brk: a random gap after the program, like Linux's brk randomization.
+        let brk = AddressSpace.pageAlignUp(highest)! + (Random.next() % 4096) * 4096
+        AddressSpace.brkStart = brk
+        AddressSpace.brkCurrent = brk
+
+        // Stack: the top randomized over 256 MiB; its frames physically contiguous so the
+        // initial stack can be written through the direct map in one piece.
+        let stackTop = stackTopLimit - (Random.next() % 65536) * 4096
+        let size = min(stackSize, (boot.memorySize / 8) & ~0xfff)
+        let stackBase = stackTop - size
+        guard let frames = PhysicalMemory.allocateContiguous(pages: Int(size / 4096)) else {
+            fatalLoad("not enough memory for the stack: ", "give the VM more memory with --memory")
+        }
+        let stackFlags = PageTable.flags(for: [.PROT_READ, .PROT_WRITE])
+        var offset: UInt64 = 0
+        while offset < size {
+            do { try PageTable.map(stackBase + offset, frames + offset, stackFlags) } catch {
+                fatalLoad("not enough memory for page tables: ", "give the VM more memory with --memory")
+            }
+            offset += 4096
+        }
+        AddressSpace.regions.append(Region(start: stackBase, end: stackTop, protection: [.PROT_READ, .PROT_WRITE], kind: .stack))
+        AddressSpace.regions.sort { $0.start < $1.start }
+        // mmap grows down from below a guard gap under the stack.
+        AddressSpace.mmapTop = stackBase - (1 << 30) - (Random.next() % 65536) * 4096
+
+        // The initial stack: argv, envp, auxv (System V ABI), built in the top 64 KiB.
+        let topSpan = min(size, 128 * 1024)
+        let buffer = UnsafeMutableRawBufferPointer(start: directMap(frames + (size - topSpan)), count: Int(topSpan))
+        let strings = UnsafeRawBufferPointer(start: directMap(boot.argumentsAddress), count: Int(boot.argumentsSize))
+        let phdr = programHeaderAddress(elf, base: base)
+        var a: UInt32 = 0, b: UInt32 = 0, c: UInt32 = 0, d: UInt32 = 0
+        arch_cpuid(1, 0, &a, &b, &c, &d)
+        let auxv: [(UInt64, UInt64)] = [
+            (AuxvKey.AT_PHDR.rawValue, phdr),
+            (AuxvKey.AT_PHENT.rawValue, UInt64(elf.programHeaderEntrySize)),
+            (AuxvKey.AT_PHNUM.rawValue, UInt64(elf.programHeaderCount)),
+            (AuxvKey.AT_PAGESZ.rawValue, 4096),
+            (AuxvKey.AT_BASE.rawValue, 0),
+            (AuxvKey.AT_FLAGS.rawValue, 0),
+            (AuxvKey.AT_ENTRY.rawValue, base + elf.entry),
+            (AuxvKey.AT_UID.rawValue, 0), (AuxvKey.AT_EUID.rawValue, 0),
+            (AuxvKey.AT_GID.rawValue, 0), (AuxvKey.AT_EGID.rawValue, 0),
+            (AuxvKey.AT_SECURE.rawValue, 0),
+            (AuxvKey.AT_CLKTCK.rawValue, 100),
+            (AuxvKey.AT_HWCAP.rawValue, UInt64(d)),
+            (AuxvKey.AT_HWCAP2.rawValue, 0),
+        ]
+        let rsp: UInt64
+        do {
+            rsp = try InitialStack.build(
+                into: buffer, stackTop: stackTop, stringBlock: strings,
+                argc: Int(boot.argc), envc: Int(boot.envc), auxv: auxv,
+                random: (Random.next(), Random.next()), execfn: entry.path)
+        } catch {
+            fatalLoad("arguments and environment do not fit the stack: ", error.name)
+        }
+        let p = Process(entry: base + elf.entry, stackPointer: rsp, loadBase: base,
+                        executablePath: entry.path, elfBytes: elfBytes)
+        process = p
+        return p
+    }
+
+    /// Maps one PT_LOAD: fresh frames for its pages, file bytes copied in, the rest zero.
+    /// A page shared with the previous segment keeps its frame and gets both permissions.
+    private static func loadSegment(_ ph: ProgramHeader, base: UInt64, file: UnsafeRawBufferPointer) {
+        var protection: MmapProtection = []
+        if ph.readable { protection.insert(.PROT_READ) }
+        if ph.writable { protection.insert(.PROT_WRITE) }
+        if ph.executable { protection.insert(.PROT_EXEC) }
+        let start = (base + ph.virtualAddress) & ~0xfff
+        let end = AddressSpace.pageAlignUp(base + ph.virtualAddress + ph.memorySize)!
+        let fileStart = base + ph.virtualAddress
+        let fileEnd = fileStart + ph.fileSize
+        var page = start
+        while page < end {
+            var flags = PageTable.flags(for: protection)
+            let frame: PhysicalAddress
+            if let existing = PageTable.frame(page) {
+                frame = existing
+                if let e = try? PageTable.leaf(page, create: false) {
+                    let old = e.pointee
+                    if old & PageTable.writable != 0 { flags |= PageTable.writable }
+                    if old & PageTable.noExecute == 0 { flags &= ~PageTable.noExecute }
+                }
+            } else {
+                guard let f = PhysicalMemory.allocatePage() else {
+                    fatalLoad("not enough memory for the program: ", "give the VM more memory with --memory")
+                }
+                frame = f
+            }
+            do { try PageTable.map(page, frame, flags) } catch {
+                fatalLoad("not enough memory for page tables: ", "give the VM more memory with --memory")
+            }
+            // Copy the part of [fileStart, fileEnd) that falls in this page.
+            let copyStart = max(page, fileStart)
+            let copyEnd = min(page + 4096, fileEnd)
+            if copyStart < copyEnd {
+                let source = ph.offset + (copyStart - fileStart)
+                directMap(frame + (copyStart - page)).copyMemory(
+                    from: file.baseAddress! + Int(source), byteCount: Int(copyEnd - copyStart))
+            }
+            page += 4096
+        }
+        AddressSpace.regions.append(Region(start: start, end: end, protection: protection, kind: .program))
+    }
+
+    /// AT_PHDR: the program headers' address in memory (PT_PHDR, else inside a PT_LOAD).
+    private static func programHeaderAddress(_ elf: ELFFile, base: UInt64) -> UInt64 {
+        for ph in elf.programHeaders where ph.type == PT_PHDR { return base + ph.virtualAddress }
+        for ph in elf.programHeaders where ph.isLoad {
+            if elf.programHeaderOffset >= ph.offset && elf.programHeaderOffset < ph.offset + ph.fileSize {
+                return base + ph.virtualAddress + (elf.programHeaderOffset - ph.offset)
+            }
+        }
+        return 0
+    }
+
+    private static func fatalLoad(_ what: StaticString, _ detail: StaticString) -> Never {
+        var m = Message("apus: ")
+        m.append(what)
+        m.append(detail)
+        Console.kernelLine(m)
+        Console.exit(.exited(127))
+    }
+
+    private static func fatalLoad(_ what: StaticString, _ detail: String) -> Never {
+        var m = Message("apus: ")
+        m.append(what)
+        var d = detail
+        d.withUTF8 { m.append(bytes: UnsafeRawBufferPointer($0)) }
+        Console.kernelLine(m)
+        Console.exit(.exited(127))
+    }
+}

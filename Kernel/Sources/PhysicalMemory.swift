@@ -1,0 +1,59 @@
+import GuestABI
+
+/// Physical page allocator over [kernelEnd, memorySize).
+///
+/// Pages come from two places: a free list of returned pages (linked through their first
+/// word, zeroed again when handed out) and a bump pointer over never-used memory. The host
+/// backs guest RAM with a lazy anonymous mapping, so never-used pages read as zero without the
+/// guest touching them: handing them out costs nothing, and mapping a large region eagerly
+/// (as pvm requires) costs page-table writes only, not host memory, until the app uses it.
+enum PhysicalMemory {
+    static let pageSize: UInt64 = 4096
+
+    nonisolated(unsafe) static var bump: UInt64 = 0
+    nonisolated(unsafe) static var end: UInt64 = 0
+    nonisolated(unsafe) static var freeList: UInt64 = 0
+    nonisolated(unsafe) static var freeListCount = 0
+    nonisolated(unsafe) static var freshPagesAreZero = true
+    nonisolated(unsafe) static var totalPages = 0
+
+    static func initialize(boot: BootInfo, freshPagesAreZero zero: Bool) {
+        bump = (boot.kernelEnd + pageSize - 1) & ~(pageSize - 1)
+        end = boot.memorySize & ~(pageSize - 1)
+        freshPagesAreZero = zero
+        guard bump < end else { panic("no memory after the kernel image") }
+        totalPages = Int(end / pageSize)
+    }
+
+    static var freePages: Int { Int((end - bump) / pageSize) + freeListCount }
+
+    /// A zeroed page, or nil when memory is exhausted.
+    static func allocatePage() -> PhysicalAddress? {
+        if freeList != 0 {
+            let page = PhysicalAddress(freeList)
+            freeList = directMap(page).load(as: UInt64.self)
+            freeListCount -= 1
+            directMap(page).initializeMemory(as: UInt8.self, repeating: 0, count: Int(pageSize))
+            return page
+        }
+        return allocateContiguous(pages: 1)
+    }
+
+    /// `pages` physically contiguous zeroed pages from never-used memory.
+    static func allocateContiguous(pages: Int) -> PhysicalAddress? {
+        let bytes = UInt64(pages) * pageSize
+        guard pages > 0, end - bump >= bytes else { return nil }
+        let page = PhysicalAddress(bump)
+        bump += bytes
+        if !freshPagesAreZero {
+            directMap(page).initializeMemory(as: UInt8.self, repeating: 0, count: Int(bytes))
+        }
+        return page
+    }
+
+    static func free(_ page: PhysicalAddress) {
+        directMap(page).storeBytes(of: freeList, as: UInt64.self)
+        freeList = page.raw
+        freeListCount += 1
+    }
+}

@@ -1,0 +1,149 @@
+import GuestABI
+import KernelArch
+
+/// The platform layer (DESIGN.md "Platforms"): what differs between this workplace's KVM (pvm)
+/// and ordinary x86-64 (native). Everything above it is shared.
+enum Platform {
+    nonisolated(unsafe) static var kind = GuestPlatform.pvm
+    nonisolated(unsafe) static var bootProtocol = BootProtocol.apusPVM
+
+    // Selectors, Linux's GDT layout (the VMM uses the same on pvm).
+    static let kernelCode: UInt16 = 0x10
+    static let kernelData: UInt16 = 0x18
+    static let userCode: UInt64 = 0x33
+    static let userData: UInt64 = 0x2b
+    static let tssSelector: UInt16 = 0x40
+
+    // MSRs
+    static let msrEFER: UInt32 = 0xc000_0080
+    static let msrSTAR: UInt32 = 0xc000_0081
+    static let msrLSTAR: UInt32 = 0xc000_0082
+    static let msrSFMASK: UInt32 = 0xc000_0084
+    static let msrFSBase: UInt32 = 0xc000_0100
+    static let msrGSBase: UInt32 = 0xc000_0101
+
+    /// SFMASK: clear TF, IF, DF, NT, AC (and IOPL) on syscall entry.
+    static let syscallFlagMask: UInt64 = 0x47700
+
+    static func initialize(_ platform: GuestPlatform, protocol proto: BootProtocol) {
+        kind = platform
+        bootProtocol = proto
+        if platform == .native { loadGDTAndTSS() }
+        loadIDT()
+        if platform == .native {
+            arch_wrmsr(msrSTAR, (0x23 << 48) | (UInt64(kernelCode) << 32))
+            arch_wrmsr(msrSFMASK, syscallFlagMask)
+            arch_wrmsr(msrEFER, arch_rdmsr(msrEFER) | 1)  // SCE
+        }
+        // On pvm, STAR and SFMASK were set by the VMM (KVM_SET_MSRS); LSTAR is ours to set.
+        arch_wrmsr(msrLSTAR, arch_syscall_entry_address())
+        if proto == .pvh {
+            // Drop the identity mapping the 32-bit entry needed: that range is the app's.
+            PageTable.clearAppRegion()
+        }
+    }
+
+    /// Every page must carry U on pvm (kernel pages included); on native only user pages do.
+    static var kernelPagesAreUserAccessible: Bool { kind == .pvm }
+
+    // MARK: descriptor tables
+
+    private static func loadIDT() {
+        guard let page = PhysicalMemory.allocatePage() else { panic("no memory for the IDT") }
+        let idt = directMap(page)
+        // On pvm gates must use selector 0x33 and IST 0 (PVM.md); on native the kernel's CS.
+        let selector: UInt16 = kind == .pvm ? 0x33 : kernelCode
+        for vector in 0..<22 {
+            let dpl3 = vector == 3 || vector == 4  // int3 and into from user mode
+            setGate(idt, vector: vector, handler: handlerAddress(vector),
+                    selector: selector, typeAttributes: dpl3 ? 0xee : 0x8e)
+        }
+        setGate(idt, vector: 32, handler: arch_timer_handler(), selector: selector, typeAttributes: 0x8e)
+        arch_lidt(UInt64(UInt(bitPattern: idt)), 256 * 16 - 1)
+    }
+
+    private static func handlerAddress(_ vector: Int) -> UInt64 { arch_trap_handler(Int32(vector)) }
+
+    private static func setGate(_ idt: UnsafeMutableRawPointer, vector: Int, handler: UInt64,
+                                selector: UInt16, typeAttributes: UInt8) {
+        let e = UnsafeMutableRawBufferPointer(start: idt + vector * 16, count: 16)
+        e.writeLE(UInt16(truncatingIfNeeded: handler), at: 0)
+        e.writeLE(selector, at: 2)
+        e[4] = 0  // IST 0: pvm cannot use IST; native takes RSP0 from the TSS for user traps
+        e[5] = typeAttributes
+        e.writeLE(UInt16(truncatingIfNeeded: handler >> 16), at: 6)
+        e.writeLE(UInt32(truncatingIfNeeded: handler >> 32), at: 8)
+        e.writeLE(UInt32(0), at: 12)
+    }
+
+    /// Native only: Linux's GDT layout plus a TSS whose RSP0 is the trap stack for user traps.
+    private static func loadGDTAndTSS() {
+        guard let page = PhysicalMemory.allocatePage(), let stack = PhysicalMemory.allocateContiguous(pages: 4)
+        else { panic("no memory for the GDT") }
+        let base = directMap(page)
+        let gdt = UnsafeMutableRawBufferPointer(start: base, count: 0x50)
+        let descriptors: [UInt64] = [
+            0, 0,
+            0x00af_9a00_0000_ffff,  // 0x10 kernel code 64
+            0x00cf_9200_0000_ffff,  // 0x18 kernel data
+            0x00cf_fa00_0000_ffff,  // 0x20 user code 32 (0x23)
+            0x00cf_f200_0000_ffff,  // 0x28 user data (0x2b)
+            0x00af_fa00_0000_ffff,  // 0x30 user code 64 (0x33)
+            0,
+        ]
+        for (i, d) in descriptors.enumerated() { gdt.writeLE(d, at: i * 8) }
+        let tssAddress = UInt64(UInt(bitPattern: base)) + 0x100
+        let tss = UnsafeMutableRawBufferPointer(start: base + 0x100, count: 104)
+        let trapStackTop = GuestABI.directMapBase + stack.raw + 4 * 4096
+        tss.writeLE(trapStackTop, at: 4)   // RSP0
+        tss.writeLE(UInt16(104), at: 102)  // no I/O permission bitmap
+        // 16-byte TSS descriptor: limit 103, type 0x89 (available 64-bit TSS), present.
+        let low: UInt64 = 103 | ((tssAddress & 0xff_ffff) << 16) | (0x89 << 40) | (((tssAddress >> 24) & 0xff) << 56)
+        gdt.writeLE(low, at: 0x40)
+        gdt.writeLE(tssAddress >> 32, at: 0x48)
+        arch_lgdt(UInt64(UInt(bitPattern: base)), 0x4f)
+        arch_ltr(tssSelector)
+    }
+}
+
+/// QEMU's PVH boot: hvm_start_info (Xen's public arch-x86/hvm/start_info.h layout, version 1)
+/// names the first module, which the QEMU launcher fills with a `QEMUBundle`.
+enum PVHBoot {
+    static let startInfoMagic: UInt32 = 0x336e_c578
+
+    static func bootInfo(startInfo: PhysicalAddress) -> BootInfo {
+        let info = UnsafeRawBufferPointer(start: directMap(startInfo), count: 56)
+        guard info.readLE(UInt32.self, at: 0) == startInfoMagic else { panic("PVH: bad start_info magic") }
+        let version = info.readLE(UInt32.self, at: 4)
+        let moduleCount = info.readLE(UInt32.self, at: 12)
+        guard moduleCount >= 1 else { panic("PVH: no boot module (the launcher passes the program as -initrd)") }
+        let module = UnsafeRawBufferPointer(start: directMap(PhysicalAddress(info.readLE(UInt64.self, at: 16))), count: 32)
+        let moduleAddress = PhysicalAddress(module.readLE(UInt64.self, at: 0))
+        let moduleSize = module.readLE(UInt64.self, at: 8)
+
+        // RAM size: the end of the highest RAM range in the memory map (type 1).
+        var ramEnd: UInt64 = 0
+        if version >= 1 {
+            let mapAddress = PhysicalAddress(info.readLE(UInt64.self, at: 40))
+            let entries = Int(info.readLE(UInt32.self, at: 48))
+            let map = UnsafeRawBufferPointer(start: directMap(mapAddress), count: entries * 24)
+            for i in 0..<entries where map.readLE(UInt32.self, at: i * 24 + 16) == 1 {
+                let end = map.readLE(UInt64.self, at: i * 24) &+ map.readLE(UInt64.self, at: i * 24 + 8)
+                if end <= 0x1_0000_0000 { ramEnd = max(ramEnd, end) }
+            }
+        }
+        guard ramEnd > 0 else { panic("PVH: no memory map") }
+
+        let bundle = UnsafeRawBufferPointer(start: directMap(moduleAddress), count: Int(moduleSize))
+        guard moduleSize >= QEMUBundle.imageOffset,
+              var boot = try? BootInfo(decoding: UnsafeRawBufferPointer(rebasing: bundle[0..<BootInfo.size]))
+        else { panic("PVH: boot module is not an apus boot bundle") }
+        boot.platform = .native
+        // Usable RAM ends where the bundle starts (QEMU puts the initrd at the top of RAM).
+        boot.memorySize = min(ramEnd, moduleAddress.raw)
+        boot.argumentsAddress = moduleAddress + QEMUBundle.argumentsOffset
+        boot.imageAddress = moduleAddress + QEMUBundle.imageOffset
+        boot.kernelEnd = arch_kernel_image_end() - GuestABI.kernelVirtualBase
+        return boot
+    }
+}

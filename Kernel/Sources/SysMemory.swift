@@ -1,0 +1,109 @@
+import LinuxABI
+
+/// brk and anonymous mmap/munmap/mprotect/mremap/madvise with Linux semantics.
+/// File-backed mappings need a file system and come with it.
+enum SysMemory {
+    static let pageMask: UInt64 = 0xfff
+
+    /// brk(addr): moves the break if it can; always returns the (possibly unchanged) break.
+    static func brk(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let requested = a[0]
+        let current = AddressSpace.brkCurrent
+        guard requested >= AddressSpace.brkStart else { return current }
+        guard let newEnd = AddressSpace.pageAlignUp(requested),
+              let oldEnd = AddressSpace.pageAlignUp(current) else { return current }
+        if newEnd > oldEnd {
+            guard AddressSpace.isFree(oldEnd, newEnd) else { return current }
+            do { try AddressSpace.map(oldEnd, newEnd - oldEnd, [.PROT_READ, .PROT_WRITE], .heap) } catch {
+                return current
+            }
+        } else if newEnd < oldEnd {
+            AddressSpace.unmap(newEnd, oldEnd - newEnd)
+        }
+        AddressSpace.brkCurrent = requested
+        return requested
+    }
+
+    static func mmap(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let hint = a[0]
+        let protection = MmapProtection(rawValue: a[2] & 0xffff_ffff)
+        let flags = MmapFlags(rawValue: a[3] & 0xffff_ffff)
+        try flags.validate()
+        guard a.size(1) > 0, let length = AddressSpace.pageAlignUp(a.size(1)) else { throw .EINVAL }
+        guard flags.isAnonymous else {
+            // A descriptor that is not a file: no file can be mapped in this version.
+            throw a.fd(4) >= 0 && a.fd(4) <= 2 ? .EACCES : .EBADF
+        }
+        guard protection.isSubset(of: [.PROT_READ, .PROT_WRITE, .PROT_EXEC]) else { throw .EINVAL }
+
+        let start: UInt64
+        if flags.isFixed {
+            guard hint & pageMask == 0 else { throw .EINVAL }
+            let (end, overflow) = hint.addingReportingOverflow(length)
+            guard !overflow, hint >= PageTable.userStart, end <= PageTable.userEnd else { throw .ENOMEM }
+            if !AddressSpace.isFree(hint, end) {
+                if flags.contains(.MAP_FIXED_NOREPLACE) { throw .EEXIST }
+                AddressSpace.unmap(hint, length)
+            }
+            start = hint
+        } else if hint != 0, hint & pageMask == 0, hint.addingReportingOverflow(length).partialValue <= PageTable.userEnd,
+                  AddressSpace.isFree(hint, hint + length) {
+            start = hint
+        } else {
+            guard let s = AddressSpace.findFree(length: length) else { throw .ENOMEM }
+            start = s
+        }
+        try AddressSpace.map(start, length, protection, .anonymous)
+        return start
+    }
+
+    static func munmap(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let (start, length) = try range(a[0], a.size(1))
+        AddressSpace.unmap(start, length)
+        return 0
+    }
+
+    static func mprotect(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let (start, length) = try range(a[0], a.size(1), allowEmpty: true)
+        let protection = MmapProtection(rawValue: a[2] & 0xffff_ffff)
+        try protection.validateForMprotect()
+        if length == 0 { return 0 }
+        try AddressSpace.protect(start, length, protection.intersection([.PROT_READ, .PROT_WRITE, .PROT_EXEC]))
+        return 0
+    }
+
+    static func mremap(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let flags = MremapFlags(rawValue: a[3])
+        guard flags.isSubset(of: [.MREMAP_MAYMOVE]) else { throw .EINVAL }  // FIXED/DONTUNMAP later
+        let (start, oldLength) = try range(a[0], a.size(1))
+        guard let newLength = AddressSpace.pageAlignUp(a.size(2)), newLength > 0 else { throw .EINVAL }
+        return try AddressSpace.remap(start, oldLength, newLength, mayMove: flags.contains(.MREMAP_MAYMOVE))
+    }
+
+    static func madvise(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let (start, length) = try range(a[0], a.size(1), allowEmpty: true)
+        switch a.int32(2) {
+        case MadviseAdvice.MADV_DONTNEED:
+            guard PageTable.isAccessible(start, length: length, write: false) || length == 0 else { throw .ENOMEM }
+            AddressSpace.discard(start, length)
+        case MadviseAdvice.MADV_NORMAL, MadviseAdvice.MADV_RANDOM, MadviseAdvice.MADV_SEQUENTIAL,
+             MadviseAdvice.MADV_WILLNEED, MadviseAdvice.MADV_FREE, MadviseAdvice.MADV_DONTFORK,
+             MadviseAdvice.MADV_DOFORK, MadviseAdvice.MADV_HUGEPAGE, MadviseAdvice.MADV_NOHUGEPAGE,
+             MadviseAdvice.MADV_DONTDUMP:
+            break  // hints; MADV_FREE may keep contents, so doing nothing is correct
+        default:
+            throw .EINVAL
+        }
+        return 0
+    }
+
+    /// A page-aligned start and a length rounded up to pages, inside the user half.
+    private static func range(_ start: UInt64, _ length: UInt64, allowEmpty: Bool = false) throws(Errno) -> (UInt64, UInt64) {
+        guard start & pageMask == 0 else { throw .EINVAL }
+        guard length > 0 || allowEmpty else { throw .EINVAL }
+        guard let rounded = AddressSpace.pageAlignUp(length) else { throw .EINVAL }
+        let (end, overflow) = start.addingReportingOverflow(rounded)
+        guard !overflow, end <= PageTable.userEnd else { throw .EINVAL }
+        return (start, rounded)
+    }
+}

@@ -1,0 +1,65 @@
+import LinuxABI
+
+/// Clocks and sleeping, from the TSC (Clock.swift).
+enum SysTime {
+    static func now(_ clock: Int32) throws(Errno) -> UInt64 {
+        guard let id = ClockID(rawValue: clock) else { throw .EINVAL }
+        switch id {
+        case .CLOCK_REALTIME, .CLOCK_REALTIME_COARSE, .CLOCK_TAI, .CLOCK_REALTIME_ALARM:
+            return Clock.realtimeNanos
+        case .CLOCK_MONOTONIC, .CLOCK_MONOTONIC_RAW, .CLOCK_MONOTONIC_COARSE, .CLOCK_BOOTTIME,
+             .CLOCK_BOOTTIME_ALARM:
+            return Clock.monotonicNanos
+        case .CLOCK_PROCESS_CPUTIME_ID, .CLOCK_THREAD_CPUTIME_ID:
+            return Clock.processCPUNanos
+        }
+    }
+
+    static func clockGettime(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let ns = try now(a.int32(0))
+        try Timespec(totalNanoseconds: Int64(ns)).encode(into: UserMemory.writable(a[1], Timespec.size))
+        return 0
+    }
+
+    static func clockGetres(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        _ = try now(a.int32(0))
+        if a[1] != 0 {
+            try Timespec(seconds: 0, nanoseconds: 1).encode(into: UserMemory.writable(a[1], Timespec.size))
+        }
+        return 0
+    }
+
+    static func gettimeofday(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        if a[0] != 0 {
+            let ts = Timespec(totalNanoseconds: Int64(Clock.realtimeNanos))
+            try Timeval(ts).encode(into: UserMemory.writable(a[0], Timeval.size))
+        }
+        if a[1] != 0 { try UserMemory.store(UInt64(0), a[1]) }  // struct timezone: UTC
+        return 0
+    }
+
+    static func time(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let seconds = Clock.realtimeNanos / 1_000_000_000
+        if a[0] != 0 { try UserMemory.store(seconds, a[0]) }
+        return seconds
+    }
+
+    static func nanosleep(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let request = try Timespec.decode(from: UserMemory.readable(a[0], Timespec.size))
+        guard request.isValid, let duration = request.totalNanoseconds else { throw .EINVAL }
+        Clock.sleep(untilMonotonic: Clock.monotonicNanos &+ UInt64(duration))
+        return 0
+    }
+
+    static func clockNanosleep(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let clock = a.int32(0)
+        guard clock != ClockID.CLOCK_THREAD_CPUTIME_ID.rawValue else { throw .EINVAL }
+        let start = try now(clock)
+        let request = try Timespec.decode(from: UserMemory.readable(a[2], Timespec.size))
+        guard request.isValid, let value = request.totalNanoseconds else { throw .EINVAL }
+        let absolute = a.int32(1) & ClockID.TIMER_ABSTIME != 0
+        let remaining = absolute ? (UInt64(value) > start ? UInt64(value) - start : 0) : UInt64(value)
+        Clock.sleep(untilMonotonic: Clock.monotonicNanos &+ remaining)
+        return 0
+    }
+}

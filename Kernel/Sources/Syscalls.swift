@@ -1,0 +1,137 @@
+import GuestABI
+import KernelArch
+import LinuxABI
+
+/// The registers arch/entry.S saves on syscall entry (layout in entry.S).
+struct SyscallFrame {
+    enum Slot: Int {
+        case r15 = 0, r14, r13, r12, rbp, rbx, r9, r8, r10, rdx, rsi, rdi, rax, rip, cs, rflags, rsp, ss
+    }
+    static let size = 18 * 8
+
+    let address: UInt64
+
+    static func atTopOfKernelStack() -> SyscallFrame {
+        SyscallFrame(address: arch_kernel_stack_top() - UInt64(size))
+    }
+
+    private var words: UnsafeMutablePointer<UInt64> {
+        UnsafeMutablePointer(bitPattern: UInt(address))!
+    }
+
+    subscript(slot: Slot) -> UInt64 {
+        get { words[slot.rawValue] }
+        nonmutating set { words[slot.rawValue] = newValue }
+    }
+
+    func clear() { for i in 0..<18 { words[i] = 0 } }
+
+    var arguments: SyscallArguments {
+        SyscallArguments(number: Int(truncatingIfNeeded: self[.rax]),
+                         args: (self[.rdi], self[.rsi], self[.rdx], self[.r10], self[.r8], self[.r9]))
+    }
+}
+
+/// Called by syscall_entry with the saved registers; the result goes back in rax.
+@_cdecl("syscall_dispatch")
+func syscallDispatch(_ frameAddress: UInt64) {
+    let frame = SyscallFrame(address: frameAddress)
+    let call = frame.arguments
+    let result: UInt64
+    do {
+        result = try Syscalls.handle(call)
+    } catch {
+        result = error.negatedReturn
+    }
+    frame[.rax] = result
+}
+
+/// Table-driven dispatch by number to one handler per syscall, grouped by family in the
+/// Sys*.swift files. Each handler takes decoded arguments and throws a Linux errno.
+enum Syscalls {
+    typealias Handler = (SyscallArguments) throws(Errno) -> UInt64
+
+    static func handle(_ call: SyscallArguments) throws(Errno) -> UInt64 {
+        guard let handler = handler(call.number) else {
+            reportUnimplemented(call.number)
+            throw .ENOSYS
+        }
+        return try handler(call)
+    }
+
+    static func handler(_ n: Int) -> Handler? {
+        switch n {
+        // I/O on the standard streams (SysIO.swift)
+        case SyscallNumber.read: return SysIO.read
+        case SyscallNumber.write: return SysIO.write
+        case SyscallNumber.readv: return SysIO.readv
+        case SyscallNumber.writev: return SysIO.writev
+        case SyscallNumber.ioctl: return SysIO.ioctl
+        case SyscallNumber.fstat: return SysIO.fstat
+        case SyscallNumber.newfstatat: return SysIO.newfstatat
+        case SyscallNumber.readlink: return SysIO.readlink
+        case SyscallNumber.readlinkat: return SysIO.readlinkat
+        case SyscallNumber.fcntl: return SysIO.fcntl
+        case SyscallNumber.close: return SysIO.close
+        // Memory (SysMemory.swift)
+        case SyscallNumber.brk: return SysMemory.brk
+        case SyscallNumber.mmap: return SysMemory.mmap
+        case SyscallNumber.munmap: return SysMemory.munmap
+        case SyscallNumber.mprotect: return SysMemory.mprotect
+        case SyscallNumber.mremap: return SysMemory.mremap
+        case SyscallNumber.madvise: return SysMemory.madvise
+        // Process and thread state (SysProcess.swift)
+        case SyscallNumber.exit, SyscallNumber.exit_group: return SysProcess.exit
+        case SyscallNumber.arch_prctl: return SysProcess.archPrctl
+        case SyscallNumber.set_tid_address: return SysProcess.setTidAddress
+        case SyscallNumber.set_robust_list: return SysProcess.setRobustList
+        case SyscallNumber.rseq: return SysProcess.rseq
+        case SyscallNumber.getpid, SyscallNumber.gettid: return SysProcess.getpid
+        case SyscallNumber.getppid: return SysProcess.zero
+        case SyscallNumber.getuid, SyscallNumber.geteuid, SyscallNumber.getgid, SyscallNumber.getegid:
+            return SysProcess.zero
+        case SyscallNumber.uname: return SysProcess.uname
+        case SyscallNumber.prlimit64: return SysProcess.prlimit64
+        case SyscallNumber.getrlimit: return SysProcess.getrlimit
+        case SyscallNumber.sysinfo: return SysProcess.sysinfo
+        case SyscallNumber.sched_getaffinity: return SysProcess.schedGetaffinity
+        case SyscallNumber.sched_yield: return SysProcess.zero
+        case SyscallNumber.getrandom: return SysProcess.getrandom
+        // Time (SysTime.swift)
+        case SyscallNumber.clock_gettime: return SysTime.clockGettime
+        case SyscallNumber.clock_getres: return SysTime.clockGetres
+        case SyscallNumber.gettimeofday: return SysTime.gettimeofday
+        case SyscallNumber.time: return SysTime.time
+        case SyscallNumber.nanosleep: return SysTime.nanosleep
+        case SyscallNumber.clock_nanosleep: return SysTime.clockNanosleep
+        // Signals (SysSignal.swift)
+        case SyscallNumber.rt_sigaction: return SysSignal.rtSigaction
+        case SyscallNumber.rt_sigprocmask: return SysSignal.rtSigprocmask
+        case SyscallNumber.sigaltstack: return SysSignal.sigaltstack
+        case SyscallNumber.kill: return SysSignal.kill
+        case SyscallNumber.tkill: return SysSignal.tkill
+        case SyscallNumber.tgkill: return SysSignal.tgkill
+        default: return nil
+        }
+    }
+
+    nonisolated(unsafe) static var reported: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+
+    /// "apus: unimplemented syscall NAME (N)", once per syscall number.
+    static func reportUnimplemented(_ n: Int) {
+        if n >= 0 && n < 512 {
+            let seen = withUnsafeMutablePointer(to: &reported) {
+                UnsafeMutableRawPointer($0).assumingMemoryBound(to: UInt64.self)
+            }
+            let bit: UInt64 = 1 << UInt64(n % 64)
+            if seen[n / 64] & bit != 0 { return }
+            seen[n / 64] |= bit
+        }
+        var m = Message("apus: unimplemented syscall ")
+        if let name = syscallName(n) { m.append(name) } else { m.append("unknown") }
+        m.append(" (")
+        m.decimal(n)
+        m.append(")")
+        Console.kernelLine(m)
+    }
+}

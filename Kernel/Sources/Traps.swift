@@ -1,0 +1,117 @@
+import ELF
+import GuestABI
+import KernelArch
+import LinuxABI
+
+/// The registers arch/entry.S saves for an exception or interrupt (layout in entry.S).
+struct TrapFrame {
+    static let registerNames: [StaticString] = [
+        "r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8", "rdx", "rcx", "rsi", "rdi", "rax",
+    ]
+    let words: UnsafeMutablePointer<UInt64>
+    var vector: UInt64 { words[15] }
+    var errorCode: UInt64 { words[16] }
+    var rip: UInt64 { words[17] }
+    var rsp: UInt64 { words[20] }
+    func register(_ i: Int) -> UInt64 { words[i] }
+}
+
+/// Exceptions: a fault in the app becomes its signal's default action with a crash report
+/// (handlers arrive with the compatibility core); a fault in the kernel is a panic.
+@_cdecl("trap_dispatch")
+func trapDispatch(_ address: UInt64) {
+    let frame = TrapFrame(words: UnsafeMutablePointer(bitPattern: UInt(address))!)
+    let fromKernel = frame.rip >= GuestABI.kernelRegionStart
+    if fromKernel {
+        var m = Message("kernel fault: vector ")
+        m.decimal(frame.vector)
+        m.append(" error ")
+        m.hex(frame.errorCode)
+        m.append(" rip ")
+        m.hex(frame.rip)
+        if frame.vector == 14 {
+            m.append(" address ")
+            m.hex(arch_read_cr2())
+        }
+        panic(m)
+    }
+    let (signal, name) = CrashReport.signal(for: frame.vector)
+    CrashReport.print(frame, signal: signal, name: name)
+    SysSignal.terminate(signal)
+}
+
+enum CrashReport {
+    static func signal(for vector: UInt64) -> (Int32, StaticString) {
+        switch vector {
+        case 0: return (8, "SIGFPE")              // divide error
+        case 16, 19: return (8, "SIGFPE")         // x87 / SIMD floating point
+        case 1, 3: return (5, "SIGTRAP")
+        case 6: return (4, "SIGILL")              // invalid opcode
+        case 17: return (7, "SIGBUS")             // alignment check
+        default: return (11, "SIGSEGV")           // #PF, #GP, #SS, …
+        }
+    }
+
+    static func exceptionName(_ vector: UInt64) -> StaticString {
+        switch vector {
+        case 0: return "divide error"
+        case 1: return "debug trap"
+        case 3: return "breakpoint"
+        case 6: return "invalid opcode"
+        case 13: return "general protection fault"
+        case 14: return "page fault"
+        case 12: return "stack segment fault"
+        case 16: return "x87 floating-point error"
+        case 17: return "alignment check"
+        case 19: return "SIMD floating-point error"
+        default: return "exception"
+        }
+    }
+
+    /// apus: program killed by SIGSEGV: page fault writing 0x10 (page not present)
+    /// apus:   at rip 0x401136 <crash_here+0x6>
+    /// apus:   rax 0x… rbx 0x… …
+    static func print(_ frame: TrapFrame, signal: Int32, name: StaticString) {
+        var m = Message("apus: program killed by ")
+        m.append(name)
+        m.append(": ")
+        m.append(exceptionName(frame.vector))
+        if frame.vector == 14 {
+            let e = frame.errorCode
+            m.append(e & 16 != 0 ? " executing " : e & 2 != 0 ? " writing " : " reading ")
+            m.hex(arch_read_cr2())
+            m.append(e & 1 != 0 ? " (protection violation)" : " (page not mapped)")
+        } else if frame.vector == 13 && frame.errorCode != 0 {
+            m.append(" (selector ")
+            m.hex(frame.errorCode)
+            m.append(")")
+        }
+        Console.kernelLine(m)
+
+        var at = Message("apus:   at rip ")
+        at.hex(frame.rip)
+        if let process = Loader.process, let elf = try? ELFFile(bytes: process.elfBytes),
+           let symbol = elf.symbol(containing: frame.rip - process.loadBase) {
+            at.append(" <")
+            at.append(bytes: symbol.name)
+            at.append("+")
+            at.hex(symbol.offset)
+            at.append(">")
+        }
+        at.append(" rsp ")
+        at.hex(frame.rsp)
+        Console.kernelLine(at)
+
+        var line = Message("apus:  ")
+        for i in stride(from: 14, through: 0, by: -1) {
+            line.append(" ")
+            line.append(TrapFrame.registerNames[i])
+            line.append(" ")
+            line.hex(frame.register(i), width: 16)
+            if i % 4 == 3 || i == 0 {
+                Console.kernelLine(line)
+                line = Message("apus:  ")
+            }
+        }
+    }
+}

@@ -1,0 +1,412 @@
+// The only assembly of the kernel: entry points, the syscall and trap gates, the jump to user
+// mode, and the mem* routines the Swift runtime calls. Everything else is Swift.
+//
+// Virtual layout (GuestABI.swift): the kernel runs at KERNEL_VBASE + physical address and all
+// physical memory is mapped at DIRECT_MAP, both in PML4 slot 255 (the top of the lower half).
+// The code is position independent (RIP-relative), built with the small PIC code model.
+// Boot protocols:
+//   _start64  — apus VMM: 64-bit mode with the VMM's page tables, rdi = boot protocol
+//               (1 pvm, 2 native), rsi = boot info physical address. On pvm the vCPU starts
+//               in emulated mode, where every instruction is interpreted: the first thing
+//               done is switching to flat native mode (MSR write + iretq, see below).
+//   _start32  — PVH (QEMU -M microvm -kernel): 32-bit protected mode, paging off,
+//               ebx = physical address of hvm_start_info. Builds page tables, enters long mode.
+
+#define KERNEL_VBASE 0x7fff00000000
+#define PVM_NATIVE_MSR 0x4b564d10
+#define BOOT_PROTOCOL_PVH 3
+
+.section .note.Xen, "a"
+.p2align 2
+    .long 4                 // name size ("Xen\0")
+    .long 4                 // descriptor size
+    .long 18                // XEN_ELFNOTE_PHYS32_ENTRY
+    .asciz "Xen"
+    .long _start32 - KERNEL_VBASE
+
+// ---------------------------------------------------------------------------------------------
+.section .text.boot, "ax"
+.code64
+.global _start64
+_start64:
+    lea boot_stack_top(%rip), %rsp
+    cmp $1, %edi
+    jne 1f
+    // pvm: arm flat native mode, then enter it. The write alone leaves the vCPU interpreting
+    // (found by experiment on this host); the switch happens at the next transition to the
+    // user code selector, so iretq to the next instruction with CS 0x33 / SS 0x2b. From
+    // there on the kernel runs natively at hardware CPL3 and privileged instructions trap.
+    mov $PVM_NATIVE_MSR, %ecx
+    mov $1, %eax
+    xor %edx, %edx
+    wrmsr
+    lea boot_stack_top(%rip), %rax
+    push $0x2b                      // ss
+    push %rax                       // rsp
+    push $0x2                       // rflags
+    push $0x33                      // cs
+    lea 1f(%rip), %rax
+    push %rax                       // rip
+    iretq
+1:
+    lea boot_stack_top(%rip), %rsp
+    xor %ebp, %ebp
+    // kernel_main(protocol: rdi, info: rsi)
+    call kernel_main
+2:  hlt
+    jmp 2b
+
+// --- PVH entry --------------------------------------------------------------------------------
+.code32
+.global _start32
+_start32:
+    cli
+    mov %ebx, %esi                  // keep the start_info pointer in esi
+
+    // Boot page tables (physical addresses: paging is off). 2 MiB pages.
+    //   pvh_pd[0..3]: 4 page directories mapping physical 0..4 GiB
+    //   pvh_pml4[0]   -> pvh_pdpt_low  (identity 0..4 GiB, dropped by the kernel after boot)
+    //   pvh_pml4[255] -> pvh_pdpt_high: entries 0..3 -> pvh_pd[0..3] (direct map, 4 GiB),
+    //                    entry 508 -> pvh_pd[0] (the kernel at KERNEL_VBASE)
+    mov $(pvh_pd - KERNEL_VBASE), %edi
+    xor %ecx, %ecx
+3:  mov %ecx, %eax
+    shl $21, %eax
+    or $0x83, %eax                  // present, writable, 2 MiB page
+    mov %eax, (%edi,%ecx,8)
+    mov %ecx, %eax
+    shr $11, %eax                   // high dword: bits 32+ of the physical address
+    mov %eax, 4(%edi,%ecx,8)
+    inc %ecx
+    cmp $2048, %ecx
+    jne 3b
+
+    mov $(pvh_pdpt_low - KERNEL_VBASE), %edi
+    mov $(pvh_pd - KERNEL_VBASE + 0x3), %eax
+    mov %eax, 0(%edi)
+    add $0x1000, %eax
+    mov %eax, 8(%edi)
+    add $0x1000, %eax
+    mov %eax, 16(%edi)
+    add $0x1000, %eax
+    mov %eax, 24(%edi)
+
+    mov $(pvh_pdpt_high - KERNEL_VBASE), %edi
+    mov $(pvh_pd - KERNEL_VBASE + 0x3), %eax
+    mov %eax, 0(%edi)
+    mov %eax, 508*8(%edi)
+    add $0x1000, %eax
+    mov %eax, 8(%edi)
+    add $0x1000, %eax
+    mov %eax, 16(%edi)
+    add $0x1000, %eax
+    mov %eax, 24(%edi)
+
+    mov $(pvh_pml4 - KERNEL_VBASE), %edi
+    movl $(pvh_pdpt_low - KERNEL_VBASE + 0x3), 0(%edi)
+    movl $(pvh_pdpt_high - KERNEL_VBASE + 0x3), 255*8(%edi)
+
+    mov %cr4, %eax
+    or $0x620, %eax                 // PAE | OSFXSR | OSXMMEXCPT
+    mov %eax, %cr4
+    mov $(pvh_pml4 - KERNEL_VBASE), %eax
+    mov %eax, %cr3
+    mov $0xc0000080, %ecx           // EFER |= LME | NXE | SCE
+    rdmsr
+    or $0x901, %eax
+    wrmsr
+    mov %cr0, %eax
+    and $~0x4, %eax                 // clear EM
+    or $0x80010002, %eax            // PG | WP | MP
+    mov %eax, %cr0
+
+    lgdt (pvh_gdt_pointer - KERNEL_VBASE)
+    ljmp $0x10, $(pvh_long_mode - KERNEL_VBASE)
+
+.code64
+pvh_long_mode:
+    mov $0x18, %eax
+    mov %eax, %ds
+    mov %eax, %es
+    mov %eax, %ss
+    xor %eax, %eax
+    mov %eax, %fs
+    mov %eax, %gs
+    movabs $pvh_high, %rax          // continue in the higher half
+    jmp *%rax
+pvh_high:
+    lea boot_stack_top(%rip), %rsp
+    xor %ebp, %ebp
+    mov $BOOT_PROTOCOL_PVH, %edi
+    mov %esi, %esi                  // zero-extend the start_info pointer
+    call kernel_main
+4:  hlt
+    jmp 4b
+
+// ---------------------------------------------------------------------------------------------
+.text
+// syscall_entry: LSTAR. On entry rcx = user rip, r11 = user rflags, rsp = user rsp (no stack
+// switch on either platform), interrupts masked by SFMASK. Builds a SyscallFrame on the
+// kernel stack, saves the FPU/SSE state (the kernel's Swift code uses SSE registers, and Linux
+// preserves them across syscalls), calls syscall_dispatch(frame), and returns with iretq
+// (sysretq is trapped and emulated on pvm; iretq also never touches the user's red zone).
+//
+// SyscallFrame layout (offsets from the frame pointer passed to Swift), see Kernel/Sources:
+//   0 r15  8 r14  16 r13  24 r12  32 rbp  40 rbx  48 r9  56 r8  64 r10  72 rdx  80 rsi
+//   88 rdi  96 rax (syscall number in, result out)  104 rip  112 cs  120 rflags  128 rsp  136 ss
+.global syscall_entry
+syscall_entry:
+    mov %rsp, scratch_user_rsp(%rip)
+    mov kernel_stack_top(%rip), %rsp
+    push $0x2b                      // ss
+    push scratch_user_rsp(%rip)     // rsp
+    push %r11                       // rflags
+    push $0x33                      // cs
+    push %rcx                       // rip
+    push %rax
+    push %rdi
+    push %rsi
+    push %rdx
+    push %r10
+    push %r8
+    push %r9
+    push %rbx
+    push %rbp
+    push %r12
+    push %r13
+    push %r14
+    push %r15
+    mov %rsp, %rbx                  // rbx = frame (callee-saved)
+    sub $512, %rsp
+    and $~0xf, %rsp
+    fxsave64 (%rsp)
+    cld
+    mov %rbx, %rdi
+    call syscall_dispatch
+    fxrstor64 (%rsp)
+    mov %rbx, %rsp
+    // fall through: return to user from a frame
+.global return_to_user_frame
+return_to_user_frame:
+    pop %r15
+    pop %r14
+    pop %r13
+    pop %r12
+    pop %rbp
+    pop %rbx
+    pop %r9
+    pop %r8
+    pop %r10
+    pop %rdx
+    pop %rsi
+    pop %rdi
+    pop %rax
+    xor %ecx, %ecx
+    xor %r11d, %r11d
+    iretq
+
+// enter_user(frame): first entry to user mode. frame points to a SyscallFrame (all registers,
+// iret part filled); the kernel stack is reset below it.
+.global enter_user
+enter_user:
+    mov %rdi, %rsp
+    jmp return_to_user_frame
+
+// --- traps ------------------------------------------------------------------------------------
+// Each vector stub pushes a dummy error code where the CPU pushes none, then the vector, then
+// jumps to trap_common, which saves the registers (TrapFrame layout below) and calls
+// trap_dispatch(frame). On pvm the CPU pushed its frame on the interrupted stack (no stack
+// switch, IST unusable). trap_dispatch returns only for traps that resume (the frame's cs/ss
+// are then rewritten by Swift as the platform requires).
+//
+// TrapFrame: 0 r15 .. 112 rax (same 15 registers as SyscallFrame minus none: r15 r14 r13 r12
+//   rbp rbx r11 r10 r9 r8 rdx rcx rsi rdi rax), 120 vector, 128 error code, 136 rip, 144 cs,
+//   152 rflags, 160 rsp, 168 ss
+.macro TRAP_NOERR n
+.global trap_\n
+trap_\n:
+    push $0
+    push $\n
+    jmp trap_common
+.endm
+.macro TRAP_ERR n
+.global trap_\n
+trap_\n:
+    push $\n
+    jmp trap_common
+.endm
+
+TRAP_NOERR 0
+TRAP_NOERR 1
+TRAP_NOERR 2
+TRAP_NOERR 3
+TRAP_NOERR 4
+TRAP_NOERR 5
+TRAP_NOERR 6
+TRAP_NOERR 7
+TRAP_ERR 8
+TRAP_NOERR 9
+TRAP_ERR 10
+TRAP_ERR 11
+TRAP_ERR 12
+TRAP_ERR 13
+TRAP_ERR 14
+TRAP_NOERR 15
+TRAP_NOERR 16
+TRAP_ERR 17
+TRAP_NOERR 18
+TRAP_NOERR 19
+TRAP_NOERR 20
+TRAP_ERR 21
+TRAP_NOERR 32
+
+trap_common:
+    push %rax
+    push %rdi
+    push %rsi
+    push %rcx
+    push %rdx
+    push %r8
+    push %r9
+    push %r10
+    push %r11
+    push %rbx
+    push %rbp
+    push %r12
+    push %r13
+    push %r14
+    push %r15
+    mov %rsp, %rbx
+    sub $512, %rsp
+    and $~0xf, %rsp
+    fxsave64 (%rsp)
+    cld
+    mov %rbx, %rdi
+    call trap_dispatch
+    fxrstor64 (%rsp)
+    mov %rbx, %rsp
+    pop %r15
+    pop %r14
+    pop %r13
+    pop %r12
+    pop %rbp
+    pop %rbx
+    pop %r11
+    pop %r10
+    pop %r9
+    pop %r8
+    pop %rdx
+    pop %rcx
+    pop %rsi
+    pop %rdi
+    pop %rax
+    add $16, %rsp                   // vector and error code
+    iretq
+
+.section .rodata
+.p2align 3
+.global trap_vector_table
+trap_vector_table:
+    .quad trap_0, trap_1, trap_2, trap_3, trap_4, trap_5, trap_6, trap_7
+    .quad trap_8, trap_9, trap_10, trap_11, trap_12, trap_13, trap_14, trap_15
+    .quad trap_16, trap_17, trap_18, trap_19, trap_20, trap_21
+.global trap_timer_stub
+trap_timer_stub:
+    .quad trap_32
+
+// --- idle -------------------------------------------------------------------------------------
+.text
+// halt_until_interrupt(): sti; hlt; cli — the only place interrupts are enabled. The interrupt
+// frame lands on this tiny function's stack, which holds nothing below rsp.
+.global halt_until_interrupt
+halt_until_interrupt:
+    sti
+    hlt
+    cli
+    ret
+
+// --- memory routines for the Swift runtime (ERMS: rep movsb/stosb are fast on every
+// current x86-64 CPU) -------------------------------------------------------------------------
+.global memcpy
+memcpy:
+    mov %rdi, %rax
+    mov %rdx, %rcx
+    rep movsb
+    ret
+
+.global memmove
+memmove:
+    mov %rdi, %rax
+    mov %rdx, %rcx
+    cmp %rsi, %rdi
+    jbe 1f                          // dest below src: forward copy is safe
+    lea -1(%rsi,%rdx), %rsi
+    lea -1(%rdi,%rdx), %rdi
+    std
+    rep movsb
+    cld
+    ret
+1:  rep movsb
+    ret
+
+.global memset
+memset:
+    mov %rdi, %r8
+    mov %esi, %eax
+    mov %rdx, %rcx
+    rep stosb
+    mov %r8, %rax
+    ret
+
+.global memcmp
+memcmp:
+    xor %eax, %eax
+    test %rdx, %rdx
+    jz 2f
+1:  movzbl (%rdi), %eax
+    movzbl (%rsi), %ecx
+    sub %ecx, %eax
+    jnz 2f
+    inc %rdi
+    inc %rsi
+    dec %rdx
+    jnz 1b
+2:  ret
+
+.global bzero
+bzero:
+    mov %rsi, %rcx
+    xor %eax, %eax
+    rep stosb
+    ret
+
+// ---------------------------------------------------------------------------------------------
+.data
+.p2align 4
+pvh_gdt:
+    .quad 0
+    .quad 0
+    .quad 0x00af9a000000ffff        // 0x10 kernel code, 64-bit
+    .quad 0x00cf92000000ffff        // 0x18 kernel data
+pvh_gdt_end:
+pvh_gdt_pointer:
+    .word pvh_gdt_end - pvh_gdt - 1
+    .long pvh_gdt - KERNEL_VBASE
+
+.global kernel_stack_top
+kernel_stack_top:
+    .quad syscall_stack_top
+scratch_user_rsp:
+    .quad 0
+
+.bss
+.p2align 12
+pvh_pml4:      .skip 4096
+pvh_pdpt_low:  .skip 4096
+pvh_pdpt_high: .skip 4096
+pvh_pd:        .skip 4096 * 4
+.global boot_stack_top
+boot_stack:    .skip 65536
+boot_stack_top:
+syscall_stack: .skip 65536
+syscall_stack_top:

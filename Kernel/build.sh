@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Builds the Apus kernel: the portable modules and Kernel/Sources in Embedded Swift for
+# x86_64-unknown-none-elf, arch/entry.S with clang, linked by ld.lld with linker.ld.
+#   Kernel/build.sh [OUTDIR]      (default: <repo>/.build/kernel)
+# Output: OUTDIR/apus-kernel.elf (with symbols, for crash reports and debugging) and
+# OUTDIR/apus-kernel.stripped.elf (what is measured against the size budget).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+out=${1:-$repo/.build/kernel}
+mkdir -p "$out/modules"
+
+swiftc=${SWIFTC:-swiftc}
+clang=${CLANG:-clang}
+lld=${LD_LLD:-ld.lld}
+for tool in "$swiftc" "$clang" "$lld"; do
+    command -v "$tool" >/dev/null || { echo "Kernel/build.sh: $tool not found (a Swift 6 toolchain provides swiftc, clang and ld.lld)" >&2; exit 1; }
+done
+
+target=x86_64-unknown-none-elf
+# -Osize: the kernel must stay small. No red zone is needed: interrupts are only enabled in
+# halt_until_interrupt (arch/entry.S), never while Swift code runs.
+swift_flags=(-enable-experimental-feature Embedded -target "$target" -wmo -Osize -parse-as-library
+             -warnings-as-errors -swift-version 5 -Xfrontend -disable-stack-protector
+             -Xcc -ffreestanding -Xcc -mno-red-zone -I "$out/modules")
+
+objects=()
+# Every Swift module goes through LLVM IR so clang can emit one section per function; the
+# linker then drops what the kernel never calls (the portable modules' host-only API).
+# Portable modules, in dependency order (the same sources the host package builds).
+for module in GuestABI ELF ImageFormat LinuxABI; do
+    "$swiftc" "${swift_flags[@]}" -module-name "$module" \
+        -emit-module -emit-module-path "$out/modules/$module.swiftmodule" \
+        -emit-ir "$repo"/Sources/"$module"/*.swift -o "$out/$module.ll"
+    "$clang" --target="$target" -Oz -fPIC -ffunction-sections -fdata-sections -mno-red-zone -c "$out/$module.ll" -o "$out/$module.o"
+    objects+=("$out/$module.o")
+done
+
+"$swiftc" "${swift_flags[@]}" -module-name Kernel -I "$here/include" \
+    -emit-ir "$here"/Sources/*.swift -o "$out/Kernel.ll"
+"$clang" --target="$target" -Oz -fPIC -ffunction-sections -fdata-sections -mno-red-zone -c "$out/Kernel.ll" -o "$out/Kernel.o"
+objects+=("$out/Kernel.o")
+
+"$clang" --target="$target" -ffunction-sections -c "$here/arch/entry.S" -o "$out/entry.o"
+objects+=("$out/entry.o")
+
+"$lld" -static -nostdlib --no-pie --gc-sections -z max-page-size=4096 -z noexecstack \
+    -T "$here/linker.ld" -o "$out/apus-kernel.elf" "${objects[@]}"
+objcopy=$(dirname "$(command -v "$clang")")/llvm-objcopy
+[ -x "$objcopy" ] || objcopy=objcopy
+"$objcopy" --strip-all "$out/apus-kernel.elf" "$out/apus-kernel.stripped.elf"
+echo "kernel: $out/apus-kernel.elf ($(stat -c %s "$out/apus-kernel.stripped.elf") bytes stripped)"

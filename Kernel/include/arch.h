@@ -1,0 +1,83 @@
+// Privileged x86-64 instructions for the Swift kernel, as static inline functions (Swift has
+// no inline assembly), and the symbols defined by arch/entry.S and the linker script.
+// On pvm every privileged instruction here traps to the hypervisor and is emulated: correct,
+// but ~µs each, so callers keep them off hot paths.
+#ifndef APUS_ARCH_H
+#define APUS_ARCH_H
+
+#include <stdint.h>
+
+static inline uint64_t arch_rdtsc(void) {
+    uint32_t lo, hi;
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return ((uint64_t)hi << 32) | lo;
+}
+static inline uint64_t arch_rdmsr(uint32_t msr) {
+    uint32_t lo, hi;
+    __asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
+    return ((uint64_t)hi << 32) | lo;
+}
+static inline void arch_wrmsr(uint32_t msr, uint64_t value) {
+    __asm__ volatile("wrmsr" : : "c"(msr), "a"((uint32_t)value), "d"((uint32_t)(value >> 32)) : "memory");
+}
+static inline uint64_t arch_read_cr2(void) {
+    uint64_t v; __asm__ volatile("mov %%cr2, %0" : "=r"(v)); return v;
+}
+static inline uint64_t arch_read_cr3(void) {
+    uint64_t v; __asm__ volatile("mov %%cr3, %0" : "=r"(v)); return v;
+}
+static inline void arch_write_cr3(uint64_t v) {
+    __asm__ volatile("mov %0, %%cr3" : : "r"(v) : "memory");
+}
+static inline void arch_invlpg(uint64_t address) {
+    __asm__ volatile("invlpg (%0)" : : "r"(address) : "memory");
+}
+static inline void arch_outb(uint16_t port, uint8_t value) {
+    __asm__ volatile("outb %0, %1" : : "a"(value), "Nd"(port));
+}
+static inline uint8_t arch_inb(uint16_t port) {
+    uint8_t v; __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port)); return v;
+}
+static inline void arch_outl(uint16_t port, uint32_t value) {
+    __asm__ volatile("outl %0, %1" : : "a"(value), "Nd"(port));
+}
+struct arch_table_pointer { uint16_t limit; uint64_t base; } __attribute__((packed));
+static inline void arch_lidt(uint64_t base, uint16_t limit) {
+    struct arch_table_pointer p = { limit, base };
+    __asm__ volatile("lidt %0" : : "m"(p));
+}
+static inline void arch_lgdt(uint64_t base, uint16_t limit) {
+    struct arch_table_pointer p = { limit, base };
+    __asm__ volatile("lgdt %0" : : "m"(p));
+}
+static inline void arch_ltr(uint16_t selector) {
+    __asm__ volatile("ltr %0" : : "r"(selector));
+}
+static inline void arch_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t *a, uint32_t *b, uint32_t *c, uint32_t *d) {
+    __asm__ volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(subleaf));
+}
+static inline void arch_pause(void) { __asm__ volatile("pause"); }
+static inline void arch_store64(uint64_t address, uint64_t value) {
+    // One 8-byte store: an MMIO doorbell write must not be split or merged.
+    __asm__ volatile("movq %1, (%0)" : : "r"(address), "r"(value) : "memory");
+}
+static inline uint64_t arch_read_rbp(void) {
+    uint64_t v; __asm__ volatile("mov %%rbp, %0" : "=r"(v)); return v;
+}
+
+// Symbols of arch/entry.S and linker.ld, as addresses (Swift cannot import C arrays of
+// unknown size).
+extern char syscall_entry[];
+extern char kernel_image_end[];
+extern uint64_t trap_vector_table[22];
+extern uint64_t trap_timer_stub;
+extern uint64_t kernel_stack_top;
+void halt_until_interrupt(void);
+_Noreturn void enter_user(uint64_t frame);
+
+static inline uint64_t arch_syscall_entry_address(void) { return (uint64_t)syscall_entry; }
+static inline uint64_t arch_kernel_image_end(void) { return (uint64_t)kernel_image_end; }
+static inline uint64_t arch_trap_handler(int vector) { return trap_vector_table[vector]; }
+static inline uint64_t arch_timer_handler(void) { return trap_timer_stub; }
+static inline uint64_t arch_kernel_stack_top(void) { return kernel_stack_top; }
+#endif

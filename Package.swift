@@ -1,0 +1,38 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// `apus` is built with `swift build -c release --static-swift-stdlib` (scripts/build.sh):
+// process start is most of the boot budget, and a static stdlib saves ~2 ms of it.
+// Portable targets (GuestABI, ELF, ImageFormat, LinuxABI) import nothing but the Swift
+// standard library: the kernel compiles the same sources in Embedded Swift (Kernel/build.sh).
+let portable: [SwiftSetting] = [.unsafeFlags(["-warnings-as-errors"])]
+
+let package = Package(
+    name: "Apus",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "apus", targets: ["apus"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .target(name: "GuestABI", swiftSettings: portable),
+        .target(name: "ELF", swiftSettings: portable),
+        .target(name: "ImageFormat", swiftSettings: portable),
+        .target(name: "LinuxABI", swiftSettings: portable),
+        .target(name: "CKVM"),
+        .target(name: "VMM", dependencies: ["CKVM", "GuestABI", "ELF"]),
+        .target(name: "ApusKit", dependencies: ["VMM", "CKVM", "GuestABI", "ELF", "ImageFormat"]),
+        .executableTarget(
+            name: "apus",
+            dependencies: ["ApusKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(name: "GuestABITests", dependencies: ["GuestABI"]),
+        .testTarget(name: "ELFTests", dependencies: ["ELF"]),
+        .testTarget(name: "ImageFormatTests", dependencies: ["ImageFormat"]),
+        .testTarget(name: "LinuxABITests", dependencies: ["LinuxABI"]),
+        .testTarget(name: "VMMTests", dependencies: ["VMM", "GuestABI"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["ApusKit"]),
+    ]
+)

@@ -1,0 +1,77 @@
+import ELF
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Something apus refuses to run, with the one line the user sees.
+public struct RunError: Error {
+    public var message: String
+    public var exitCode: Int32
+    public init(_ message: String, exitCode: Int32 = 125) {
+        self.message = message
+        self.exitCode = exitCode
+    }
+}
+
+/// A read-only mapping of a host file.
+public final class MappedFile {
+    public let path: String
+    public let bytes: UnsafeRawBufferPointer
+    public let fd: Int32
+    public let mode: UInt32
+
+    public init(path: String) throws(RunError) {
+        self.path = path
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw RunError("\(path): \(String(cString: strerror(errno)))") }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { close(fd); throw RunError("\(path): \(String(cString: strerror(errno)))") }
+        guard st.st_mode & S_IFMT == S_IFREG else {
+            close(fd)
+            throw RunError("\(path): \(st.st_mode & S_IFMT == S_IFDIR ? "is a directory" : "is not a regular file"), not a program")
+        }
+        self.fd = fd
+        mode = UInt32(st.st_mode & 0o7777)
+        let size = Int(st.st_size)
+        if size == 0 {
+            bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+        } else {
+            let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
+            guard let p, p != MAP_FAILED else { close(fd); throw RunError("\(path): cannot map: \(String(cString: strerror(errno)))") }
+            bytes = UnsafeRawBufferPointer(start: p, count: size)
+        }
+    }
+
+    deinit {
+        if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
+        close(fd)
+    }
+}
+
+/// The checks made before anything boots: the file must be a static x86-64 Linux executable.
+public enum ProgramCheck {
+    public static func check(_ file: MappedFile) throws(RunError) {
+        let bytes = file.bytes
+        if bytes.count >= 2 && bytes[0] == UInt8(ascii: "#") && bytes[1] == UInt8(ascii: "!") {
+            let line = bytes.prefix(80).prefix { $0 != 0x0a }
+            throw RunError("\(file.path): is a script (\(String(decoding: line, as: UTF8.self))), not an ELF program; run its interpreter's binary instead")
+        }
+        let elf: ELFFile
+        do {
+            elf = try ELFFile(bytes: bytes)
+            try elf.validateForLoading()
+        } catch {
+            throw RunError("\(file.path): \(error.message)")
+        }
+        if let interpreter = elf.interpreter {
+            throw RunError("\(file.path): is dynamically linked (interpreter \(String(decoding: interpreter, as: UTF8.self))); this version of apus runs static programs only: link with -static or -static-pie")
+        }
+    }
+}
+
+/// The host's canonical absolute path of a file (what /proc/self/exe shows natively).
+public func absolutePath(_ path: String) -> String {
+    guard let resolved = realpath(path, nil) else { return path }
+    defer { free(resolved) }
+    return String(cString: resolved)
+}

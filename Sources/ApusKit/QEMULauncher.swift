@@ -1,0 +1,163 @@
+import GuestABI
+import VMM
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `apus run --vmm qemu`: the same kernel and image booted by `qemu-system-x86_64 -M microvm`
+/// through the PVH entry. The boot info, arguments and image travel as the PVH module (a
+/// `QEMUBundle` written to a temporary file); the kernel's console is framed on COM1
+/// (`SerialFrame`), which this launcher reads from QEMU's stdout and demultiplexes to apus's
+/// stdout and stderr. QEMU's own stderr passes through.
+enum QEMULauncher {
+    static func run(_ options: RunOptions, kernelPath: String, image: InMemoryImage, arguments: [[UInt8]],
+                    environment: [[UInt8]], startNanos: UInt64) throws(RunError) -> Int32 {
+        guard let qemu = findExecutable("qemu-system-x86_64") else {
+            throw RunError("qemu-system-x86_64 not found on PATH (install qemu-system-x86, or use --vmm apus)")
+        }
+        let bundlePath = try writeBundle(image: image, arguments: arguments, environment: environment)
+        defer { unlink(bundlePath) }
+
+        let memoryMiB = options.memorySize >> 20
+        var argv = [
+            qemu, "-M", "microvm,x-option-roms=off,rtc=off,pit=off,pic=off,isa-serial=on",
+            "-accel", "tcg", "-cpu", "max", "-m", "\(memoryMiB)M", "-smp", "1",
+            "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+            "-serial", "stdio", "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
+            "-kernel", kernelPath, "-initrd", bundlePath,
+        ]
+        if options.timeoutSeconds > 0 { argv = ["timeout", "--signal=KILL", "\(options.timeoutSeconds)"] + argv }
+
+        var pipeFDs: [Int32] = [-1, -1]
+        guard pipe(&pipeFDs) == 0 else { throw RunError("pipe: \(String(cString: strerror(errno)))") }
+        for fd in pipeFDs { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 1)
+
+        var pid: pid_t = 0
+        let cArgs = argv.map { strdup($0) } + [nil]
+        defer { for p in cArgs { free(p) } }
+        let spawnPath = options.timeoutSeconds > 0 ? findExecutable("timeout") ?? "/usr/bin/timeout" : qemu
+        let rc = posix_spawn(&pid, spawnPath, &actions, nil, cArgs, environ)
+        close(pipeFDs[1])
+        guard rc == 0 else {
+            close(pipeFDs[0])
+            throw RunError("cannot start \(qemu): \(String(cString: strerror(rc)))")
+        }
+
+        var decoder = SerialFrameDecoder()
+        var console = HostConsole()
+        var status: ExitStatus? = nil
+        var panicText: String? = nil
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(pipeFDs[0], $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            for frame in decoder.feed(buffer[0..<n]) {
+                frame.payload.withUnsafeBytes { bytes in
+                    switch SerialFrame.Kind(rawValue: frame.kind) {
+                    case .stdout: console.write(.stdout, bytes)
+                    case .stderr, .kernel: console.write(.stderr, bytes)
+                    case .panic: panicText = String(decoding: bytes, as: UTF8.self)
+                    case .exit:
+                        if bytes.count == 8 { status = ExitStatus(encoded: bytes.readLE(UInt64.self, at: 0)) }
+                    case nil: break
+                    }
+                }
+            }
+        }
+        close(pipeFDs[0])
+        var waitStatus: Int32 = 0
+        while waitpid(pid, &waitStatus, 0) < 0 && errno == EINTR {}
+
+        if options.timings {
+            stderrLine("apus: timeline (qemu): \(String(format3: Double(monotonicNanos() - startNanos) / 1e6)) ms from start to QEMU exit")
+        }
+        if let panicText { throw RunError("guest kernel panic: \(panicText)", exitCode: HostExitCode.kernelPanic) }
+        guard let status else {
+            let how = waitStatus & 0x7f == 0 ? "QEMU exited with status \((waitStatus >> 8) & 0xff)" : "QEMU was killed by signal \(waitStatus & 0x7f)"
+            throw RunError("the VM stopped without reporting an exit status (\(how))", exitCode: HostExitCode.vmFailure)
+        }
+        return status.shellStatus
+    }
+
+    /// The boot bundle: BootInfo page, argument block, then the image at 64 KiB.
+    private static func writeBundle(image: InMemoryImage, arguments: [[UInt8]], environment: [[UInt8]]) throws(RunError) -> String {
+        var info = BootInfo()
+        info.platform = .native
+        info.imageSize = UInt64(image.bytes.count)
+        let block: [UInt8]
+        do {
+            block = try ArgumentBlock.encode(arguments: arguments, environment: environment, capacity: Int(GuestABI.argumentsCapacity))
+        } catch {
+            throw RunError("arguments and environment do not fit in the boot information")
+        }
+        info.argumentsSize = UInt64(block.count)
+        info.argc = UInt32(arguments.count)
+        info.envc = UInt32(environment.count)
+        info.tscFrequencyKHz = calibrateTSCKHz()
+        info.seed = hostSeed()
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        info.realtimeNanosAtBoot = UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+        info.bootTSC = 0  // QEMU's guest TSC is not the host's: the kernel anchors at its entry
+
+        var header = [UInt8](repeating: 0, count: Int(QEMUBundle.imageOffset))
+        header.withUnsafeMutableBytes { raw in
+            info.encode(into: raw)
+            block.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: raw[Int(QEMUBundle.argumentsOffset)...]).copyMemory(from: $0) }
+        }
+        let directory = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+        var template = Array("\(directory)/apus-boot-XXXXXX".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else { throw RunError("cannot create a temporary file in \(directory): \(String(cString: strerror(errno)))") }
+        let path = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        defer { close(fd) }
+        func writeAll(_ bytes: UnsafeRawBufferPointer) -> Bool {
+            var offset = 0
+            while offset < bytes.count {
+                let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+                if n < 0 { if errno == EINTR { continue }; return false }
+                offset += n
+            }
+            return true
+        }
+        let ok = header.withUnsafeBytes { writeAll($0) } && writeAll(UnsafeRawBufferPointer(image.bytes))
+        guard ok else {
+            unlink(path)
+            throw RunError("cannot write the boot bundle: \(String(cString: strerror(errno)))")
+        }
+        return path
+    }
+
+    /// The host TSC frequency, measured against CLOCK_MONOTONIC over 5 ms. QEMU's TCG guest
+    /// TSC advances at the host's rate.
+    static func calibrateTSCKHz() -> UInt64 {
+        let t0 = monotonicNanos(), c0 = readHostTSC()
+        var t1 = t0
+        while t1 - t0 < 5_000_000 { t1 = monotonicNanos() }
+        let c1 = readHostTSC()
+        return (c1 - c0) * 1_000_000 / (t1 - t0)
+    }
+
+    static func findExecutable(_ name: String) -> String? {
+        let path = getenv("PATH").map { String(cString: $0) } ?? "/usr/bin:/bin"
+        for directory in path.split(separator: ":") {
+            let candidate = "\(directory)/\(name)"
+            if access(candidate, X_OK) == 0 { return candidate }
+        }
+        return nil
+    }
+}
+
+extension String {
+    init(format3 value: Double) {
+        let scaled = Int((value * 1000).rounded())
+        let frac = scaled % 1000
+        self = "\(scaled / 1000).\(frac < 10 ? "00" : frac < 100 ? "0" : "")\(frac)"
+    }
+}

@@ -1,0 +1,214 @@
+import CKVM
+import GuestABI
+import VMM
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What `apus run` was asked to do.
+public struct RunOptions {
+    public enum Monitor: String, CaseIterable, Sendable {
+        case apus
+        case qemu
+    }
+
+    public var program: String
+    public var arguments: [String]
+    public var environment: [String]
+    public var memorySize: UInt64
+    public var monitor: Monitor
+    public var timings: Bool
+    public var timeoutSeconds: Double
+
+    public init(program: String, arguments: [String], environment: [String], memorySize: UInt64,
+                monitor: Monitor, timings: Bool, timeoutSeconds: Double = 0) {
+        self.program = program
+        self.arguments = arguments
+        self.environment = environment
+        self.memorySize = memorySize
+        self.monitor = monitor
+        self.timings = timings
+        self.timeoutSeconds = timeoutSeconds
+    }
+}
+
+/// Memory sizes as the CLI takes them: 64M, 1G, 512K, or plain bytes.
+public enum MemorySize {
+    public static func parse(_ text: String) -> UInt64? {
+        guard let last = text.last else { return nil }
+        var digits = Substring(text)
+        var unit: UInt64 = 1
+        switch last {
+        case "k", "K": unit = 1 << 10
+        case "m", "M": unit = 1 << 20
+        case "g", "G": unit = 1 << 30
+        default: break
+        }
+        if unit != 1 { digits = digits.dropLast() }
+        if digits.hasSuffix("i") || digits.hasSuffix("B") { return nil }
+        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let n = UInt64(digits) else { return nil }
+        let (v, overflow) = n.multipliedReportingOverflow(by: unit)
+        return overflow ? nil : v
+    }
+
+    /// The check every VMM applies; the message says what is allowed.
+    public static func validate(_ size: UInt64) throws(RunError) {
+        guard size >= GuestABI.minMemorySize, size <= GuestABI.maxMemorySize, size % 4096 == 0 else {
+            throw RunError("--memory must be a multiple of 4K between \(GuestABI.minMemorySize >> 20)M and \(GuestABI.maxMemorySize >> 20)M")
+        }
+    }
+}
+
+/// Finds the kernel the CLI was built with: $APUS_KERNEL, else apus-kernel.elf next to the
+/// apus executable (where the build script installs it).
+public enum KernelLocator {
+    public static let fileName = "apus-kernel.elf"
+
+    public static func locate() throws(RunError) -> String {
+        if let env = getenv("APUS_KERNEL") {
+            let path = String(cString: env)
+            guard access(path, R_OK) == 0 else { throw RunError("APUS_KERNEL=\(path): no readable kernel there") }
+            return path
+        }
+        let exe = absolutePath("/proc/self/exe")
+        let directory = exe.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        let candidate = directory + "/" + fileName
+        guard access(candidate, R_OK) == 0 else {
+            throw RunError("the Apus kernel is missing (looked for \(candidate)); build it with scripts/build.sh")
+        }
+        return candidate
+    }
+}
+
+/// Writes the guest's console to the host's stdout and stderr, and reads the host's stdin.
+public struct HostConsole: ConsoleSink {
+    public init() {}
+
+    public mutating func write(_ stream: ConsoleStream, _ bytes: UnsafeRawBufferPointer) {
+        let fd: Int32 = stream == .stdout ? 1 : 2
+        var offset = 0
+        while offset < bytes.count {
+            let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                return  // the reader went away (EPIPE): drop output like a dead pipe does
+            }
+            offset += n
+        }
+    }
+
+    public mutating func readStdin(into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        while true {
+            let n = read(0, buffer.baseAddress, buffer.count)
+            if n >= 0 { return n }
+            if errno != EINTR { return -Int(errno) }
+        }
+    }
+}
+
+/// Random bytes from the host for the guest's seed.
+func hostSeed() -> (UInt64, UInt64, UInt64, UInt64) {
+    var seed: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+    _ = withUnsafeMutableBytes(of: &seed) { ckvm_getrandom($0.baseAddress, 32) }
+    return seed
+}
+
+func stderrLine(_ text: String) {
+    let line = text + "\n"
+    _ = line.withCString { Glibc.write(2, $0, strlen($0)) }
+}
+
+/// `apus run`: checks the program, builds its image and boots it on the chosen VMM.
+/// Returns the exit status for the apus process.
+public func runProgram(_ options: RunOptions, startNanos: UInt64) -> Int32 {
+    do throws(RunError) {
+        try MemorySize.validate(options.memorySize)
+        let program = try MappedFile(path: options.program)
+        try ProgramCheck.check(program)
+        let kernelPath = try KernelLocator.locate()
+        let kernel = try MappedFile(path: kernelPath)
+        let image = try InMemoryImage(program: program, imagePath: absolutePath(options.program))
+        let arguments = ([options.program] + options.arguments).map { Array($0.utf8) }
+        let environment = options.environment.map { Array($0.utf8) }
+        let argumentBytes = (arguments + environment).reduce(0) { $0 + $1.count + 1 }
+        guard argumentBytes <= Int(GuestABI.argumentsCapacity) else {
+            throw RunError("arguments and environment take \(argumentBytes) bytes; at most \(GuestABI.argumentsCapacity) fit")
+        }
+        if arguments.contains(where: { $0.contains(0) }) || environment.contains(where: { $0.contains(0) }) {
+            throw RunError("arguments and environment variables cannot contain NUL bytes")
+        }
+
+        switch options.monitor {
+        case .apus:
+            return try runOnKVM(options, kernel: kernel, image: image, arguments: arguments,
+                                environment: environment, startNanos: startNanos)
+        case .qemu:
+            return try QEMULauncher.run(options, kernelPath: kernelPath, image: image, arguments: arguments,
+                                        environment: environment, startNanos: startNanos)
+        }
+    } catch {
+        stderrLine("apus: \(error.message)")
+        return error.exitCode
+    }
+}
+
+private func runOnKVM(_ options: RunOptions, kernel: MappedFile, image: InMemoryImage, arguments: [[UInt8]],
+                      environment: [[UInt8]], startNanos: UInt64) throws(RunError) -> Int32 {
+    var console = HostConsole()
+    do {
+        let vm = try VirtualMachine()
+        var config = VMConfiguration(memorySize: options.memorySize, kernel: kernel.bytes, image: image.bytes,
+                                     arguments: arguments, environment: environment, seed: hostSeed())
+        config.timeoutMilliseconds = UInt64(options.timeoutSeconds * 1000)
+        let result = try vm.boot(config, sink: &console)
+        if options.timings { Timings.print(result.timeline, start: startNanos, platform: vm.platform) }
+        return result.status.shellStatus
+    } catch {
+        switch error {
+        case .noKVM, .outOfHostMemory, .boot: throw RunError(error.message, exitCode: HostExitCode.startFailure)
+        case .unexpectedExit(let text) where text.hasPrefix("guest kernel panic"):
+            throw RunError(error.message, exitCode: HostExitCode.kernelPanic)
+        default: throw RunError(error.message, exitCode: HostExitCode.vmFailure)
+        }
+    }
+}
+
+/// `--timings`: where the milliseconds of one run went, on stderr.
+enum Timings {
+    static func print(_ t: RunTimeline, start: UInt64, platform: GuestPlatform) {
+        func ms(_ ns: UInt64) -> String {
+            let tenths = (ns + 5_000) / 10_000
+            let whole = tenths / 100, frac = tenths % 100
+            return "\(whole).\(frac < 10 ? "0" : "")\(frac) ms"
+        }
+        // Guest stamps are TSC values; the host TSC read at the first KVM_RUN anchors them.
+        func guestNanos(_ tsc: UInt64) -> UInt64? {
+            guard tsc >= t.firstRunTSC, t.tscKHz > 0 else { return nil }
+            let delta = tsc - t.firstRunTSC
+            return t.firstRun - start + delta / t.tscKHz * 1_000_000 + (delta % t.tscKHz) * 1_000_000 / t.tscKHz
+        }
+        var lines = ["apus: timeline (\(platform == .pvm ? "pvm" : "native"), since apus started):"]
+        func add(_ label: String, _ ns: UInt64?) {
+            guard let ns else { return }
+            lines.append("  \(label.padding(16)) \(ms(ns))")
+        }
+        add("vm created", t.vmCreated - start)
+        add("memory ready", t.memoryReady - start)
+        add("kernel loaded", t.kernelLoaded - start)
+        add("vcpu ready", t.vcpuReady - start)
+        add("first KVM_RUN", t.firstRun - start)
+        add("kernel entry", guestNanos(t.guest.kernelEntry))
+        add("app entry", guestNanos(t.guest.appEntry))
+        if t.guest.firstOutput != 0 { add("first output", guestNanos(t.guest.firstOutput)) }
+        add("app exit", guestNanos(t.guest.exit))
+        add("vm stopped", t.exited - start)
+        lines.append("  VM exits: \(t.exitCount)")
+        stderrLine(lines.joined(separator: "\n"))
+    }
+}
+
+extension String {
+    func padding(_ width: Int) -> String {
+        count >= width ? self : self + String(repeating: " ", count: width - count)
+    }
+}

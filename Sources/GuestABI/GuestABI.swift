@@ -1,0 +1,415 @@
+// The guest↔host contract of Apus: what the VMM (or the QEMU launcher) puts in guest memory
+// before the first instruction, where the kernel finds it, and the doorbells the kernel rings.
+// Imported by the host (VMM, CLI, tests) and compiled into the kernel in Embedded Swift, so it
+// uses nothing but the standard library. Every multi-byte field is little-endian.
+//
+// Guest-physical memory map (apus VMM):
+//
+//   0x0000_0000 ┌──────────────────────────┐
+//               │ unused (null page)        │
+//   0x0000_1000 ├──────────────────────────┤ BootInfo (one page, layout below)
+//   0x0000_2000 ├──────────────────────────┤ argument block: argv strings then envp strings,
+//               │                           │ each NUL-terminated (argc/envc in BootInfo)
+//   0x0001_0000 ├──────────────────────────┤ boot page tables built by the VMM (64 KiB)
+//   0x0010_0000 ├──────────────────────────┤ kernel image (PT_LOAD at p_paddr), then bss
+//               │ free RAM …                │
+//   memorySize  └──────────────────────────┘ (≤ maxMemorySize)
+//   0xd000_0000  doorbell page (no memory slot: every access is an MMIO exit)
+//   0x1_0000_0000 the image, a read-only view of the image file (imageAddress/imageSize)
+//
+// Virtual layout set up by the boot page tables (and kept by the kernel). Everything lives in
+// the lower half of the address space: on pvm the guest runs at hardware CPL3 inside the
+// host's address space, whose upper half is the host kernel's, so guest code at a higher-half
+// address could only be interpreted. The kernel takes the last PML4 slot of the lower half
+// (the top 512 GiB below 2^47); the application gets everything below it.
+//   [0, kernelRegionStart)  → the application (empty at boot)
+//   directMapBase + p       → physical p, for all RAM, the doorbell page and the image
+//   kernelVirtualBase + p   → physical p, for p in [0, 1 GiB): the kernel runs here
+
+/// A guest-physical address. Distinct from virtual addresses on purpose.
+public struct PhysicalAddress: Hashable, Comparable, Sendable {
+    public var raw: UInt64
+    @inlinable public init(_ raw: UInt64) { self.raw = raw }
+    @inlinable public static func < (a: Self, b: Self) -> Bool { a.raw < b.raw }
+    @inlinable public static func + (a: Self, offset: UInt64) -> Self { Self(a.raw &+ offset) }
+}
+
+public enum GuestABI {
+    /// Bumped on any incompatible change of the layouts below. The kernel refuses other versions.
+    public static let version: UInt32 = 1
+
+    public static let bootInfoAddress = PhysicalAddress(0x1000)
+    public static let bootInfoSize: UInt64 = 0x1000
+    public static let argumentsAddress = PhysicalAddress(0x2000)
+    /// Room for the argument block: argv and envp strings with their NULs.
+    public static let argumentsCapacity: UInt64 = 0x1_0000 - 0x2000
+    public static let bootPageTablesAddress = PhysicalAddress(0x1_0000)
+    public static let bootPageTablesSize: UInt64 = 0x1_0000
+    /// The kernel's PT_LOAD segments have p_paddr at or above this.
+    public static let kernelPhysicalBase = PhysicalAddress(0x10_0000)
+    /// Start of the kernel's part of the address space (PML4 slot 255); apps live below it.
+    public static let kernelRegionStart: UInt64 = 0x7f80_0000_0000
+    /// All guest-physical memory is mapped at directMapBase + physical.
+    public static let directMapBase: UInt64 = 0x7f80_0000_0000
+    /// Kernel code and data: virtual = kernelVirtualBase + physical (PDPT entry 508 of slot 255).
+    public static let kernelVirtualBase: UInt64 = 0x7fff_0000_0000
+    /// RAM starts at 0 and may not reach the doorbell page.
+    public static let maxMemorySize: UInt64 = 0xc000_0000
+    public static let minMemorySize: UInt64 = 0x80_0000
+    public static let doorbellAddress = PhysicalAddress(0xd000_0000)
+    public static let imageAddress = PhysicalAddress(0x1_0000_0000)
+    /// The image slot and the direct map end here; larger images are refused by the host.
+    public static let maxImageSize: UInt64 = 0x1_0000_0000
+}
+
+/// What the QEMU launcher passes as the PVH boot module (`-initrd`), since QEMU cannot place
+/// the boot info page and the image where the apus VMM does:
+///   0x0000 BootInfo page (as at `GuestABI.bootInfoAddress`; addresses fixed up by the kernel)
+///   0x1000 argument block (argumentsSize bytes, at most `GuestABI.argumentsCapacity`)
+///   0x10000 the image, page aligned (QEMU loads the module page aligned)
+public enum QEMUBundle {
+    public static let argumentsOffset: UInt64 = 0x1000
+    public static let imageOffset: UInt64 = 0x1_0000
+}
+
+/// Which way the kernel talks to the hardware below it (DESIGN.md, "Platforms").
+public enum GuestPlatform: UInt32, Sendable {
+    /// This workplace's KVM (PVM) in flat native mode: everything at CPL3, no port I/O.
+    case pvm = 1
+    /// Ordinary x86-64: ring 0 kernel, supervisor-only kernel pages.
+    case native = 2
+}
+
+/// Offsets (from `GuestABI.doorbellAddress`) of the 8-byte registers the kernel writes.
+/// Each write is one VM exit, so every request carries a whole batch.
+public enum Doorbell: UInt64, Sendable {
+    /// Value: guest-physical address of a `ConsoleRequest`. Output goes to the host fd
+    /// the request's stream names.
+    case console = 0x00
+    /// Value: an `ExitStatus` encoding. The VM stops.
+    case exit = 0x08
+    /// Value: guest-physical address of a `ConsoleRequest` holding a kernel panic message.
+    /// The VM stops with `HostExitCode.kernelPanic`.
+    case panic = 0x10
+    /// Value: guest-physical address of a `ConsoleRequest` (stream 0, length = room in the
+    /// buffer). The host reads once from its stdin into the buffer (blocking, like read(2))
+    /// and answers in the same request: `length` = bytes read (0 at end of file), `stream` =
+    /// 0 on success or a Linux errno value.
+    case stdinRead = 0x18
+}
+
+/// The streams a console request can name.
+public enum ConsoleStream: UInt32, Sendable {
+    case stdout = 1
+    case stderr = 2
+    /// Kernel diagnostics (unimplemented syscalls, crash reports): the host writes these to
+    /// its stderr, like the app's stderr, but keeps them apart for tests and tracing.
+    case kernel = 3
+}
+
+/// 16 bytes in guest memory: { stream: u32, length: u32, buffer: u64 (guest-physical) }.
+public struct ConsoleRequest: Equatable, Sendable {
+    public static let size = 16
+    public var stream: UInt32
+    public var length: UInt32
+    public var buffer: PhysicalAddress
+
+    public init(stream: UInt32, length: UInt32, buffer: PhysicalAddress) {
+        self.stream = stream
+        self.length = length
+        self.buffer = buffer
+    }
+
+    public init(decoding bytes: UnsafeRawBufferPointer) {
+        precondition(bytes.count >= Self.size)
+        stream = bytes.readLE(UInt32.self, at: 0)
+        length = bytes.readLE(UInt32.self, at: 4)
+        buffer = PhysicalAddress(bytes.readLE(UInt64.self, at: 8))
+    }
+
+    public func encode(into bytes: UnsafeMutableRawBufferPointer) {
+        precondition(bytes.count >= Self.size)
+        bytes.writeLE(stream, at: 0)
+        bytes.writeLE(length, at: 4)
+        bytes.writeLE(buffer.raw, at: 8)
+    }
+}
+
+/// How the application ended, as carried by the exit doorbell:
+/// bits 0–7 the exit code or signal number, bit 8 set when a signal killed it.
+public enum ExitStatus: Equatable, Sendable {
+    case exited(UInt8)
+    case signaled(UInt8)
+
+    public var encoded: UInt64 {
+        switch self {
+        case .exited(let code): return UInt64(code)
+        case .signaled(let signal): return 0x100 | UInt64(signal)
+        }
+    }
+
+    public init(encoded: UInt64) {
+        if encoded & 0x100 != 0 {
+            self = .signaled(UInt8(truncatingIfNeeded: encoded))
+        } else {
+            self = .exited(UInt8(truncatingIfNeeded: encoded))
+        }
+    }
+
+    /// The status a shell reports for it: the code, or 128 + signal.
+    public var shellStatus: Int32 {
+        switch self {
+        case .exited(let code): return Int32(code)
+        case .signaled(let signal): return 128 + Int32(signal)
+        }
+    }
+}
+
+/// Exit codes of the host process for outcomes that are not the application's own status.
+/// Chosen above 128+64 so they cannot be confused with a signal death.
+public enum HostExitCode {
+    /// The guest kernel reported an internal error.
+    public static let kernelPanic: Int32 = 250
+    /// The VM stopped unexpectedly (triple fault, unexpected exit, guest stopped responding).
+    public static let vmFailure: Int32 = 251
+    /// apus could not start the VM (bad program, missing kernel, no /dev/kvm, bad flags).
+    public static let startFailure: Int32 = 125
+}
+
+/// The boot information page at `GuestABI.bootInfoAddress`. Fixed offsets, append-only:
+/// a new field goes after the last one, and `version` changes only when a meaning changes.
+///
+///   0x00 magic u64 "APUSBOOT"     0x08 version u32         0x0c platform u32
+///   0x10 memorySize u64           0x18 kernelEnd u64 (first free physical byte, page aligned)
+///   0x20 imageAddress u64         0x28 imageSize u64
+///   0x30 argumentsAddress u64     0x38 argumentsSize u64
+///   0x40 argc u32                 0x44 envc u32
+///   0x48 tscFrequencyKHz u64      0x50 realtimeNanosAtBoot u64 (CLOCK_REALTIME at bootTSC)
+///   0x58 flags u64                0x60 seed[32] (host randomness: ASLR, AT_RANDOM)
+///   0x80 bootTSC u64 (TSC value when realtimeNanosAtBoot was read)
+///   0x88 timeline: kernelEntry, appEntry, firstOutput, exit (TSC values the kernel writes)
+///   0xa8 end
+public struct BootInfo: Equatable, Sendable {
+    public static let magic: UInt64 = 0x544f_4f42_5355_5041  // "APUSBOOT" little-endian
+    public static let size = 0xa8
+
+    public var version: UInt32 = GuestABI.version
+    public var platform: GuestPlatform = .pvm
+    public var memorySize: UInt64 = 0
+    public var kernelEnd: UInt64 = 0
+    public var imageAddress: PhysicalAddress = GuestABI.imageAddress
+    public var imageSize: UInt64 = 0
+    public var argumentsAddress: PhysicalAddress = GuestABI.argumentsAddress
+    public var argumentsSize: UInt64 = 0
+    public var argc: UInt32 = 0
+    public var envc: UInt32 = 0
+    public var tscFrequencyKHz: UInt64 = 0
+    public var realtimeNanosAtBoot: UInt64 = 0
+    public var flags: UInt64 = 0
+    public var seed: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+    public var bootTSC: UInt64 = 0
+    public var timeline = Timeline()
+
+    public init() {}
+
+    /// Flag bits.
+    public static let flagTraceSyscalls: UInt64 = 1 << 0
+
+    public enum DecodeError: Error, Equatable {
+        case tooShort
+        case badMagic
+        case unsupportedVersion(UInt32)
+        case unknownPlatform(UInt32)
+    }
+
+    public init(decoding bytes: UnsafeRawBufferPointer) throws(DecodeError) {
+        guard bytes.count >= Self.size else { throw .tooShort }
+        guard bytes.readLE(UInt64.self, at: 0x00) == Self.magic else { throw .badMagic }
+        version = bytes.readLE(UInt32.self, at: 0x08)
+        guard version == GuestABI.version else { throw .unsupportedVersion(version) }
+        let platformRaw = bytes.readLE(UInt32.self, at: 0x0c)
+        guard let p = GuestPlatform(rawValue: platformRaw) else { throw .unknownPlatform(platformRaw) }
+        platform = p
+        memorySize = bytes.readLE(UInt64.self, at: 0x10)
+        kernelEnd = bytes.readLE(UInt64.self, at: 0x18)
+        imageAddress = PhysicalAddress(bytes.readLE(UInt64.self, at: 0x20))
+        imageSize = bytes.readLE(UInt64.self, at: 0x28)
+        argumentsAddress = PhysicalAddress(bytes.readLE(UInt64.self, at: 0x30))
+        argumentsSize = bytes.readLE(UInt64.self, at: 0x38)
+        argc = bytes.readLE(UInt32.self, at: 0x40)
+        envc = bytes.readLE(UInt32.self, at: 0x44)
+        tscFrequencyKHz = bytes.readLE(UInt64.self, at: 0x48)
+        realtimeNanosAtBoot = bytes.readLE(UInt64.self, at: 0x50)
+        flags = bytes.readLE(UInt64.self, at: 0x58)
+        seed = (bytes.readLE(UInt64.self, at: 0x60), bytes.readLE(UInt64.self, at: 0x68),
+                bytes.readLE(UInt64.self, at: 0x70), bytes.readLE(UInt64.self, at: 0x78))
+        bootTSC = bytes.readLE(UInt64.self, at: 0x80)
+        timeline = Timeline(decoding: UnsafeRawBufferPointer(rebasing: bytes[Timeline.offset...]))
+    }
+
+    public func encode(into bytes: UnsafeMutableRawBufferPointer) {
+        precondition(bytes.count >= Self.size)
+        bytes.writeLE(Self.magic, at: 0x00)
+        bytes.writeLE(version, at: 0x08)
+        bytes.writeLE(platform.rawValue, at: 0x0c)
+        bytes.writeLE(memorySize, at: 0x10)
+        bytes.writeLE(kernelEnd, at: 0x18)
+        bytes.writeLE(imageAddress.raw, at: 0x20)
+        bytes.writeLE(imageSize, at: 0x28)
+        bytes.writeLE(argumentsAddress.raw, at: 0x30)
+        bytes.writeLE(argumentsSize, at: 0x38)
+        bytes.writeLE(argc, at: 0x40)
+        bytes.writeLE(envc, at: 0x44)
+        bytes.writeLE(tscFrequencyKHz, at: 0x48)
+        bytes.writeLE(realtimeNanosAtBoot, at: 0x50)
+        bytes.writeLE(flags, at: 0x58)
+        bytes.writeLE(seed.0, at: 0x60)
+        bytes.writeLE(seed.1, at: 0x68)
+        bytes.writeLE(seed.2, at: 0x70)
+        bytes.writeLE(seed.3, at: 0x78)
+        bytes.writeLE(bootTSC, at: 0x80)
+        timeline.encode(into: UnsafeMutableRawBufferPointer(rebasing: bytes[Timeline.offset...]))
+    }
+
+    public static func == (a: BootInfo, b: BootInfo) -> Bool {
+        a.version == b.version && a.platform == b.platform && a.memorySize == b.memorySize
+            && a.kernelEnd == b.kernelEnd && a.imageAddress == b.imageAddress
+            && a.imageSize == b.imageSize && a.argumentsAddress == b.argumentsAddress
+            && a.argumentsSize == b.argumentsSize && a.argc == b.argc && a.envc == b.envc
+            && a.tscFrequencyKHz == b.tscFrequencyKHz
+            && a.realtimeNanosAtBoot == b.realtimeNanosAtBoot && a.flags == b.flags
+            && a.seed == b.seed && a.bootTSC == b.bootTSC && a.timeline == b.timeline
+    }
+}
+
+/// TSC stamps the kernel records in the boot info page for `apus run --timings`.
+/// Zero means "not reached".
+public struct Timeline: Equatable, Sendable {
+    public static let offset = 0x88
+    public static let kernelEntryOffset = 0x88
+    public static let appEntryOffset = 0x90
+    public static let firstOutputOffset = 0x98
+    public static let exitOffset = 0xa0
+
+    public var kernelEntry: UInt64 = 0
+    public var appEntry: UInt64 = 0
+    public var firstOutput: UInt64 = 0
+    public var exit: UInt64 = 0
+
+    public init() {}
+
+    public init(decoding bytes: UnsafeRawBufferPointer) {
+        kernelEntry = bytes.readLE(UInt64.self, at: 0)
+        appEntry = bytes.readLE(UInt64.self, at: 8)
+        firstOutput = bytes.readLE(UInt64.self, at: 16)
+        exit = bytes.readLE(UInt64.self, at: 24)
+    }
+
+    public func encode(into bytes: UnsafeMutableRawBufferPointer) {
+        bytes.writeLE(kernelEntry, at: 0)
+        bytes.writeLE(appEntry, at: 8)
+        bytes.writeLE(firstOutput, at: 16)
+        bytes.writeLE(exit, at: 24)
+    }
+}
+
+/// The argument block: argv strings then envp strings, each NUL-terminated.
+public enum ArgumentBlock {
+    public enum EncodeError: Error, Equatable {
+        case tooLarge(needed: Int, capacity: Int)
+        case containsNUL
+    }
+
+    /// The encoded block for the given strings (UTF-8 bytes), checked against `capacity`.
+    public static func encode(arguments: [[UInt8]], environment: [[UInt8]], capacity: Int)
+        throws(EncodeError) -> [UInt8]
+    {
+        var out: [UInt8] = []
+        for s in arguments + environment {
+            if s.contains(0) { throw .containsNUL }
+            out.append(contentsOf: s)
+            out.append(0)
+        }
+        guard out.count <= capacity else { throw .tooLarge(needed: out.count, capacity: capacity) }
+        return out
+    }
+}
+
+// MARK: - Framed console for platforms without doorbells (QEMU: one serial port)
+
+/// On QEMU the kernel has one 16550 serial port instead of doorbells. Every message is a frame:
+///   0xA5, kind u8, length u16 (LE), payload[length]
+/// kinds: 1 stdout, 2 stderr, 3 kernel diagnostics, 4 panic message, 0xFF exit (payload: u64
+/// ExitStatus encoding). Bytes outside frames (firmware noise) are ignored by the decoder.
+public enum SerialFrame {
+    public static let marker: UInt8 = 0xA5
+    public static let headerSize = 4
+    public static let maxPayload = 0xFFFF
+
+    public enum Kind: UInt8, Sendable {
+        case stdout = 1
+        case stderr = 2
+        case kernel = 3
+        case panic = 4
+        case exit = 0xFF
+    }
+
+    public static func header(kind: Kind, length: Int) -> (UInt8, UInt8, UInt8, UInt8) {
+        precondition(length <= maxPayload)
+        return (marker, kind.rawValue, UInt8(length & 0xFF), UInt8(length >> 8))
+    }
+}
+
+/// Incremental decoder for `SerialFrame` streams: feed bytes as they arrive, get whole frames.
+public struct SerialFrameDecoder {
+    public struct Frame: Equatable {
+        public var kind: UInt8
+        public var payload: [UInt8]
+    }
+
+    private var buffer: [UInt8] = []
+    public init() {}
+
+    public mutating func feed<S: Sequence>(_ bytes: S) -> [Frame] where S.Element == UInt8 {
+        buffer.append(contentsOf: bytes)
+        var frames: [Frame] = []
+        var start = 0
+        while true {
+            while start < buffer.count && buffer[start] != SerialFrame.marker { start += 1 }
+            guard buffer.count - start >= SerialFrame.headerSize else { break }
+            let length = Int(buffer[start + 2]) | Int(buffer[start + 3]) << 8
+            guard buffer.count - start - SerialFrame.headerSize >= length else { break }
+            let body = start + SerialFrame.headerSize
+            frames.append(Frame(kind: buffer[start + 1], payload: Array(buffer[body..<body + length])))
+            start = body + length
+        }
+        buffer.removeFirst(start)
+        return frames
+    }
+
+    /// Bytes received that do not yet form a whole frame.
+    public var pendingCount: Int { buffer.count }
+}
+
+// MARK: - Little-endian field access
+
+extension UnsafeRawBufferPointer {
+    @inlinable
+    public func readLE<T: FixedWidthInteger>(_: T.Type, at offset: Int) -> T {
+        precondition(offset >= 0 && offset + MemoryLayout<T>.size <= count)
+        return T(littleEndian: loadUnaligned(fromByteOffset: offset, as: T.self))
+    }
+}
+
+extension UnsafeMutableRawBufferPointer {
+    @inlinable
+    public func readLE<T: FixedWidthInteger>(_: T.Type, at offset: Int) -> T {
+        UnsafeRawBufferPointer(self).readLE(T.self, at: offset)
+    }
+
+    @inlinable
+    public func writeLE<T: FixedWidthInteger>(_ value: T, at offset: Int) {
+        precondition(offset >= 0 && offset + MemoryLayout<T>.size <= count)
+        storeBytes(of: value.littleEndian, toByteOffset: offset, as: T.self)
+    }
+}

@@ -1,0 +1,61 @@
+import GuestABI
+
+/// Where the guest's console output and stdin requests go. The real one writes to the host's
+/// fds; tests use a fake.
+public protocol ConsoleSink {
+    mutating func write(_ stream: ConsoleStream, _ bytes: UnsafeRawBufferPointer)
+    /// One read from the host's stdin: bytes read (0 at end of file) or a negative errno.
+    mutating func readStdin(into buffer: UnsafeMutableRawBufferPointer) -> Int
+}
+
+/// What the VM does after a doorbell.
+public enum DoorbellOutcome: Equatable {
+    case resume
+    case exit(ExitStatus)
+    case panic(String)
+    /// The request was malformed; it is dropped and the VM resumes. The text says why.
+    case rejected(String)
+}
+
+/// Handles one write to the doorbell page. A free function of its inputs so that tests can
+/// feed it synthetic exits; every guest address and length is checked against guest memory.
+public func handleDoorbell<Sink: ConsoleSink>(offset: UInt64, value: UInt64, memory: GuestMemory,
+                                              sink: inout Sink) -> DoorbellOutcome {
+    guard let doorbell = Doorbell(rawValue: offset) else {
+        return .rejected("write to unknown doorbell offset 0x\(String(offset, radix: 16))")
+    }
+    switch doorbell {
+    case .exit:
+        return .exit(ExitStatus(encoded: value))
+    case .console, .panic, .stdinRead:
+        guard let raw = memory.bytes(at: PhysicalAddress(value), count: UInt64(ConsoleRequest.size)) else {
+            return .rejected("console request at 0x\(String(value, radix: 16)) is outside guest memory")
+        }
+        let request = ConsoleRequest(decoding: UnsafeRawBufferPointer(raw))
+        guard let buffer = memory.bytes(at: request.buffer, count: UInt64(request.length)) else {
+            return .rejected("console buffer 0x\(String(request.buffer.raw, radix: 16))+\(request.length) is outside guest memory")
+        }
+        switch doorbell {
+        case .console:
+            guard let stream = ConsoleStream(rawValue: request.stream) else {
+                return .rejected("console request names unknown stream \(request.stream)")
+            }
+            sink.write(stream, UnsafeRawBufferPointer(buffer))
+            return .resume
+        case .panic:
+            return .panic(String(decoding: buffer, as: UTF8.self))
+        default:
+            let n = sink.readStdin(into: buffer)
+            var answer = request
+            if n >= 0 {
+                answer.stream = 0
+                answer.length = UInt32(min(n, Int(request.length)))
+            } else {
+                answer.stream = UInt32(-n)
+                answer.length = 0
+            }
+            answer.encode(into: raw)
+            return .resume
+        }
+    }
+}

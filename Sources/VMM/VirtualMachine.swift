@@ -1,0 +1,368 @@
+import CKVM
+import GuestABI
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A failure of the VMM, with one human message per case.
+public enum VMMError: Error {
+    case noKVM(String)
+    case kvmCall(String, Int32)
+    case outOfHostMemory(Int)
+    case boot(BootSetup.Error)
+    case unexpectedExit(String)
+    case timedOut(UInt64)
+
+    public var message: String {
+        switch self {
+        case .noKVM(let why): return "cannot use KVM: \(why)"
+        case .kvmCall(let call, let errno): return "\(call) failed: \(String(cString: strerror(errno)))"
+        case .outOfHostMemory(let size): return "cannot reserve \(size >> 20) MiB of host memory for the guest"
+        case .boot(let e): return e.message
+        case .unexpectedExit(let what): return "the VM stopped unexpectedly: \(what)"
+        case .timedOut(let ms): return "the guest did not finish within \(ms) ms and was stopped"
+        }
+    }
+}
+
+/// The timeline of one run, in host nanoseconds (CLOCK_MONOTONIC) and guest TSC stamps.
+public struct RunTimeline {
+    public var vmCreated: UInt64 = 0
+    public var memoryReady: UInt64 = 0
+    public var kernelLoaded: UInt64 = 0
+    public var vcpuReady: UInt64 = 0
+    public var firstRun: UInt64 = 0
+    public var exited: UInt64 = 0
+    /// Host TSC read together with `firstRun`, to place the guest's TSC stamps.
+    public var firstRunTSC: UInt64 = 0
+    public var tscKHz: UInt64 = 0
+    public var guest = Timeline()
+    public var exitCount = 0
+}
+
+public struct RunResult {
+    public var status: ExitStatus
+    public var timeline: RunTimeline
+}
+
+/// What to boot.
+public struct VMConfiguration {
+    public var memorySize: UInt64
+    /// The kernel ELF's bytes.
+    public var kernel: UnsafeRawBufferPointer
+    /// The image, already laid out in host memory (read-only for the guest).
+    public var image: UnsafeMutableRawBufferPointer
+    public var arguments: [[UInt8]]
+    public var environment: [[UInt8]]
+    public var seed: (UInt64, UInt64, UInt64, UInt64)
+    /// Stop the guest after this many milliseconds (0: no limit).
+    public var timeoutMilliseconds: UInt64 = 0
+
+    public init(memorySize: UInt64, kernel: UnsafeRawBufferPointer, image: UnsafeMutableRawBufferPointer,
+                arguments: [[UInt8]], environment: [[UInt8]], seed: (UInt64, UInt64, UInt64, UInt64)) {
+        self.memorySize = memorySize
+        self.kernel = kernel
+        self.image = image
+        self.arguments = arguments
+        self.environment = environment
+        self.seed = seed
+    }
+}
+
+public func monotonicNanos() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+/// The host's time-stamp counter.
+public func readHostTSC() -> UInt64 { ckvm_rdtsc() }
+
+func realtimeNanos() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+/// One VM with one vCPU on /dev/kvm: PVM (this workplace's KVM) or hardware KVM.
+public final class VirtualMachine {
+    static let pvmSignatureMSR: UInt32 = 0x4b56_4d11
+    static let pvmSignature: UInt64 = 0x4d_5650
+    static let pvmTSCFrequencyMSR: UInt32 = 0x4b56_4d13
+
+    let kvm: Int32
+    let vm: Int32
+    var vcpu: Int32 = -1
+    var run: UnsafeMutablePointer<kvm_run>? = nil
+    var runSize = 0
+    var memory = GuestMemory()
+    var ram: AnonymousMapping? = nil
+    public private(set) var platform = GuestPlatform.pvm
+    public var timeline = RunTimeline()
+
+    public init() throws(VMMError) {
+        let fd = open("/dev/kvm", O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else {
+            let e = errno
+            throw .noKVM("/dev/kvm: \(String(cString: strerror(e)))"
+                + (e == ENOENT ? " (no KVM on this machine; try --vmm qemu)" : e == EACCES ? " (add yourself to the kvm group)" : ""))
+        }
+        kvm = fd
+        let version = ckvm_ioctl_int(kvm, CKVM_GET_API_VERSION, 0)
+        guard version == 12 else { close(kvm); throw .noKVM("unsupported KVM API version \(version)") }
+        let vmfd = ckvm_ioctl_int(kvm, CKVM_CREATE_VM, 0)
+        guard vmfd >= 0 else { close(kvm); throw .kvmCall("KVM_CREATE_VM", -vmfd) }
+        vm = vmfd
+        timeline.vmCreated = monotonicNanos()
+    }
+
+    deinit {
+        if let run { munmap(run, runSize) }
+        if vcpu >= 0 { close(vcpu) }
+        close(vm)
+        close(kvm)
+    }
+
+    private func setMemoryRegion(slot: UInt32, guest: PhysicalAddress, size: UInt64, host: UnsafeMutableRawPointer, flags: UInt32) throws(VMMError) {
+        var region = kvm_userspace_memory_region(slot: slot, flags: flags, guest_phys_addr: guest.raw,
+                                                 memory_size: size, userspace_addr: UInt64(UInt(bitPattern: host)))
+        let r = ckvm_ioctl_ptr(vm, CKVM_SET_USER_MEMORY_REGION, &region)
+        guard r == 0 else { throw .kvmCall("KVM_SET_USER_MEMORY_REGION", -r) }
+        memory.add(GuestMemoryRegion(guestBase: guest, size: size, host: host))
+    }
+
+    /// Boots the configuration and runs it to the end.
+    public func boot<Sink: ConsoleSink>(_ config: VMConfiguration, sink: inout Sink) throws(VMMError) -> RunResult {
+        // Guest RAM at 0, the image at 4 GiB (read-only where KVM supports it).
+        guard let ram = AnonymousMapping(size: Int(config.memorySize)) else { throw .outOfHostMemory(Int(config.memorySize)) }
+        self.ram = ram
+        try setMemoryRegion(slot: 0, guest: PhysicalAddress(0), size: config.memorySize, host: ram.pointer, flags: 0)
+        let readOnly = ckvm_ioctl_int(vm, CKVM_CHECK_EXTENSION, UInt(CKVM_CAP_READONLY_MEM)) > 0
+        let imageSize = (UInt64(config.image.count) + 0xfff) & ~0xfff
+        guard imageSize <= GuestABI.maxImageSize else { throw .boot(.imageTooLarge(imageSize)) }
+        if imageSize > 0 {
+            try setMemoryRegion(slot: 1, guest: GuestABI.imageAddress, size: imageSize, host: config.image.baseAddress!,
+                                flags: readOnly ? CKVM_MEM_READONLY : 0)
+        }
+        timeline.memoryReady = monotonicNanos()
+
+        try createVCPU()
+        let kernel: BootSetup.LoadedKernel
+        do {
+            kernel = try BootSetup.loadKernel(config.kernel, into: memory)
+            try BootSetup.writePageTables(into: memory, directMapSpan: GuestABI.imageAddress.raw + imageSize,
+                                          userAccessible: platform == .pvm)
+            try writeDescriptorTables()
+        } catch { throw .boot(error) }
+        guard kernel.end + (4 << 20) <= config.memorySize else { throw .boot(.kernelTooLarge) }
+        timeline.kernelLoaded = monotonicNanos()
+
+        try setRegisters(entry: kernel.entry)
+        timeline.vcpuReady = monotonicNanos()
+
+        var info = BootInfo()
+        info.platform = platform
+        info.memorySize = config.memorySize
+        info.kernelEnd = kernel.end
+        info.imageSize = UInt64(config.image.count)
+        let block: [UInt8]
+        do {
+            block = try ArgumentBlock.encode(arguments: config.arguments, environment: config.environment,
+                                             capacity: Int(GuestABI.argumentsCapacity))
+        } catch {
+            throw .boot(.kernelTooLarge)
+        }
+        info.argumentsSize = UInt64(block.count)
+        info.argc = UInt32(config.arguments.count)
+        info.envc = UInt32(config.environment.count)
+        info.tscFrequencyKHz = timeline.tscKHz
+        info.seed = config.seed
+        info.realtimeNanosAtBoot = realtimeNanos()
+        info.bootTSC = ckvm_rdtsc()
+        do { try BootSetup.writeBootInfo(info, arguments: block, into: memory) } catch { throw .boot(error) }
+
+        if config.timeoutMilliseconds > 0 { _ = ckvm_arm_watchdog(run, config.timeoutMilliseconds) }
+        timeline.firstRun = monotonicNanos()
+        timeline.firstRunTSC = info.bootTSC
+        let status = try runLoop(sink: &sink, timeout: config.timeoutMilliseconds)
+        timeline.exited = monotonicNanos()
+        if let page = memory.bytes(at: GuestABI.bootInfoAddress + UInt64(Timeline.offset), count: 32) {
+            timeline.guest = Timeline(decoding: UnsafeRawBufferPointer(page))
+        }
+        return RunResult(status: status, timeline: timeline)
+    }
+
+    private func createVCPU() throws(VMMError) {
+        let fd = ckvm_ioctl_int(vm, CKVM_CREATE_VCPU, 0)
+        guard fd >= 0 else { throw .kvmCall("KVM_CREATE_VCPU", -fd) }
+        vcpu = fd
+        let size = ckvm_ioctl_int(kvm, CKVM_GET_VCPU_MMAP_SIZE, 0)
+        guard size > 0 else { throw .kvmCall("KVM_GET_VCPU_MMAP_SIZE", -size) }
+        let p = mmap(nil, Int(size), PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0)
+        guard let p, p != MAP_FAILED else { throw .kvmCall("mmap(kvm_run)", errno) }
+        run = p.assumingMemoryBound(to: kvm_run.self)
+        runSize = Int(size)
+        let c = ckvm_set_supported_cpuid(kvm, vcpu)
+        guard c == 0 else { throw .kvmCall("KVM_SET_CPUID2", -c) }
+
+        // PVM announces itself through a custom MSR (PVM.md); hardware KVM rejects the index.
+        var signature: UInt64 = 0
+        if ckvm_get_msr(vcpu, Self.pvmSignatureMSR, &signature) == 1 && signature == Self.pvmSignature {
+            platform = .pvm
+            var khz: UInt64 = 0
+            if ckvm_get_msr(vcpu, Self.pvmTSCFrequencyMSR, &khz) == 1 { timeline.tscKHz = khz }
+        } else {
+            platform = .native
+        }
+        if timeline.tscKHz == 0 {
+            let khz = ckvm_ioctl_int(vcpu, CKVM_GET_TSC_KHZ, 0)
+            guard khz > 0 else { throw .kvmCall("KVM_GET_TSC_KHZ", -khz) }
+            timeline.tscKHz = UInt64(khz)
+        }
+    }
+
+    /// The GDT (Linux's layout) and a TSS, at the end of the boot page-table area; the CPU
+    /// reaches them through the direct map.
+    static let gdtAddress = PhysicalAddress(GuestABI.bootPageTablesAddress.raw + GuestABI.bootPageTablesSize - 0x1000)
+    static let tssAddress = PhysicalAddress(gdtAddress.raw + 0x800)
+
+    private func writeDescriptorTables() throws(BootSetup.Error) {
+        guard let gdt = memory.bytes(at: Self.gdtAddress, count: 0x1000) else { throw .kernelTooLarge }
+        gdt.initializeMemory(as: UInt8.self, repeating: 0)
+        let descriptors: [UInt64] = [0, 0, 0x00af_9a00_0000_ffff, 0x00cf_9200_0000_ffff,
+                                     0x00cf_fa00_0000_ffff, 0x00cf_f200_0000_ffff, 0x00af_fa00_0000_ffff, 0]
+        for (i, d) in descriptors.enumerated() { gdt.writeLE(d, at: i * 8) }
+        let tss = GuestABI.directMapBase + Self.tssAddress.raw
+        gdt.writeLE(UInt64(0x67) | ((tss & 0xff_ffff) << 16) | (0x89 << 40) | (((tss >> 24) & 0xff) << 56), at: 0x40)
+        gdt.writeLE(tss >> 32, at: 0x48)
+        gdt.writeLE(UInt16(0x68), at: 0x800 + 102)  // TSS: no I/O bitmap
+    }
+
+    private func segment(_ selector: UInt16, type: UInt8, code: Bool) -> kvm_segment {
+        var s = kvm_segment()
+        s.base = 0
+        s.limit = 0xffff_ffff
+        s.selector = selector
+        s.type = type
+        s.present = 1
+        s.dpl = 0
+        s.db = code ? 0 : 1
+        s.s = 1
+        s.l = code ? 1 : 0
+        s.g = 1
+        return s
+    }
+
+    private func setRegisters(entry: UInt64) throws(VMMError) {
+        var sregs = kvm_sregs()
+        var r = ckvm_ioctl_ptr(vcpu, CKVM_GET_SREGS, &sregs)
+        guard r == 0 else { throw .kvmCall("KVM_GET_SREGS", -r) }
+        sregs.cs = segment(0x10, type: 0xb, code: true)
+        let data = segment(0x18, type: 0x3, code: false)
+        sregs.ds = data; sregs.es = data; sregs.fs = data; sregs.gs = data; sregs.ss = data
+        var tr = kvm_segment()
+        tr.base = GuestABI.directMapBase + Self.tssAddress.raw
+        tr.limit = 0x67
+        tr.selector = 0x40
+        tr.type = 11
+        tr.present = 1
+        sregs.tr = tr
+        var ldt = kvm_segment()
+        ldt.unusable = 1
+        sregs.ldt = ldt
+        sregs.gdt.base = GuestABI.directMapBase + Self.gdtAddress.raw
+        sregs.gdt.limit = 0x4f
+        sregs.cr0 = 0x8005_0033       // PG | AM | WP | NE | ET | MP | PE
+        sregs.cr3 = GuestABI.bootPageTablesAddress.raw
+        sregs.cr4 = 0x620             // PAE | OSFXSR | OSXMMEXCPT
+        sregs.efer = 0xd01            // NXE | LMA | LME | SCE
+        r = ckvm_ioctl_ptr(vcpu, CKVM_SET_SREGS, &sregs)
+        if r != 0 {
+            sregs.cr4 = 0x20          // PAE only: what PVM.md confirmed
+            r = ckvm_ioctl_ptr(vcpu, CKVM_SET_SREGS, &sregs)
+        }
+        guard r == 0 else { throw .kvmCall("KVM_SET_SREGS", -r) }
+
+        // SYSCALL: STAR selectors and the flags to clear; the kernel writes LSTAR itself.
+        _ = ckvm_set_msr(vcpu, 0xc000_0081, (0x23 << 48) | (0x10 << 32))
+        _ = ckvm_set_msr(vcpu, 0xc000_0084, 0x47700)
+
+        var regs = kvm_regs()
+        regs.rip = entry
+        regs.rflags = 0x2
+        regs.rdi = platform == .pvm ? 1 : 2   // arch/entry.S: the boot protocol
+        regs.rsi = GuestABI.bootInfoAddress.raw
+        r = ckvm_ioctl_ptr(vcpu, CKVM_SET_REGS, &regs)
+        guard r == 0 else { throw .kvmCall("KVM_SET_REGS", -r) }
+    }
+
+    private func runLoop<Sink: ConsoleSink>(sink: inout Sink, timeout: UInt64) throws(VMMError) -> ExitStatus {
+        guard let run else { throw .unexpectedExit("no vCPU") }
+        var rejections = 0
+        while true {
+            let r = ckvm_ioctl_ptr(vcpu, CKVM_RUN, nil)
+            timeline.exitCount += 1
+            if r < 0 {
+                if -r == EINTR || -r == EAGAIN {
+                    if ckvm_watchdog_fired() != 0 { throw .timedOut(timeout) }
+                    continue
+                }
+                throw .kvmCall("KVM_RUN", -r)
+            }
+            switch Int32(run.pointee.exit_reason) {
+            case KVM_EXIT_MMIO:
+                let mmio = run.pointee.mmio
+                let doorbellBase = GuestABI.doorbellAddress.raw
+                guard mmio.is_write != 0, mmio.phys_addr >= doorbellBase, mmio.phys_addr < doorbellBase + 0x1000 else {
+                    if mmio.is_write == 0 {
+                        // A read of device memory: answer zeros, like an absent device.
+                        run.pointee.mmio.data = (0, 0, 0, 0, 0, 0, 0, 0)
+                    }
+                    rejections += 1
+                    if rejections <= 3 {
+                        warn("guest accessed unmapped guest-physical address 0x\(String(mmio.phys_addr, radix: 16)); ignored")
+                    }
+                    continue
+                }
+                var value: UInt64 = 0
+                withUnsafeBytes(of: mmio.data) { bytes in
+                    for i in 0..<Int(min(mmio.len, 8)) { value |= UInt64(bytes[i]) << UInt64(i * 8) }
+                }
+                switch handleDoorbell(offset: mmio.phys_addr - doorbellBase, value: value, memory: memory, sink: &sink) {
+                case .resume: continue
+                case .exit(let status):
+                    return status
+                case .panic(let text): throw .unexpectedExit("guest kernel panic: \(text)")
+                case .rejected(let why):
+                    rejections += 1
+                    if rejections <= 3 { warn("bad request from the guest: \(why)") }
+                }
+            case KVM_EXIT_HLT:
+                throw .unexpectedExit("the guest halted with interrupts disabled")
+            case KVM_EXIT_SHUTDOWN:
+                throw .unexpectedExit("the guest triple-faulted at rip 0x\(String(currentRIP(), radix: 16)) (an exception the kernel could not handle, e.g. the app's stack overflowed)")
+            case KVM_EXIT_FAIL_ENTRY:
+                throw .unexpectedExit("KVM could not enter the guest (hardware reason 0x\(String(run.pointee.fail_entry.hardware_entry_failure_reason, radix: 16)))")
+            case KVM_EXIT_INTERNAL_ERROR:
+                throw .unexpectedExit("KVM internal error (suberror \(run.pointee.internal.suberror)) at rip 0x\(String(currentRIP(), radix: 16))")
+            case KVM_EXIT_IO:
+                throw .unexpectedExit("port I/O to 0x\(String(run.pointee.io.port, radix: 16)) (the kernel used the wrong platform)")
+            case KVM_EXIT_INTR:
+                if ckvm_watchdog_fired() != 0 { throw .timedOut(timeout) }
+                continue
+            default:
+                throw .unexpectedExit("exit reason \(run.pointee.exit_reason) at rip 0x\(String(currentRIP(), radix: 16))")
+            }
+        }
+    }
+
+    private func currentRIP() -> UInt64 {
+        var regs = kvm_regs()
+        return ckvm_ioctl_ptr(vcpu, CKVM_GET_REGS, &regs) == 0 ? regs.rip : 0
+    }
+
+    private func warn(_ text: String) {
+        let line = "apus: \(text)\n"
+        _ = line.withCString { write(2, $0, strlen($0)) }
+    }
+}

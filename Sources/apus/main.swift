@@ -1,0 +1,99 @@
+import ApusKit
+import ArgumentParser
+import VMM
+
+/// Taken first, so that --timings counts from the start of main.
+let startNanos = monotonicNanos()
+
+struct Apus: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "apus",
+        abstract: "Run unmodified Linux programs as tiny virtual machines.",
+        discussion: """
+            Apus boots a program in its own VM: a small kernel written in Swift, linked with \
+            nothing but the program, on KVM (/dev/kvm) or under QEMU.
+
+            Examples:
+              apus run ./hello
+              apus run -e GREETING=hi --memory 64M ./prog arg1 "arg 2"
+              apus run --timings ./hello
+              apus run --vmm qemu ./hello
+            """,
+        version: apusVersion,
+        subcommands: [Run.self, Version.self]
+    )
+}
+
+let apusVersion = "0.1.0"
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Boot a program in a new VM and run it to completion.",
+        discussion: """
+            PROGRAM is a static x86-64 Linux executable (musl or glibc, -static or \
+            -static-pie), used unmodified. Its stdout and stderr are apus's stdout and stderr, \
+            byte for byte, and apus exits with its exit status (128+N when signal N killed \
+            it, 139 after a crash, with a crash report on stderr). The program's stdin is \
+            apus's stdin (not forwarded under --vmm qemu).
+
+            Options go before PROGRAM; everything after PROGRAM is passed to it. The program \
+            sees exactly the --env variables, nothing of apus's own environment.
+
+            apus's own failures: 125 when the program cannot be started (not a static x86-64 \
+            ELF, missing kernel, no KVM), 250 for a guest kernel panic, 251 when the VM stops \
+            unexpectedly or --timeout expires.
+            """
+    )
+
+    @Option(name: [.customShort("e"), .customLong("env")],
+            help: ArgumentHelp("Set an environment variable in the guest (repeatable).", valueName: "KEY=VALUE"))
+    var environment: [String] = []
+
+    @Option(name: [.customShort("m"), .customLong("memory")],
+            help: ArgumentHelp("Guest memory, e.g. 64M or 1G (8M…3072M).", valueName: "SIZE"))
+    var memory: String = "128M"
+
+    @Flag(help: "Print the boot timeline (VM setup, kernel entry, app entry, exit) on stderr.")
+    var timings = false
+
+    @Option(help: ArgumentHelp("Which VMM boots the VM: apus (built in, needs /dev/kvm) or qemu (qemu-system-x86_64 -M microvm, software emulation).",
+                               valueName: "apus|qemu"))
+    var vmm: String = "apus"
+
+    @Option(help: ArgumentHelp("Stop the VM after this many seconds (0: no limit).", valueName: "SECONDS"))
+    var timeout: Double = 0
+
+    @Argument(help: ArgumentHelp("The program to run.", valueName: "PROGRAM"))
+    var program: String
+
+    @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("Arguments for the program.", valueName: "ARGS"))
+    var arguments: [String] = []
+
+    func validate() throws {
+        guard MemorySize.parse(memory) != nil else {
+            throw ValidationError("--memory \(memory): not a size (use a number with K, M or G, e.g. 64M)")
+        }
+        guard RunOptions.Monitor(rawValue: vmm) != nil else {
+            throw ValidationError("--vmm \(vmm): unknown VMM (choose apus or qemu)")
+        }
+        for variable in environment where !variable.contains("=") || variable.hasPrefix("=") {
+            throw ValidationError("--env \(variable): expected KEY=VALUE")
+        }
+        guard timeout >= 0 && timeout.isFinite else { throw ValidationError("--timeout must be a number of seconds ≥ 0") }
+    }
+
+    func run() throws {
+        let options = RunOptions(program: program, arguments: arguments, environment: environment,
+                                 memorySize: MemorySize.parse(memory)!, monitor: RunOptions.Monitor(rawValue: vmm)!,
+                                 timings: timings, timeoutSeconds: timeout)
+        let status = runProgram(options, startNanos: startNanos)
+        throw ExitCode(status)
+    }
+}
+
+struct Version: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the version of apus.")
+    func run() { print("apus \(apusVersion)") }
+}
+
+Apus.main()

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Builds the Apus guest test programs: every Tests/Guests/*.c three ways, plus the
+# not-runnable artifacts the CLI tests feed to `apus run`.
+#
+#   Tests/Guests/build.sh [OUTDIR]      (default: <repo>/out/guests; relative OUTDIR is
+#                                        taken relative to the repo root; any cwd works)
+#
+#   NAME.musl       musl-gcc -static -O2
+#   NAME.glibc      gcc -static -O2
+#   NAME.glibc-pie  gcc -static-pie -O2
+#   truncated.elf   first 100 bytes of hello.musl
+#   empty.elf       a zero-byte file
+#   wrong-arch.elf  hello.musl with e_machine patched to 183 (AArch64)
+#   script.sh       an executable #!/bin/sh script
+#   a-directory/    a directory
+#
+# Symbols are kept (crash reports name functions). Up-to-date outputs are skipped.
+# Environment: CC_MUSL (default musl-gcc), CC_GLIBC (default gcc), JOBS (default nproc).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+out="${1:-out/guests}"
+case "$out" in /*) ;; *) out="$repo/$out" ;; esac
+
+CC_MUSL="${CC_MUSL:-musl-gcc}"
+CC_GLIBC="${CC_GLIBC:-gcc}"
+for cc in "$CC_MUSL" "$CC_GLIBC"; do
+    if ! command -v "$cc" >/dev/null 2>&1; then
+        echo "build.sh: '$cc' not found — run scripts/setup.sh (it installs musl-tools and gcc)" >&2
+        exit 1
+    fi
+done
+
+mkdir -p "$out"
+CFLAGS=(-O2 -Wall -Wextra -Wno-unused-result -fno-omit-frame-pointer)
+jobs="${JOBS:-$(nproc 2>/dev/null || echo 2)}"
+
+# build SRC VARIANT: compiles one output if it is missing or older than its inputs.
+build() {
+    local src="$1" variant="$2" name dst cc mode
+    name="$(basename "$src" .c)"
+    dst="$out/$name.$variant"
+    case "$variant" in
+        musl) cc="$CC_MUSL"; mode=-static ;;
+        glibc) cc="$CC_GLIBC"; mode=-static ;;
+        glibc-pie) cc="$CC_GLIBC"; mode=-static-pie ;;
+    esac
+    if [[ -x "$dst" && "$dst" -nt "$src" && "$dst" -nt "$here/common.h" && "$dst" -nt "$here/build.sh" ]]; then
+        return 0
+    fi
+    local tmp="$dst.tmp.$$"
+    if "$cc" "$mode" "${CFLAGS[@]}" -I"$here" -o "$tmp" "$src" -lm; then
+        mv -f "$tmp" "$dst"
+        echo "  built $name.$variant"
+    else
+        rm -f "$tmp"
+        echo "build.sh: FAILED: $cc $mode $src" >&2
+        return 1
+    fi
+}
+
+pids=()
+failed=0
+for src in "$here"/*.c; do
+    for variant in musl glibc glibc-pie; do
+        build "$src" "$variant" &
+        pids+=($!)
+        if (( ${#pids[@]} >= jobs )); then
+            wait "${pids[0]}" || failed=1
+            pids=("${pids[@]:1}")
+        fi
+    done
+done
+for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+if (( failed )); then
+    echo "build.sh: some guests failed to build" >&2
+    exit 1
+fi
+
+# Not-runnable artifacts (cheap; always rewritten so they stay consistent with hello.musl).
+head -c 100 "$out/hello.musl" > "$out/truncated.elf"
+: > "$out/empty.elf"
+cp -f "$out/hello.musl" "$out/wrong-arch.elf"
+printf '\xb7\x00' | dd of="$out/wrong-arch.elf" bs=1 seek=18 count=2 conv=notrunc status=none
+printf '#!/bin/sh\necho "I am a shell script"\n' > "$out/script.sh"
+chmod +x "$out/truncated.elf" "$out/empty.elf" "$out/wrong-arch.elf" "$out/script.sh"
+mkdir -p "$out/a-directory"
+
+echo "guests in $out"

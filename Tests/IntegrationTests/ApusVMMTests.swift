@@ -1,0 +1,38 @@
+// The guest matrix on the apus VMM (KVM; needs /dev/kvm).
+// Every method is one case from GuestCases.swift; run this class alone with
+//   swift test --filter IntegrationTests.ApusVMMTests
+// (or one case: --filter IntegrationTests.ApusVMMTests/testArgs).
+
+import XCTest
+
+final class ApusVMMTests: XCTestCase {
+    let matrix = VMMMatrix(vmm: "apus")
+
+    override func setUpWithError() throws {
+        try matrix.setUp()
+    }
+
+    func testHello() throws { try matrix.hello() }
+    func testArgs() throws { try matrix.args() }
+    func testExitCodes() throws { try matrix.exitCodes() }
+    func testStdio() throws { try matrix.stdio() }
+    func testStdin() throws { try matrix.stdin() }
+    func testMemory() throws { try matrix.memory() }
+    func testMadvise() throws { try matrix.madvise() }
+    func testTime() throws { try matrix.time() }
+    func testIDs() throws { try matrix.ids() }
+    func testRandom() throws { try matrix.random() }
+    func testSysinfo() throws { try matrix.sysinfo() }
+    func testFloat() throws { try matrix.float() }
+    func testTLS() throws { try matrix.tls() }
+    func testSignals() throws { try matrix.signals() }
+    func testEFAULT() throws { try matrix.efault() }
+    func testAbort() throws { try matrix.abort() }
+    func testRaise() throws { try matrix.raise() }
+    func testMemoryFlag() throws { try matrix.memoryFlag() }
+    func testSegfaultReport() throws { try matrix.segfaultReport() }
+    func testStackOverflow() throws { try matrix.stackOverflow() }
+    func testOtherFaults() throws { try matrix.otherFaults() }
+    func testUnimplementedSyscall() throws { try matrix.unimplementedSyscall() }
+    func testTimings() throws { try matrix.timings() }
+}

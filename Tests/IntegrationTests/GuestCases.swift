@@ -1,0 +1,177 @@
+// The guest test cases, written once and run per VMM by ApusVMMTests and QEMUTests.
+// Each case runs a guest from Tests/Guests natively and under `apus run --vmm X` and
+// compares stdout, stderr and exit status (see Harness.swift), or checks apus-only
+// behaviour (crash reports, unimplemented-syscall logging, --timings).
+
+import Foundation
+import XCTest
+
+extension VMMMatrix {
+    // MARK: Differential (identical to native)
+
+    func hello() throws {
+        try differentialAllVariants("hello")
+    }
+
+    /// argv and envp round-trip: spaces, empty strings, UTF-8, '=' in values, dashes that
+    /// look like apus flags after PROGRAM, control characters; no variable leaks in from
+    /// the host; many and long arguments; an absolute PROGRAM path as argv[0].
+    func args() throws {
+        let tricky = ["one", "two words", "", "ünïcödé ✓ 日本語 🐦", "--flag", "-e", "x=y", "--vmm",
+                      "  leading and trailing  ", "tab\there", "new\nline", "'quoted' \"double\" $HOME \\"]
+        let env = [("A", "1"), ("UNICODE", "ü✓🐦"), ("EQ", "b=c=d"), ("EMPTY", ""), ("SPACE", "a b"),
+                   ("lower_case", "x")]
+        try differentialAllVariants("args", args: tricky, env: env)
+        // No --env at all: the guest sees an empty environment, whatever the host has.
+        try differentialAllVariants("args")
+        // Many and long arguments and variables.
+        let many = (0..<300).map { "arg-\($0)" } + [String(repeating: "L", count: 10000)]
+        let manyEnv = (0..<100).map { ("VAR_\($0)", String(repeating: "v", count: $0)) }
+        try differentialAllVariants("args", args: many, env: manyEnv, variants: ["musl", "glibc-pie"])
+        // argv[0] as typed, absolute this time.
+        try differential(Invocation(program: Harness.guestPath("args.musl"), args: ["abs"]), expectStatus: 0)
+    }
+
+    /// Exit statuses through exit(), return from main, raw SYS_exit and SYS_exit_group;
+    /// 256 wraps to 0.
+    func exitCodes() throws {
+        let musl: [(Int, String)] = [(0, "exit"), (1, "exit"), (42, "exit"), (255, "exit"), (256, "exit"),
+                                    (7, "return"), (9, "raw-exit"), (11, "raw-exit-group")]
+        for (code, how) in musl {
+            try differential(Invocation(program: "./exitcode.musl", args: [String(code), how]),
+                             expectStatus: Int32(code & 255))
+        }
+        for variant in ["glibc", "glibc-pie"] {
+            for (code, how) in [(42, "exit"), (3, "raw-exit"), (0, "return")] {
+                try differential(Invocation(program: "./exitcode.\(variant)", args: [String(code), how]),
+                                 expectStatus: Int32(code))
+            }
+        }
+    }
+
+    func stdio() throws { try differentialAllVariants("stdio") }
+
+    /// apus forwards its stdin: ~100 KiB of known bytes, and /dev/null.
+    func stdin() throws {
+        var data = Data()
+        for i in 0..<2000 { data.append(contentsOf: Array("line \(i): the quick brown fox ✓\n".utf8)) }
+        data.append(contentsOf: [0, 1, 2, 255, 254])
+        try differentialAllVariants("stdin", stdin: data)
+        try differentialAllVariants("stdin", variants: ["musl"])
+    }
+
+    func memory() throws { try differentialAllVariants("memory") }
+    func madvise() throws { try differentialAllVariants("madvise") }
+    func time() throws {
+        let now = String(Int(Date().timeIntervalSince1970))
+        try differentialAllVariants("time", args: [now])
+    }
+    func ids() throws { try differentialAllVariants("ids") }
+    func random() throws { try differentialAllVariants("random") }
+    func sysinfo() throws { try differentialAllVariants("sysinfo") }
+    func float() throws { try differentialAllVariants("float") }
+    func tls() throws { try differentialAllVariants("tls") }
+    func signals() throws { try differentialAllVariants("signals") }
+    func efault() throws { try differentialAllVariants("efault") }
+
+    /// abort() → 134, and stdout/stderr exactly what was printed before (no crash report).
+    func abort() throws { try differentialAllVariants("abort", expectStatus: 134) }
+
+    /// Signals to self with the default action: terminate (128+sig) or ignore (carry on).
+    func raise() throws {
+        let musl: [(Int32, String)] = [(15, "raise"), (15, "kill"), (9, "tkill"), (10, "tgkill"),
+                                       (17, "raise"), (23, "kill"), (28, "tgkill")]
+        let ignoredByDefault: Set<Int32> = [17, 23, 28]
+        func expected(_ sig: Int32) -> Int32 { ignoredByDefault.contains(sig) ? 0 : 128 + sig }
+        for (sig, how) in musl {
+            try differential(Invocation(program: "./raise.musl", args: [String(sig), how]), expectStatus: expected(sig))
+        }
+        for variant in ["glibc", "glibc-pie"] {
+            for (sig, how) in [(Int32(15), "raise"), (Int32(17), "tgkill")] {
+                try differential(Invocation(program: "./raise.\(variant)", args: [String(sig), how]),
+                                 expectStatus: expected(sig))
+            }
+        }
+    }
+
+    /// `-m/--memory` is accepted and a memory-hungry guest still behaves as natively.
+    func memoryFlag() throws {
+        try differential(Invocation(program: "./memory.glibc", apusFlags: ["-m", "256M"]), expectStatus: 0)
+        try differential(Invocation(program: "./hello.musl", apusFlags: ["--memory", "128M"]), expectStatus: 0)
+    }
+
+    // MARK: Faults (stdout and status as natively; stderr carries apus's crash report)
+
+    /// A store to 0x10 in crash_here(): 139, and a report naming SIGSEGV, the fault
+    /// address, rip and the symbol (all variants keep their symbols; the PIE one checks
+    /// that the report accounts for the load base).
+    func segfaultReport() throws {
+        for variant in Harness.variants {
+            let (_, apus) = try differential(Invocation(program: "./segv.\(variant)", args: ["write"]),
+                                             compareStderr: false, expectStatus: 139)
+            if apus.timedOut { continue }
+            let report = apus.stderrText
+            let what = "[\(vmm)] segv.\(variant) crash report"
+            XCTAssertTrue(report.contains("SIGSEGV"), "\(what) lacks \"SIGSEGV\":\n\(report)")
+            XCTAssertTrue(report.contains("crash_here"), "\(what) lacks the symbol \"crash_here\":\n\(report)")
+            XCTAssertTrue(report.lowercased().contains("rip"), "\(what) lacks the register \"rip\":\n\(report)")
+            XCTAssertNotNil(report.range(of: #"0x0*10\b"#, options: [.regularExpression, .caseInsensitive]),
+                            "\(what) lacks the fault address 0x10:\n\(report)")
+        }
+    }
+
+    /// Unbounded recursion must hit a guard page: SIGSEGV (139), never a hang or a kernel crash.
+    func stackOverflow() throws {
+        for variant in Harness.variants {
+            let (_, apus) = try differential(Invocation(program: "./segv.\(variant)", args: ["stack-overflow"]),
+                                             compareStderr: false, expectStatus: 139)
+            if !apus.timedOut {
+                XCTAssertTrue(apus.stderrText.contains("SIGSEGV"),
+                              "[\(vmm)] segv.\(variant) stack-overflow: no SIGSEGV report:\n\(apus.stderrText)")
+            }
+        }
+    }
+
+    /// ud2 → SIGILL (132); idiv by zero → SIGFPE (136). Only status and stdout are checked.
+    func otherFaults() throws {
+        for variant in ["musl", "glibc-pie"] {
+            try differential(Invocation(program: "./segv.\(variant)", args: ["ill"]),
+                             compareStderr: false, expectStatus: 132)
+            try differential(Invocation(program: "./segv.\(variant)", args: ["div0"]),
+                             compareStderr: false, expectStatus: 136)
+        }
+    }
+
+    // MARK: apus-only behaviour
+
+    /// io_setup (206) is not implemented: -1/ENOSYS to the program, which carries on;
+    /// apus logs it once on stderr however often it is called.
+    func unimplementedSyscall() throws {
+        for variant in Harness.variants {
+            guard let r = try apusOnly(Invocation(program: "./unknown_syscall.\(variant)")) else { continue }
+            let what = "[\(vmm)] unknown_syscall.\(variant)"
+            XCTAssertEqual(r.status, 0, "\(what): exit status\nstderr: \(r.stderrText)")
+            XCTAssertEqual(r.stdoutText, """
+                io_setup call 1: ret=-1 errno=38 (ENOSYS)
+                io_setup call 2: ret=-1 errno=38 (ENOSYS)
+                still running
+
+                """, "\(what): stdout")
+            let message = "apus: unimplemented syscall io_setup (206)"
+            let count = r.stderrText.components(separatedBy: message).count - 1
+            XCTAssertEqual(count, 1, "\(what): expected \"\(message)\" exactly once on stderr:\n\(r.stderrText)")
+        }
+    }
+
+    /// --timings: program output untouched on stdout, a timeline on stderr.
+    func timings() throws {
+        for variant in ["musl", "glibc-pie"] {
+            guard let r = try apusOnly(Invocation(program: "./hello.\(variant)", apusFlags: ["--timings"])) else { continue }
+            let what = "[\(vmm)] --timings hello.\(variant)"
+            XCTAssertEqual(r.status, 0, "\(what): status\nstderr: \(r.stderrText)")
+            XCTAssertEqual(r.stdoutText, "Hello from Apus!\n", "\(what): stdout must hold only the program's output")
+            XCTAssertTrue(r.stderrText.contains("kernel entry"), "\(what): no \"kernel entry\" on stderr:\n\(r.stderrText)")
+            XCTAssertTrue(r.stderrText.contains("app entry"), "\(what): no \"app entry\" on stderr:\n\(r.stderrText)")
+        }
+    }
+}
