@@ -33,6 +33,25 @@ enum Console {
         requestPage = request
         buffers = (out, err)
         ready = true
+        if backend == .doorbell {
+            let state = guestState
+            state.writeLE(out.raw, at: GuestState.stdoutBufferOffset - GuestState.offset)
+            state.writeLE(err.raw, at: GuestState.stderrBufferOffset - GuestState.offset)
+        }
+    }
+
+    /// The GuestState area of the boot info page: kept current so the host can drain the
+    /// buffers if the VM dies without a last flush (GuestABI.swift).
+    static var guestState: UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: directMap(GuestABI.bootInfoAddress + UInt64(GuestState.offset)),
+                                      count: GuestState.size)
+    }
+
+    private static func publishFill() {
+        guard backend == .doorbell else { return }
+        let state = guestState
+        state.writeLE(UInt64(fill.0), at: GuestState.stdoutFillOffset - GuestState.offset)
+        state.writeLE(UInt64(fill.1), at: GuestState.stderrFillOffset - GuestState.offset)
     }
 
     /// Appends the app's bytes to a stream's buffer; returns after the bytes are buffered or
@@ -57,6 +76,7 @@ enum Console {
             remaining = UnsafeRawBufferPointer(rebasing: remaining[n...])
             if used + n == bufferSize { flush(stream) }
         }
+        publishFill()
     }
 
     static func flush(_ stream: ConsoleStream) {
@@ -66,6 +86,7 @@ enum Console {
         let base = stream == .stdout ? buffers.0 : buffers.1
         send(stream, UnsafeRawBufferPointer(start: directMap(base), count: used))
         if stream == .stdout { fill.0 = 0 } else { fill.1 = 0 }
+        publishFill()
     }
 
     static func flushAll() {
@@ -107,7 +128,7 @@ enum Console {
     static func readStdin(into out: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
         guard out.count > 0 else { return 0 }
         flushAll()  // the app may be prompting
-        guard backend == .doorbell else { return 0 }
+        guard backend == .doorbell else { return Serial.readStdin(into: out) }
         let page = directMap(requestPage)
         let room = min(out.count, 4096 - ConsoleRequest.size)
         let request = UnsafeMutableRawBufferPointer(start: page, count: ConsoleRequest.size)
@@ -175,8 +196,12 @@ enum Console {
         case .doorbell:
             ring(.exit, status.encoded)
         case .serial:
-            var payload = status.encoded.littleEndian
-            withUnsafeBytes(of: &payload) { Serial.sendFrame(.exit, $0) }
+            var payload = [UInt8](repeating: 0, count: 8 + 32)
+            payload.withUnsafeMutableBytes { bytes in
+                bytes.writeLE(status.encoded, at: 0)
+                Kernel.timeline.encode(into: UnsafeMutableRawBufferPointer(rebasing: bytes[8...]))
+                Serial.sendFrame(.exit, UnsafeRawBufferPointer(bytes))
+            }
             Serial.powerOff()
         }
         haltForever()
@@ -193,7 +218,8 @@ enum Serial {
         arch_outb(port + 0, 0x01)  // 115200 baud
         arch_outb(port + 1, 0x00)
         arch_outb(port + 3, 0x03)  // 8N1
-        arch_outb(port + 2, 0xc7)  // FIFO on
+        // The FIFOs stay off: enabling them resets the receiver, which would drop stdin bytes
+        // QEMU already delivered, and QEMU then waits for a receive-register read forever.
     }
 
     static func put(_ byte: UInt8) {
@@ -205,6 +231,31 @@ enum Serial {
         let h = SerialFrame.header(kind: kind, length: payload.count)
         put(h.0); put(h.1); put(h.2); put(h.3)
         for b in payload { put(b) }
+    }
+
+    nonisolated(unsafe) static var inputRemaining = 0
+    nonisolated(unsafe) static var inputEnded = false
+
+    static func get() -> UInt8 {
+        while arch_inb(port + 5) & 0x01 == 0 { arch_pause() }
+        return arch_inb(port)
+    }
+
+    /// The app's stdin, framed by the QEMU launcher: returns what one data frame still holds
+    /// (up to `out.count`), 0 once the end-of-file frame arrived.
+    static func readStdin(into out: UnsafeMutableRawBufferPointer) -> Int {
+        while inputRemaining == 0 {
+            if inputEnded { return 0 }
+            while get() != SerialFrame.marker {}
+            let kind = get()
+            let length = Int(get()) | Int(get()) << 8
+            if kind == SerialFrame.Kind.exit.rawValue { inputEnded = true }
+            inputRemaining = length
+        }
+        let n = min(out.count, inputRemaining)
+        for i in 0..<n { out[i] = get() }
+        inputRemaining -= n
+        return n
     }
 
     /// isa-debug-exit at port 0xf4 (the QEMU launcher adds that device): QEMU exits at once.

@@ -82,6 +82,9 @@ enum Loader {
             offset += 4096
         }
         AddressSpace.regions.append(Region(start: stackBase, end: stackTop, protection: [.PROT_READ, .PROT_WRITE], kind: .stack))
+        if Platform.bootProtocol != .pvh {
+            Console.guestState.writeLE(stackBase, at: GuestState.appStackLowOffset - GuestState.offset)
+        }
         AddressSpace.regions.sort { $0.start < $1.start }
         // mmap grows down from below a guard gap under the stack.
         AddressSpace.mmapTop = stackBase - (1 << 30) - (Random.next() % 65536) * 4096

@@ -8,7 +8,8 @@ import Glibc
 /// through the PVH entry. The boot info, arguments and image travel as the PVH module (a
 /// `QEMUBundle` written to a temporary file); the kernel's console is framed on COM1
 /// (`SerialFrame`), which this launcher reads from QEMU's stdout and demultiplexes to apus's
-/// stdout and stderr. QEMU's own stderr passes through.
+/// stdout and stderr. apus's stdin is forwarded the other way, framed the same way, by a thread
+/// (so that the guest can tell end of file from a pause). QEMU's own stderr passes through.
 enum QEMULauncher {
     static func run(_ options: RunOptions, kernelPath: String, image: InMemoryImage, arguments: [[UInt8]],
                     environment: [[UInt8]], startNanos: UInt64) throws(RunError) -> Int32 {
@@ -28,13 +29,13 @@ enum QEMULauncher {
         ]
         if options.timeoutSeconds > 0 { argv = ["timeout", "--signal=KILL", "\(options.timeoutSeconds)"] + argv }
 
-        var pipeFDs: [Int32] = [-1, -1]
-        guard pipe(&pipeFDs) == 0 else { throw RunError("pipe: \(String(cString: strerror(errno)))") }
-        for fd in pipeFDs { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        var pipeFDs: [Int32] = [-1, -1], inputFDs: [Int32] = [-1, -1]
+        guard pipe(&pipeFDs) == 0, pipe(&inputFDs) == 0 else { throw RunError("pipe: \(String(cString: strerror(errno)))") }
+        for fd in pipeFDs + inputFDs { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, inputFDs[0], 0)
         posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 1)
 
         var pid: pid_t = 0
@@ -43,14 +44,19 @@ enum QEMULauncher {
         let spawnPath = options.timeoutSeconds > 0 ? findExecutable("timeout") ?? "/usr/bin/timeout" : qemu
         let rc = posix_spawn(&pid, spawnPath, &actions, nil, cArgs, environ)
         close(pipeFDs[1])
+        close(inputFDs[0])
         guard rc == 0 else {
             close(pipeFDs[0])
+            close(inputFDs[1])
             throw RunError("cannot start \(qemu): \(String(cString: strerror(rc)))")
         }
+        StdinForwarder.start(to: inputFDs[1])
 
         var decoder = SerialFrameDecoder()
         var console = HostConsole()
         var status: ExitStatus? = nil
+        var guestTimeline: Timeline? = nil
+        var exitArrival: UInt64 = 0
         var panicText: String? = nil
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -64,7 +70,10 @@ enum QEMULauncher {
                     case .stderr, .kernel: console.write(.stderr, bytes)
                     case .panic: panicText = String(decoding: bytes, as: UTF8.self)
                     case .exit:
-                        if bytes.count == 8 { status = ExitStatus(encoded: bytes.readLE(UInt64.self, at: 0)) }
+                        guard bytes.count >= 8 else { break }
+                        status = ExitStatus(encoded: bytes.readLE(UInt64.self, at: 0))
+                        exitArrival = monotonicNanos()
+                        if bytes.count >= 8 + 32 { guestTimeline = Timeline(decoding: UnsafeRawBufferPointer(rebasing: bytes[8...])) }
                     case nil: break
                     }
                 }
@@ -75,7 +84,7 @@ enum QEMULauncher {
         while waitpid(pid, &waitStatus, 0) < 0 && errno == EINTR {}
 
         if options.timings {
-            stderrLine("apus: timeline (qemu): \(String(format3: Double(monotonicNanos() - startNanos) / 1e6)) ms from start to QEMU exit")
+            Timings.printQEMU(guest: guestTimeline, exitArrival: exitArrival, qemuExit: monotonicNanos(), start: startNanos)
         }
         if let panicText { throw RunError("guest kernel panic: \(panicText)", exitCode: HostExitCode.kernelPanic) }
         guard let status else {
@@ -154,10 +163,39 @@ enum QEMULauncher {
     }
 }
 
-extension String {
-    init(format3 value: Double) {
-        let scaled = Int((value * 1000).rounded())
-        let frac = scaled % 1000
-        self = "\(scaled / 1000).\(frac < 10 ? "00" : frac < 100 ? "0" : "")\(frac)"
+/// Copies apus's stdin to QEMU's serial input as `SerialFrame`s: data frames, then one
+/// end-of-file frame. Runs on its own thread because reading stdin blocks; it ends with the
+/// process.
+enum StdinForwarder {
+    nonisolated(unsafe) static var target: Int32 = -1
+
+    static func start(to fd: Int32) {
+        target = fd
+        var thread = pthread_t()
+        _ = pthread_create(&thread, nil, { _ in
+            StdinForwarder.forward()
+            return nil
+        }, nil)
+        pthread_detach(thread)
+    }
+
+    static func forward() {
+        var buffer = [UInt8](repeating: 0, count: 4096 + SerialFrame.headerSize)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress! + SerialFrame.headerSize, 4096) }
+            if n < 0 && errno == EINTR { continue }
+            let h = SerialFrame.header(kind: n > 0 ? .stdout : .exit, length: max(n, 0))
+            buffer[0] = h.0; buffer[1] = h.1; buffer[2] = h.2; buffer[3] = h.3
+            let total = SerialFrame.headerSize + max(n, 0)
+            var offset = 0
+            while offset < total {
+                let w = buffer.withUnsafeBytes { write(target, $0.baseAddress! + offset, total - offset) }
+                if w < 0 { if errno == EINTR { continue }; return }  // QEMU is gone
+                offset += w
+            }
+            // The pipe stays open after the end-of-file frame: QEMU stops reading a chardev
+            // whose input hangs up, which would drop frames still in the pipe.
+            if n <= 0 { return }
+        }
     }
 }

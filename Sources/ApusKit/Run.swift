@@ -166,6 +166,7 @@ private func runOnKVM(_ options: RunOptions, kernel: MappedFile, image: InMemory
     } catch {
         switch error {
         case .noKVM, .outOfHostMemory, .boot: throw RunError(error.message, exitCode: HostExitCode.startFailure)
+        case .stackOverflow: throw RunError(error.message, exitCode: ExitStatus.signaled(11).shellStatus)
         case .unexpectedExit(let text) where text.hasPrefix("guest kernel panic"):
             throw RunError(error.message, exitCode: HostExitCode.kernelPanic)
         default: throw RunError(error.message, exitCode: HostExitCode.vmFailure)
@@ -203,6 +204,33 @@ enum Timings {
         add("app exit", guestNanos(t.guest.exit))
         add("vm stopped", t.exited - start)
         lines.append("  VM exits: \(t.exitCount)")
+        stderrLine(lines.joined(separator: "\n"))
+    }
+}
+
+extension Timings {
+    /// QEMU's guest TSC does not share the host's origin, so the guest stamps are placed
+    /// backwards from the moment the exit frame arrived.
+    static func printQEMU(guest: Timeline?, exitArrival: UInt64, qemuExit: UInt64, start: UInt64) {
+        func ms(_ ns: UInt64) -> String {
+            let tenths = (ns + 5_000) / 10_000
+            let frac = tenths % 100
+            return "\(tenths / 100).\(frac < 10 ? "0" : "")\(frac) ms"
+        }
+        var lines = ["apus: timeline (qemu, native platform, since apus started):"]
+        if let g = guest, g.exit != 0, exitArrival > start {
+            let khz = QEMULauncher.calibrateTSCKHz()
+            func at(_ tsc: UInt64) -> String {
+                guard tsc != 0, tsc <= g.exit else { return "-" }
+                let back = (g.exit - tsc) * 1_000_000 / max(khz, 1)
+                return ms(exitArrival - start > back ? exitArrival - start - back : 0)
+            }
+            lines.append("  \("kernel entry".padding(16)) \(at(g.kernelEntry))")
+            lines.append("  \("app entry".padding(16)) \(at(g.appEntry))")
+            if g.firstOutput != 0 { lines.append("  \("first output".padding(16)) \(at(g.firstOutput))") }
+            lines.append("  \("app exit".padding(16)) \(at(g.exit))")
+        }
+        lines.append("  \("qemu exited".padding(16)) \(ms(qemuExit - start))")
         stderrLine(lines.joined(separator: "\n"))
     }
 }

@@ -188,10 +188,12 @@ public enum HostExitCode {
 ///   0x58 flags u64                0x60 seed[32] (host randomness: ASLR, AT_RANDOM)
 ///   0x80 bootTSC u64 (TSC value when realtimeNanosAtBoot was read)
 ///   0x88 timeline: kernelEntry, appEntry, firstOutput, exit (TSC values the kernel writes)
-///   0xa8 end
+///   0xa8 guest state the kernel keeps current (`GuestState`), read by the host only when the
+///        VM stops abnormally: app stack bottom, console buffers and their fill
+///   0xd0 end
 public struct BootInfo: Equatable, Sendable {
     public static let magic: UInt64 = 0x544f_4f42_5355_5041  // "APUSBOOT" little-endian
-    public static let size = 0xa8
+    public static let size = 0xd0
 
     public var version: UInt32 = GuestABI.version
     public var platform: GuestPlatform = .pvm
@@ -282,6 +284,36 @@ public struct BootInfo: Equatable, Sendable {
     }
 }
 
+/// What the kernel keeps current in the boot info page (plain stores, no exits) so that the
+/// host can still act when the VM dies without telling it (a triple fault, a timeout): drain
+/// the app's buffered console output, and recognise a stack overflow.
+public struct GuestState: Equatable, Sendable {
+    public static let offset = 0xa8
+    public static let appStackLowOffset = 0xa8
+    public static let stdoutBufferOffset = 0xb0
+    public static let stdoutFillOffset = 0xb8
+    public static let stderrBufferOffset = 0xc0
+    public static let stderrFillOffset = 0xc8
+    public static let size = 40
+
+    /// Lowest address of the app's stack mapping (an access below it overflowed the stack).
+    public var appStackLow: UInt64 = 0
+    public var stdoutBuffer = PhysicalAddress(0)
+    public var stdoutFill: UInt64 = 0
+    public var stderrBuffer = PhysicalAddress(0)
+    public var stderrFill: UInt64 = 0
+
+    public init() {}
+
+    public init(decoding bytes: UnsafeRawBufferPointer) {
+        appStackLow = bytes.readLE(UInt64.self, at: 0)
+        stdoutBuffer = PhysicalAddress(bytes.readLE(UInt64.self, at: 8))
+        stdoutFill = bytes.readLE(UInt64.self, at: 16)
+        stderrBuffer = PhysicalAddress(bytes.readLE(UInt64.self, at: 24))
+        stderrFill = bytes.readLE(UInt64.self, at: 32)
+    }
+}
+
 /// TSC stamps the kernel records in the boot info page for `apus run --timings`.
 /// Zero means "not reached".
 public struct Timeline: Equatable, Sendable {
@@ -339,8 +371,10 @@ public enum ArgumentBlock {
 
 /// On QEMU the kernel has one 16550 serial port instead of doorbells. Every message is a frame:
 ///   0xA5, kind u8, length u16 (LE), payload[length]
-/// kinds: 1 stdout, 2 stderr, 3 kernel diagnostics, 4 panic message, 0xFF exit (payload: u64
-/// ExitStatus encoding). Bytes outside frames (firmware noise) are ignored by the decoder.
+/// Guest to host: 1 stdout, 2 stderr, 3 kernel diagnostics, 4 panic message, 0xFF exit
+/// (payload: u64 ExitStatus encoding, then the `Timeline`'s four u64 TSC stamps).
+/// Host to guest (the app's stdin): 1 data, 0xFF end of file (empty payload).
+/// Bytes outside frames (firmware noise) are ignored by the decoder.
 public enum SerialFrame {
     public static let marker: UInt8 = 0xA5
     public static let headerSize = 4

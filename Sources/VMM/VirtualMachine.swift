@@ -12,6 +12,9 @@ public enum VMMError: Error {
     case boot(BootSetup.Error)
     case unexpectedExit(String)
     case timedOut(UInt64)
+    /// The app overflowed its stack; on pvm the fault cannot be delivered (the exception frame
+    /// would go on the overflowed stack), so the VM stops and the VMM reports it.
+    case stackOverflow(rip: UInt64, rsp: UInt64)
 
     public var message: String {
         switch self {
@@ -21,6 +24,8 @@ public enum VMMError: Error {
         case .boot(let e): return e.message
         case .unexpectedExit(let what): return "the VM stopped unexpectedly: \(what)"
         case .timedOut(let ms): return "the guest did not finish within \(ms) ms and was stopped"
+        case .stackOverflow(let rip, let rsp):
+            return "program killed by SIGSEGV: stack overflow (rsp 0x\(String(rsp, radix: 16)) below the stack) at rip 0x\(String(rip, radix: 16))"
         }
     }
 }
@@ -184,7 +189,13 @@ public final class VirtualMachine {
         if config.timeoutMilliseconds > 0 { _ = ckvm_arm_watchdog(run, config.timeoutMilliseconds) }
         timeline.firstRun = monotonicNanos()
         timeline.firstRunTSC = info.bootTSC
-        let status = try runLoop(sink: &sink, timeout: config.timeoutMilliseconds)
+        let status: ExitStatus
+        do {
+            status = try runLoop(sink: &sink, timeout: config.timeoutMilliseconds)
+        } catch {
+            drainConsole(sink: &sink)
+            throw classify(error)
+        }
         timeline.exited = monotonicNanos()
         if let page = memory.bytes(at: GuestABI.bootInfoAddress + UInt64(Timeline.offset), count: 32) {
             timeline.guest = Timeline(decoding: UnsafeRawBufferPointer(page))
@@ -354,6 +365,35 @@ public final class VirtualMachine {
                 throw .unexpectedExit("exit reason \(run.pointee.exit_reason) at rip 0x\(String(currentRIP(), radix: 16))")
             }
         }
+    }
+
+    /// The guest state the kernel keeps in the boot info page (see GuestState).
+    private var guestState: GuestState? {
+        memory.bytes(at: GuestABI.bootInfoAddress + UInt64(GuestState.offset), count: UInt64(GuestState.size))
+            .map { GuestState(decoding: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// After an abnormal stop: writes out what the app wrote but the kernel had not flushed.
+    private func drainConsole<Sink: ConsoleSink>(sink: inout Sink) {
+        guard let state = guestState else { return }
+        for (stream, buffer, fill) in [(ConsoleStream.stdout, state.stdoutBuffer, state.stdoutFill),
+                                       (.stderr, state.stderrBuffer, state.stderrFill)] where fill > 0 {
+            // The guest's numbers are checked like any request: at most one buffer, in RAM.
+            guard fill <= 1 << 20, let bytes = memory.bytes(at: buffer, count: fill) else { continue }
+            sink.write(stream, UnsafeRawBufferPointer(bytes))
+        }
+    }
+
+    /// A triple fault with rsp just below the app's stack is the app's stack overflow.
+    private func classify(_ error: VMMError) -> VMMError {
+        guard case .unexpectedExit(let what) = error, what.hasPrefix("the guest triple-faulted"),
+              let low = guestState?.appStackLow, low != 0 else { return error }
+        var regs = kvm_regs()
+        guard ckvm_ioctl_ptr(vcpu, CKVM_GET_REGS, &regs) == 0 else { return error }
+        if regs.rsp < low + 4096 && regs.rsp + (1 << 20) > low {
+            return .stackOverflow(rip: regs.rip, rsp: regs.rsp)
+        }
+        return error
     }
 
     private func currentRIP() -> UInt64 {

@@ -1,0 +1,125 @@
+import GuestABI
+import XCTest
+
+final class GuestABITests: XCTestCase {
+    func testBootInfoRoundTrip() throws {
+        var info = BootInfo()
+        info.platform = .native
+        info.memorySize = 128 << 20
+        info.kernelEnd = 0x14_0000
+        info.imageSize = 12288
+        info.argumentsSize = 42
+        info.argc = 3
+        info.envc = 2
+        info.tscFrequencyKHz = 2_596_000
+        info.realtimeNanosAtBoot = 1_790_000_000_000_000_000
+        info.flags = BootInfo.flagTraceSyscalls
+        info.seed = (1, 2, 3, 4)
+        info.bootTSC = 99
+        info.timeline.kernelEntry = 5
+        var page = [UInt8](repeating: 0, count: 4096)
+        page.withUnsafeMutableBytes { info.encode(into: $0) }
+        let decoded = try page.withUnsafeBytes { try BootInfo(decoding: $0) }
+        XCTAssertEqual(decoded, info)
+    }
+
+    /// The layout is a contract with already-built kernels: fields stay where they are.
+    func testBootInfoFieldOffsets() {
+        var info = BootInfo()
+        info.memorySize = 0x1122_3344_5566_7788
+        info.argc = 0xaabb_ccdd
+        info.bootTSC = 0x0102_0304_0506_0708
+        var page = [UInt8](repeating: 0, count: 4096)
+        page.withUnsafeMutableBytes { info.encode(into: $0) }
+        XCTAssertEqual(Array(page[0..<8]), Array("APUSBOOT".utf8))
+        XCTAssertEqual(page[0x10], 0x88)
+        XCTAssertEqual(page[0x17], 0x11)
+        XCTAssertEqual(page[0x40], 0xdd)
+        XCTAssertEqual(page[0x80], 0x08)
+        XCTAssertEqual(BootInfo.size, GuestState.offset + GuestState.size)
+    }
+
+    func testBootInfoRejectsBadInput() {
+        var page = [UInt8](repeating: 0, count: 4096)
+        page.withUnsafeMutableBytes { BootInfo().encode(into: $0) }
+        XCTAssertThrowsError(try page.withUnsafeBytes { try BootInfo(decoding: UnsafeRawBufferPointer(rebasing: $0[0..<16])) }) {
+            XCTAssertEqual($0 as? BootInfo.DecodeError, .tooShort)
+        }
+        var bad = page
+        bad[0] ^= 0xff
+        XCTAssertThrowsError(try bad.withUnsafeBytes { try BootInfo(decoding: $0) }) {
+            XCTAssertEqual($0 as? BootInfo.DecodeError, .badMagic)
+        }
+        bad = page
+        bad[0x08] = 99
+        XCTAssertThrowsError(try bad.withUnsafeBytes { try BootInfo(decoding: $0) }) {
+            XCTAssertEqual($0 as? BootInfo.DecodeError, .unsupportedVersion(99))
+        }
+        bad = page
+        bad[0x0c] = 7
+        XCTAssertThrowsError(try bad.withUnsafeBytes { try BootInfo(decoding: $0) }) {
+            XCTAssertEqual($0 as? BootInfo.DecodeError, .unknownPlatform(7))
+        }
+    }
+
+    func testConsoleRequestRoundTrip() {
+        let request = ConsoleRequest(stream: 2, length: 4080, buffer: PhysicalAddress(0x12_3010))
+        var bytes = [UInt8](repeating: 0, count: 16)
+        bytes.withUnsafeMutableBytes { request.encode(into: $0) }
+        XCTAssertEqual(bytes.withUnsafeBytes { ConsoleRequest(decoding: $0) }, request)
+        XCTAssertEqual(bytes[4], 0xf0)
+        XCTAssertEqual(bytes[5], 0x0f)
+    }
+
+    func testExitStatusEncoding() {
+        XCTAssertEqual(ExitStatus.exited(3).encoded, 3)
+        XCTAssertEqual(ExitStatus.signaled(11).encoded, 0x10b)
+        XCTAssertEqual(ExitStatus(encoded: 0x10b), .signaled(11))
+        XCTAssertEqual(ExitStatus(encoded: 255), .exited(255))
+        XCTAssertEqual(ExitStatus.signaled(11).shellStatus, 139)
+        XCTAssertEqual(ExitStatus.signaled(6).shellStatus, 134)
+        XCTAssertEqual(ExitStatus.exited(0).shellStatus, 0)
+    }
+
+    func testArgumentBlock() throws {
+        let block = try ArgumentBlock.encode(arguments: [Array("./a".utf8), []], environment: [Array("K=V".utf8)], capacity: 100)
+        XCTAssertEqual(block, Array("./a\0\0K=V\0".utf8))
+        XCTAssertThrowsError(try ArgumentBlock.encode(arguments: [[0x41, 0, 0x42]], environment: [], capacity: 100)) {
+            XCTAssertEqual($0 as? ArgumentBlock.EncodeError, .containsNUL)
+        }
+        XCTAssertThrowsError(try ArgumentBlock.encode(arguments: [Array(repeating: 0x41, count: 100)], environment: [], capacity: 100)) {
+            XCTAssertEqual($0 as? ArgumentBlock.EncodeError, .tooLarge(needed: 101, capacity: 100))
+        }
+    }
+
+    func testSerialFrameDecoderReassemblesAndSkipsNoise() {
+        var decoder = SerialFrameDecoder()
+        let h = SerialFrame.header(kind: .stdout, length: 3)
+        let frame: [UInt8] = [h.0, h.1, h.2, h.3] + Array("abc".utf8)
+        let e = SerialFrame.header(kind: .exit, length: 8)
+        let exit: [UInt8] = [e.0, e.1, e.2, e.3, 0x0b, 0x01, 0, 0, 0, 0, 0, 0]
+        let stream: [UInt8] = [0x00, 0x13] + frame + exit
+        var frames: [SerialFrameDecoder.Frame] = []
+        for byte in stream { frames += decoder.feed([byte]) }  // one byte at a time
+        XCTAssertEqual(frames, [
+            .init(kind: SerialFrame.Kind.stdout.rawValue, payload: Array("abc".utf8)),
+            .init(kind: SerialFrame.Kind.exit.rawValue, payload: [0x0b, 0x01, 0, 0, 0, 0, 0, 0]),
+        ])
+        XCTAssertEqual(decoder.pendingCount, 0)
+        XCTAssertEqual(decoder.feed(frame.prefix(5)), [])
+        XCTAssertEqual(decoder.pendingCount, 5)
+    }
+
+    func testMemoryMapIsConsistent() {
+        XCTAssertLessThan(GuestABI.argumentsAddress.raw + GuestABI.argumentsCapacity, GuestABI.bootPageTablesAddress.raw + 1)
+        XCTAssertLessThanOrEqual(GuestABI.bootPageTablesAddress.raw + GuestABI.bootPageTablesSize, GuestABI.kernelPhysicalBase.raw)
+        XCTAssertLessThanOrEqual(GuestABI.maxMemorySize, GuestABI.doorbellAddress.raw)
+        XCTAssertLessThan(GuestABI.doorbellAddress.raw, GuestABI.imageAddress.raw)
+        // Everything of the kernel's lives in the last PML4 slot of the lower half.
+        XCTAssertEqual(GuestABI.kernelRegionStart >> 39, 255)
+        XCTAssertEqual(GuestABI.kernelVirtualBase >> 39, 255)
+        XCTAssertLessThan(GuestABI.kernelVirtualBase + (1 << 30), 1 << 47)
+        XCTAssertLessThanOrEqual(GuestABI.directMapBase + GuestABI.imageAddress.raw + GuestABI.maxImageSize, GuestABI.kernelVirtualBase)
+        XCTAssertLessThanOrEqual(QEMUBundle.argumentsOffset + GuestABI.argumentsCapacity, QEMUBundle.imageOffset)
+    }
+}

@@ -1,0 +1,148 @@
+import GuestABI
+import VMM
+import XCTest
+
+/// Records what the guest sent; stdin is a fixed byte string.
+struct RecordingConsole: ConsoleSink {
+    var written: [(ConsoleStream, [UInt8])] = []
+    var input: [UInt8] = Array("typed\n".utf8)
+
+    mutating func write(_ stream: ConsoleStream, _ bytes: UnsafeRawBufferPointer) {
+        written.append((stream, Array(bytes)))
+    }
+
+    mutating func readStdin(into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        let n = min(buffer.count, input.count)
+        buffer.copyBytes(from: input.prefix(n))
+        input.removeFirst(n)
+        return n
+    }
+}
+
+/// The doorbell handler is fed synthetic exits against fake guest memory: the guest is
+/// hostile, and no request may reach outside guest memory or crash the host.
+final class DoorbellTests: XCTestCase {
+    var ram = [UInt8](repeating: 0, count: 64 * 1024)
+
+    func withMemory<T>(_ body: (GuestMemory) -> T) -> T {
+        ram.withUnsafeMutableBytes { raw in
+            var memory = GuestMemory()
+            memory.add(GuestMemoryRegion(guestBase: PhysicalAddress(0), size: UInt64(raw.count), host: raw.baseAddress!))
+            return body(memory)
+        }
+    }
+
+    func putRequest(at address: Int, stream: UInt32, length: UInt32, buffer: UInt64) {
+        ram.withUnsafeMutableBytes {
+            ConsoleRequest(stream: stream, length: length, buffer: PhysicalAddress(buffer))
+                .encode(into: UnsafeMutableRawBufferPointer(rebasing: $0[address..<address + 16]))
+        }
+    }
+
+    func testConsoleWriteGoesToItsStream() {
+        ram.replaceSubrange(0x2000..<0x2005, with: Array("hello".utf8))
+        putRequest(at: 0x1000, stream: 2, length: 5, buffer: 0x2000)
+        var console = RecordingConsole()
+        let outcome = withMemory { handleDoorbell(offset: Doorbell.console.rawValue, value: 0x1000, memory: $0, sink: &console) }
+        XCTAssertEqual(outcome, .resume)
+        XCTAssertEqual(console.written.count, 1)
+        XCTAssertEqual(console.written.first?.0, .stderr)
+        XCTAssertEqual(console.written.first?.1, Array("hello".utf8))
+    }
+
+    func testExitCarriesStatus() {
+        var console = RecordingConsole()
+        let outcome = withMemory { handleDoorbell(offset: Doorbell.exit.rawValue, value: 0x10b, memory: $0, sink: &console) }
+        XCTAssertEqual(outcome, .exit(.signaled(11)))
+    }
+
+    func testRequestsOutsideGuestMemoryAreRejected() {
+        var console = RecordingConsole()
+        withMemory { memory in
+            // The request itself outside memory, straddling the end, and a huge address.
+            for address: UInt64 in [0x1_0000, 0xfff8, UInt64.max - 4] {
+                guard case .rejected = handleDoorbell(offset: 0, value: address, memory: memory, sink: &console) else {
+                    return XCTFail("request at \(address) accepted")
+                }
+            }
+        }
+        // A buffer that overflows the end of memory, or wraps around.
+        for (buffer, length) in [(UInt64(0xff00), UInt32(0x200)), (UInt64.max - 1, UInt32(16))] {
+            putRequest(at: 0x100, stream: 1, length: length, buffer: buffer)
+            let outcome = withMemory { handleDoorbell(offset: 0, value: 0x100, memory: $0, sink: &console) }
+            guard case .rejected = outcome else { return XCTFail("buffer \(buffer)+\(length) accepted") }
+        }
+        putRequest(at: 0x100, stream: 9, length: 1, buffer: 0x200)
+        guard case .rejected = withMemory({ handleDoorbell(offset: 0, value: 0x100, memory: $0, sink: &console) }) else {
+            return XCTFail("unknown stream accepted")
+        }
+        guard case .rejected = withMemory({ handleDoorbell(offset: 0x40, value: 0, memory: $0, sink: &console) }) else {
+            return XCTFail("unknown doorbell accepted")
+        }
+        XCTAssertTrue(console.written.isEmpty)
+    }
+
+    func testStdinReadAnswersInTheRequest() {
+        putRequest(at: 0x100, stream: 0, length: 64, buffer: 0x400)
+        var console = RecordingConsole()
+        let outcome = withMemory { handleDoorbell(offset: Doorbell.stdinRead.rawValue, value: 0x100, memory: $0, sink: &console) }
+        XCTAssertEqual(outcome, .resume)
+        let answer = ram.withUnsafeBytes { ConsoleRequest(decoding: UnsafeRawBufferPointer(rebasing: $0[0x100..<0x110])) }
+        XCTAssertEqual(answer.stream, 0)
+        XCTAssertEqual(answer.length, 6)
+        XCTAssertEqual(Array(ram[0x400..<0x406]), Array("typed\n".utf8))
+    }
+
+    func testPanicCarriesMessage() {
+        ram.replaceSubrange(0x800..<0x804, with: Array("oops".utf8))
+        putRequest(at: 0x100, stream: 3, length: 4, buffer: 0x800)
+        var console = RecordingConsole()
+        let outcome = withMemory { handleDoorbell(offset: Doorbell.panic.rawValue, value: 0x100, memory: $0, sink: &console) }
+        XCTAssertEqual(outcome, .panic("oops"))
+    }
+}
+
+final class BootSetupTests: XCTestCase {
+    func testPageTablesMapKernelAndDirectMap() throws {
+        var ram = [UInt8](repeating: 0, count: 0x2_0000)
+        try ram.withUnsafeMutableBytes { raw in
+            var memory = GuestMemory()
+            memory.add(GuestMemoryRegion(guestBase: PhysicalAddress(0), size: UInt64(raw.count), host: raw.baseAddress!))
+            try BootSetup.writePageTables(into: memory, directMapSpan: 5 << 30, userAccessible: true)
+            func entry(_ table: UInt64, _ index: Int) -> UInt64 {
+                UnsafeRawBufferPointer(raw).readLE(UInt64.self, at: Int(table) + index * 8)
+            }
+            // Walk a virtual address through the tables to its physical address.
+            func translate(_ virtual: UInt64) -> UInt64? {
+                var table = GuestABI.bootPageTablesAddress.raw
+                for level in stride(from: 3, through: 1, by: -1) {
+                    let e = entry(table, Int((virtual >> UInt64(12 + 9 * level)) & 0x1ff))
+                    guard e & 1 != 0, e & 4 != 0 else { return nil }  // present, user (pvm)
+                    if level == 1 {
+                        XCTAssertNotEqual(e & 0x80, 0)
+                        return (e & 0x000f_ffff_ffe0_0000) | (virtual & 0x1f_ffff)
+                    }
+                    table = e & 0x000f_ffff_ffff_f000
+                }
+                return nil
+            }
+            XCTAssertEqual(translate(GuestABI.kernelVirtualBase + 0x10_1234), 0x10_1234)
+            XCTAssertEqual(translate(GuestABI.directMapBase + 0x3_4567_8000), 0x3_4567_8000)
+            XCTAssertEqual(translate(GuestABI.directMapBase + GuestABI.doorbellAddress.raw), GuestABI.doorbellAddress.raw)
+            XCTAssertEqual(translate(GuestABI.directMapBase + (5 << 30) - 1), (5 << 30) - 1)
+            XCTAssertNil(translate(0x40_0000))  // the app's half is empty at boot
+        }
+    }
+
+    func testKernelLoaderRejectsGarbage() {
+        var ram = [UInt8](repeating: 0, count: 4096)
+        let garbage = [UInt8](repeating: 0x7f, count: 200)
+        ram.withUnsafeMutableBytes { raw in
+            var memory = GuestMemory()
+            memory.add(GuestMemoryRegion(guestBase: PhysicalAddress(0), size: UInt64(raw.count), host: raw.baseAddress!))
+            garbage.withUnsafeBytes { bytes in
+                XCTAssertThrowsError(try BootSetup.loadKernel(bytes, into: memory))
+            }
+        }
+    }
+}
