@@ -399,6 +399,10 @@ public struct SerialFrameDecoder {
     public struct Frame: Equatable {
         public var kind: UInt8
         public var payload: [UInt8]
+        public init(kind: UInt8, payload: [UInt8]) {
+            self.kind = kind
+            self.payload = payload
+        }
     }
 
     private var buffer: [UInt8] = []
