@@ -30,7 +30,7 @@ e2e = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
 med = {name: statistics.median(r["times"]) * 1000 for name, r in e2e.items()}
 runs = {}
 for block in open(sys.argv[2]).read().split("apus: timeline")[1:]:
-    stamps = dict((k.strip(), float(v)) for k, v in re.findall(r"^\s+([a-zA-Z ]+?)\s+([\d.]+) ms", block, re.M))
+    stamps = dict((k.strip(), float(v)) for k, v in re.findall(r"^\s+([\w ]+?)\s+([\d.]+) ms", block, re.M))
     for key, value in stamps.items():
         runs.setdefault(key, []).append(value)
 def stamp(name): return statistics.median(runs[name])

