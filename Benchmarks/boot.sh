@@ -45,7 +45,7 @@ rows = [
     ("  apus: kernel entry → app exit (guest total)", guest),
     ("apus run --vmm qemu hello (QEMU microvm, TCG)", med["qemu"]),
 ]
-print(f"Boot benchmark: median of {sys.argv[3]} runs each")
+print(f"Boot benchmark: median of {sys.argv[3]} runs each\n")
 print(f"| {'case':<48} | {'median ms':>9} | {'× native':>8} | {'× qemu':>7} |")
 print(f"|{'-'*50}|{'-'*11}:|{'-'*9}:|{'-'*8}:|")
 for name, ms in rows:
