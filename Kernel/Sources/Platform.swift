@@ -7,12 +7,8 @@ enum Platform {
     nonisolated(unsafe) static var kind = GuestPlatform.pvm
     nonisolated(unsafe) static var bootProtocol = BootProtocol.apusPVM
 
-    // Selectors, Linux's GDT layout (the VMM uses the same on pvm).
-    static let kernelCode: UInt16 = 0x10
-    static let kernelData: UInt16 = 0x18
-    static let userCode: UInt64 = 0x33
-    static let userData: UInt64 = 0x2b
-    static let tssSelector: UInt16 = 0x40
+    static let userCode = UInt64(SegmentLayout.userCode)
+    static let userData = UInt64(SegmentLayout.userData)
 
     // MSRs
     static let msrEFER: UInt32 = 0xc000_0080
@@ -22,17 +18,14 @@ enum Platform {
     static let msrFSBase: UInt32 = 0xc000_0100
     static let msrGSBase: UInt32 = 0xc000_0101
 
-    /// SFMASK: clear TF, IF, DF, NT, AC (and IOPL) on syscall entry.
-    static let syscallFlagMask: UInt64 = 0x47700
-
     static func initialize(_ platform: GuestPlatform, protocol proto: BootProtocol) {
         kind = platform
         bootProtocol = proto
         if platform == .native { loadGDTAndTSS() }
         loadIDT()
         if platform == .native {
-            arch_wrmsr(msrSTAR, (0x23 << 48) | (UInt64(kernelCode) << 32))
-            arch_wrmsr(msrSFMASK, syscallFlagMask)
+            arch_wrmsr(msrSTAR, SegmentLayout.star)
+            arch_wrmsr(msrSFMASK, SegmentLayout.syscallFlagMask)
             arch_wrmsr(msrEFER, arch_rdmsr(msrEFER) | 1)  // SCE
         }
         // On pvm, STAR and SFMASK were set by the VMM (KVM_SET_MSRS); LSTAR is ours to set.
@@ -52,7 +45,7 @@ enum Platform {
         guard let page = PhysicalMemory.allocatePage() else { panic("no memory for the IDT") }
         let idt = directMap(page)
         // On pvm gates must use selector 0x33 and IST 0 (PVM.md); on native the kernel's CS.
-        let selector: UInt16 = kind == .pvm ? 0x33 : kernelCode
+        let selector = kind == .pvm ? SegmentLayout.userCode : SegmentLayout.kernelCode
         for vector in 0..<22 {
             let dpl3 = vector == 3 || vector == 4  // int3 and into from user mode
             setGate(idt, vector: vector, handler: handlerAddress(vector),
@@ -81,28 +74,15 @@ enum Platform {
         guard let page = PhysicalMemory.allocatePage(), let stack = PhysicalMemory.allocateContiguous(pages: 4)
         else { panic("no memory for the GDT") }
         let base = directMap(page)
-        let gdt = UnsafeMutableRawBufferPointer(start: base, count: 0x50)
-        let descriptors: [UInt64] = [
-            0, 0,
-            0x00af_9a00_0000_ffff,  // 0x10 kernel code 64
-            0x00cf_9200_0000_ffff,  // 0x18 kernel data
-            0x00cf_fa00_0000_ffff,  // 0x20 user code 32 (0x23)
-            0x00cf_f200_0000_ffff,  // 0x28 user data (0x2b)
-            0x00af_fa00_0000_ffff,  // 0x30 user code 64 (0x33)
-            0,
-        ]
-        for (i, d) in descriptors.enumerated() { gdt.writeLE(d, at: i * 8) }
+        let gdt = UnsafeMutableRawBufferPointer(start: base, count: Int(SegmentLayout.gdtLimit) + 1)
         let tssAddress = UInt64(UInt(bitPattern: base)) + 0x100
         let tss = UnsafeMutableRawBufferPointer(start: base + 0x100, count: 104)
         let trapStackTop = GuestABI.directMapBase + stack.raw + 4 * 4096
         tss.writeLE(trapStackTop, at: 4)   // RSP0
         tss.writeLE(UInt16(104), at: 102)  // no I/O permission bitmap
-        // 16-byte TSS descriptor: limit 103, type 0x89 (available 64-bit TSS), present.
-        let low: UInt64 = 103 | ((tssAddress & 0xff_ffff) << 16) | (0x89 << 40) | (((tssAddress >> 24) & 0xff) << 56)
-        gdt.writeLE(low, at: 0x40)
-        gdt.writeLE(tssAddress >> 32, at: 0x48)
-        arch_lgdt(UInt64(UInt(bitPattern: base)), 0x4f)
-        arch_ltr(tssSelector)
+        SegmentLayout.writeGDT(into: gdt, tssBase: tssAddress)
+        arch_lgdt(UInt64(UInt(bitPattern: base)), SegmentLayout.gdtLimit)
+        arch_ltr(SegmentLayout.tss)
     }
 }
 

@@ -249,12 +249,14 @@ private func runOnKVM(_ options: RunOptions, kernel: MappedFile, image: InMemory
 
 /// `--timings`: where the milliseconds of one run went, on stderr.
 enum Timings {
+    /// Nanoseconds as "1.23 ms".
+    static func ms(_ ns: UInt64) -> String {
+        let hundredths = (ns + 5_000) / 10_000
+        let fraction = hundredths % 100
+        return "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction) ms"
+    }
+
     static func print(_ t: RunTimeline, host: HostStamps, start: UInt64, platform: GuestPlatform) {
-        func ms(_ ns: UInt64) -> String {
-            let tenths = (ns + 5_000) / 10_000
-            let whole = tenths / 100, frac = tenths % 100
-            return "\(whole).\(frac < 10 ? "0" : "")\(frac) ms"
-        }
         // Guest stamps are TSC values; the host TSC read at the first KVM_RUN anchors them.
         func guestNanos(_ tsc: UInt64) -> UInt64? {
             guard tsc >= t.firstRunTSC, t.tscKHz > 0 else { return nil }
@@ -288,11 +290,6 @@ extension Timings {
     /// QEMU's guest TSC does not share the host's origin, so the guest stamps are placed
     /// backwards from the moment the exit frame arrived.
     static func printQEMU(guest: Timeline?, exitArrival: UInt64, qemuExit: UInt64, start: UInt64) {
-        func ms(_ ns: UInt64) -> String {
-            let tenths = (ns + 5_000) / 10_000
-            let frac = tenths % 100
-            return "\(tenths / 100).\(frac < 10 ? "0" : "")\(frac) ms"
-        }
         var lines = ["apus: timeline (qemu, native platform, since apus started):"]
         if let g = guest, g.exit != 0, exitArrival > start {
             let khz = QEMULauncher.calibrateTSCKHz()

@@ -62,6 +62,45 @@ public enum GuestABI {
     public static let maxImageSize: UInt64 = 0x1_0000_0000
 }
 
+/// The GDT both sides use (Linux's layout; PVM requires these selectors): the VMM installs it
+/// on pvm, the kernel on the native platform. A 16-byte TSS descriptor follows at `tss`.
+public enum SegmentLayout {
+    public static let kernelCode: UInt16 = 0x10
+    public static let kernelData: UInt16 = 0x18
+    public static let userCode32: UInt16 = 0x23
+    public static let userData: UInt16 = 0x2b
+    public static let userCode: UInt16 = 0x33
+    public static let tss: UInt16 = 0x40
+    /// GDT limit (bytes - 1) including the TSS descriptor.
+    public static let gdtLimit: UInt16 = 0x4f
+    public static let tssLimit: UInt64 = 0x67
+
+    /// Entries 0…7 (selector = index × 8).
+    public static let descriptors: [UInt64] = [
+        0, 0,
+        0x00af_9a00_0000_ffff,  // 0x10 kernel code, 64-bit
+        0x00cf_9200_0000_ffff,  // 0x18 kernel data
+        0x00cf_fa00_0000_ffff,  // 0x20 user code, 32-bit (selector 0x23)
+        0x00cf_f200_0000_ffff,  // 0x28 user data (0x2b)
+        0x00af_fa00_0000_ffff,  // 0x30 user code, 64-bit (0x33)
+        0,
+    ]
+
+    /// Writes the descriptors and an available 64-bit TSS descriptor for `tssBase` into `gdt`
+    /// (at least `gdtLimit + 1` bytes).
+    public static func writeGDT(into gdt: UnsafeMutableRawBufferPointer, tssBase: UInt64) {
+        for (i, d) in descriptors.enumerated() { gdt.writeLE(d, at: i * 8) }
+        let low = tssLimit | ((tssBase & 0xff_ffff) << 16) | (0x89 << 40) | (((tssBase >> 24) & 0xff) << 56)
+        gdt.writeLE(low, at: Int(tss))
+        gdt.writeLE(tssBase >> 32, at: Int(tss) + 8)
+    }
+
+    /// STAR: SYSCALL loads CS from bits 32–47, SYSRET derives its selectors from bits 48–63.
+    public static let star: UInt64 = (UInt64(userCode32) << 48) | (UInt64(kernelCode) << 32)
+    /// SFMASK: clear TF, IF, DF, NT, AC (and IOPL) on syscall entry.
+    public static let syscallFlagMask: UInt64 = 0x47700
+}
+
 /// What the QEMU launcher passes as the PVH boot module (`-initrd`), since QEMU cannot place
 /// the boot info page and the image where the apus VMM does:
 ///   0x0000 BootInfo page (as at `GuestABI.bootInfoAddress`; addresses fixed up by the kernel)

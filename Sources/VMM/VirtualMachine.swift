@@ -240,13 +240,8 @@ public final class VirtualMachine {
     private func writeDescriptorTables() throws(BootSetup.Error) {
         guard let gdt = memory.bytes(at: Self.gdtAddress, count: 0x1000) else { throw .kernelTooLarge }
         gdt.initializeMemory(as: UInt8.self, repeating: 0)
-        let descriptors: [UInt64] = [0, 0, 0x00af_9a00_0000_ffff, 0x00cf_9200_0000_ffff,
-                                     0x00cf_fa00_0000_ffff, 0x00cf_f200_0000_ffff, 0x00af_fa00_0000_ffff, 0]
-        for (i, d) in descriptors.enumerated() { gdt.writeLE(d, at: i * 8) }
-        let tss = GuestABI.directMapBase + Self.tssAddress.raw
-        gdt.writeLE(UInt64(0x67) | ((tss & 0xff_ffff) << 16) | (0x89 << 40) | (((tss >> 24) & 0xff) << 56), at: 0x40)
-        gdt.writeLE(tss >> 32, at: 0x48)
-        gdt.writeLE(UInt16(0x68), at: 0x800 + 102)  // TSS: no I/O bitmap
+        SegmentLayout.writeGDT(into: gdt, tssBase: GuestABI.directMapBase + Self.tssAddress.raw)
+        gdt.writeLE(UInt16(SegmentLayout.tssLimit + 1), at: 0x800 + 102)  // TSS: no I/O bitmap
     }
 
     private func segment(_ selector: UInt16, type: UInt8, code: Bool) -> kvm_segment {
@@ -268,13 +263,13 @@ public final class VirtualMachine {
         var sregs = kvm_sregs()
         var r = ckvm_ioctl_ptr(vcpu, CKVM_GET_SREGS, &sregs)
         guard r == 0 else { throw .kvmCall("KVM_GET_SREGS", -r) }
-        sregs.cs = segment(0x10, type: 0xb, code: true)
-        let data = segment(0x18, type: 0x3, code: false)
+        sregs.cs = segment(SegmentLayout.kernelCode, type: 0xb, code: true)
+        let data = segment(SegmentLayout.kernelData, type: 0x3, code: false)
         sregs.ds = data; sregs.es = data; sregs.fs = data; sregs.gs = data; sregs.ss = data
         var tr = kvm_segment()
         tr.base = GuestABI.directMapBase + Self.tssAddress.raw
-        tr.limit = 0x67
-        tr.selector = 0x40
+        tr.limit = UInt32(SegmentLayout.tssLimit)
+        tr.selector = SegmentLayout.tss
         tr.type = 11
         tr.present = 1
         sregs.tr = tr
@@ -282,7 +277,7 @@ public final class VirtualMachine {
         ldt.unusable = 1
         sregs.ldt = ldt
         sregs.gdt.base = GuestABI.directMapBase + Self.gdtAddress.raw
-        sregs.gdt.limit = 0x4f
+        sregs.gdt.limit = SegmentLayout.gdtLimit
         sregs.cr0 = 0x8005_0033       // PG | AM | WP | NE | ET | MP | PE
         sregs.cr3 = GuestABI.bootPageTablesAddress.raw
         sregs.cr4 = 0x620             // PAE | OSFXSR | OSXMMEXCPT
@@ -295,8 +290,8 @@ public final class VirtualMachine {
         guard r == 0 else { throw .kvmCall("KVM_SET_SREGS", -r) }
 
         // SYSCALL: STAR selectors and the flags to clear; the kernel writes LSTAR itself.
-        _ = ckvm_set_msr(vcpu, 0xc000_0081, (0x23 << 48) | (0x10 << 32))
-        _ = ckvm_set_msr(vcpu, 0xc000_0084, 0x47700)
+        _ = ckvm_set_msr(vcpu, 0xc000_0081, SegmentLayout.star)
+        _ = ckvm_set_msr(vcpu, 0xc000_0084, SegmentLayout.syscallFlagMask)
 
         var regs = kvm_regs()
         regs.rip = entry

@@ -37,7 +37,7 @@ struct Run: ParsableCommand {
             -static-pie), used unmodified. Its stdout and stderr are apus's stdout and stderr, \
             byte for byte, and apus exits with its exit status (128+N when signal N killed \
             it, 139 after a crash, with a crash report on stderr). The program's stdin is \
-            apus's stdin (not forwarded under --vmm qemu).
+            apus's stdin.
 
             Options go before PROGRAM; everything after PROGRAM is passed to it. The program \
             sees exactly the --env variables, nothing of apus's own environment.
