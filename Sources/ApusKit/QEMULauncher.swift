@@ -88,6 +88,10 @@ enum QEMULauncher {
         }
         if let panicText { throw RunError("guest kernel panic: \(panicText)", exitCode: HostExitCode.kernelPanic) }
         guard let status else {
+            if options.timeoutSeconds > 0 && waitStatus & 0x7f == SIGKILL {
+                throw RunError("the guest did not finish within \(Int(options.timeoutSeconds * 1000)) ms and was stopped",
+                               exitCode: HostExitCode.vmFailure)
+            }
             let how = waitStatus & 0x7f == 0 ? "QEMU exited with status \((waitStatus >> 8) & 0xff)" : "QEMU was killed by signal \(waitStatus & 0x7f)"
             throw RunError("the VM stopped without reporting an exit status (\(how))", exitCode: HostExitCode.vmFailure)
         }

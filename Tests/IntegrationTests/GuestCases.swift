@@ -164,6 +164,14 @@ extension VMMMatrix {
     }
 
     /// --timings: program output untouched on stdout, a timeline on stderr.
+    /// A guest that spins forever is stopped by --timeout: 251 and a message, never 0.
+    func timeout() throws {
+        guard let r = try apusOnly(Invocation(program: "./spin.musl", apusFlags: ["--timeout", "1"])) else { return }
+        let what = "[\(vmm)] --timeout 1 spin.musl"
+        XCTAssertEqual(r.status, 251, "\(what): status\nstderr: \(r.stderrText)")
+        XCTAssertTrue(r.stderrText.contains("did not finish within"), "\(what): no timeout message:\n\(r.stderrText)")
+    }
+
     func timings() throws {
         for variant in ["musl", "glibc-pie"] {
             guard let r = try apusOnly(Invocation(program: "./hello.\(variant)", apusFlags: ["--timings"])) else { continue }

@@ -35,4 +35,5 @@ final class QEMUTests: XCTestCase {
     func testOtherFaults() throws { try matrix.otherFaults() }
     func testUnimplementedSyscall() throws { try matrix.unimplementedSyscall() }
     func testTimings() throws { try matrix.timings() }
+    func testTimeout() throws { try matrix.timeout() }
 }
