@@ -44,11 +44,24 @@ enum Clock {
     /// CPU time of the process: it owns the only vCPU, so time since it started.
     static var processCPUNanos: UInt64 { nanoseconds(ticks: arch_rdtsc() &- appStartTSC) }
 
+    /// Below this, spinning is cheaper than a VM exit.
+    static let hostSleepThreshold: UInt64 = 100_000
+
     /// Waits until the monotonic clock reaches `deadline`. Output is flushed first since the
-    /// app may be waiting for someone to read it.
+    /// app may be waiting for someone to read it. On the apus VMM the host sleeps for the
+    /// guest (one exit); the TSC decides when the deadline has really passed, so an early
+    /// wake-up just sleeps or spins the rest.
     static func sleep(untilMonotonic deadline: UInt64) {
         Console.flushAll()
-        while monotonicNanos < deadline { arch_pause() }
+        while true {
+            let now = monotonicNanos
+            guard now < deadline else { return }
+            if Console.backend == .doorbell && deadline - now > hostSleepThreshold {
+                Console.ring(.sleep, deadline - now)
+            } else {
+                arch_pause()
+            }
+        }
     }
 }
 

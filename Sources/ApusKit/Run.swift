@@ -159,6 +159,13 @@ public struct HostConsole: ConsoleSink {
         }
     }
 
+    /// One nanosleep: a signal (the --timeout watchdog) ends it early, and the run loop then
+    /// sees the watchdog; the guest's clock tells it how long it really slept.
+    public mutating func sleep(nanoseconds: UInt64) {
+        var request = timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
+        _ = nanosleep(&request, nil)
+    }
+
     public mutating func readStdin(into buffer: UnsafeMutableRawBufferPointer) -> Int {
         while true {
             let n = read(0, buffer.baseAddress, buffer.count)

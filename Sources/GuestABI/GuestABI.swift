@@ -135,6 +135,10 @@ public enum Doorbell: UInt64, Sendable {
     /// and answers in the same request: `length` = bytes read (0 at end of file), `stream` =
     /// 0 on success or a Linux errno value.
     case stdinRead = 0x18
+    /// Value: nanoseconds to sleep. The host sleeps that long, then resumes the vCPU: the
+    /// kernel has nothing to run while its only thread sleeps, and a host sleep costs one
+    /// exit instead of a spinning CPU.
+    case sleep = 0x20
 }
 
 /// The streams a console request can name.

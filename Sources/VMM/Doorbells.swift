@@ -6,6 +6,8 @@ public protocol ConsoleSink {
     mutating func write(_ stream: ConsoleStream, _ bytes: UnsafeRawBufferPointer)
     /// One read from the host's stdin: bytes read (0 at end of file) or a negative errno.
     mutating func readStdin(into buffer: UnsafeMutableRawBufferPointer) -> Int
+    /// Sleeps on the host for the guest (returns early when a signal interrupts it).
+    mutating func sleep(nanoseconds: UInt64)
 }
 
 /// What the VM does after a doorbell.
@@ -27,6 +29,9 @@ public func handleDoorbell<Sink: ConsoleSink>(offset: UInt64, value: UInt64, mem
     switch doorbell {
     case .exit:
         return .exit(ExitStatus(encoded: value))
+    case .sleep:
+        sink.sleep(nanoseconds: value)
+        return .resume
     case .console, .panic, .stdinRead:
         guard let raw = memory.bytes(at: PhysicalAddress(value), count: UInt64(ConsoleRequest.size)) else {
             return .rejected("console request at 0x\(String(value, radix: 16)) is outside guest memory")

@@ -11,6 +11,9 @@ struct RecordingConsole: ConsoleSink {
         written.append((stream, Array(bytes)))
     }
 
+    var slept: [UInt64] = []
+    mutating func sleep(nanoseconds: UInt64) { slept.append(nanoseconds) }
+
     mutating func readStdin(into buffer: UnsafeMutableRawBufferPointer) -> Int {
         let n = min(buffer.count, input.count)
         buffer.copyBytes(from: input.prefix(n))
@@ -91,6 +94,13 @@ final class DoorbellTests: XCTestCase {
         XCTAssertEqual(answer.stream, 0)
         XCTAssertEqual(answer.length, 6)
         XCTAssertEqual(Array(ram[0x400..<0x406]), Array("typed\n".utf8))
+    }
+
+    func testSleepAsksTheHost() {
+        var console = RecordingConsole()
+        let outcome = withMemory { handleDoorbell(offset: Doorbell.sleep.rawValue, value: 2_500_000, memory: $0, sink: &console) }
+        XCTAssertEqual(outcome, .resume)
+        XCTAssertEqual(console.slept, [2_500_000])
     }
 
     func testPanicCarriesMessage() {
