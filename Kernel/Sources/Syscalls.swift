@@ -37,6 +37,9 @@ struct SyscallFrame {
 func syscallDispatch(_ frameAddress: UInt64) {
     let frame = SyscallFrame(address: frameAddress)
     let call = frame.arguments
+    if Syscalls.tracing && (call.number == SyscallNumber.exit || call.number == SyscallNumber.exit_group) {
+        Syscalls.trace(call, result: nil)
+    }
     let result: UInt64
     do {
         result = try Syscalls.handle(call)
@@ -44,6 +47,7 @@ func syscallDispatch(_ frameAddress: UInt64) {
         result = error.negatedReturn
     }
     frame[.rax] = result
+    if Syscalls.tracing { Syscalls.trace(call, result: result) }
 }
 
 /// Table-driven dispatch by number to one handler per syscall, grouped by family in the
@@ -113,6 +117,24 @@ enum Syscalls {
         case SyscallNumber.tgkill: return SysSignal.tgkill
         default: return nil
         }
+    }
+
+    /// `apus run --trace`: one strace-like line per syscall on the host's stderr.
+    static var tracing: Bool { Kernel.boot.flags & BootInfo.flagTraceSyscalls != 0 }
+
+    static func trace(_ call: SyscallArguments, result: UInt64?) {
+        let line = SyscallTrace.format(call, result: result,
+            readMemory: { address, count in
+                guard let bytes = try? UserMemory.readable(address, count) else { return nil }
+                return Array(bytes)
+            },
+            readString: { address in
+                guard let bytes = try? UserMemory.string(address) else { return nil }
+                return Array(bytes)
+            })
+        var m = Message()
+        m.bytes = line
+        Console.kernelLine(m)
     }
 
     nonisolated(unsafe) static var reported: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)

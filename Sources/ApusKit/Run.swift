@@ -19,6 +19,8 @@ public struct RunOptions {
     public var monitor: Monitor
     public var timings: Bool
     public var timeoutSeconds: Double
+    /// Print every syscall the program makes (strace-like) on stderr.
+    public var trace = false
 
     public init(program: String, arguments: [String], environment: [String], memorySize: UInt64,
                 monitor: Monitor, timings: Bool, timeoutSeconds: Double = 0) {
@@ -37,7 +39,7 @@ extension RunOptions {
 
     /// The checked options of `apus run`, or the one-line problem with them.
     public static func make(program: String, arguments: [String], environment: [String], memory: String,
-                            vmm: String, timings: Bool, timeout: Double) -> Result<RunOptions, RunOptionsError> {
+                            vmm: String, timings: Bool, timeout: Double, trace: Bool = false) -> Result<RunOptions, RunOptionsError> {
         guard let size = MemorySize.parse(memory) else {
             return .failure(RunOptionsError("--memory \(memory): not a size (use a number with K, M or G, e.g. 64M)"))
         }
@@ -50,8 +52,10 @@ extension RunOptions {
         guard timeout >= 0 && timeout.isFinite else {
             return .failure(RunOptionsError("--timeout must be a number of seconds ≥ 0"))
         }
-        return .success(RunOptions(program: program, arguments: arguments, environment: environment, memorySize: size,
-                                   monitor: monitor, timings: timings, timeoutSeconds: timeout))
+        var options = RunOptions(program: program, arguments: arguments, environment: environment, memorySize: size,
+                                 monitor: monitor, timings: timings, timeoutSeconds: timeout)
+        options.trace = trace
+        return .success(options)
     }
 }
 
@@ -62,17 +66,18 @@ public struct RunOptionsError: Error, CustomStringConvertible {
 
 /// The common form of `apus run` parsed without ArgumentParser: `run`, then options in their
 /// separate-value spelling (`-e K=V`, `--env K=V`, `-m 64M`, `--memory 64M`, `--vmm X`,
-/// `--timeout S`, `--timings`), then PROGRAM and its arguments. Returns nil for anything else
+/// `--timeout S`, `--timings`, `--trace`), then PROGRAM and its arguments. Returns nil for anything else
 /// — including every invalid input — so that ArgumentParser answers it.
 public enum FastRunParser {
     public static func parse(_ argv: [String]) -> RunOptions? {
         guard argv.first == "run" else { return nil }
         var environment: [String] = []
-        var memory = RunOptions.defaultMemory, vmm = "apus", timings = false, timeout = 0.0
+        var memory = RunOptions.defaultMemory, vmm = "apus", timings = false, timeout = 0.0, trace = false
         var i = 1
         while i < argv.count, argv[i].hasPrefix("-") {
             let flag = argv[i]
             if flag == "--timings" { timings = true; i += 1; continue }
+            if flag == "--trace" { trace = true; i += 1; continue }
             guard i + 1 < argv.count else { return nil }
             let value = argv[i + 1]
             switch flag {
@@ -88,7 +93,7 @@ public enum FastRunParser {
         }
         guard i < argv.count else { return nil }
         let options = RunOptions.make(program: argv[i], arguments: Array(argv[(i + 1)...]), environment: environment,
-                                      memory: memory, vmm: vmm, timings: timings, timeout: timeout)
+                                      memory: memory, vmm: vmm, timings: timings, timeout: timeout, trace: trace)
         guard case .success(let checked) = options else { return nil }
         return checked
     }
@@ -240,6 +245,7 @@ private func runOnKVM(_ options: RunOptions, kernel: MappedFile, image: InMemory
         var config = VMConfiguration(memorySize: options.memorySize, kernel: kernel.bytes, image: image.bytes,
                                      arguments: arguments, environment: environment, seed: hostSeed())
         config.timeoutMilliseconds = UInt64(options.timeoutSeconds * 1000)
+        if options.trace { config.bootFlags |= BootInfo.flagTraceSyscalls }
         let result = try vm.boot(config, sink: &console)
         if options.timings { Timings.print(result.timeline, host: host, start: startNanos, platform: vm.platform) }
         return result.status.shellStatus

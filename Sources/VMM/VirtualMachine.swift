@@ -62,6 +62,8 @@ public struct VMConfiguration {
     public var seed: (UInt64, UInt64, UInt64, UInt64)
     /// Stop the guest after this many milliseconds (0: no limit).
     public var timeoutMilliseconds: UInt64 = 0
+    /// `BootInfo.flags` for the kernel (e.g. syscall tracing).
+    public var bootFlags: UInt64 = 0
 
     public init(memorySize: UInt64, kernel: UnsafeRawBufferPointer, image: UnsafeMutableRawBufferPointer,
                 arguments: [[UInt8]], environment: [[UInt8]], seed: (UInt64, UInt64, UInt64, UInt64)) {
@@ -182,6 +184,7 @@ public final class VirtualMachine {
         info.envc = UInt32(config.environment.count)
         info.tscFrequencyKHz = timeline.tscKHz
         info.seed = config.seed
+        info.flags = config.bootFlags
         info.realtimeNanosAtBoot = realtimeNanos()
         info.bootTSC = ckvm_rdtsc()
         do { try BootSetup.writeBootInfo(info, arguments: block, into: memory) } catch { throw .boot(error) }

@@ -20,6 +20,7 @@ struct Apus: ParsableCommand {
               apus run ./hello
               apus run -e GREETING=hi --memory 64M ./prog arg1 "arg 2"
               apus run --timings ./hello
+              apus run --trace ./hello
               apus run --vmm qemu ./hello
             """,
         version: apusVersion,
@@ -59,6 +60,9 @@ struct Run: ParsableCommand {
     @Flag(help: "Print the boot timeline (VM setup, kernel entry, app entry, exit) on stderr.")
     var timings = false
 
+    @Flag(help: "Print every syscall the program makes, with decoded arguments and results, on stderr (like strace).")
+    var trace = false
+
     @Option(help: ArgumentHelp("Which VMM boots the VM: apus (built in, needs /dev/kvm) or qemu (qemu-system-x86_64 -M microvm, software emulation).",
                                valueName: "apus|qemu"))
     var vmm: String = "apus"
@@ -74,14 +78,16 @@ struct Run: ParsableCommand {
 
     func validate() throws {
         if case .failure(let problem) = RunOptions.make(program: program, arguments: arguments, environment: environment,
-                                                        memory: memory, vmm: vmm, timings: timings, timeout: timeout) {
+                                                        memory: memory, vmm: vmm, timings: timings, timeout: timeout,
+                                                        trace: trace) {
             throw ValidationError(problem.description)
         }
     }
 
     func run() throws {
         let options = try RunOptions.make(program: program, arguments: arguments, environment: environment,
-                                          memory: memory, vmm: vmm, timings: timings, timeout: timeout).get()
+                                          memory: memory, vmm: vmm, timings: timings, timeout: timeout,
+                                          trace: trace).get()
         throw ExitCode(runProgram(options, startNanos: startNanos))
     }
 }

@@ -36,4 +36,5 @@ final class ApusVMMTests: XCTestCase {
     func testUnimplementedSyscall() throws { try matrix.unimplementedSyscall() }
     func testTimings() throws { try matrix.timings() }
     func testTimeout() throws { try matrix.timeout() }
+    func testTrace() throws { try matrix.trace() }
 }

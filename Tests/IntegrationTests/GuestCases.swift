@@ -164,6 +164,20 @@ extension VMMMatrix {
     }
 
     /// --timings: program output untouched on stdout, a timeline on stderr.
+    /// --trace: one strace-like line per syscall on stderr, the program's stdout untouched.
+    func trace() throws {
+        for variant in ["musl", "glibc"] {
+            guard let r = try apusOnly(Invocation(program: "./hello.\(variant)", apusFlags: ["--trace"])) else { continue }
+            let what = "[\(vmm)] --trace hello.\(variant)"
+            XCTAssertEqual(r.status, 0, "\(what): status\nstderr: \(r.stderrText)")
+            XCTAssertEqual(r.stdoutText, "Hello from Apus!\n", "\(what): stdout")
+            let expected = variant == "musl" ? "writev(1, " : "write(1, \"Hello from Apus!\\n\", 17) = 17"
+            XCTAssertTrue(r.stderrText.contains(expected), "\(what): no \(expected) in:\n\(r.stderrText)")
+            XCTAssertTrue(r.stderrText.contains("arch_prctl(0x1002, "), "\(what): no arch_prctl line:\n\(r.stderrText)")
+            XCTAssertTrue(r.stderrText.hasSuffix("exit_group(0) = ?\n"), "\(what): the last line is not the exit:\n\(r.stderrText)")
+        }
+    }
+
     /// A guest that spins forever is stopped by --timeout: 251 and a message, never 0.
     func timeout() throws {
         guard let r = try apusOnly(Invocation(program: "./spin.musl", apusFlags: ["--timeout", "1"])) else { return }
