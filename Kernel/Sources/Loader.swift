@@ -15,6 +15,7 @@ struct Process {
     /// Jumps to user mode at the program's entry with Linux's initial register state
     /// (everything zero but rsp; rflags IF set).
     func enter() -> Never {
+        Scheduler.start(main: Thread(tid: 1))
         let frame = SyscallFrame.atTopOfKernelStack()
         frame.clear()
         frame[.rip] = entry

@@ -2,14 +2,9 @@ import GuestABI
 import KernelArch
 import LinuxABI
 
-/// Process and thread identity, limits, system information and exit.
-/// One process (pid 1) with one thread (tid 1), running as root in its own VM.
+/// Process identity, limits, system information and exit. One process (pid 1, its main
+/// thread tid 1), running as root in its own VM; threads are in SysThread.swift.
 enum SysProcess {
-    nonisolated(unsafe) static var fsBase: UInt64 = 0
-    nonisolated(unsafe) static var gsBase: UInt64 = 0
-    nonisolated(unsafe) static var clearChildTid: UInt64 = 0
-    nonisolated(unsafe) static var robustList: UInt64 = 0
-    nonisolated(unsafe) static var rseqArea: UInt64 = 0
 
     static let pid: UInt64 = 1
 
@@ -26,49 +21,38 @@ enum SysProcess {
         switch code {
         case .ARCH_SET_FS:
             guard a[1] < PageTable.userEnd else { throw .EPERM }
-            fsBase = a[1]
-            arch_wrmsr(Platform.msrFSBase, fsBase)
+            Scheduler.current.fsBase = a[1]
+            arch_wrmsr(Platform.msrFSBase, a[1])
         case .ARCH_SET_GS:
             guard a[1] < PageTable.userEnd else { throw .EPERM }
-            gsBase = a[1]
-            arch_wrmsr(Platform.msrGSBase, gsBase)
+            Scheduler.current.gsBase = a[1]
+            arch_wrmsr(Platform.msrGSBase, a[1])
         case .ARCH_GET_FS:
-            try UserMemory.store(fsBase, a[1])
+            try UserMemory.store(Scheduler.current.fsBase, a[1])
         case .ARCH_GET_GS:
-            try UserMemory.store(gsBase, a[1])
+            try UserMemory.store(Scheduler.current.gsBase, a[1])
         default:
             throw .EINVAL
         }
         return 0
     }
 
-    static func setTidAddress(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        clearChildTid = a[0]
-        return pid
-    }
-
-    static func setRobustList(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        guard a[1] == 24 else { throw .EINVAL }  // sizeof(struct robust_list_head)
-        robustList = a[0]
-        return 0
-    }
-
     /// rseq registration. With one CPU and no preemption of user code, a critical section is
-    /// never interrupted, so registration only has to publish cpu_id = 0.
+    /// never interrupted, so registration only has to publish cpu_id = 0. One area per thread.
     /// struct rseq: cpu_id_start u32 @0, cpu_id u32 @4, rseq_cs u64 @8, flags u32 @16.
     static func rseq(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         let address = a[0], length = a.uint32(1), flags = a.int32(2)
         if flags & 1 != 0 {  // RSEQ_FLAG_UNREGISTER
-            guard address == rseqArea, rseqArea != 0 else { throw .EINVAL }
-            rseqArea = 0
+            guard address == Scheduler.current.rseqArea, Scheduler.current.rseqArea != 0 else { throw .EINVAL }
+            Scheduler.current.rseqArea = 0
             return 0
         }
         guard flags == 0, length >= 32, address & 31 == 0 else { throw .EINVAL }
-        guard rseqArea == 0 else { throw address == rseqArea ? .EBUSY : .EINVAL }
+        guard Scheduler.current.rseqArea == 0 else { throw address == Scheduler.current.rseqArea ? .EBUSY : .EINVAL }
         let area = try UserMemory.writable(address, 8)
         area.writeLE(UInt32(0), at: 0)
         area.writeLE(UInt32(0), at: 4)
-        rseqArea = address
+        Scheduler.current.rseqArea = address
         return 0
     }
 

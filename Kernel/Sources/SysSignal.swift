@@ -71,13 +71,14 @@ enum SysSignal {
     }
 
     static func tkill(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        guard a.int32(0) == 1 else { throw a.int32(0) <= 0 ? .EINVAL : .ESRCH }
+        guard a.int32(0) > 0 else { throw .EINVAL }
+        guard Scheduler.thread(a.int32(0)) != nil else { throw .ESRCH }
         return try send(a.int32(1))
     }
 
     static func tgkill(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         guard a.int32(0) > 0, a.int32(1) > 0 else { throw .EINVAL }
-        guard a.int32(0) == 1, a.int32(1) == 1 else { throw .ESRCH }
+        guard a.int32(0) == 1, Scheduler.thread(a.int32(1)) != nil else { throw .ESRCH }
         return try send(a.int32(2))
     }
 

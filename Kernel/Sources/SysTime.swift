@@ -47,8 +47,17 @@ enum SysTime {
     static func nanosleep(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         let request = try Timespec.decode(from: UserMemory.readable(a[0], Timespec.size))
         guard request.isValid, let duration = request.totalNanoseconds else { throw .EINVAL }
-        Clock.sleep(untilMonotonic: Clock.monotonicNanos &+ UInt64(duration))
+        sleep(until: Clock.monotonicNanos &+ UInt64(duration))
         return 0
+    }
+
+    /// With other threads, the sleeper parks and they run; alone, it sleeps (on the host).
+    static func sleep(until deadline: UInt64) {
+        if Scheduler.threads.count > 1 {
+            Scheduler.blockCurrent(deadline: max(deadline, 1), timeoutResult: 0)
+        } else {
+            Clock.sleep(untilMonotonic: deadline)
+        }
     }
 
     static func clockNanosleep(_ a: SyscallArguments) throws(Errno) -> UInt64 {
@@ -59,7 +68,7 @@ enum SysTime {
         guard request.isValid, let value = request.totalNanoseconds else { throw .EINVAL }
         let absolute = a.int32(1) & ClockID.TIMER_ABSTIME != 0
         let remaining = absolute ? (UInt64(value) > start ? UInt64(value) - start : 0) : UInt64(value)
-        Clock.sleep(untilMonotonic: Clock.monotonicNanos &+ remaining)
+        sleep(until: Clock.monotonicNanos &+ remaining)
         return 0
     }
 }

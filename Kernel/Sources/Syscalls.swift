@@ -46,8 +46,14 @@ func syscallDispatch(_ frameAddress: UInt64) {
     } catch {
         result = error.negatedReturn
     }
-    frame[.rax] = result
-    if Syscalls.tracing { Syscalls.trace(call, result: result) }
+    if Scheduler.switched {
+        // The frame now holds another thread's registers, its rax already set.
+        Scheduler.switched = false
+        if Syscalls.tracing { Syscalls.trace(call, result: nil) }
+    } else {
+        frame[.rax] = result
+        if Syscalls.tracing { Syscalls.trace(call, result: result) }
+    }
 }
 
 /// Table-driven dispatch by number to one handler per syscall, grouped by family in the
@@ -85,12 +91,19 @@ enum Syscalls {
         case SyscallNumber.mremap: return SysMemory.mremap
         case SyscallNumber.madvise: return SysMemory.madvise
         // Process and thread state (SysProcess.swift)
-        case SyscallNumber.exit, SyscallNumber.exit_group: return SysProcess.exit
+        case SyscallNumber.exit_group: return SysProcess.exit
         case SyscallNumber.arch_prctl: return SysProcess.archPrctl
-        case SyscallNumber.set_tid_address: return SysProcess.setTidAddress
-        case SyscallNumber.set_robust_list: return SysProcess.setRobustList
         case SyscallNumber.rseq: return SysProcess.rseq
-        case SyscallNumber.getpid, SyscallNumber.gettid: return SysProcess.getpid
+        case SyscallNumber.getpid: return SysProcess.getpid
+        // Threads (SysThread.swift, Scheduler.swift)
+        case SyscallNumber.exit: return SysThread.exitThread
+        case SyscallNumber.clone: return SysThread.clone
+        case SyscallNumber.clone3: return SysThread.clone3
+        case SyscallNumber.futex: return SysThread.futex
+        case SyscallNumber.gettid: return SysThread.gettid
+        case SyscallNumber.set_tid_address: return SysThread.setTidAddress
+        case SyscallNumber.set_robust_list: return SysThread.setRobustList
+        case SyscallNumber.sched_yield: return SysThread.schedYield
         case SyscallNumber.getppid: return SysProcess.zero
         case SyscallNumber.getuid, SyscallNumber.geteuid, SyscallNumber.getgid, SyscallNumber.getegid:
             return SysProcess.zero
@@ -99,7 +112,6 @@ enum Syscalls {
         case SyscallNumber.getrlimit: return SysProcess.getrlimit
         case SyscallNumber.sysinfo: return SysProcess.sysinfo
         case SyscallNumber.sched_getaffinity: return SysProcess.schedGetaffinity
-        case SyscallNumber.sched_yield: return SysProcess.zero
         case SyscallNumber.getrandom: return SysProcess.getrandom
         // Time (SysTime.swift)
         case SyscallNumber.clock_gettime: return SysTime.clockGettime

@@ -50,7 +50,7 @@ build() {
         return 0
     fi
     local tmp="$dst.tmp.$$"
-    if "$cc" "$mode" "${CFLAGS[@]}" -I"$here" -o "$tmp" "$src" -lm; then
+    if "$cc" "$mode" "${CFLAGS[@]}" -I"$here" -o "$tmp" "$src" -lm -pthread; then
         mv -f "$tmp" "$dst"
         echo "  built $name.$variant"
     else

@@ -37,4 +37,5 @@ final class ApusVMMTests: XCTestCase {
     func testTimings() throws { try matrix.timings() }
     func testTimeout() throws { try matrix.timeout() }
     func testTrace() throws { try matrix.trace() }
+    func testThreads() throws { try matrix.threads() }
 }

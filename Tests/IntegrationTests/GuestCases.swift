@@ -164,6 +164,12 @@ extension VMMMatrix {
     }
 
     /// --timings: program output untouched on stdout, a timeline on stderr.
+    /// pthreads: mutex, condition variables, TLS, join, timed wait; then 64 threads.
+    func threads() throws {
+        try differentialAllVariants("threads")
+        try differential(Invocation(program: "./threads.musl", args: ["64", "20000"]), expectStatus: 0)
+    }
+
     /// --trace: one strace-like line per syscall on stderr, the program's stdout untouched.
     func trace() throws {
         for variant in ["musl", "glibc"] {

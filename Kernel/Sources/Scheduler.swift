@@ -1,0 +1,160 @@
+import GuestABI
+import KernelArch
+import LinuxABI
+
+/// One thread of the app: its user registers and FPU state while it is not running, its TLS
+/// base, and what it waits for.
+final class Thread {
+    enum State { case runnable, waiting }
+
+    let tid: Int32
+    var frame = [UInt64](repeating: 0, count: 18)   // SyscallFrame words
+    var fpu = [UInt8](repeating: 0, count: 512)      // fxsave image
+    var fsBase: UInt64 = 0
+    var gsBase: UInt64 = 0
+    var state = State.runnable
+    /// Futex word it waits on (0: none) and the FUTEX_WAIT_BITSET mask.
+    var futexAddress: UInt64 = 0
+    var futexBitset: UInt32 = 0
+    /// Monotonic deadline of a wait (0: none); passing it ends the wait with `timeoutResult`.
+    var deadline: UInt64 = 0
+    var timeoutResult: UInt64 = 0
+    var clearChildTid: UInt64 = 0
+    var robustList: UInt64 = 0
+    var rseqArea: UInt64 = 0
+
+    init(tid: Int32) { self.tid = tid }
+}
+
+/// Threads on the one vCPU. Switches happen only at syscalls (a blocking call, sched_yield,
+/// a thread's exit): on pvm an interrupt while app code runs would land on the app's stack,
+/// so there is no preemption of a thread spinning in user code, on either platform for now.
+///
+/// No thread ever blocks inside the kernel. The running thread's user state is the
+/// SyscallFrame at the top of the one kernel stack plus the fxsave image below it (see
+/// arch/entry.S); a switch copies that state out to the current Thread and the next thread's
+/// state in, so the syscall return path resumes the other thread.
+enum Scheduler {
+    nonisolated(unsafe) static var threads: [Thread] = []
+    nonisolated(unsafe) static var current = Thread(tid: 1)
+    nonisolated(unsafe) static var nextTid: Int32 = 2
+    /// Set when the frame now holds another thread's state: the dispatcher must not overwrite
+    /// its rax with the switched-away call's result.
+    nonisolated(unsafe) static var switched = false
+
+    static func start(main: Thread) {
+        current = main
+        threads = [main]
+    }
+
+    static var frame: SyscallFrame { SyscallFrame.atTopOfKernelStack() }
+
+    /// Where arch/entry.S keeps the fxsave image of the running thread during a syscall.
+    static var fpuArea: UnsafeMutableRawPointer {
+        UnsafeMutableRawPointer(bitPattern: UInt((frame.address - 512) & ~0xf))!
+    }
+
+    static func thread(_ tid: Int32) -> Thread? {
+        for t in threads where t.tid == tid { return t }
+        return nil
+    }
+
+    // MARK: state transfer
+
+    private static func saveCurrent() {
+        let words = UnsafeMutablePointer<UInt64>(bitPattern: UInt(frame.address))!
+        for i in 0..<18 { current.frame[i] = words[i] }
+        current.fpu.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(start: fpuArea, count: 512)) }
+    }
+
+    private static func restore(_ t: Thread) {
+        let words = UnsafeMutablePointer<UInt64>(bitPattern: UInt(frame.address))!
+        for i in 0..<18 { words[i] = t.frame[i] }
+        t.fpu.withUnsafeBytes { fpuArea.copyMemory(from: $0.baseAddress!, byteCount: 512) }
+        if t.fsBase != current.fsBase { arch_wrmsr(Platform.msrFSBase, t.fsBase) }
+        if t.gsBase != current.gsBase { arch_wrmsr(Platform.msrGSBase, t.gsBase) }
+        current = t
+        switched = true
+    }
+
+    /// A new thread that resumes where the caller's syscall returns, with rax = 0.
+    static func spawn(stack: UInt64, tls: UInt64?) -> Thread {
+        let t = Thread(tid: nextTid)
+        nextTid += 1
+        saveCurrent()
+        t.frame = current.frame
+        t.fpu = current.fpu
+        t.frame[SyscallFrame.Slot.rax.rawValue] = 0
+        if stack != 0 { t.frame[SyscallFrame.Slot.rsp.rawValue] = stack }
+        t.fsBase = tls ?? current.fsBase
+        t.gsBase = current.gsBase
+        threads.append(t)
+        return t
+    }
+
+    // MARK: blocking and waking
+
+    /// Parks the running thread until `wake` (or its deadline) and runs another one. The
+    /// parked thread's syscall result is set by whoever wakes it.
+    static func blockCurrent(deadline: UInt64, timeoutResult: UInt64) {
+        current.state = .waiting
+        current.deadline = deadline
+        current.timeoutResult = timeoutResult
+        saveCurrent()
+        runNext()
+    }
+
+    /// Makes a waiting thread runnable with `result` as its syscall's return value.
+    static func wake(_ t: Thread, result: UInt64) {
+        t.state = .runnable
+        t.futexAddress = 0
+        t.deadline = 0
+        t.frame[SyscallFrame.Slot.rax.rawValue] = result
+    }
+
+    /// sched_yield: the next runnable thread, round robin; the caller continues if none.
+    static func yield(result: UInt64) {
+        guard threads.count > 1 else { return }
+        saveCurrent()
+        current.frame[SyscallFrame.Slot.rax.rawValue] = result
+        runNext()
+    }
+
+    /// Removes the running thread (it exited) and runs another one.
+    static func exitCurrent() {
+        threads.removeAll { $0 === current }
+        runNext()
+    }
+
+    /// Picks the thread after the current one that can run, waking sleepers whose deadline
+    /// has passed; with none runnable, sleeps (on the host) until the earliest deadline.
+    private static func runNext() {
+        while true {
+            let now = Clock.monotonicNanos
+            var earliest = UInt64.max
+            for t in threads where t.state == .waiting && t.deadline != 0 {
+                if t.deadline <= now { wake(t, result: t.timeoutResult) } else { earliest = min(earliest, t.deadline) }
+            }
+            let start = threads.firstIndex { $0 === current }.map { $0 + 1 } ?? 0
+            for k in 0..<threads.count {
+                let t = threads[(start + k) % threads.count]
+                if t.state == .runnable {
+                    restore(t)
+                    return
+                }
+            }
+            guard earliest != UInt64.max else { deadlock() }
+            Clock.sleep(untilMonotonic: earliest)
+        }
+    }
+
+    /// Every thread waits with no deadline: nothing can ever run again. Linux would hang
+    /// forever; a VM that cannot progress stops and says so.
+    private static func deadlock() -> Never {
+        var m = Message("apus: every thread of the program is blocked forever (")
+        m.decimal(threads.count)
+        m.append(" waiting in futex, none can wake the others): stopping the VM")
+        Console.kernelLine(m)
+        Console.exit(.exited(UInt8(HostExitCode.vmFailure)))
+    }
+}
