@@ -73,6 +73,52 @@ enum SysIO {
         return out
     }
 
+    /// poll(fds, nfds, timeout ms). The streams have no readiness to wait for in this version:
+    /// stdout and stderr are always writable, stdin is reported readable (a read blocks on the
+    /// host until data or end of file), any other descriptor is POLLNVAL. With nothing ready
+    /// the call sleeps for its timeout (a negative timeout with nothing ready would wait
+    /// forever: that is reported as a deadlock like any wait nobody can end).
+    static func poll(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let timeout = Int64(a.int32(2))
+        return try poll(fds: a[0], count: a[1], timeoutNanos: timeout < 0 ? nil : UInt64(timeout) * 1_000_000)
+    }
+
+    /// ppoll(fds, nfds, timespec *, sigmask *, size): the mask is not applied yet (no signal
+    /// is delivered to handlers in this version).
+    static func ppoll(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        var timeout: UInt64? = nil
+        if a[2] != 0 {
+            let ts = try Timespec.decode(from: UserMemory.readable(a[2], Timespec.size))
+            guard ts.isValid, let ns = ts.totalNanoseconds else { throw .EINVAL }
+            timeout = UInt64(ns)
+        }
+        return try poll(fds: a[0], count: a[1], timeoutNanos: timeout)
+    }
+
+    private static func poll(fds: UInt64, count: UInt64, timeoutNanos: UInt64?) throws(Errno) -> UInt64 {
+        guard count <= 1024 else { throw .EINVAL }  // RLIMIT_NOFILE
+        let table = try UserMemory.writable(fds, Int(count) * Pollfd.size)
+        var ready: UInt64 = 0
+        for i in 0..<Int(count) {
+            let p = try Pollfd.decode(from: UnsafeRawBufferPointer(table), index: i)
+            var revents: Int16 = 0
+            switch p.fd {
+            case ..<0: revents = 0                                   // ignored entry
+            case 0: revents = p.events & PollEvents.POLLIN
+            case 1, 2: revents = p.events & PollEvents.POLLOUT
+            default: revents = PollEvents.POLLNVAL
+            }
+            try Pollfd.encodeReturnedEvents(revents, into: table, index: i)
+            if revents != 0 { ready += 1 }
+        }
+        if ready == 0, let timeout = timeoutNanos, timeout > 0 {
+            SysTime.sleep(until: Clock.monotonicNanos &+ timeout)
+        } else if ready == 0 && timeoutNanos == nil {
+            Scheduler.blockCurrent(deadline: 0, timeoutResult: 0)
+        }
+        return ready
+    }
+
     static func ioctl(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         _ = try stream(a.fd(0))
         throw .ENOTTY  // TCGETS, TIOCGWINSZ, …: the streams are not terminals

@@ -83,6 +83,8 @@ enum Syscalls {
         case SyscallNumber.readlinkat: return SysIO.readlinkat
         case SyscallNumber.fcntl: return SysIO.fcntl
         case SyscallNumber.close: return SysIO.close
+        case SyscallNumber.poll: return SysIO.poll
+        case SyscallNumber.ppoll: return SysIO.ppoll
         // Memory (SysMemory.swift)
         case SyscallNumber.brk: return SysMemory.brk
         case SyscallNumber.mmap: return SysMemory.mmap

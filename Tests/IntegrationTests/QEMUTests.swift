@@ -38,4 +38,5 @@ final class QEMUTests: XCTestCase {
     func testTimeout() throws { try matrix.timeout() }
     func testTrace() throws { try matrix.trace() }
     func testThreads() throws { try matrix.threads() }
+    func testRust() throws { try matrix.rust() }
 }

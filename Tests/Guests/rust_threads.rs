@@ -1,0 +1,24 @@
+// rust_threads: a static Rust program (glibc, crt-static) using std threads, mpsc channels,
+// Arc<Mutex>, println! and eprintln!: output and status must match the native run.
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread;
+fn main() {
+    let counter = Arc::new(Mutex::new(0u64));
+    let (tx, rx) = mpsc::channel();
+    let mut handles = vec![];
+    for i in 0..4u64 {
+        let c = Arc::clone(&counter);
+        let tx = tx.clone();
+        handles.push(thread::spawn(move || {
+            for _ in 0..1000 { *c.lock().unwrap() += 1; }
+            tx.send(i * i).unwrap();
+        }));
+    }
+    drop(tx);
+    for h in handles { h.join().unwrap(); }
+    let mut got: Vec<u64> = rx.iter().collect();
+    got.sort();
+    println!("counter = {}", *counter.lock().unwrap());
+    println!("received = {:?}", got);
+    eprintln!("done on stderr");
+}
