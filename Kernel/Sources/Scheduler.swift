@@ -8,7 +8,7 @@ final class Thread {
     enum State { case runnable, waiting }
 
     let tid: Int32
-    var frame = [UInt64](repeating: 0, count: 18)   // SyscallFrame words
+    var frame = [UInt64](repeating: 0, count: SyscallFrame.wordCount)
     var fpu = [UInt8](repeating: 0, count: 512)      // fxsave image
     var fsBase: UInt64 = 0
     var gsBase: UInt64 = 0
@@ -22,6 +22,9 @@ final class Thread {
     var clearChildTid: UInt64 = 0
     var robustList: UInt64 = 0
     var rseqArea: UInt64 = 0
+    /// Signal mask and signals sent to this thread (tkill/tgkill).
+    var blocked: UInt64 = 0
+    var pending: UInt64 = 0
 
     init(tid: Int32) { self.tid = tid }
 }
@@ -63,13 +66,13 @@ enum Scheduler {
 
     private static func saveCurrent() {
         let words = UnsafeMutablePointer<UInt64>(bitPattern: UInt(frame.address))!
-        for i in 0..<18 { current.frame[i] = words[i] }
+        for i in 0..<SyscallFrame.wordCount { current.frame[i] = words[i] }
         current.fpu.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(start: fpuArea, count: 512)) }
     }
 
     private static func restore(_ t: Thread) {
         let words = UnsafeMutablePointer<UInt64>(bitPattern: UInt(frame.address))!
-        for i in 0..<18 { words[i] = t.frame[i] }
+        for i in 0..<SyscallFrame.wordCount { words[i] = t.frame[i] }
         t.fpu.withUnsafeBytes { fpuArea.copyMemory(from: $0.baseAddress!, byteCount: 512) }
         if t.fsBase != current.fsBase { arch_wrmsr(Platform.msrFSBase, t.fsBase) }
         if t.gsBase != current.gsBase { arch_wrmsr(Platform.msrGSBase, t.gsBase) }
@@ -88,6 +91,7 @@ enum Scheduler {
         if stack != 0 { t.frame[SyscallFrame.Slot.rsp.rawValue] = stack }
         t.fsBase = tls ?? current.fsBase
         t.gsBase = current.gsBase
+        t.blocked = current.blocked
         threads.append(t)
         return t
     }

@@ -1,10 +1,12 @@
 import GuestABI
 import LinuxABI
 
-/// Signal dispositions and masks are recorded with Linux's validation. This version delivers
-/// no signal to a handler: a signal sent to the process takes its default action when the
-/// disposition is SIG_DFL, is dropped when SIG_IGN, and stays pending when blocked or handled
-/// (delivery to handlers arrives with the compatibility core).
+/// Signals. Dispositions are per process, masks and pending sets per thread (kill pends on
+/// the process). Pending, unblocked signals are acted on when a syscall returns: a handler
+/// runs on a Linux rt_sigframe (on the alternate stack with SA_ONSTACK) and returns through
+/// sa_restorer's rt_sigreturn; SIG_DFL takes the default action; SIG_IGN drops the signal.
+/// Faults of the app itself (SIGSEGV from a bad access…) still take their default action
+/// with a crash report: delivering them to handlers is not done yet.
 enum SysSignal {
     static let SIG_DFL: UInt64 = 0
     static let SIG_IGN: UInt64 = 1
@@ -12,9 +14,11 @@ enum SysSignal {
     static let SIGSTOP: Int32 = 19
 
     nonisolated(unsafe) static var actions: [KernelSigaction] = []
-    nonisolated(unsafe) static var blocked: UInt64 = 0
-    nonisolated(unsafe) static var pending: UInt64 = 0
+    /// Signals sent to the process (kill), taken by the first thread that does not block them.
+    nonisolated(unsafe) static var processPending: UInt64 = 0
     nonisolated(unsafe) static var altStack = SignalStack(base: UserAddress(0), flags: 2, size: 0)  // SS_DISABLE
+
+    static func bit(_ signal: Int32) -> UInt64 { 1 << UInt64(signal - 1) }
 
     static func action(_ signal: Int32) -> KernelSigaction {
         if actions.isEmpty { actions = Array(repeating: KernelSigaction(), count: 65) }
@@ -35,20 +39,26 @@ enum SysSignal {
 
     static func rtSigprocmask(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         guard a[3] == 8 else { throw .EINVAL }
-        let old = blocked
+        let me = Scheduler.current
+        let old = me.blocked
         if a[1] != 0 {
             let set = try UserMemory.load(UInt64.self, a[1])
-            let unblockable: UInt64 = (1 << UInt64(SIGKILL - 1)) | (1 << UInt64(SIGSTOP - 1))
             switch a.int32(0) {
-            case 0: blocked |= set         // SIG_BLOCK
-            case 1: blocked &= ~set        // SIG_UNBLOCK
-            case 2: blocked = set          // SIG_SETMASK
+            case 0: me.blocked |= set         // SIG_BLOCK
+            case 1: me.blocked &= ~set        // SIG_UNBLOCK
+            case 2: me.blocked = set          // SIG_SETMASK
             default: throw .EINVAL
             }
-            blocked &= ~unblockable
+            me.blocked &= ~(bit(SIGKILL) | bit(SIGSTOP))
         }
         if a[2] != 0 { try UserMemory.store(old, a[2]) }
-        deliverPending()
+        return 0
+    }
+
+    static func rtSigpending(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        guard a[1] == 8 else { throw .EINVAL }
+        let me = Scheduler.current
+        try UserMemory.store((me.pending | processPending) & me.blocked, a[0])
         return 0
     }
 
@@ -67,45 +77,152 @@ enum SysSignal {
     static func kill(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         let target = Int64(truncatingIfNeeded: a[0])
         guard target == 1 || target == 0 || target == -1 else { throw .ESRCH }
-        return try send(a.int32(1))
+        let signal = a.int32(1)
+        try checkSignal(signal)
+        if signal != 0 { processPending |= bit(signal) }
+        return 0
     }
 
     static func tkill(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         guard a.int32(0) > 0 else { throw .EINVAL }
-        guard Scheduler.thread(a.int32(0)) != nil else { throw .ESRCH }
-        return try send(a.int32(1))
+        return try send(a.int32(1), to: a.int32(0))
     }
 
     static func tgkill(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         guard a.int32(0) > 0, a.int32(1) > 0 else { throw .EINVAL }
-        guard a.int32(0) == 1, Scheduler.thread(a.int32(1)) != nil else { throw .ESRCH }
-        return try send(a.int32(2))
+        guard a.int32(0) == 1 else { throw .ESRCH }
+        return try send(a.int32(2), to: a.int32(1))
     }
 
-    private static func send(_ signal: Int32) throws(Errno) -> UInt64 {
+    private static func checkSignal(_ signal: Int32) throws(Errno) {
         guard signal >= 0 && signal <= 64 else { throw .EINVAL }
+    }
+
+    private static func send(_ signal: Int32, to tid: Int32) throws(Errno) -> UInt64 {
+        try checkSignal(signal)
+        guard let thread = Scheduler.thread(tid) else { throw .ESRCH }
         if signal == 0 { return 0 }  // existence check
-        pending |= 1 << UInt64(signal - 1)
-        deliverPending()
+        thread.pending |= bit(signal)
+        // A thread waiting in a syscall is interrupted (EINTR) to take the signal.
+        if thread !== Scheduler.current && thread.state == .waiting && thread.blocked & bit(signal) == 0 {
+            Scheduler.wake(thread, result: Errno.EINTR.negatedReturn)
+        }
         return 0
     }
 
-    /// Applies default actions of pending, unblocked signals.
-    static func deliverPending() {
-        var deliverable = pending & ~blocked
-        if deliverable & (1 << UInt64(SIGKILL - 1)) != 0 { terminate(SIGKILL) }
-        while deliverable != 0 {
+    /// On the way back to user mode: acts on the running thread's first pending, unblocked
+    /// signal. `frame` holds the registers the thread returns with.
+    static func deliverPending(_ frame: SyscallFrame) {
+        let me = Scheduler.current
+        while true {
+            let deliverable = (me.pending | processPending) & ~me.blocked
+            guard deliverable != 0 else { return }
             let signal = Int32(deliverable.trailingZeroBitCount + 1)
-            let bit: UInt64 = 1 << UInt64(signal - 1)
-            deliverable &= ~bit
-            let handler = action(signal).handler
-            if handler == SIG_IGN || (handler == SIG_DFL && ignoredByDefault(signal)) {
-                pending &= ~bit
-            } else if handler == SIG_DFL {
-                terminate(signal)
+            // si_code: SI_TKILL (-6) for a thread-directed signal, SI_USER (0) for kill.
+            let code: Int32
+            if me.pending & bit(signal) != 0 {
+                me.pending &= ~bit(signal)
+                code = -6
+            } else {
+                processPending &= ~bit(signal)
+                code = 0
             }
-            // A handled signal stays pending until handlers can run.
+            let act = action(signal)
+            if act.handler == SIG_IGN || (act.handler == SIG_DFL && ignoredByDefault(signal)) { continue }
+            if act.handler == SIG_DFL { terminate(signal) }
+            do {
+                try runHandler(signal, code: code, act, frame: frame)
+            } catch {
+                // No room for the signal frame: Linux kills the thread's process with SIGSEGV.
+                terminate(11)
+            }
+            return
         }
+    }
+
+    // rt_sigframe, as Linux lays it out on x86-64 (arch/x86/include/asm/sigframe.h):
+    //   0 pretcode (return address: sa_restorer)
+    //   8 ucontext: uc_flags 0, uc_link 8, uc_stack 16 (sp, flags, size), uc_mcontext 40,
+    //     uc_sigmask 296                                   (304 bytes)
+    //   312 siginfo (128 bytes)
+    // and the fxsave image, 64-byte aligned, above it, pointed to by mcontext.fpstate.
+    // sigcontext (uc_mcontext): r8 r9 r10 r11 r12 r13 r14 r15 rdi rsi rbp rbx rdx rax rcx rsp
+    // rip eflags (8 bytes each), cs gs fs ss (2 each), err, trapno, oldmask, cr2, fpstate.
+    static let frameSize = 440
+    static let ucontextOffset = 8
+    static let mcontextOffset = 8 + 40
+    static let sigmaskOffset = 8 + 296
+    static let siginfoOffset = 312
+    static let mcontextOrder: [SyscallFrame.Slot] = [.r8, .r9, .r10, .r11, .r12, .r13, .r14, .r15, .rdi, .rsi,
+                                                     .rbp, .rbx, .rdx, .rax, .rcx, .rsp, .rip, .rflags]
+
+    private static func runHandler(_ signal: Int32, code: Int32, _ act: KernelSigaction, frame: SyscallFrame) throws(Errno) {
+        let me = Scheduler.current
+        let userSP = frame[.rsp]
+        var sp = userSP &- 128  // the red zone of the interrupted code
+        let onAltStack = altStack.flags & SignalStack.disable == 0 && userSP > altStack.base.raw
+            && userSP <= altStack.base.raw &+ altStack.size
+        if act.flags.contains(.SA_ONSTACK) && altStack.flags & SignalStack.disable == 0 && !onAltStack {
+            sp = altStack.base.raw &+ altStack.size
+        }
+        let fpstate = (sp &- 512) & ~63
+        let base = ((fpstate &- UInt64(frameSize)) & ~15) &- 8
+        let out = try UserMemory.writable(base, Int(sp &- base))
+        out.initializeMemory(as: UInt8.self, repeating: 0)
+
+        out.writeLE(act.restorer, at: 0)
+        out.writeLE(UInt64(0x6), at: ucontextOffset)  // UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS
+        out.writeLE(altStack.base.raw, at: ucontextOffset + 16)
+        out.writeLE(altStack.flags | (onAltStack ? SignalStack.onStack : 0), at: ucontextOffset + 24)
+        out.writeLE(altStack.size, at: ucontextOffset + 32)
+        for (i, slot) in mcontextOrder.enumerated() { out.writeLE(frame[slot], at: mcontextOffset + i * 8) }
+        out.writeLE(UInt16(frame[.cs]), at: mcontextOffset + 144)
+        out.writeLE(UInt16(frame[.ss]), at: mcontextOffset + 150)
+        out.writeLE(me.blocked, at: mcontextOffset + 176)      // oldmask
+        out.writeLE(fpstate, at: mcontextOffset + 192)
+        out.writeLE(me.blocked, at: sigmaskOffset)
+        out.writeLE(signal, at: siginfoOffset)                  // si_signo
+        out.writeLE(code, at: siginfoOffset + 8)                // si_code
+        out.writeLE(UInt32(SysProcess.pid), at: siginfoOffset + 16)  // si_pid
+        UnsafeMutableRawPointer(bitPattern: UInt(fpstate))!.copyMemory(from: Scheduler.fpuArea, byteCount: 512)
+
+        me.blocked |= act.mask.rawValue
+        if !act.flags.contains(.SA_NODEFER) { me.blocked |= bit(signal) }
+        me.blocked &= ~(bit(SIGKILL) | bit(SIGSTOP))
+        if act.flags.contains(.SA_RESETHAND) { actions[Int(signal)] = KernelSigaction() }
+
+        frame[.rip] = act.handler
+        frame[.rsp] = base
+        frame[.rdi] = UInt64(signal)
+        frame[.rsi] = base + UInt64(siginfoOffset)
+        frame[.rdx] = base + UInt64(ucontextOffset)
+        frame[.rax] = 0
+        frame[.rflags] &= ~(UInt64(1) << 10)  // DF clear on handler entry
+    }
+
+    /// rt_sigreturn: the restorer runs it with rsp at the ucontext (the handler's `ret`
+    /// popped pretcode). Registers, mask and FPU state come back from the frame.
+    static func rtSigreturn(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let frame = Scheduler.frame
+        let uc = frame[.rsp]
+        guard let context = try? UserMemory.readable(uc, 304) else { terminate(11) }
+        let m = 40
+        for (i, slot) in mcontextOrder.enumerated() { frame[slot] = context.readLE(UInt64.self, at: m + i * 8) }
+        // Only the arithmetic and direction flags are the app's to change; IF stays set.
+        frame[.rflags] = (frame[.rflags] & 0x0dd5) | 0x202
+        frame[.cs] = Platform.userCode
+        frame[.ss] = Platform.userData
+        let me = Scheduler.current
+        me.blocked = context.readLE(UInt64.self, at: 296) & ~(bit(SIGKILL) | bit(SIGSTOP))
+        let fpstate = context.readLE(UInt64.self, at: m + 192)
+        if fpstate != 0, let fpu = try? UserMemory.readable(fpstate, 512) {
+            var image = [UInt8](fpu)
+            // MXCSR reserved bits set would fault fxrstor: keep only the architectural ones.
+            image.withUnsafeMutableBytes { $0.writeLE($0.readLE(UInt32.self, at: 24) & 0xffff, at: 24) }
+            image.withUnsafeBytes { Scheduler.fpuArea.copyMemory(from: $0.baseAddress!, byteCount: 512) }
+        }
+        Scheduler.switched = true  // the frame holds the restored registers, rax included
+        return 0
     }
 
     /// SIGCHLD, SIGURG, SIGWINCH and SIGCONT are ignored by default.

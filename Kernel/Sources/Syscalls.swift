@@ -5,9 +5,10 @@ import LinuxABI
 /// The registers arch/entry.S saves on syscall entry (layout in entry.S).
 struct SyscallFrame {
     enum Slot: Int {
-        case r15 = 0, r14, r13, r12, rbp, rbx, r9, r8, r10, rdx, rsi, rdi, rax, rip, cs, rflags, rsp, ss
+        case r15 = 0, r14, r13, r12, rbp, rbx, r9, r8, r10, rdx, rsi, rdi, rax, rcx, r11, rip, cs, rflags, rsp, ss
     }
-    static let size = 18 * 8
+    static let wordCount = 20
+    static let size = wordCount * 8
 
     let address: UInt64
 
@@ -24,7 +25,7 @@ struct SyscallFrame {
         nonmutating set { words[slot.rawValue] = newValue }
     }
 
-    func clear() { for i in 0..<18 { words[i] = 0 } }
+    func clear() { for i in 0..<SyscallFrame.wordCount { words[i] = 0 } }
 
     var arguments: SyscallArguments {
         SyscallArguments(number: Int(truncatingIfNeeded: self[.rax]),
@@ -47,13 +48,15 @@ func syscallDispatch(_ frameAddress: UInt64) {
         result = error.negatedReturn
     }
     if Scheduler.switched {
-        // The frame now holds another thread's registers, its rax already set.
+        // The frame now holds another thread's registers (or, after rt_sigreturn, the
+        // interrupted ones), rax already set.
         Scheduler.switched = false
         if Syscalls.tracing { Syscalls.trace(call, result: nil) }
     } else {
         frame[.rax] = result
         if Syscalls.tracing { Syscalls.trace(call, result: result) }
     }
+    SysSignal.deliverPending(frame)
 }
 
 /// Table-driven dispatch by number to one handler per syscall, grouped by family in the
@@ -126,6 +129,8 @@ enum Syscalls {
         case SyscallNumber.rt_sigaction: return SysSignal.rtSigaction
         case SyscallNumber.rt_sigprocmask: return SysSignal.rtSigprocmask
         case SyscallNumber.sigaltstack: return SysSignal.sigaltstack
+        case SyscallNumber.rt_sigreturn: return SysSignal.rtSigreturn
+        case SyscallNumber.rt_sigpending: return SysSignal.rtSigpending
         case SyscallNumber.kill: return SysSignal.kill
         case SyscallNumber.tkill: return SysSignal.tkill
         case SyscallNumber.tgkill: return SysSignal.tgkill

@@ -153,7 +153,9 @@ pvh_high:
 //
 // SyscallFrame layout (offsets from the frame pointer passed to Swift), see Kernel/Sources:
 //   0 r15  8 r14  16 r13  24 r12  32 rbp  40 rbx  48 r9  56 r8  64 r10  72 rdx  80 rsi
-//   88 rdi  96 rax (syscall number in, result out)  104 rip  112 cs  120 rflags  128 rsp  136 ss
+//   88 rdi  96 rax (syscall number in, result out)  104 rcx  112 r11  (rcx = rip and r11 =
+//   rflags after a syscall, as on Linux; rt_sigreturn restores the interrupted values)
+//   120 rip  128 cs  136 rflags  144 rsp  152 ss
 .global syscall_entry
 syscall_entry:
     mov %rsp, scratch_user_rsp(%rip)
@@ -163,6 +165,8 @@ syscall_entry:
     push %r11                       // rflags
     push $0x33                      // cs
     push %rcx                       // rip
+    push %r11                       // r11 slot (= rflags)
+    push %rcx                       // rcx slot (= rip)
     push %rax
     push %rdi
     push %rsi
@@ -201,8 +205,8 @@ return_to_user_frame:
     pop %rsi
     pop %rdi
     pop %rax
-    xor %ecx, %ecx
-    xor %r11d, %r11d
+    pop %rcx
+    pop %r11
     iretq
 
 // enter_user(frame): first entry to user mode. frame points to a SyscallFrame (all registers,

@@ -39,4 +39,5 @@ final class ApusVMMTests: XCTestCase {
     func testTrace() throws { try matrix.trace() }
     func testThreads() throws { try matrix.threads() }
     func testRust() throws { try matrix.rust() }
+    func testSignalHandlers() throws { try matrix.signalHandlers() }
 }

@@ -164,6 +164,9 @@ extension VMMMatrix {
     }
 
     /// --timings: program output untouched on stdout, a timeline on stderr.
+    /// Signals delivered to handlers: siginfo, masks, SA_NODEFER/RESETHAND/ONSTACK, pending.
+    func signalHandlers() throws { try differentialAllVariants("sighandler") }
+
     /// pthreads: mutex, condition variables, TLS, join, timed wait; then 64 threads.
     func threads() throws {
         try differentialAllVariants("threads")
