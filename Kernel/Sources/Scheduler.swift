@@ -25,6 +25,8 @@ final class Thread {
     /// Signal mask and signals sent to this thread (tkill/tgkill).
     var blocked: UInt64 = 0
     var pending: UInt64 = 0
+    /// sigaltstack, per thread as on Linux (a new thread starts with none).
+    var altStack = SignalStack(base: UserAddress(0), flags: SignalStack.disable, size: 0)
 
     init(tid: Int32) { self.tid = tid }
 }

@@ -1,12 +1,13 @@
 import GuestABI
+import KernelArch
 import LinuxABI
 
 /// Signals. Dispositions are per process, masks and pending sets per thread (kill pends on
 /// the process). Pending, unblocked signals are acted on when a syscall returns: a handler
 /// runs on a Linux rt_sigframe (on the alternate stack with SA_ONSTACK) and returns through
 /// sa_restorer's rt_sigreturn; SIG_DFL takes the default action; SIG_IGN drops the signal.
-/// Faults of the app itself (SIGSEGV from a bad access…) still take their default action
-/// with a crash report: delivering them to handlers is not done yet.
+/// Faults of the app (SIGSEGV from a bad access…) go to its handler the same way
+/// (deliverFault), else take the default action with a crash report.
 enum SysSignal {
     static let SIG_DFL: UInt64 = 0
     static let SIG_IGN: UInt64 = 1
@@ -16,7 +17,6 @@ enum SysSignal {
     nonisolated(unsafe) static var actions: [KernelSigaction] = []
     /// Signals sent to the process (kill), taken by the first thread that does not block them.
     nonisolated(unsafe) static var processPending: UInt64 = 0
-    nonisolated(unsafe) static var altStack = SignalStack(base: UserAddress(0), flags: 2, size: 0)  // SS_DISABLE
 
     static func bit(_ signal: Int32) -> UInt64 { 1 << UInt64(signal - 1) }
 
@@ -63,12 +63,12 @@ enum SysSignal {
     }
 
     static func sigaltstack(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        let old = altStack
+        let old = Scheduler.current.altStack
         if a[0] != 0 {
             let new = try SignalStack.decode(from: UserMemory.readable(a[0], SignalStack.size))
             guard new.flags & ~(2 | Int32(bitPattern: 0x8000_0000)) == 0 else { throw .EINVAL }
             if new.flags & 2 == 0 && new.size < 2048 { throw .ENOMEM }  // MINSIGSTKSZ
-            altStack = new
+            Scheduler.current.altStack = new
         }
         if a[1] != 0 { try old.encode(into: UserMemory.writable(a[1], SignalStack.size)) }
         return 0
@@ -140,6 +140,43 @@ enum SysSignal {
         }
     }
 
+    /// A fault of the app (from trap_dispatch) with a handler installed and not blocked: the
+    /// handler runs with the faulting context in its ucontext (returning re-executes the
+    /// faulting instruction, as on Linux). Returns when the default action applies instead.
+    static func deliverFault(_ signal: Int32, frame trap: TrapFrame, fpuImage: UInt64) {
+        let me = Scheduler.current
+        let act = action(signal)
+        guard act.handler != SIG_DFL, act.handler != SIG_IGN, me.blocked & bit(signal) == 0 else { return }
+        // The fault's state becomes the frame a syscall return would use.
+        let frame = Scheduler.frame
+        for (i, slot) in TrapFrame.slots.enumerated() { frame[slot] = trap.register(i) }
+        frame[.rip] = trap.rip
+        frame[.rflags] = trap.rflags
+        frame[.rsp] = trap.rsp
+        frame[.cs] = Platform.userCode
+        frame[.ss] = Platform.userData
+        Scheduler.fpuArea.copyMemory(from: UnsafeRawPointer(bitPattern: UInt(fpuImage))!, byteCount: 512)
+        // si_code: SEGV_MAPERR 1 / SEGV_ACCERR 2 for page faults (si_addr = the address),
+        // BUS_ADRALN 1, FPE_INTDIV 1, ILL_ILLOPN 2, TRAP_BRKPT 1.
+        var code: Int32 = 1
+        var address: UInt64 = trap.rip
+        if trap.vector == 14 {
+            code = trap.errorCode & 1 != 0 ? 2 : 1
+            address = arch_read_cr2()
+        } else if trap.vector == 13 {
+            code = 0x80  // SI_KERNEL: a general protection fault has no address
+            address = 0
+        } else if signal == 4 {
+            code = 2
+        }
+        do {
+            try runHandler(signal, code: code, act, frame: frame, faultAddress: address)
+        } catch {
+            return  // no room for the frame: the default action (with its report) applies
+        }
+        enter_user_with_fpu(frame.address)
+    }
+
     // rt_sigframe, as Linux lays it out on x86-64 (arch/x86/include/asm/sigframe.h):
     //   0 pretcode (return address: sa_restorer)
     //   8 ucontext: uc_flags 0, uc_link 8, uc_stack 16 (sp, flags, size), uc_mcontext 40,
@@ -156,14 +193,15 @@ enum SysSignal {
     static let mcontextOrder: [SyscallFrame.Slot] = [.r8, .r9, .r10, .r11, .r12, .r13, .r14, .r15, .rdi, .rsi,
                                                      .rbp, .rbx, .rdx, .rax, .rcx, .rsp, .rip, .rflags]
 
-    private static func runHandler(_ signal: Int32, code: Int32, _ act: KernelSigaction, frame: SyscallFrame) throws(Errno) {
+    private static func runHandler(_ signal: Int32, code: Int32, _ act: KernelSigaction, frame: SyscallFrame,
+                                   faultAddress: UInt64? = nil) throws(Errno) {
         let me = Scheduler.current
         let userSP = frame[.rsp]
         var sp = userSP &- 128  // the red zone of the interrupted code
-        let onAltStack = altStack.flags & SignalStack.disable == 0 && userSP > altStack.base.raw
-            && userSP <= altStack.base.raw &+ altStack.size
-        if act.flags.contains(.SA_ONSTACK) && altStack.flags & SignalStack.disable == 0 && !onAltStack {
-            sp = altStack.base.raw &+ altStack.size
+        let onAltStack = Scheduler.current.altStack.flags & SignalStack.disable == 0 && userSP > Scheduler.current.altStack.base.raw
+            && userSP <= Scheduler.current.altStack.base.raw &+ Scheduler.current.altStack.size
+        if act.flags.contains(.SA_ONSTACK) && Scheduler.current.altStack.flags & SignalStack.disable == 0 && !onAltStack {
+            sp = Scheduler.current.altStack.base.raw &+ Scheduler.current.altStack.size
         }
         let fpstate = (sp &- 512) & ~63
         let base = ((fpstate &- UInt64(frameSize)) & ~15) &- 8
@@ -172,9 +210,9 @@ enum SysSignal {
 
         out.writeLE(act.restorer, at: 0)
         out.writeLE(UInt64(0x6), at: ucontextOffset)  // UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS
-        out.writeLE(altStack.base.raw, at: ucontextOffset + 16)
-        out.writeLE(altStack.flags | (onAltStack ? SignalStack.onStack : 0), at: ucontextOffset + 24)
-        out.writeLE(altStack.size, at: ucontextOffset + 32)
+        out.writeLE(Scheduler.current.altStack.base.raw, at: ucontextOffset + 16)
+        out.writeLE(Scheduler.current.altStack.flags | (onAltStack ? SignalStack.onStack : 0), at: ucontextOffset + 24)
+        out.writeLE(Scheduler.current.altStack.size, at: ucontextOffset + 32)
         for (i, slot) in mcontextOrder.enumerated() { out.writeLE(frame[slot], at: mcontextOffset + i * 8) }
         out.writeLE(UInt16(frame[.cs]), at: mcontextOffset + 144)
         out.writeLE(UInt16(frame[.ss]), at: mcontextOffset + 150)
@@ -183,7 +221,13 @@ enum SysSignal {
         out.writeLE(me.blocked, at: sigmaskOffset)
         out.writeLE(signal, at: siginfoOffset)                  // si_signo
         out.writeLE(code, at: siginfoOffset + 8)                // si_code
-        out.writeLE(UInt32(SysProcess.pid), at: siginfoOffset + 16)  // si_pid
+        if let faultAddress {
+            out.writeLE(faultAddress, at: siginfoOffset + 16)           // si_addr
+            out.writeLE(UInt64(14), at: mcontextOffset + 168)           // trapno (page fault)
+            out.writeLE(faultAddress, at: mcontextOffset + 184)         // cr2
+        } else {
+            out.writeLE(UInt32(SysProcess.pid), at: siginfoOffset + 16)  // si_pid
+        }
         UnsafeMutableRawPointer(bitPattern: UInt(fpstate))!.copyMemory(from: Scheduler.fpuArea, byteCount: 512)
 
         me.blocked |= act.mask.rawValue

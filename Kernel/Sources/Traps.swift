@@ -12,14 +12,18 @@ struct TrapFrame {
     var vector: UInt64 { words[15] }
     var errorCode: UInt64 { words[16] }
     var rip: UInt64 { words[17] }
+    var rflags: UInt64 { words[19] }
     var rsp: UInt64 { words[20] }
     func register(_ i: Int) -> UInt64 { words[i] }
+    /// Register values by name, in TrapFrame order (see registerNames).
+    static let slots: [SyscallFrame.Slot] = [.r15, .r14, .r13, .r12, .rbp, .rbx, .r11, .r10, .r9, .r8, .rdx, .rcx,
+                                             .rsi, .rdi, .rax]
 }
 
 /// Exceptions: a fault in the app becomes its signal's default action with a crash report
 /// (handlers arrive with the compatibility core); a fault in the kernel is a panic.
 @_cdecl("trap_dispatch")
-func trapDispatch(_ address: UInt64) {
+func trapDispatch(_ address: UInt64, _ fpuImage: UInt64) {
     let frame = TrapFrame(words: UnsafeMutablePointer(bitPattern: UInt(address))!)
     let fromKernel = frame.rip >= GuestABI.kernelRegionStart
     if fromKernel {
@@ -36,6 +40,7 @@ func trapDispatch(_ address: UInt64) {
         panic(m)
     }
     let (signal, name) = CrashReport.signal(for: frame.vector)
+    SysSignal.deliverFault(signal, frame: frame, fpuImage: fpuImage)  // returns if no handler takes it
     CrashReport.print(frame, signal: signal, name: name)
     SysSignal.terminate(signal)
 }

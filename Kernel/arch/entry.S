@@ -216,6 +216,16 @@ enter_user:
     mov %rdi, %rsp
     jmp return_to_user_frame
 
+// enter_user_with_fpu(frame): the same, restoring the FPU image kept below the frame as the
+// syscall path does (used to run a signal handler for a fault).
+.global enter_user_with_fpu
+enter_user_with_fpu:
+    lea -512(%rdi), %rax
+    and $~0xf, %rax
+    fxrstor64 (%rax)
+    mov %rdi, %rsp
+    jmp return_to_user_frame
+
 // --- traps ------------------------------------------------------------------------------------
 // Each vector stub pushes a dummy error code where the CPU pushes none, then the vector, then
 // jumps to trap_common, which saves the registers (TrapFrame layout below) and calls
@@ -284,9 +294,20 @@ trap_common:
     sub $512, %rsp
     and $~0xf, %rsp
     fxsave64 (%rsp)
+    mov %rsp, %r12                  // r12 = the fxsave image (callee-saved)
     cld
-    mov %rbx, %rdi
+    // A trap from the app runs its Swift handler on the (idle) kernel stack, below the frame
+    // and FPU areas a syscall uses: on pvm the CPU pushed this trap frame on the app's own
+    // stack, where a signal frame for the app's handler has to go.
+    movabs $0x7f8000000000, %rax
+    cmp %rax, 136(%rbx)             // the interrupted rip
+    jae 1f
+    mov kernel_stack_top(%rip), %rsp
+    sub $(160 + 512 + 64), %rsp
+1:  mov %rbx, %rdi
+    mov %r12, %rsi
     call trap_dispatch
+    mov %r12, %rsp
     fxrstor64 (%rsp)
     mov %rbx, %rsp
     pop %r15

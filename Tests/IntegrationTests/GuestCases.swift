@@ -167,6 +167,10 @@ extension VMMMatrix {
     /// Signals delivered to handlers: siginfo, masks, SA_NODEFER/RESETHAND/ONSTACK, pending.
     func signalHandlers() throws { try differentialAllVariants("sighandler") }
 
+    /// Faults to the program's handlers (SIGSEGV MAPERR/ACCERR with si_addr, SIGFPE, SIGILL on
+    /// the alternate stack), recovered with siglongjmp.
+    func faultHandlers() throws { try differentialAllVariants("faulthandler") }
+
     /// pthreads: mutex, condition variables, TLS, join, timed wait; then 64 threads.
     func threads() throws {
         try differentialAllVariants("threads")

@@ -40,4 +40,5 @@ final class QEMUTests: XCTestCase {
     func testThreads() throws { try matrix.threads() }
     func testRust() throws { try matrix.rust() }
     func testSignalHandlers() throws { try matrix.signalHandlers() }
+    func testFaultHandlers() throws { try matrix.faultHandlers() }
 }
