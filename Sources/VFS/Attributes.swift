@@ -1,0 +1,167 @@
+// Metadata: stat, chmod, chown, utimensat, access. Image entries carry only a mode; their
+// owner is root and their times are the mount's `imageTime`. The caller is root, so
+// permission bits never refuse access, except that executing needs an x bit.
+
+import ImageFormat
+import LinuxABI
+
+/// utimensat's special tv_nsec values.
+public enum UtimeSpecial {
+    /// Set the time to now.
+    public static let UTIME_NOW: Int64 = (1 << 30) - 1
+    /// Leave the time alone.
+    public static let UTIME_OMIT: Int64 = (1 << 30) - 2
+}
+
+extension FileSystem {
+    /// The stat of `node`.
+    func stat(node: Int) -> Stat {
+        let n = nodes[node]
+        var s = Stat()
+        s.device = FileSystem.deviceNumber
+        s.inode = n.ino
+        s.mode = n.type.modeBits | n.permissions
+        s.uid = n.uid
+        s.gid = n.gid
+        s.blockSize = 4096
+        switch n.type {
+        case .directory:
+            s.linkCount = n.links == 0 ? 0 : directoryLinkCount(node)
+            s.size = 4096
+            s.blocks = 8
+        case .regular, .symlink:
+            s.linkCount = UInt64(n.links)
+            s.size = Int64(contentSize(node))
+            // Allocated 512-byte blocks, in whole pages as tmpfs allocates them.
+            s.blocks = n.type == .regular ? (s.size + 4095) / 4096 * 8 : 0
+        case .generated:
+            s.linkCount = UInt64(n.links)
+            s.size = 0  // like /proc: the size is known only by reading
+        case .device(let device):
+            s.linkCount = UInt64(max(n.links, 1))
+            s.specialDevice = device.rdev
+        }
+        s.accessTime = n.accessTime
+        s.modificationTime = n.modificationTime
+        s.changeTime = n.changeTime
+        return s
+    }
+
+    /// fstat(2). O_PATH descriptors included.
+    public func fstat(_ fd: Int32) throws(Errno) -> Stat {
+        stat(node: try descriptionNode(fd))
+    }
+
+    /// newfstatat(2) (stat, lstat): `flags` may hold AT_SYMLINK_NOFOLLOW (lstat),
+    /// AT_EMPTY_PATH and AT_NO_AUTOMOUNT.
+    public mutating func fstatat(_ dirfd: Int32, _ path: UnsafeRawBufferPointer, flags: AtFlags) throws(Errno) -> Stat {
+        guard flags.subtracting([.AT_SYMLINK_NOFOLLOW, .AT_EMPTY_PATH, .AT_NO_AUTOMOUNT]).isEmpty
+        else { throw .EINVAL }
+        let node = try resolveAt(dirfd, path, follow: !flags.contains(.AT_SYMLINK_NOFOLLOW),
+                                 emptyPath: flags.contains(.AT_EMPTY_PATH))
+        return stat(node: node)
+    }
+
+    /// fchmod(2): stores the permission, setuid/setgid and sticky bits.
+    public mutating func fchmod(_ fd: Int32, mode: UInt32) throws(Errno) {
+        let node = try openFile(fd: fd)
+        changeMode(node, mode)
+    }
+
+    /// fchmodat(2): AT_SYMLINK_NOFOLLOW is EOPNOTSUPP on a symlink (Linux has no symlink modes).
+    public mutating func fchmodat(_ dirfd: Int32, _ path: UnsafeRawBufferPointer, mode: UInt32,
+                                  flags: AtFlags) throws(Errno) {
+        guard flags.subtracting([.AT_SYMLINK_NOFOLLOW, .AT_EMPTY_PATH]).isEmpty else { throw .EINVAL }
+        let node = try resolveAt(dirfd, path, follow: !flags.contains(.AT_SYMLINK_NOFOLLOW),
+                                 emptyPath: flags.contains(.AT_EMPTY_PATH))
+        if nodes[node].type == .symlink { throw .EOPNOTSUPP }
+        changeMode(node, mode)
+    }
+
+    mutating func changeMode(_ node: Int, _ mode: UInt32) {
+        nodes[node].permissions = mode & 0o7777
+        nodes[node].changeTime = host.now()
+    }
+
+    /// fchown(2): `UInt32.max` (-1) leaves an id unchanged.
+    public mutating func fchown(_ fd: Int32, uid: UInt32, gid: UInt32) throws(Errno) {
+        let node = try openFile(fd: fd)
+        changeOwner(node, uid, gid)
+    }
+
+    /// fchownat(2) (chown, lchown): `flags` may hold AT_SYMLINK_NOFOLLOW and AT_EMPTY_PATH.
+    public mutating func fchownat(_ dirfd: Int32, _ path: UnsafeRawBufferPointer, uid: UInt32, gid: UInt32,
+                                  flags: AtFlags) throws(Errno) {
+        guard flags.subtracting([.AT_SYMLINK_NOFOLLOW, .AT_EMPTY_PATH]).isEmpty else { throw .EINVAL }
+        let node = try resolveAt(dirfd, path, follow: !flags.contains(.AT_SYMLINK_NOFOLLOW),
+                                 emptyPath: flags.contains(.AT_EMPTY_PATH))
+        changeOwner(node, uid, gid)
+    }
+
+    /// Linux clears setuid, and setgid when group-executable, on a non-directory whose owner
+    /// changes hands (even for root).
+    mutating func changeOwner(_ node: Int, _ uid: UInt32, _ gid: UInt32) {
+        if uid != UInt32.max { nodes[node].uid = uid }
+        if gid != UInt32.max { nodes[node].gid = gid }
+        if (uid != UInt32.max || gid != UInt32.max) && !isDirectory(node) {
+            var p = nodes[node].permissions & ~FileMode.S_ISUID
+            if p & 0o010 != 0 { p &= ~FileMode.S_ISGID }
+            nodes[node].permissions = p
+        }
+        nodes[node].changeTime = host.now()
+    }
+
+    /// utimensat(2): `times` is (atime, mtime), nil meaning both now; a tv_nsec of
+    /// UTIME_NOW or UTIME_OMIT means now or unchanged; any other tv_nsec outside [0, 1e9) is
+    /// EINVAL. A nil `path` is futimens on `dirfd`. `flags` may hold AT_SYMLINK_NOFOLLOW
+    /// and AT_EMPTY_PATH.
+    public mutating func utimensat(_ dirfd: Int32, _ path: UnsafeRawBufferPointer?,
+                                   times: (Timespec, Timespec)?, flags: AtFlags) throws(Errno) {
+        guard flags.subtracting([.AT_SYMLINK_NOFOLLOW, .AT_EMPTY_PATH]).isEmpty else { throw .EINVAL }
+        func valid(_ t: Timespec) -> Bool {
+            t.isValid || t.nanoseconds == UtimeSpecial.UTIME_NOW || t.nanoseconds == UtimeSpecial.UTIME_OMIT
+        }
+        if let times { guard valid(times.0), valid(times.1) else { throw .EINVAL } }
+        let node: Int
+        if let path {
+            node = try resolveAt(dirfd, path, follow: !flags.contains(.AT_SYMLINK_NOFOLLOW),
+                                 emptyPath: flags.contains(.AT_EMPTY_PATH))
+        } else {
+            node = try descriptionNode(dirfd)
+        }
+        let now = host.now()
+        let requested = times ?? (Timespec(seconds: 0, nanoseconds: UtimeSpecial.UTIME_NOW),
+                                  Timespec(seconds: 0, nanoseconds: UtimeSpecial.UTIME_NOW))
+        func resolved(_ t: Timespec) -> Timespec? {
+            if t.nanoseconds == UtimeSpecial.UTIME_OMIT { return nil }
+            if t.nanoseconds == UtimeSpecial.UTIME_NOW { return now }
+            return t
+        }
+        let access = resolved(requested.0)
+        let modification = resolved(requested.1)
+        if access == nil && modification == nil { return }
+        if let access { nodes[node].accessTime = access }
+        if let modification { nodes[node].modificationTime = modification }
+        nodes[node].changeTime = now
+    }
+
+    /// faccessat2(2) (access, faccessat): `mode` is F_OK or a mask of R_OK, W_OK, X_OK
+    /// (else EINVAL). As root: existence suffices, except X_OK on a non-directory needs
+    /// some x bit (EACCES).
+    public mutating func faccessat(_ dirfd: Int32, _ path: UnsafeRawBufferPointer, mode: Int32,
+                                   flags: AtFlags) throws(Errno) {
+        guard mode & ~7 == 0 else { throw .EINVAL }
+        guard flags.subtracting([.AT_EACCESS, .AT_SYMLINK_NOFOLLOW, .AT_EMPTY_PATH]).isEmpty
+        else { throw .EINVAL }
+        let node = try resolveAt(dirfd, path, follow: !flags.contains(.AT_SYMLINK_NOFOLLOW),
+                                 emptyPath: flags.contains(.AT_EMPTY_PATH))
+        if mode & AccessMode.X_OK != 0 && !isDirectory(node) && nodes[node].permissions & 0o111 == 0 {
+            throw .EACCES
+        }
+    }
+
+    /// The node of an open, non-O_PATH descriptor (fchmod, fchown: Linux's fdget).
+    func openFile(fd: Int32) throws(Errno) -> Int {
+        openFiles[try ioFile(fd)]?.node ?? FileSystem.rootNode
+    }
+}

@@ -1,0 +1,269 @@
+// The file system an Apus app sees: Linux file semantics over the read-only image, with a
+// writable tmpfs overlay on top, special device nodes, synthetic (/proc) nodes the kernel
+// fills in, and one process's open-file table and current directory.
+//
+// Layers. Every name the app can see is in one of two places:
+//   - the image (lower, read-only): its index is the tree as built; a regular file's bytes
+//     are a slice of the image (zero copy; `imageContents` hands it to mmap);
+//   - the overlay: per directory, a sorted list of `DirectoryEntry` (name → node, or a
+//     whiteout that hides the image's entry of that name). A name is looked up in the
+//     overlay first, then in the image directory the node came from (if any).
+// Image entries become nodes lazily, on first lookup, and their node is then recorded in the
+// directory's overlay list, so every later lookup finds the same node (stable st_ino, shared
+// metadata). Writing to an image file copies its bytes into the node first ("copy-up");
+// metadata changes (chmod, utimensat…) need no copy, as they live in the node.
+//
+// Nothing here writes the image: EROFS is never returned.
+//
+// The world is passed in: time, randomness, the console and /proc's contents come from the
+// `FileSystemHost` the kernel (or a test) supplies; the module owns no clock, no RNG, no device.
+
+import ImageFormat
+import LinuxABI
+
+/// What the file system needs from its surroundings.
+public protocol FileSystemHost {
+    /// CLOCK_REALTIME: stamped into tmpfs mtime/ctime/atime.
+    mutating func now() -> Timespec
+    /// Fills `buffer` with random bytes (reads of /dev/random and /dev/urandom).
+    mutating func fillRandom(_ buffer: UnsafeMutableRawBufferPointer)
+    /// The contents of synthetic file `id` (see `addSynthetic`), made when it is opened;
+    /// reads then serve this snapshot, as Linux's seq_file does for /proc.
+    mutating func generate(_ id: UInt32) throws(Errno) -> [UInt8]
+    /// Reads from console `id` (a `Device.console`): the kernel's stdin, /dev/tty…
+    mutating func consoleRead(_ id: UInt32, into buffer: UnsafeMutableRawBufferPointer,
+                              nonblocking: Bool) throws(Errno) -> Int
+    /// Writes to console `id`; returns the count accepted.
+    mutating func consoleWrite(_ id: UInt32, _ bytes: UnsafeRawBufferPointer,
+                               nonblocking: Bool) throws(Errno) -> Int
+}
+
+/// A character device node.
+public enum Device: Equatable, Sendable {
+    /// /dev/null: reads end of file, writes vanish.
+    case null
+    /// /dev/zero: reads zeros, writes vanish.
+    case zero
+    /// /dev/full: reads zeros, writes fail with ENOSPC.
+    case full
+    /// /dev/random and /dev/urandom: reads `FileSystemHost.fillRandom`, writes vanish.
+    case random
+    case urandom
+    /// A console the host serves; the id is the host's (see `ConsoleID`).
+    case console(UInt32)
+
+    /// st_rdev as Linux encodes it for stat (new_encode_dev: minor low byte, major << 8).
+    var rdev: UInt64 {
+        func encode(_ major: UInt64, _ minor: UInt64) -> UInt64 {
+            (minor & 0xff) | (major << 8) | ((minor & ~0xff) << 12)
+        }
+        switch self {
+        case .null: return encode(1, 3)
+        case .zero: return encode(1, 5)
+        case .full: return encode(1, 7)
+        case .random: return encode(1, 8)
+        case .urandom: return encode(1, 9)
+        case .console(let id):
+            // /dev/tty is 5:0 and /dev/console 5:1; the standard streams look like a pty.
+            if id == ConsoleID.tty { return encode(5, 0) }
+            if id == ConsoleID.console { return encode(5, 1) }
+            return encode(136, 0)
+        }
+    }
+}
+
+/// Console ids the file system itself uses; the host may install others with
+/// `installConsole`.
+public enum ConsoleID {
+    public static let stdin: UInt32 = 0
+    public static let stdout: UInt32 = 1
+    public static let stderr: UInt32 = 2
+    /// /dev/tty.
+    public static let tty: UInt32 = 3
+    /// /dev/console.
+    public static let console: UInt32 = 4
+}
+
+/// What a node is (the S_IFMT part of st_mode, plus where its contents come from).
+public enum NodeType: Equatable, Sendable {
+    case directory
+    case regular
+    case symlink
+    case device(Device)
+    /// A synthetic regular file whose contents `FileSystemHost.generate(id)` makes on open.
+    case generated(UInt32)
+
+    var modeBits: UInt32 {
+        switch self {
+        case .directory: return FileMode.S_IFDIR
+        case .regular, .generated: return FileMode.S_IFREG
+        case .symlink: return FileMode.S_IFLNK
+        case .device: return FileMode.S_IFCHR
+        }
+    }
+
+    var direntType: UInt8 { DirentType.from(mode: modeBits) }
+}
+
+/// A node `addSynthetic` registers.
+public enum SyntheticNode: Sendable {
+    case directory
+    /// A read-only file generated on open (mode 0o444).
+    case generated(UInt32)
+    case symlink(target: [UInt8])
+    case device(Device)
+}
+
+/// Mount-time settings.
+public struct MountOptions: Sendable {
+    /// atime/mtime/ctime of every image entry (the image carries no times).
+    public var imageTime: Timespec
+    /// The target of /proc/self/exe, if any: the program's path inside the image.
+    public var executablePath: [UInt8]?
+    /// Largest tmpfs file, in bytes. Files are dense arrays, so a write or truncate beyond
+    /// this fails with EFBIG instead of exhausting kernel memory.
+    public var maxFileSize: Int
+    /// RLIMIT_NOFILE: descriptors are 0 ..< maxDescriptors (EMFILE beyond).
+    public var maxDescriptors: Int
+
+    public init(imageTime: Timespec = Timespec(seconds: 0, nanoseconds: 0),
+                executablePath: [UInt8]? = nil, maxFileSize: Int = 1 << 30,
+                maxDescriptors: Int = 1024) {
+        self.imageTime = imageTime
+        self.executablePath = executablePath
+        self.maxFileSize = maxFileSize
+        self.maxDescriptors = maxDescriptors
+    }
+}
+
+/// One process's view of the files: the tree, its open-file table and current directory.
+/// Single-threaded: the kernel serializes calls.
+public struct FileSystem<Host: FileSystemHost> {
+    public var host: Host
+    let image: ImageReader
+    let options: MountOptions
+    /// The file-creation mask (umask(2)); applied to the mode of open(O_CREAT), mkdir and
+    /// (by Linux's rules) not to symlinks.
+    public var umask: UInt32 = 0o022
+
+    /// All nodes; a node's index is its identity. Freed slots (no name, not open) are
+    /// recycled through `freeNodes`.
+    var nodes: [Node] = []
+    var freeNodes: [Int] = []
+    /// Open file descriptions, shared by dup'ed descriptors; nil slots are free.
+    var openFiles: [OpenFile?] = []
+    /// The descriptor table: index = fd.
+    var descriptors: [DescriptorSlot] = []
+    /// The current directory (holds one `opens` reference on its node).
+    var cwd: Int = FileSystem.rootNode
+
+    /// The root directory is always node 0 and is never freed.
+    static var rootNode: Int { 0 }
+    /// st_dev of every node (an anonymous device number, as tmpfs has).
+    static var deviceNumber: UInt64 { 0x2a }
+
+    /// Mounts `image`: the root is the image's root; /tmp (mode 1777), /dev with null, zero,
+    /// full, random, urandom, tty, console and the directory shm, and (if
+    /// `options.executablePath` is set) /proc/self/exe exist, the overlay adding whichever
+    /// the image lacks. The image's bytes must outlive the file system.
+    public init(image: ImageReader, host: Host, options: MountOptions = MountOptions()) {
+        self.image = image
+        self.host = host
+        self.options = options
+        let rootEntry = image.entry(at: 0)
+        var root = Node(type: .directory, permissions: rootEntry.mode, ino: 1, time: options.imageTime)
+        root.image = 0
+        root.parent = 0
+        root.opens = 1  // the cwd
+        nodes.append(root)
+
+        let devices: [(StaticString, Device, UInt32)] = [
+            ("null", .null, 0o666), ("zero", .zero, 0o666), ("full", .full, 0o666),
+            ("random", .random, 0o666), ("urandom", .urandom, 0o666),
+            ("tty", .console(ConsoleID.tty), 0o666), ("console", .console(ConsoleID.console), 0o600),
+        ]
+        let time = options.imageTime
+        if let tmp = ensureDirectory(under: FileSystem.rootNode, named: bytes("tmp"), time: time),
+           nodes[tmp].image < 0 {
+            nodes[tmp].permissions = 0o1777
+        }
+        if let dev = ensureDirectory(under: FileSystem.rootNode, named: bytes("dev"), time: time) {
+            for (name, device, permissions) in devices {
+                let node = makeNode(.device(device), permissions: permissions, time: time)
+                setEntry(in: dev, named: bytes(name), to: node)
+            }
+            if let shm = ensureDirectory(under: dev, named: bytes("shm"), time: time),
+               nodes[shm].image < 0 {
+                nodes[shm].permissions = 0o1777
+            }
+        }
+        if let target = options.executablePath, !target.isEmpty,
+           let proc = ensureDirectory(under: FileSystem.rootNode, named: bytes("proc"), time: time),
+           let selfDirectory = ensureDirectory(under: proc, named: bytes("self"), time: time) {
+            let link = makeNode(.symlink, permissions: 0o777, time: time)
+            nodes[link].data = target
+            setEntry(in: selfDirectory, named: bytes("exe"), to: link)
+        }
+    }
+
+    /// Registers a synthetic node at the absolute `path`, creating missing parent
+    /// directories (mode 0o555) and replacing whatever the path named before. For /proc:
+    /// the kernel generates the contents (`FileSystemHost.generate`).
+    public mutating func addSynthetic(path: UnsafeRawBufferPointer, _ kind: SyntheticNode) throws(Errno) {
+        let path = Array(path)
+        guard path.first == slash else { throw .EINVAL }
+        guard path.count <= FileSystemLimits.maxPath else { throw .ENAMETOOLONG }
+        var names: [[UInt8]] = []
+        for component in path.split(separator: slash) {
+            guard component.count <= FileSystemLimits.maxName else { throw .ENAMETOOLONG }
+            guard !(component.count == 1 && component.first == dot),
+                  !(component.count == 2 && component.allSatisfy({ $0 == dot }))
+            else { throw .EINVAL }
+            names.append(Array(component))
+        }
+        guard let last = names.popLast() else { throw .EEXIST }
+        let time = host.now()
+        var directory = FileSystem.rootNode
+        for name in names {
+            guard let next = ensureDirectory(under: directory, named: name, time: time, permissions: 0o555)
+            else { throw .ENOTDIR }
+            directory = next
+        }
+        let node: Int
+        switch kind {
+        case .directory:
+            if let existing = child(of: directory, named: last), nodes[existing].type == .directory { return }
+            node = makeNode(.directory, permissions: 0o555, time: time)
+            nodes[node].parent = directory
+            nodes[node].name = last
+        case .generated(let id):
+            node = makeNode(.generated(id), permissions: 0o444, time: time)
+        case .symlink(let target):
+            guard !target.isEmpty, target.count <= FileSystemLimits.maxPath else { throw .EINVAL }
+            node = makeNode(.symlink, permissions: 0o777, time: time)
+            nodes[node].data = target
+        case .device(let device):
+            node = makeNode(.device(device), permissions: 0o666, time: time)
+        }
+        if let old = child(of: directory, named: last) { dropLink(old) }
+        setEntry(in: directory, named: last, to: node)
+    }
+}
+
+/// Linux's limits on names.
+public enum FileSystemLimits {
+    /// PATH_MAX less the NUL: a longer path is ENAMETOOLONG.
+    public static let maxPath = 4095
+    /// NAME_MAX: a longer component is ENAMETOOLONG.
+    public static let maxName = 255
+    /// MAXSYMLINKS: following more links in one lookup is ELOOP.
+    public static let maxSymlinks = 40
+}
+
+let slash = UInt8(ascii: "/")
+let dot = UInt8(ascii: ".")
+
+/// The bytes of a static string (mount-time names).
+func bytes(_ s: StaticString) -> [UInt8] {
+    s.withUTF8Buffer { Array($0) }
+}

@@ -1,0 +1,319 @@
+// Nodes (inodes) and directories: the merged view of image and overlay.
+
+import ImageFormat
+import LinuxABI
+
+/// One name in a directory's overlay list.
+struct DirectoryEntry {
+    /// 1…255 bytes, no '/' or NUL, not "." or "..".
+    var name: [UInt8]
+    /// The node, or `DirectoryEntry.whiteout`: the name hides the image's entry.
+    var node: Int
+
+    static let whiteout = -1
+}
+
+/// An inode. Invariants:
+/// - `image >= 0`: a directory lists the image directory `image` under its overlay entries;
+///   a regular file's bytes are the image's (until copy-up sets `image = -1` and fills
+///   `data`); a symlink's target is the image's. `image < 0`: contents are in `data`
+///   (file bytes, symlink target) and `entries` alone.
+/// - `entries` is sorted by name bytes, names unique.
+/// - `links` counts directory entries naming the node; a directory has 1 while linked
+///   (st_nlink is computed: 2 + subdirectories) and 0 once removed.
+/// - `opens` counts open file descriptions plus the cwd reference. A node with
+///   `links == 0 && opens == 0` is freed, except the root.
+struct Node {
+    var type: NodeType
+    var permissions: UInt32
+    var uid: UInt32 = 0
+    var gid: UInt32 = 0
+    var links = 0
+    var opens = 0
+    var ino: UInt64
+    var accessTime: Timespec
+    var modificationTime: Timespec
+    var changeTime: Timespec
+    /// Directories: the containing directory (the root's is itself), what ".." names.
+    var parent = -1
+    /// Directories: the name in `parent`, for getcwd.
+    var name: [UInt8] = []
+    var image = -1
+    var data: [UInt8] = []
+    var entries: [DirectoryEntry] = []
+    var live = true
+
+    init(type: NodeType, permissions: UInt32, ino: UInt64, time: Timespec) {
+        self.type = type
+        self.permissions = permissions
+        self.ino = ino
+        accessTime = time
+        modificationTime = time
+        changeTime = time
+    }
+}
+
+/// -1, 0 or 1: byte order of two names.
+func compareNames<A: Collection, B: Collection>(_ a: A, _ b: B) -> Int
+where A.Element == UInt8, B.Element == UInt8 {
+    var x = a.makeIterator()
+    var y = b.makeIterator()
+    while true {
+        switch (x.next(), y.next()) {
+        case (nil, nil): return 0
+        case (nil, _): return -1
+        case (_, nil): return 1
+        case (let p?, let q?): if p != q { return p < q ? -1 : 1 }
+        }
+    }
+}
+
+extension FileSystem {
+    // MARK: Node storage
+
+    func isDirectory(_ node: Int) -> Bool { nodes[node].type == .directory }
+
+    /// A new overlay node with no name yet (`links == 0`); the caller links it.
+    mutating func makeNode(_ type: NodeType, permissions: UInt32, time: Timespec) -> Int {
+        let index: Int
+        if let free = freeNodes.popLast() { index = free } else { index = nodes.count }
+        // Overlay inode numbers follow the image's (image entry i has ino i + 1).
+        let node = Node(type: type, permissions: permissions & 0o7777,
+                        ino: UInt64(image.entryCount) + 1 + UInt64(index), time: time)
+        if index == nodes.count { nodes.append(node) } else { nodes[index] = node }
+        return index
+    }
+
+    /// The node for image entry `index`, found in directory `parent`.
+    mutating func materialize(imageIndex index: Int, in parent: Int) -> Int {
+        let entry = image.entry(at: index)
+        let type: NodeType
+        switch entry.kind {
+        case .file: type = .regular
+        case .directory: type = .directory
+        case .symlink: type = .symlink
+        }
+        let node = makeNode(type, permissions: entry.kind == .symlink ? 0o777 : entry.mode,
+                            time: options.imageTime)
+        nodes[node].ino = UInt64(index) + 1
+        nodes[node].image = index
+        nodes[node].links = 1
+        if type == .directory {
+            nodes[node].parent = parent
+            nodes[node].name = Array(entry.name)
+        }
+        return node
+    }
+
+    /// Frees `node` if nothing names or holds it any more.
+    mutating func releaseIfUnused(_ node: Int) {
+        guard node != FileSystem.rootNode, nodes[node].live, nodes[node].links == 0,
+              nodes[node].opens == 0 else { return }
+        nodes[node].live = false
+        nodes[node].data = []
+        nodes[node].entries = []
+        freeNodes.append(node)
+    }
+
+    /// One name of `node` went away (unlink, rmdir, rename over it).
+    mutating func dropLink(_ node: Int) {
+        if isDirectory(node) {
+            nodes[node].links = 0
+            // A removed directory is empty; ".." inside it stays inside it, so nothing
+            // refers to a parent that may itself be freed later.
+            nodes[node].parent = node
+        } else if nodes[node].links > 0 {
+            nodes[node].links -= 1
+        }
+        nodes[node].changeTime = host.now()
+        releaseIfUnused(node)
+    }
+
+    // MARK: Directories
+
+    /// Position of `name` in `dir`'s overlay entries: (true, index) if present, else
+    /// (false, insertion point).
+    func findEntry<C: Collection>(in dir: Int, named name: C) -> (found: Bool, position: Int)
+    where C.Element == UInt8 {
+        let entries = nodes[dir].entries
+        var low = 0
+        var high = entries.count
+        while low < high {
+            let middle = low + (high - low) / 2
+            let order = compareNames(entries[middle].name, name)
+            if order == 0 { return (true, middle) }
+            if order < 0 { low = middle + 1 } else { high = middle }
+        }
+        return (false, low)
+    }
+
+    /// The image index of `name` inside image directory `directoryIndex`, or nil.
+    func imageChild<C: Collection>(of directoryIndex: Int, named name: C) -> Int?
+    where C.Element == UInt8 {
+        let directory = image.entry(at: directoryIndex)
+        var key: [UInt8] = []
+        key.reserveCapacity(directory.path.count + 1 + name.count)
+        key.append(contentsOf: directory.path)
+        if directory.path.count > 1 { key.append(slash) }
+        key.append(contentsOf: name)
+        return key.withUnsafeBytes { image.lookup(path: $0)?.index }
+    }
+
+    /// The node `name` names in directory `dir`, or nil. An image entry becomes a node on
+    /// its first lookup and is recorded in the overlay list. A removed directory has no
+    /// children.
+    mutating func child<C: Collection>(of dir: Int, named name: C) -> Int? where C.Element == UInt8 {
+        guard nodes[dir].links > 0 || dir == FileSystem.rootNode else { return nil }
+        let (found, position) = findEntry(in: dir, named: name)
+        if found {
+            let node = nodes[dir].entries[position].node
+            return node == DirectoryEntry.whiteout ? nil : node
+        }
+        let lower = nodes[dir].image
+        guard lower >= 0, let index = imageChild(of: lower, named: name) else { return nil }
+        let node = materialize(imageIndex: index, in: dir)
+        nodes[dir].entries.insert(DirectoryEntry(name: Array(name), node: node), at: position)
+        return node
+    }
+
+    /// Makes `name` in `dir` name `node` (replacing any entry or whiteout); counts the link.
+    mutating func setEntry(in dir: Int, named name: [UInt8], to node: Int) {
+        let (found, position) = findEntry(in: dir, named: name)
+        if found {
+            nodes[dir].entries[position].node = node
+        } else {
+            nodes[dir].entries.insert(DirectoryEntry(name: name, node: node), at: position)
+        }
+        nodes[node].links = isDirectory(node) ? 1 : nodes[node].links + 1
+        if isDirectory(node) {
+            nodes[node].parent = dir
+            nodes[node].name = name
+        }
+    }
+
+    /// Removes `name` from `dir` (the caller drops the node's link): a whiteout if the
+    /// image directory below has that name, else the entry goes.
+    mutating func removeEntry(in dir: Int, named name: [UInt8]) {
+        let (found, position) = findEntry(in: dir, named: name)
+        let lower = nodes[dir].image
+        if lower >= 0, imageChild(of: lower, named: name) != nil {
+            if found {
+                nodes[dir].entries[position].node = DirectoryEntry.whiteout
+            } else {
+                nodes[dir].entries.insert(DirectoryEntry(name: name, node: DirectoryEntry.whiteout),
+                                          at: position)
+            }
+        } else if found {
+            nodes[dir].entries.remove(at: position)
+        }
+    }
+
+    /// The directory `name` in `dir`, created (overlay, `permissions`) if missing; nil if
+    /// the name is taken by something else. Mount-time and `addSynthetic` helper.
+    mutating func ensureDirectory(under dir: Int, named name: [UInt8], time: Timespec,
+                                  permissions: UInt32 = 0o755) -> Int? {
+        if let existing = child(of: dir, named: name) {
+            return isDirectory(existing) ? existing : nil
+        }
+        let node = makeNode(.directory, permissions: permissions, time: time)
+        setEntry(in: dir, named: name, to: node)
+        return node
+    }
+
+    /// One child in a listing.
+    struct Child {
+        var name: UnsafeRawBufferPointer
+        var ino: UInt64
+        var type: NodeType
+    }
+
+    /// Calls `body` for each child of `dir` in name order (the merge of overlay entries and
+    /// the image directory, overlay first, whiteouts hidden) until it returns false.
+    func forEachChild(of dir: Int, _ body: (Child) -> Bool) {
+        let entries = nodes[dir].entries
+        let lower = nodes[dir].image
+        var imageChildren = lower >= 0 ? image.children(of: image.entry(at: lower)) : nil
+        var nextImage = imageChildren?.next()
+        var k = 0
+        func emitEntry(_ entry: DirectoryEntry) -> Bool {
+            if entry.node == DirectoryEntry.whiteout { return true }
+            let node = nodes[entry.node]
+            return entry.name.withUnsafeBytes { body(Child(name: $0, ino: node.ino, type: node.type)) }
+        }
+        func emitImage(_ entry: ImageEntry) -> Bool {
+            let type: NodeType
+            switch entry.kind {
+            case .file: type = .regular
+            case .directory: type = .directory
+            case .symlink: type = .symlink
+            }
+            return body(Child(name: entry.name, ino: UInt64(entry.index) + 1, type: type))
+        }
+        while true {
+            if k < entries.count, let lowerEntry = nextImage {
+                let order = compareNames(entries[k].name, lowerEntry.name)
+                if order <= 0 {
+                    if !emitEntry(entries[k]) { return }
+                    k += 1
+                    if order == 0 { nextImage = imageChildren?.next() }
+                } else {
+                    if !emitImage(lowerEntry) { return }
+                    nextImage = imageChildren?.next()
+                }
+            } else if k < entries.count {
+                if !emitEntry(entries[k]) { return }
+                k += 1
+            } else if let lowerEntry = nextImage {
+                if !emitImage(lowerEntry) { return }
+                nextImage = imageChildren?.next()
+            } else {
+                return
+            }
+        }
+    }
+
+    func isEmptyDirectory(_ dir: Int) -> Bool {
+        var empty = true
+        forEachChild(of: dir) { _ in empty = false; return false }
+        return empty
+    }
+
+    // MARK: Contents
+
+    /// A regular file's size, a symlink's target length; 0 otherwise.
+    func contentSize(_ node: Int) -> Int {
+        let n = nodes[node]
+        switch n.type {
+        case .regular, .symlink:
+            if n.image >= 0 { return Int(image.entry(at: n.image).size) }
+            return n.data.count
+        default:
+            return 0
+        }
+    }
+
+    /// A symlink's target.
+    func linkTarget(_ node: Int) -> [UInt8] {
+        let n = nodes[node]
+        if n.image >= 0 { return Array(image.entry(at: n.image).linkTarget ?? UnsafeRawBufferPointer(start: nil, count: 0)) }
+        return n.data
+    }
+
+    /// Moves an image file's bytes into the node, so it can be written.
+    mutating func copyUp(_ node: Int) {
+        guard nodes[node].type == .regular, nodes[node].image >= 0 else { return }
+        let bytes = image.contents(of: image.entry(at: nodes[node].image))
+        nodes[node].data = Array(bytes)
+        nodes[node].image = -1
+    }
+
+    /// st_nlink of a directory: itself, ".", and each subdirectory's "..".
+    func directoryLinkCount(_ dir: Int) -> UInt64 {
+        var count: UInt64 = 2
+        forEachChild(of: dir) { child in
+            if child.type == .directory { count += 1 }
+            return true
+        }
+        return count
+    }
+}
