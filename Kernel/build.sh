@@ -28,7 +28,7 @@ objects=()
 # Every Swift module goes through LLVM IR so clang can emit one section per function; the
 # linker then drops what the kernel never calls (the portable modules' host-only API).
 # Portable modules, in dependency order (the same sources the host package builds).
-for module in GuestABI ELF ImageFormat LinuxABI; do
+for module in GuestABI ELF ImageFormat LinuxABI VFS; do
     "$swiftc" "${swift_flags[@]}" -module-name "$module" \
         -emit-module -emit-module-path "$out/modules/$module.swiftmodule" \
         -emit-ir "$repo"/Sources/"$module"/*.swift -o "$out/$module.ll"

@@ -42,6 +42,7 @@ enum Loader {
         let image: ImageReader
         do { image = try ImageReader(bytes: imageBytes) } catch { fatalLoad("image is corrupt: ", error.message) }
         let entry = image.entrypoint
+        Files.mount(image: image, executablePath: entry.path)
         let elfBytes = image.contents(of: entry)
         let elf: ELFFile
         do {

@@ -1,62 +1,74 @@
 import GuestABI
 import LinuxABI
+import VFS
 
-/// The standard streams: fd 0 reads the host's stdin, fds 1 and 2 are the host's stdout and
-/// stderr. There is no file system in this version: other fds are EBADF.
+/// Files and descriptors: thin adapters from syscall arguments to the VFS (Files.swift),
+/// which owns the semantics (and is tested on the host). fds 0–2 start as the consoles: the
+/// host's stdin, stdout and stderr. User buffers are validated here; paths are copied in.
 enum SysIO {
-    /// The standard streams as the app sees them: pipes, never terminals (the console is a
-    /// byte stream to the host), so isatty() is false and stdio buffers fully, as it does
-    /// when the same program's output is piped on the host.
-    static func stream(_ fd: Int32) throws(Errno) -> ConsoleStream? {
-        switch fd {
-        case 0: return nil
-        case 1: return .stdout
-        case 2: return .stderr
-        default: throw .EBADF
-        }
+    static let AT_FDCWD = AtFlags.AT_FDCWD
+
+    /// The VFS. Mounted by the loader before the app's first instruction.
+    static var fs: FileSystem<KernelHost> {
+        get { Files.mounted! }
+        set { Files.mounted = newValue }
     }
 
+    static func path(_ address: UInt64) throws(Errno) -> UnsafeRawBufferPointer {
+        try UserMemory.string(address, limit: 4095)
+    }
+
+    static func count(_ a: SyscallArguments, _ index: Int) -> Int {
+        Int(min(a.size(index), SyscallResult.maxReadWriteCount))
+    }
+
+    // MARK: data
+
     static func read(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        let fd = a.fd(0)
-        guard try stream(fd) == nil else { throw .EBADF }  // stdout/stderr are write-only
-        let out = try UserMemory.writable(a[1], Int(min(a.size(2), SyscallResult.maxReadWriteCount)))
-        return UInt64(try Console.readStdin(into: out))
+        let out = try UserMemory.writable(a[1], count(a, 2))
+        return UInt64(try fs.read(a.fd(0), into: out))
     }
 
     static func write(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        guard let s = try stream(a.fd(0)) else { throw .EBADF }
-        let count = Int(min(a.size(2), SyscallResult.maxReadWriteCount))
-        let bytes = try UserMemory.readable(a[1], count)
-        Console.write(s, bytes)
-        return UInt64(count)
+        let bytes = try UserMemory.readable(a[1], count(a, 2))
+        return UInt64(try fs.write(a.fd(0), bytes))
+    }
+
+    static func pread64(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let out = try UserMemory.writable(a[1], count(a, 2))
+        return UInt64(try fs.pread(a.fd(0), into: out, offset: Int64(bitPattern: a[3])))
+    }
+
+    static func pwrite64(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let bytes = try UserMemory.readable(a[1], count(a, 2))
+        return UInt64(try fs.pwrite(a.fd(0), bytes, offset: Int64(bitPattern: a[3])))
     }
 
     static func readv(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        guard try stream(a.fd(0)) == nil else { throw .EBADF }
-        // One host read into the first non-empty vector, as a pipe read returns what is there.
+        var total: UInt64 = 0
         for v in try iovecs(a[1], a.int(2)) where v.length > 0 {
-            let out = try UserMemory.writable(v.base.raw, Int(min(v.length, SyscallResult.maxReadWriteCount)))
-            return UInt64(try Console.readStdin(into: out))
+            let out = try UserMemory.writable(v.base.raw, Int(min(v.length, SyscallResult.maxReadWriteCount - total)))
+            let n = try fs.read(a.fd(0), into: out)
+            total += UInt64(n)
+            if n < out.count { break }  // a short read ends the vector, as on Linux
         }
-        return 0
+        return total
     }
 
     static func writev(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        guard let s = try stream(a.fd(0)) else { throw .EBADF }
         let vectors = try iovecs(a[1], a.int(2))
-        // Validate every buffer before writing any (Linux returns EFAULT without partial
-        // output for a bad first vector; later bad vectors give a short write).
         var total: UInt64 = 0
-        for (i, v) in vectors.enumerated() {
-            let length = min(v.length, SyscallResult.maxReadWriteCount - total)
+        for (i, v) in vectors.enumerated() where v.length > 0 {
             let bytes: UnsafeRawBufferPointer
-            do { bytes = try UserMemory.readable(v.base.raw, Int(length)) } catch {
-                if i == 0 { throw error }
+            do { bytes = try UserMemory.readable(v.base.raw, Int(min(v.length, SyscallResult.maxReadWriteCount - total))) } catch {
+                if i == 0 || total == 0 { throw error }
                 break
             }
-            Console.write(s, bytes)
-            total += length
+            let n = try fs.write(a.fd(0), bytes)
+            total += UInt64(n)
+            if n < bytes.count { break }
         }
+        if vectors.isEmpty || total == 0 { _ = try fs.write(a.fd(0), UnsafeRawBufferPointer(start: nil, count: 0)) }
         return total
     }
 
@@ -73,18 +85,99 @@ enum SysIO {
         return out
     }
 
-    /// poll(fds, nfds, timeout ms). The streams have no readiness to wait for in this version:
-    /// stdout and stderr are always writable, stdin is reported readable (a read blocks on the
-    /// host until data or end of file), any other descriptor is POLLNVAL. With nothing ready
-    /// the call sleeps for its timeout (a negative timeout with nothing ready would wait
-    /// forever: that is reported as a deadlock like any wait nobody can end).
+    static func lseek(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        UInt64(bitPattern: try fs.lseek(a.fd(0), Int64(bitPattern: a[1]), whence: a.int32(2)))
+    }
+
+    static func ftruncate(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try fs.ftruncate(a.fd(0), length: Int64(bitPattern: a[1]))
+        return 0
+    }
+
+    static func truncate(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try fs.truncate(path(a[0]), length: Int64(bitPattern: a[1]))
+        return 0
+    }
+
+    /// fsync, fdatasync: the files live in memory; the descriptor must exist.
+    static func fsync(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        guard fs.isOpen(a.fd(0)) else { throw .EBADF }
+        return 0
+    }
+
+    static func getdents64(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let out = try UserMemory.writable(a[1], Int(min(a.size(2), 1 << 20)))
+        return UInt64(try fs.getdents64(a.fd(0), into: out))
+    }
+
+    // MARK: descriptors
+
+    static func openat(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        UInt64(try fs.openat(a.fd(0), path(a[1]), flags: OpenFlags(rawValue: a.uint32(2)), mode: a.uint32(3)))
+    }
+
+    static func open(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        UInt64(try fs.openat(AT_FDCWD, path(a[0]), flags: OpenFlags(rawValue: a.uint32(1)), mode: a.uint32(2)))
+    }
+
+    static func close(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try fs.close(a.fd(0))
+        return 0
+    }
+
+    static func dup(_ a: SyscallArguments) throws(Errno) -> UInt64 { UInt64(try fs.duplicate(a.fd(0))) }
+    static func dup2(_ a: SyscallArguments) throws(Errno) -> UInt64 { UInt64(try fs.duplicate2(a.fd(0), a.fd(1))) }
+    static func dup3(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        UInt64(try fs.duplicate3(a.fd(0), a.fd(1), flags: OpenFlags(rawValue: a.uint32(2))))
+    }
+
+    /// fcntl: descriptor and status flags, F_DUPFD; locks always succeed (one process: no
+    /// other owner can conflict).
+    static func fcntl(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let fd = a.fd(0)
+        switch a.int32(1) {
+        case 0: return UInt64(try fs.duplicate(fd, minimum: a.int32(2)))                     // F_DUPFD
+        case 1030: return UInt64(try fs.duplicate(fd, minimum: a.int32(2), closeOnExec: true))  // F_DUPFD_CLOEXEC
+        case 1: return UInt64(try fs.descriptorFlags(fd))                                      // F_GETFD
+        case 2: try fs.setDescriptorFlags(fd, a.int32(2)); return 0                            // F_SETFD
+        case 3: return UInt64(try fs.statusFlags(fd).rawValue)                                 // F_GETFL
+        case 4: try fs.setStatusFlags(fd, OpenFlags(rawValue: a.uint32(2))); return 0          // F_SETFL
+        case 5, 6, 7, 36, 37, 38:                                                               // F_GETLK/SETLK/SETLKW, OFD
+            guard fs.isOpen(fd) else { throw .EBADF }
+            if a.int32(1) == 5 || a.int32(1) == 36 {
+                try UserMemory.store(UInt16(2), a[2])  // l_type = F_UNLCK: nothing conflicts
+            }
+            return 0
+        default: throw .EINVAL
+        }
+    }
+
+    /// ioctl: nothing is a terminal (the console is a byte stream to the host, like a pipe);
+    /// FIONBIO and FIOCLEX/FIONCLEX act on the descriptor.
+    static func ioctl(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let fd = a.fd(0)
+        guard fs.isOpen(fd) else { throw .EBADF }
+        switch a.uint32(1) {
+        case 0x5421:  // FIONBIO
+            var flags = try fs.statusFlags(fd)
+            if try UserMemory.load(UInt32.self, a[2]) != 0 { flags.insert(.O_NONBLOCK) } else { flags.remove(.O_NONBLOCK) }
+            try fs.setStatusFlags(fd, flags)
+            return 0
+        case 0x5451: try fs.setDescriptorFlags(fd, 1); return 0  // FIOCLEX
+        case 0x5450: try fs.setDescriptorFlags(fd, 0); return 0  // FIONCLEX
+        default: throw .ENOTTY
+        }
+    }
+
+    /// poll(fds, nfds, timeout ms). Files and the console are always ready (reads of stdin
+    /// block on the host until data or end of file); bad descriptors are POLLNVAL. With
+    /// nothing ready the call sleeps for its timeout.
     static func poll(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         let timeout = Int64(a.int32(2))
         return try poll(fds: a[0], count: a[1], timeoutNanos: timeout < 0 ? nil : UInt64(timeout) * 1_000_000)
     }
 
-    /// ppoll(fds, nfds, timespec *, sigmask *, size): the mask is not applied yet (no signal
-    /// is delivered to handlers in this version).
+    /// ppoll(fds, nfds, timespec *, sigmask *, size): the temporary mask is not applied yet.
     static func ppoll(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         var timeout: UInt64? = nil
         if a[2] != 0 {
@@ -102,11 +195,13 @@ enum SysIO {
         for i in 0..<Int(count) {
             let p = try Pollfd.decode(from: UnsafeRawBufferPointer(table), index: i)
             var revents: Int16 = 0
-            switch p.fd {
-            case ..<0: revents = 0                                   // ignored entry
-            case 0: revents = p.events & PollEvents.POLLIN
-            case 1, 2: revents = p.events & PollEvents.POLLOUT
-            default: revents = PollEvents.POLLNVAL
+            if p.fd >= 0 {
+                if let flags = try? fs.statusFlags(p.fd) {
+                    if flags.isReadable { revents |= p.events & PollEvents.POLLIN }
+                    if flags.isWritable { revents |= p.events & PollEvents.POLLOUT }
+                } else {
+                    revents = PollEvents.POLLNVAL
+                }
             }
             try Pollfd.encodeReturnedEvents(revents, into: table, index: i)
             if revents != 0 { ready += 1 }
@@ -119,75 +214,201 @@ enum SysIO {
         return ready
     }
 
-    static func ioctl(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        _ = try stream(a.fd(0))
-        throw .ENOTTY  // TCGETS, TIOCGWINSZ, …: the streams are not terminals
-    }
+    // MARK: metadata
 
-    static func fcntl(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        _ = try stream(a.fd(0))
-        switch a.int32(1) {
-        case 1: return 0                // F_GETFD
-        case 2: return 0                // F_SETFD
-        case 3: return a.fd(0) == 0 ? 0 : 1  // F_GETFL: O_RDONLY / O_WRONLY
-        default: throw .EINVAL
+    /// The host's stdin, stdout and stderr are byte streams to and from the host: they stat
+    /// as pipes (so stdio buffers them as it does a piped program's on the host), not as the
+    /// VFS's character devices.
+    static func stat(of fd: Int32) throws(Errno) -> Stat {
+        var st = try fs.fstat(fd)
+        if case .device(.console(let id)) = try fs.nodeType(fd), id <= ConsoleID.stderr {
+            st.mode = FileMode.S_IFIFO | 0o600
+            st.specialDevice = 0
+            st.blockSize = 4096
         }
-    }
-
-    static func close(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        _ = try stream(a.fd(0))
-        return 0
-    }
-
-    /// A FIFO (pipe), owner read/write, as the host shows a piped stream.
-    private static func streamStat(_ fd: Int32) -> Stat {
-        var st = Stat()
-        st.mode = 0o010000 | 0o600
-        st.linkCount = 1
-        st.blockSize = 4096
-        st.inode = UInt64(fd) + 1
-        st.device = 0xc
         return st
     }
 
     static func fstat(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        let fd = a.fd(0)
-        _ = try stream(fd)
-        try streamStat(fd).encode(into: UserMemory.writable(a[1], Stat.size))
+        try stat(of: a.fd(0)).encode(into: UserMemory.writable(a[1], Stat.size))
         return 0
     }
 
-    /// newfstatat: fstat of a stream through AT_EMPTY_PATH; paths do not exist yet.
     static func newfstatat(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        let path = try UserMemory.string(a[1])
-        let flags = a.int32(3)
-        if path.isEmpty && AtFlags(rawValue: UInt32(bitPattern: flags)).contains(.AT_EMPTY_PATH) {
-            let fd = a.fd(0)
-            _ = try stream(fd)
-            try streamStat(fd).encode(into: UserMemory.writable(a[2], Stat.size))
-            return 0
-        }
-        throw .ENOENT
+        let name = try path(a[1])
+        let flags = AtFlags(rawValue: a.uint32(3))
+        let st = name.isEmpty && flags.contains(.AT_EMPTY_PATH)
+            ? try stat(of: a.fd(0)) : try fs.fstatat(a.fd(0), name, flags: flags)
+        try st.encode(into: UserMemory.writable(a[2], Stat.size))
+        return 0
+    }
+
+    static func stat(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let st = try fs.fstatat(AT_FDCWD, path(a[0]), flags: [])
+        try st.encode(into: UserMemory.writable(a[1], Stat.size))
+        return 0
+    }
+
+    static func lstat(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let st = try fs.fstatat(AT_FDCWD, path(a[0]), flags: .AT_SYMLINK_NOFOLLOW)
+        try st.encode(into: UserMemory.writable(a[1], Stat.size))
+        return 0
     }
 
     static func readlink(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        try readlink(path: a[0], buffer: a[1], size: a.int(2))
+        guard a.int(2) > 0 else { throw .EINVAL }
+        let out = try UserMemory.writable(a[1], min(a.int(2), 4096))
+        return UInt64(try fs.readlinkat(AT_FDCWD, path(a[0]), into: out))
     }
 
     static func readlinkat(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        try readlink(path: a[1], buffer: a[2], size: a.int(3))
+        guard a.int(3) > 0 else { throw .EINVAL }
+        let out = try UserMemory.writable(a[2], min(a.int(3), 4096))
+        return UInt64(try fs.readlinkat(a.fd(0), path(a[1]), into: out))
     }
 
-    /// /proc/self/exe names the program's path in the image; nothing else exists yet.
-    private static func readlink(path: UInt64, buffer: UInt64, size: Int) throws(Errno) -> UInt64 {
-        let name = try UserMemory.string(path)
-        guard size > 0 else { throw .EINVAL }
-        let procSelfExe: StaticString = "/proc/self/exe"
-        let matches = procSelfExe.withUTF8Buffer { $0.elementsEqual(name) }
-        guard matches, let process = Loader.process else { throw .ENOENT }
-        let n = min(size, process.executablePath.count)
-        let out = try UserMemory.writable(buffer, n)
-        out.copyMemory(from: UnsafeRawBufferPointer(rebasing: process.executablePath[0..<n]))
-        return UInt64(n)
+    static func access(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try fs.faccessat(AT_FDCWD, path(a[0]), mode: a.int32(1), flags: [])
+        return 0
+    }
+
+    static func faccessat(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try fs.faccessat(a.fd(0), path(a[1]), mode: a.int32(2), flags: [])
+        return 0
+    }
+
+    static func faccessat2(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try fs.faccessat(a.fd(0), path(a[1]), mode: a.int32(2), flags: AtFlags(rawValue: a.uint32(3)))
+        return 0
+    }
+
+    static func fchmod(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try fs.fchmod(a.fd(0), mode: a.uint32(1))
+        return 0
+    }
+
+    static func fchmodat(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try fs.fchmodat(a.fd(0), path(a[1]), mode: a.uint32(2), flags: [])
+        return 0
+    }
+
+    static func chmod(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try fs.fchmodat(AT_FDCWD, path(a[0]), mode: a.uint32(1), flags: [])
+        return 0
+    }
+
+    static func fchown(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try fs.fchown(a.fd(0), uid: a.uint32(1), gid: a.uint32(2))
+        return 0
+    }
+
+    static func fchownat(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try fs.fchownat(a.fd(0), path(a[1]), uid: a.uint32(2), gid: a.uint32(3), flags: AtFlags(rawValue: a.uint32(4)))
+        return 0
+    }
+
+    static func chown(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try fs.fchownat(AT_FDCWD, path(a[0]), uid: a.uint32(1), gid: a.uint32(2), flags: [])
+        return 0
+    }
+
+    static func lchown(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try fs.fchownat(AT_FDCWD, path(a[0]), uid: a.uint32(1), gid: a.uint32(2), flags: .AT_SYMLINK_NOFOLLOW)
+        return 0
+    }
+
+    static func utimensat(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        var times: (Timespec, Timespec)? = nil
+        if a[2] != 0 {
+            let raw = try UserMemory.readable(a[2], 2 * Timespec.size)
+            times = (try Timespec.decode(from: raw),
+                     try Timespec.decode(from: UnsafeRawBufferPointer(rebasing: raw[Timespec.size...])))
+        }
+        let p: UnsafeRawBufferPointer? = a[1] == 0 ? nil : try path(a[1])
+        try fs.utimensat(a.fd(0), p, times: times, flags: AtFlags(rawValue: a.uint32(3)))
+        return 0
+    }
+
+    // MARK: names
+
+    static func mkdirat(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try fs.mkdirat(a.fd(0), path(a[1]), mode: a.uint32(2))
+        return 0
+    }
+
+    static func mkdir(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try fs.mkdirat(AT_FDCWD, path(a[0]), mode: a.uint32(1))
+        return 0
+    }
+
+    static func unlinkat(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try fs.unlinkat(a.fd(0), path(a[1]), flags: AtFlags(rawValue: a.uint32(2)))
+        return 0
+    }
+
+    static func unlink(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try fs.unlinkat(AT_FDCWD, path(a[0]), flags: [])
+        return 0
+    }
+
+    static func rmdir(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try fs.unlinkat(AT_FDCWD, path(a[0]), flags: .AT_REMOVEDIR)
+        return 0
+    }
+
+    static func renameat2(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try fs.renameat2(a.fd(0), path(a[1]), a.fd(2), path(a[3]), flags: a.uint32(4))
+        return 0
+    }
+
+    static func renameat(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try fs.renameat2(a.fd(0), path(a[1]), a.fd(2), path(a[3]))
+        return 0
+    }
+
+    static func rename(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try fs.renameat2(AT_FDCWD, path(a[0]), AT_FDCWD, path(a[1]))
+        return 0
+    }
+
+    static func symlinkat(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try fs.symlinkat(path(a[0]), a.fd(1), path(a[2]))
+        return 0
+    }
+
+    static func symlink(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try fs.symlinkat(path(a[0]), AT_FDCWD, path(a[1]))
+        return 0
+    }
+
+    static func linkat(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try fs.linkat(a.fd(0), path(a[1]), a.fd(2), path(a[3]), flags: AtFlags(rawValue: a.uint32(4)))
+        return 0
+    }
+
+    static func link(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try fs.linkat(AT_FDCWD, path(a[0]), AT_FDCWD, path(a[1]), flags: [])
+        return 0
+    }
+
+    static func getcwd(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let out = try UserMemory.writable(a[0], min(a.int(1), 4096))
+        return UInt64(try fs.getcwd(into: out))
+    }
+
+    static func chdir(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try fs.chdir(path(a[0]))
+        return 0
+    }
+
+    static func fchdir(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try fs.fchdir(a.fd(0))
+        return 0
+    }
+
+    static func umask(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let old = fs.umask
+        fs.umask = a.uint32(0) & 0o777
+        return UInt64(old)
     }
 }

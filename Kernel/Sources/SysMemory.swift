@@ -1,7 +1,10 @@
 import LinuxABI
+import VFS
 
-/// brk and anonymous mmap/munmap/mprotect/mremap/madvise with Linux semantics.
-/// File-backed mappings need a file system and come with it.
+/// brk and mmap/munmap/mprotect/mremap/madvise with Linux semantics. A file mapping is a
+/// private copy of the file's bytes (MAP_PRIVATE, and read-only MAP_SHARED, which cannot be
+/// told apart while nothing writes the file through it); a writable MAP_SHARED mapping would
+/// need pages shared with the file and is refused (ENODEV) for now.
 enum SysMemory {
     static let pageMask: UInt64 = 0xfff
 
@@ -30,11 +33,16 @@ enum SysMemory {
         let flags = MmapFlags(rawValue: a[3] & 0xffff_ffff)
         try flags.validate()
         guard a.size(1) > 0, let length = AddressSpace.pageAlignUp(a.size(1)) else { throw .EINVAL }
-        guard flags.isAnonymous else {
-            // A descriptor that is not a file: no file can be mapped in this version.
-            throw a.fd(4) >= 0 && a.fd(4) <= 2 ? .EACCES : .EBADF
-        }
         guard protection.isSubset(of: [.PROT_READ, .PROT_WRITE, .PROT_EXEC]) else { throw .EINVAL }
+        let fileOffset = a[5]
+        if !flags.isAnonymous {
+            let fd = a.fd(4)
+            let status = try SysIO.fs.statusFlags(fd)
+            guard fileOffset & pageMask == 0 else { throw .EINVAL }
+            guard status.isReadable else { throw .EACCES }
+            if case .directory = try SysIO.fs.nodeType(fd) { throw .ENODEV }
+            if flags.contains(.MAP_SHARED) && protection.contains(.PROT_WRITE) { throw .ENODEV }
+        }
 
         let start: UInt64
         if flags.isFixed {
@@ -53,7 +61,20 @@ enum SysMemory {
             guard let s = AddressSpace.findFree(length: length) else { throw .ENOMEM }
             start = s
         }
-        try AddressSpace.map(start, length, protection, .anonymous)
+        if flags.isAnonymous {
+            try AddressSpace.map(start, length, protection, .anonymous)
+            return start
+        }
+        // A file: map writable, copy the file's bytes in (the rest of the last page and any
+        // pages past the end stay zero), then apply the protection asked for.
+        try AddressSpace.map(start, length, [.PROT_READ, .PROT_WRITE], .anonymous)
+        let size = UInt64(try SysIO.fs.fileSize(a.fd(4)))
+        if fileOffset < size {
+            let count = Int(min(length, size - fileOffset))
+            let target = UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(bitPattern: UInt(start)), count: count)
+            _ = try SysIO.fs.pread(a.fd(4), into: target, offset: Int64(fileOffset))
+        }
+        if protection != [.PROT_READ, .PROT_WRITE] { try AddressSpace.protect(start, length, protection) }
         return start
     }
 

@@ -74,20 +74,62 @@ enum Syscalls {
 
     static func handler(_ n: Int) -> Handler? {
         switch n {
-        // I/O on the standard streams (SysIO.swift)
+        // Files and descriptors (SysIO.swift over the VFS)
         case SyscallNumber.read: return SysIO.read
         case SyscallNumber.write: return SysIO.write
+        case SyscallNumber.pread64: return SysIO.pread64
+        case SyscallNumber.pwrite64: return SysIO.pwrite64
         case SyscallNumber.readv: return SysIO.readv
         case SyscallNumber.writev: return SysIO.writev
-        case SyscallNumber.ioctl: return SysIO.ioctl
-        case SyscallNumber.fstat: return SysIO.fstat
-        case SyscallNumber.newfstatat: return SysIO.newfstatat
-        case SyscallNumber.readlink: return SysIO.readlink
-        case SyscallNumber.readlinkat: return SysIO.readlinkat
-        case SyscallNumber.fcntl: return SysIO.fcntl
+        case SyscallNumber.lseek: return SysIO.lseek
+        case SyscallNumber.ftruncate: return SysIO.ftruncate
+        case SyscallNumber.truncate: return SysIO.truncate
+        case SyscallNumber.fsync, SyscallNumber.fdatasync: return SysIO.fsync
+        case SyscallNumber.sync: return SysProcess.zero
+        case SyscallNumber.getdents64: return SysIO.getdents64
+        case SyscallNumber.openat: return SysIO.openat
+        case SyscallNumber.open: return SysIO.open
         case SyscallNumber.close: return SysIO.close
+        case SyscallNumber.dup: return SysIO.dup
+        case SyscallNumber.dup2: return SysIO.dup2
+        case SyscallNumber.dup3: return SysIO.dup3
+        case SyscallNumber.fcntl: return SysIO.fcntl
+        case SyscallNumber.ioctl: return SysIO.ioctl
         case SyscallNumber.poll: return SysIO.poll
         case SyscallNumber.ppoll: return SysIO.ppoll
+        case SyscallNumber.fstat: return SysIO.fstat
+        case SyscallNumber.newfstatat: return SysIO.newfstatat
+        case SyscallNumber.stat: return SysIO.stat
+        case SyscallNumber.lstat: return SysIO.lstat
+        case SyscallNumber.readlink: return SysIO.readlink
+        case SyscallNumber.readlinkat: return SysIO.readlinkat
+        case SyscallNumber.access: return SysIO.access
+        case SyscallNumber.faccessat: return SysIO.faccessat
+        case SyscallNumber.faccessat2: return SysIO.faccessat2
+        case SyscallNumber.fchmod: return SysIO.fchmod
+        case SyscallNumber.fchmodat: return SysIO.fchmodat
+        case SyscallNumber.chmod: return SysIO.chmod
+        case SyscallNumber.fchown: return SysIO.fchown
+        case SyscallNumber.fchownat: return SysIO.fchownat
+        case SyscallNumber.chown: return SysIO.chown
+        case SyscallNumber.lchown: return SysIO.lchown
+        case SyscallNumber.utimensat: return SysIO.utimensat
+        case SyscallNumber.mkdirat: return SysIO.mkdirat
+        case SyscallNumber.mkdir: return SysIO.mkdir
+        case SyscallNumber.unlinkat: return SysIO.unlinkat
+        case SyscallNumber.unlink: return SysIO.unlink
+        case SyscallNumber.rmdir: return SysIO.rmdir
+        case SyscallNumber.renameat2: return SysIO.renameat2
+        case SyscallNumber.renameat: return SysIO.renameat
+        case SyscallNumber.rename: return SysIO.rename
+        case SyscallNumber.symlinkat: return SysIO.symlinkat
+        case SyscallNumber.symlink: return SysIO.symlink
+        case SyscallNumber.linkat: return SysIO.linkat
+        case SyscallNumber.link: return SysIO.link
+        case SyscallNumber.getcwd: return SysIO.getcwd
+        case SyscallNumber.chdir: return SysIO.chdir
+        case SyscallNumber.fchdir: return SysIO.fchdir
+        case SyscallNumber.umask: return SysIO.umask
         // Memory (SysMemory.swift)
         case SyscallNumber.brk: return SysMemory.brk
         case SyscallNumber.mmap: return SysMemory.mmap

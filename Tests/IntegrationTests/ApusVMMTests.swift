@@ -41,4 +41,5 @@ final class ApusVMMTests: XCTestCase {
     func testRust() throws { try matrix.rust() }
     func testSignalHandlers() throws { try matrix.signalHandlers() }
     func testFaultHandlers() throws { try matrix.faultHandlers() }
+    func testFiles() throws { try matrix.files() }
 }
