@@ -4,8 +4,9 @@
 #   musl-tools, gcc    build the static test guests and the bundled example
 #   qemu-system-x86    the second VMM (--vmm qemu) and the native-platform tests
 #   hyperfine          the benchmarks
+#   golang-go          the Go test guest (rustc, when present, builds the Rust one)
 set -euo pipefail
-packages=(musl-tools gcc qemu-system-x86 hyperfine)
+packages=(musl-tools gcc qemu-system-x86 hyperfine golang-go)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

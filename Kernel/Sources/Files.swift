@@ -44,11 +44,13 @@ struct KernelHost: FileSystemHost {
     /// host's stdout (stdout) or stderr (the others).
     mutating func consoleRead(_ id: UInt32, into buffer: UnsafeMutableRawBufferPointer,
                               nonblocking: Bool) throws(Errno) -> Int {
+        if id >= KernelObjects.firstID { return try KernelObjects.read(id, into: buffer, nonblocking: nonblocking) }
         guard id == ConsoleID.stdin || id == ConsoleID.tty || id == ConsoleID.console else { throw .EBADF }
         return try Console.readStdin(into: buffer)
     }
 
     mutating func consoleWrite(_ id: UInt32, _ bytes: UnsafeRawBufferPointer, nonblocking: Bool) throws(Errno) -> Int {
+        if id >= KernelObjects.firstID { return try KernelObjects.write(id, bytes, nonblocking: nonblocking) }
         guard id != ConsoleID.stdin else { throw .EBADF }
         Console.write(id == ConsoleID.stdout ? .stdout : .stderr, bytes)
         return bytes.count

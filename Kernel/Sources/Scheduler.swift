@@ -19,6 +19,8 @@ final class Thread {
     /// Monotonic deadline of a wait (0: none); passing it ends the wait with `timeoutResult`.
     var deadline: UInt64 = 0
     var timeoutResult: UInt64 = 0
+    /// Waiting in a call that runs again when woken (its saved rip points at the syscall).
+    var restarting = false
     var clearChildTid: UInt64 = 0
     var robustList: UInt64 = 0
     var rseqArea: UInt64 = 0
@@ -110,8 +112,36 @@ enum Scheduler {
         runNext()
     }
 
+    /// Parks the running thread so that its syscall runs again when it is woken (a read of
+    /// an empty pipe, epoll_wait): the saved rip goes back over the 2-byte `syscall`, and
+    /// rax still holds the syscall number. Passing the deadline instead returns 0.
+    static func blockCurrentRestarting(deadline: UInt64) {
+        current.state = .waiting
+        current.deadline = deadline
+        current.timeoutResult = 0
+        current.restarting = true
+        saveCurrent()
+        current.frame[SyscallFrame.Slot.rip.rawValue] &-= 2
+        current.frame[SyscallFrame.Slot.rcx.rawValue] &-= 2
+        runNext()
+    }
+
+    /// Something a restarting waiter may wait for happened: all of them look again.
+    static func wakeRestartingWaiters() {
+        for t in threads where t.state == .waiting && t.restarting {
+            t.state = .runnable
+            t.restarting = false
+            t.deadline = 0
+        }
+    }
+
     /// Makes a waiting thread runnable with `result` as its syscall's return value.
     static func wake(_ t: Thread, result: UInt64) {
+        if t.restarting {  // returns instead of running again
+            t.frame[SyscallFrame.Slot.rip.rawValue] &+= 2
+            t.frame[SyscallFrame.Slot.rcx.rawValue] &+= 2
+            t.restarting = false
+        }
         t.state = .runnable
         t.futexAddress = 0
         t.deadline = 0

@@ -120,15 +120,37 @@ enum SysIO {
         UInt64(try fs.openat(AT_FDCWD, path(a[0]), flags: OpenFlags(rawValue: a.uint32(1)), mode: a.uint32(2)))
     }
 
+    /// Closing or replacing a descriptor of a pipe, eventfd or epoll instance is counted by
+    /// KernelObjects (the last one closes that end).
     static func close(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let object = KernelObjects.id(of: a.fd(0))
         try fs.close(a.fd(0))
+        if let object { KernelObjects.release(object) }
         return 0
     }
 
-    static func dup(_ a: SyscallArguments) throws(Errno) -> UInt64 { UInt64(try fs.duplicate(a.fd(0))) }
-    static func dup2(_ a: SyscallArguments) throws(Errno) -> UInt64 { UInt64(try fs.duplicate2(a.fd(0), a.fd(1))) }
+    /// A new descriptor for `fd`'s open file: counted when it is a kernel object.
+    private static func duplicated(_ fd: Int32, _ new: Int32) -> UInt64 {
+        if let object = KernelObjects.id(of: fd) { KernelObjects.retain(object) }
+        return UInt64(new)
+    }
+
+    /// dup2/dup3 replace `new`: its old kernel object (if any) loses a descriptor.
+    private static func replacing(_ old: Int32, _ new: Int32, _ body: () throws(Errno) -> Int32) throws(Errno) -> UInt64 {
+        let replaced = old == new ? nil : KernelObjects.id(of: new)
+        let fd = try body()
+        if let replaced { KernelObjects.release(replaced) }
+        return old == new ? UInt64(fd) : duplicated(old, fd)
+    }
+
+    static func dup(_ a: SyscallArguments) throws(Errno) -> UInt64 { duplicated(a.fd(0), try fs.duplicate(a.fd(0))) }
+    static func dup2(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try replacing(a.fd(0), a.fd(1)) { () throws(Errno) -> Int32 in try fs.duplicate2(a.fd(0), a.fd(1)) }
+    }
     static func dup3(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        UInt64(try fs.duplicate3(a.fd(0), a.fd(1), flags: OpenFlags(rawValue: a.uint32(2))))
+        try replacing(a.fd(0), a.fd(1)) { () throws(Errno) -> Int32 in
+            try fs.duplicate3(a.fd(0), a.fd(1), flags: OpenFlags(rawValue: a.uint32(2)))
+        }
     }
 
     /// fcntl: descriptor and status flags, F_DUPFD; locks always succeed (one process: no
@@ -136,8 +158,8 @@ enum SysIO {
     static func fcntl(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         let fd = a.fd(0)
         switch a.int32(1) {
-        case 0: return UInt64(try fs.duplicate(fd, minimum: a.int32(2)))                     // F_DUPFD
-        case 1030: return UInt64(try fs.duplicate(fd, minimum: a.int32(2), closeOnExec: true))  // F_DUPFD_CLOEXEC
+        case 0: return duplicated(fd, try fs.duplicate(fd, minimum: a.int32(2)))                     // F_DUPFD
+        case 1030: return duplicated(fd, try fs.duplicate(fd, minimum: a.int32(2), closeOnExec: true))  // F_DUPFD_CLOEXEC
         case 1: return UInt64(try fs.descriptorFlags(fd))                                      // F_GETFD
         case 2: try fs.setDescriptorFlags(fd, a.int32(2)); return 0                            // F_SETFD
         case 3: return UInt64(try fs.statusFlags(fd).rawValue)                                 // F_GETFL
@@ -196,9 +218,9 @@ enum SysIO {
             let p = try Pollfd.decode(from: UnsafeRawBufferPointer(table), index: i)
             var revents: Int16 = 0
             if p.fd >= 0 {
-                if let flags = try? fs.statusFlags(p.fd) {
-                    if flags.isReadable { revents |= p.events & PollEvents.POLLIN }
-                    if flags.isWritable { revents |= p.events & PollEvents.POLLOUT }
+                if let ready = KernelObjects.readiness(p.fd) {
+                    // POLLERR and POLLHUP are reported whether asked for or not.
+                    revents = Int16(truncatingIfNeeded: ready) & (p.events | 8 | 16)
                 } else {
                     revents = PollEvents.POLLNVAL
                 }
@@ -206,10 +228,9 @@ enum SysIO {
             try Pollfd.encodeReturnedEvents(revents, into: table, index: i)
             if revents != 0 { ready += 1 }
         }
-        if ready == 0, let timeout = timeoutNanos, timeout > 0 {
-            SysTime.sleep(until: Clock.monotonicNanos &+ timeout)
-        } else if ready == 0 && timeoutNanos == nil {
-            Scheduler.blockCurrent(deadline: 0, timeoutResult: 0)
+        if ready == 0 && timeoutNanos != 0 {
+            // Nothing ready: wait for a change (or the timeout) and look again.
+            Scheduler.blockCurrentRestarting(deadline: timeoutNanos.map { Clock.monotonicNanos &+ $0 } ?? 0)
         }
         return ready
     }

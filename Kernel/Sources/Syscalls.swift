@@ -130,6 +130,16 @@ enum Syscalls {
         case SyscallNumber.chdir: return SysIO.chdir
         case SyscallNumber.fchdir: return SysIO.fchdir
         case SyscallNumber.umask: return SysIO.umask
+        // Pipes, eventfd, epoll (Pipes.swift)
+        case SyscallNumber.pipe: return SysEvents.pipe
+        case SyscallNumber.pipe2: return SysEvents.pipe2
+        case SyscallNumber.eventfd: return SysEvents.eventfd
+        case SyscallNumber.eventfd2: return SysEvents.eventfd2
+        case SyscallNumber.epoll_create: return SysEvents.epollCreate
+        case SyscallNumber.epoll_create1: return SysEvents.epollCreate1
+        case SyscallNumber.epoll_ctl: return SysEvents.epollCtl
+        case SyscallNumber.epoll_wait: return SysEvents.epollWait
+        case SyscallNumber.epoll_pwait: return SysEvents.epollPwait
         // Memory (SysMemory.swift)
         case SyscallNumber.brk: return SysMemory.brk
         case SyscallNumber.mmap: return SysMemory.mmap

@@ -93,6 +93,26 @@ if command -v rustc >/dev/null 2>&1; then
 else
     echo "build.sh: rustc not found: Rust guests not built" >&2
 fi
+
+# Go guests (*.go → NAME.go): static (CGO_ENABLED=0), when go is there.
+if command -v go >/dev/null 2>&1; then
+    for src in "$here"/*.go; do
+        name="$(basename "$src" .go)"
+        dst="$out/$name.go"
+        [[ -x "$dst" && "$dst" -nt "$src" ]] && continue
+        if (cd "$(dirname "$src")" && CGO_ENABLED=0 GOCACHE="${GOCACHE:-$out/.gocache}" GOFLAGS=-mod=mod \
+                go build -o "$dst.tmp.$$" "$src"); then
+            mv -f "$dst.tmp.$$" "$dst"
+            echo "  built $name.go"
+        else
+            rm -f "$dst.tmp.$$"
+            echo "build.sh: FAILED: go build $src" >&2
+            failed=1
+        fi
+    done
+else
+    echo "build.sh: go not found: Go guests not built" >&2
+fi
 if (( failed )); then
     echo "build.sh: some guests failed to build" >&2
     exit 1

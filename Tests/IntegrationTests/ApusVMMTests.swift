@@ -42,4 +42,6 @@ final class ApusVMMTests: XCTestCase {
     func testSignalHandlers() throws { try matrix.signalHandlers() }
     func testFaultHandlers() throws { try matrix.faultHandlers() }
     func testFiles() throws { try matrix.files() }
+    func testPipes() throws { try matrix.pipes() }
+    func testGo() throws { try matrix.go() }
 }

@@ -185,6 +185,18 @@ extension VMMMatrix {
         try differential(Invocation(program: "./rust_threads.rust"), expectStatus: 0)
     }
 
+    /// A static Go program: goroutines, channels, timers (netpoll on epoll and a pipe), GC,
+    /// file reading, and a nil dereference turned into a recovered panic (SIGSEGV handler).
+    func go() throws {
+        guard Harness.isExecutableFile(Harness.guestPath("go_runtime.go")) else {
+            throw XCTSkip("go_runtime.go not built (no go when Tests/Guests/build.sh ran)")
+        }
+        try differential(Invocation(program: "./go_runtime.go"), expectStatus: 0)
+    }
+
+    /// Pipes, eventfd, epoll and poll between threads.
+    func pipes() throws { try differentialAllVariants("pipes") }
+
     /// Files: /tmp, directories, links, descriptors, dup2, mmap of a file, /dev, /proc/self/exe.
     func files() throws { try differentialAllVariants("files") }
 

@@ -1,0 +1,300 @@
+import GuestABI
+import LinuxABI
+import VFS
+
+/// Kernel objects behind descriptors: pipes, eventfds and epoll instances. The VFS holds each
+/// descriptor as a `.console(id)` device with id ≥ `firstID`, so descriptor numbers, dup and
+/// close-on-exec stay in one place (the VFS's table); reads and writes come back here
+/// through KernelHost. Descriptors referring to one object are counted here, since closing a
+/// pipe end must be noticed when its last descriptor goes.
+///
+/// A call that has to wait (a read of an empty pipe, epoll_wait with nothing ready) parks the
+/// thread with its syscall set to run again when it wakes, as Linux restarts syscalls; every
+/// write or close wakes all such waiters to look again (few threads, so simple beats precise).
+final class Pipe {
+    static let capacity = 65536
+    var bytes: [UInt8] = []
+    var readers = 1
+    var writers = 1
+}
+
+final class EventCounter {
+    var value: UInt64
+    let semaphore: Bool
+    init(value: UInt64, semaphore: Bool) {
+        self.value = value
+        self.semaphore = semaphore
+    }
+}
+
+struct EpollInterest {
+    var fd: Int32
+    var events: UInt32
+    var data: UInt64
+    var disabled = false  // EPOLLONESHOT after it fired
+}
+
+final class EpollInstance {
+    var interests: [EpollInterest] = []
+}
+
+enum KernelObject {
+    case pipeRead(Pipe)
+    case pipeWrite(Pipe)
+    case eventfd(EventCounter)
+    case epoll(EpollInstance)
+}
+
+enum KernelObjects {
+    static let firstID: UInt32 = 16
+    nonisolated(unsafe) static var table: [KernelObject?] = []
+    nonisolated(unsafe) static var references: [Int] = []
+
+    static func object(_ id: UInt32) -> KernelObject? {
+        guard id >= firstID, Int(id - firstID) < table.count else { return nil }
+        return table[Int(id - firstID)]
+    }
+
+    /// The object behind a descriptor, if it is one.
+    static func id(of fd: Int32) -> UInt32? {
+        guard let type = try? SysIO.fs.nodeType(fd), case .device(.console(let id)) = type, id >= firstID else { return nil }
+        return id
+    }
+
+    /// A new descriptor (lowest free) for a new object.
+    static func install(_ object: KernelObject, flags: OpenFlags, cloexec: Bool) throws(Errno) -> Int32 {
+        var slot = table.firstIndex { $0 == nil } ?? table.count
+        if slot == table.count {
+            table.append(nil)
+            references.append(0)
+        }
+        let id = firstID + UInt32(slot)
+        var fd: Int32 = 0
+        while SysIO.fs.isOpen(fd) {
+            fd += 1
+            guard fd < 1024 else { throw .EMFILE }
+        }
+        try SysIO.fs.installConsole(fd: fd, id: id, flags: flags)
+        if cloexec { try SysIO.fs.setDescriptorFlags(fd, 1) }
+        table[slot] = object
+        references[slot] = 1
+        slot = 0
+        return fd
+    }
+
+    static func retain(_ id: UInt32) { references[Int(id - firstID)] += 1 }
+
+    /// One descriptor of the object went away; the last one closes that end.
+    static func release(_ id: UInt32) {
+        let slot = Int(id - firstID)
+        references[slot] -= 1
+        guard references[slot] == 0, let object = table[slot] else { return }
+        switch object {
+        case .pipeRead(let p): p.readers -= 1
+        case .pipeWrite(let p): p.writers -= 1
+        case .eventfd, .epoll: break
+        }
+        table[slot] = nil
+        Scheduler.wakeRestartingWaiters()
+    }
+
+    // MARK: data through the VFS (KernelHost.consoleRead/Write)
+
+    static func read(_ id: UInt32, into buffer: UnsafeMutableRawBufferPointer, nonblocking: Bool) throws(Errno) -> Int {
+        switch object(id) {
+        case .pipeRead(let p):
+            if p.bytes.isEmpty {
+                if p.writers == 0 { return 0 }
+                if nonblocking { throw .EAGAIN }
+                Scheduler.blockCurrentRestarting(deadline: 0)
+                return 0
+            }
+            let n = min(buffer.count, p.bytes.count)
+            p.bytes.withUnsafeBytes { buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            p.bytes.removeFirst(n)
+            Scheduler.wakeRestartingWaiters()
+            return n
+        case .eventfd(let e):
+            guard buffer.count >= 8 else { throw .EINVAL }
+            if e.value == 0 {
+                if nonblocking { throw .EAGAIN }
+                Scheduler.blockCurrentRestarting(deadline: 0)
+                return 0
+            }
+            let value = e.semaphore ? 1 : e.value
+            e.value -= value
+            buffer.writeLE(value, at: 0)
+            Scheduler.wakeRestartingWaiters()
+            return 8
+        case .pipeWrite, .epoll, nil:
+            throw .EBADF
+        }
+    }
+
+    static func write(_ id: UInt32, _ bytes: UnsafeRawBufferPointer, nonblocking: Bool) throws(Errno) -> Int {
+        switch object(id) {
+        case .pipeWrite(let p):
+            if p.readers == 0 {
+                Scheduler.current.pending |= SysSignal.bit(13)  // SIGPIPE
+                throw .EPIPE
+            }
+            let room = Pipe.capacity - p.bytes.count
+            if room == 0 {
+                if nonblocking { throw .EAGAIN }
+                Scheduler.blockCurrentRestarting(deadline: 0)
+                return 0
+            }
+            // Up to the room there is: a blocking write may come back short when the pipe
+            // fills (callers loop; Linux would wait to write it all).
+            let n = min(room, bytes.count)
+            p.bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[0..<n]))
+            Scheduler.wakeRestartingWaiters()
+            return n
+        case .eventfd(let e):
+            guard bytes.count >= 8 else { throw .EINVAL }
+            let add = bytes.readLE(UInt64.self, at: 0)
+            guard add != UInt64.max else { throw .EINVAL }
+            if e.value > UInt64.max - 1 - add {
+                if nonblocking { throw .EAGAIN }
+                Scheduler.blockCurrentRestarting(deadline: 0)
+                return 0
+            }
+            e.value += add
+            Scheduler.wakeRestartingWaiters()
+            return 8
+        case .pipeRead, .epoll, nil:
+            throw .EBADF
+        }
+    }
+
+    /// Readiness of a descriptor as poll/epoll report it (POLLIN 1, POLLOUT 4, POLLERR 8,
+    /// POLLHUP 16; the EPOLL bits are the same numbers).
+    static func readiness(_ fd: Int32) -> UInt32? {
+        guard let flags = try? SysIO.fs.statusFlags(fd) else { return nil }
+        guard let id = id(of: fd) else {
+            return (flags.isReadable ? 1 : 0) | (flags.isWritable ? 4 : 0)
+        }
+        switch object(id) {
+        case .pipeRead(let p): return (p.bytes.isEmpty ? 0 : 1) | (p.writers == 0 ? 16 : 0)
+        case .pipeWrite(let p): return (p.bytes.count < Pipe.capacity ? 4 : 0) | (p.readers == 0 ? 8 : 0)
+        case .eventfd(let e): return (e.value > 0 ? 1 : 0) | 4
+        case .epoll(let ep): return ep.interests.contains { !$0.disabled && (readiness($0.fd) ?? 0) & $0.events != 0 } ? 1 : 0
+        case nil: return nil
+        }
+    }
+}
+
+/// pipe2, eventfd2 and the epoll calls.
+enum SysEvents {
+    static let O_NONBLOCK: UInt32 = 0o4000
+    static let O_CLOEXEC: UInt32 = 0o2000000
+
+    static func pipe2(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let flags = a.uint32(1)
+        guard flags & ~(O_NONBLOCK | O_CLOEXEC) == 0 else { throw .EINVAL }
+        _ = try UserMemory.writable(a[0], 8)
+        let pipe = Pipe()
+        let nonblocking: OpenFlags = flags & O_NONBLOCK != 0 ? .O_NONBLOCK : []
+        let r = try KernelObjects.install(.pipeRead(pipe), flags: OpenFlags.O_RDONLY.union(nonblocking), cloexec: flags & O_CLOEXEC != 0)
+        let w = try KernelObjects.install(.pipeWrite(pipe), flags: OpenFlags.O_WRONLY.union(nonblocking), cloexec: flags & O_CLOEXEC != 0)
+        try UserMemory.store(UInt32(bitPattern: r), a[0])
+        try UserMemory.store(UInt32(bitPattern: w), a[0] + 4)
+        return 0
+    }
+
+    static func pipe(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try pipe2(SyscallArguments(number: a.number, a[0], 0))
+    }
+
+    /// eventfd2(initval, flags): EFD_SEMAPHORE 1, EFD_NONBLOCK = O_NONBLOCK, EFD_CLOEXEC = O_CLOEXEC.
+    static func eventfd2(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let flags = a.uint32(1)
+        guard flags & ~(1 | O_NONBLOCK | O_CLOEXEC) == 0 else { throw .EINVAL }
+        let counter = EventCounter(value: UInt64(a.uint32(0)), semaphore: flags & 1 != 0)
+        let nonblocking: OpenFlags = flags & O_NONBLOCK != 0 ? .O_NONBLOCK : []
+        return UInt64(try KernelObjects.install(.eventfd(counter), flags: OpenFlags.O_RDWR.union(nonblocking), cloexec: flags & O_CLOEXEC != 0))
+    }
+
+    static func eventfd(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try eventfd2(SyscallArguments(number: a.number, a[0], 0))
+    }
+
+    static func epollCreate1(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        guard a.uint32(0) & ~O_CLOEXEC == 0 else { throw .EINVAL }
+        return UInt64(try KernelObjects.install(.epoll(EpollInstance()), flags: .O_RDONLY, cloexec: a.uint32(0) != 0))
+    }
+
+    static func epollCreate(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        guard a.int32(0) > 0 else { throw .EINVAL }
+        return UInt64(try KernelObjects.install(.epoll(EpollInstance()), flags: .O_RDONLY, cloexec: false))
+    }
+
+    private static func instance(_ fd: Int32) throws(Errno) -> EpollInstance {
+        guard let id = KernelObjects.id(of: fd), case .epoll(let ep) = KernelObjects.object(id) else {
+            throw SysIO.fs.isOpen(fd) ? .EINVAL : .EBADF
+        }
+        return ep
+    }
+
+    /// epoll_ctl(epfd, op, fd, struct epoll_event *): ADD 1, DEL 2, MOD 3. struct epoll_event
+    /// is packed on x86-64: events u32 @0, data u64 @4.
+    static func epollCtl(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let ep = try instance(a.fd(0))
+        let fd = a.fd(2)
+        guard SysIO.fs.isOpen(fd) else { throw .EBADF }
+        guard fd != a.fd(0) else { throw .EINVAL }
+        let index = ep.interests.firstIndex { $0.fd == fd }
+        switch a.int32(1) {
+        case 1, 3:
+            let event = try UserMemory.readable(a[3], 12)
+            let interest = EpollInterest(fd: fd, events: event.readLE(UInt32.self, at: 0) | 8 | 16,
+                                         data: event.readLE(UInt64.self, at: 4))
+            if a.int32(1) == 1 {
+                guard index == nil else { throw .EEXIST }
+                ep.interests.append(interest)
+            } else {
+                guard let i = index else { throw .ENOENT }
+                ep.interests[i] = interest
+            }
+        case 2:
+            guard let i = index else { throw .ENOENT }
+            ep.interests.remove(at: i)
+        default:
+            throw .EINVAL
+        }
+        return 0
+    }
+
+    static func epollWait(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try wait(a.fd(0), events: a[1], max: a.int32(2), timeoutMs: Int64(a.int32(3)))
+    }
+
+    /// epoll_pwait: the temporary signal mask is not applied yet.
+    static func epollPwait(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try wait(a.fd(0), events: a[1], max: a.int32(2), timeoutMs: Int64(a.int32(3)))
+    }
+
+    /// Level-triggered readiness (EPOLLET registrations are reported like level-triggered
+    /// ones for now); EPOLLONESHOT disables an interest after it fires.
+    private static func wait(_ epfd: Int32, events: UInt64, max: Int32, timeoutMs: Int64) throws(Errno) -> UInt64 {
+        let ep = try instance(epfd)
+        guard max > 0 && max <= 65536 else { throw .EINVAL }
+        let out = try UserMemory.writable(events, Int(max) * 12)
+        var count = 0
+        for i in ep.interests.indices where count < Int(max) && !ep.interests[i].disabled {
+            let interest = ep.interests[i]
+            guard let ready = KernelObjects.readiness(interest.fd) else { continue }
+            let fired = ready & interest.events
+            guard fired != 0 else { continue }
+            out.writeLE(fired, at: count * 12)
+            out.writeLE(interest.data, at: count * 12 + 4)
+            count += 1
+            if interest.events & (1 << 30) != 0 { ep.interests[i].disabled = true }  // EPOLLONESHOT
+        }
+        if count == 0 && timeoutMs != 0 {
+            let deadline = timeoutMs < 0 ? 0 : Clock.monotonicNanos &+ UInt64(timeoutMs) * 1_000_000
+            Scheduler.blockCurrentRestarting(deadline: deadline)
+        }
+        return UInt64(count)
+    }
+}
