@@ -24,6 +24,8 @@ final class Thread {
     var clearChildTid: UInt64 = 0
     var robustList: UInt64 = 0
     var rseqArea: UInt64 = 0
+    /// prctl(PR_SET_NAME): at most 15 bytes; a new thread inherits its creator's.
+    var name: [UInt8] = Array("app".utf8)
     /// Signal mask and signals sent to this thread (tkill/tgkill).
     var blocked: UInt64 = 0
     var pending: UInt64 = 0
@@ -96,6 +98,7 @@ enum Scheduler {
         t.fsBase = tls ?? current.fsBase
         t.gsBase = current.gsBase
         t.blocked = current.blocked
+        t.name = current.name
         threads.append(t)
         return t
     }

@@ -427,6 +427,75 @@ enum SysIO {
         return 0
     }
 
+    /// close_range(first, last, flags): CLOSE_RANGE_CLOEXEC (4) marks instead of closing.
+    static func closeRange(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let first = a.uint32(0), last = a.uint32(1), flags = a.uint32(2)
+        guard first <= last, flags & ~UInt32(6) == 0 else { throw .EINVAL }
+        var fd = first
+        while fd <= min(last, 1023) {
+            let n = Int32(fd)
+            if fs.isOpen(n) {
+                if flags & 4 != 0 {
+                    try fs.setDescriptorFlags(n, 1)
+                } else {
+                    _ = try close(SyscallArguments(number: SyscallNumber.close, UInt64(fd)))
+                }
+            }
+            fd += 1
+        }
+        return 0
+    }
+
+    /// select/pselect6 through poll: fd_set bitmaps in, the ready bitmaps out.
+    static func select(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        var timeout: UInt64? = nil
+        if a[4] != 0 {
+            let tv = try Timeval.decode(from: UserMemory.readable(a[4], Timeval.size))
+            guard tv.isValid, tv.seconds >= 0 else { throw .EINVAL }
+            timeout = UInt64(tv.seconds) * 1_000_000_000 + UInt64(tv.microseconds) * 1000
+        }
+        return try select(count: a.int32(0), sets: (a[1], a[2], a[3]), timeout: timeout)
+    }
+
+    static func pselect6(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        var timeout: UInt64? = nil
+        if a[4] != 0 {
+            let ts = try Timespec.decode(from: UserMemory.readable(a[4], Timespec.size))
+            guard ts.isValid, let ns = ts.totalNanoseconds else { throw .EINVAL }
+            timeout = UInt64(ns)
+        }
+        return try select(count: a.int32(0), sets: (a[1], a[2], a[3]), timeout: timeout)
+    }
+
+    private static func select(count: Int32, sets: (UInt64, UInt64, UInt64), timeout: UInt64?) throws(Errno) -> UInt64 {
+        guard count >= 0 && count <= 1024 else { throw .EINVAL }
+        let bytes = (Int(count) + 63) / 64 * 8
+        let addresses = [sets.0, sets.1, sets.2]
+        var inputs: [[UInt8]] = []
+        for address in addresses {
+            inputs.append(address == 0 ? [UInt8](repeating: 0, count: bytes) : Array(try UserMemory.readable(address, bytes)))
+        }
+        var outputs = [[UInt8]](repeating: [UInt8](repeating: 0, count: bytes), count: 3)
+        var ready: UInt64 = 0
+        for fd in 0..<Int(count) {
+            let bit = UInt8(1 << (fd % 8))
+            let wanted = (inputs[0][fd / 8] & bit != 0, inputs[1][fd / 8] & bit != 0, inputs[2][fd / 8] & bit != 0)
+            guard wanted.0 || wanted.1 || wanted.2 else { continue }
+            guard let state = KernelObjects.readiness(Int32(fd)) else { throw .EBADF }
+            if wanted.0 && state & (1 | 16) != 0 { outputs[0][fd / 8] |= bit; ready += 1 }
+            if wanted.1 && state & (4 | 8) != 0 { outputs[1][fd / 8] |= bit; ready += 1 }
+        }
+        if ready == 0 && timeout != 0 {
+            Scheduler.blockCurrentRestarting(deadline: timeout.map { Clock.monotonicNanos &+ $0 } ?? 0)
+            return 0
+        }
+        for (i, address) in addresses.enumerated() where address != 0 {
+            let out = try UserMemory.writable(address, bytes)
+            for j in 0..<bytes { out[j] = outputs[i][j] }
+        }
+        return ready
+    }
+
     static func umask(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         let old = fs.umask
         fs.umask = a.uint32(0) & 0o777

@@ -58,10 +58,103 @@ enum SysProcess {
 
     static func uname(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         var u = Utsname()
-        u.nodename = "apus"
         u.release = "6.6.0-apus"
         u.version = "#1 SMP apus"
-        try u.encode(into: UserMemory.writable(a[0], Utsname.size))
+        let out = try UserMemory.writable(a[0], Utsname.size)
+        try u.encode(into: out)
+        // nodename @65, 65 bytes: the --hostname, NUL-terminated (at most 64 bytes).
+        let name = Kernel.boot.hostname
+        if !name.isEmpty {
+            for i in 0..<65 { out[65 + i] = i < name.count ? name[i] : 0 }
+        }
+        return 0
+    }
+
+    /// prctl: PR_SET_NAME/PR_GET_NAME (16 bytes with the NUL), PR_SET_PDEATHSIG and
+    /// PR_GET_PDEATHSIG (nothing can die above pid 1), PR_SET_DUMPABLE/GET_DUMPABLE.
+    static func prctl(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let me = Scheduler.current
+        switch a.int32(0) {
+        case 15:  // PR_SET_NAME
+            let name = try UserMemory.string(a[1], limit: 1 << 20)
+            me.name = Array(name.prefix(15))
+            return 0
+        case 16:  // PR_GET_NAME
+            let out = try UserMemory.writable(a[1], 16)
+            let name = me.name
+            for i in 0..<16 { out[i] = i < name.count ? name[i] : 0 }
+            return 0
+        case 1: return 0                                           // PR_SET_PDEATHSIG
+        case 2: try UserMemory.store(UInt32(0), a[1]); return 0    // PR_GET_PDEATHSIG
+        case 3: return 1                                           // PR_GET_DUMPABLE
+        case 4: guard a[1] <= 1 else { throw .EINVAL }; return 0   // PR_SET_DUMPABLE
+        default: throw .EINVAL
+        }
+    }
+
+    /// getrusage(RUSAGE_SELF 0 / THREAD 1 / CHILDREN -1): CPU time is the time since the
+    /// program started (it owns the vCPU); no children exist.
+    static func getrusage(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let who = a.int32(0)
+        guard who == 0 || who == 1 || who == -1 else { throw .EINVAL }
+        var usage = Rusage()
+        if who != -1 {
+            usage.userTime = Timeval(Timespec(totalNanoseconds: Int64(Clock.processCPUNanos)))
+            usage.maxResidentSetKiB = Int64((PhysicalMemory.totalPages - PhysicalMemory.freePages) * 4)
+        }
+        try usage.encode(into: UserMemory.writable(a[1], Rusage.size))
+        return 0
+    }
+
+    /// times(): clock ticks (100 Hz) since boot; user time = the program's CPU time.
+    static func times(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let ticks = Int64(Clock.monotonicNanos / 10_000_000)
+        if a[0] != 0 {
+            try Tms(userTime: Int64(Clock.processCPUNanos / 10_000_000)).encode(into: UserMemory.writable(a[0], Tms.size))
+        }
+        return UInt64(ticks)
+    }
+
+    /// getcpu(cpu *, node *, cache): one CPU, one node.
+    static func getcpu(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        if a[0] != 0 { try UserMemory.store(UInt32(0), a[0]) }
+        if a[1] != 0 { try UserMemory.store(UInt32(0), a[1]) }
+        return 0
+    }
+
+    /// sched_setaffinity: any mask that includes CPU 0 is accepted (there is only CPU 0).
+    static func schedSetaffinity(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        guard a[0] == 0 || Scheduler.thread(a.int32(0)) != nil else { throw .ESRCH }
+        guard a.size(1) >= 1 else { throw .EINVAL }
+        let first = try UserMemory.load(UInt8.self, a[2])
+        guard first & 1 != 0 else { throw .EINVAL }
+        return 0
+    }
+
+    /// getgroups: root has no supplementary groups.
+    static func getgroups(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        guard a.int32(0) >= 0 else { throw .EINVAL }
+        return 0
+    }
+
+    /// capget: root holds every capability (version 3 header, two 32-bit data words).
+    static func capget(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let header = try UserMemory.writable(a[0], 8)
+        let version = header.readLE(UInt32.self, at: 0)
+        guard version == 0x2008_0522 || version == 0x2007_1026 || version == 0x1998_0330 else {
+            header.writeLE(UInt32(0x2008_0522), at: 0)
+            if a[1] == 0 { return 0 }
+            throw .EINVAL
+        }
+        if a[1] != 0 {
+            let words = version == 0x1998_0330 ? 1 : 2
+            let data = try UserMemory.writable(a[1], words * 12)
+            for i in 0..<words {
+                data.writeLE(UInt32.max, at: i * 12)      // effective
+                data.writeLE(UInt32.max, at: i * 12 + 4)  // permitted
+                data.writeLE(UInt32(0), at: i * 12 + 8)   // inheritable
+            }
+        }
         return 0
     }
 

@@ -130,6 +130,9 @@ enum Syscalls {
         case SyscallNumber.chdir: return SysIO.chdir
         case SyscallNumber.fchdir: return SysIO.fchdir
         case SyscallNumber.umask: return SysIO.umask
+        case SyscallNumber.close_range: return SysIO.closeRange
+        case SyscallNumber.select: return SysIO.select
+        case SyscallNumber.pselect6: return SysIO.pselect6
         // Pipes, eventfd, epoll (Pipes.swift)
         case SyscallNumber.pipe: return SysEvents.pipe
         case SyscallNumber.pipe2: return SysEvents.pipe2
@@ -170,6 +173,13 @@ enum Syscalls {
         case SyscallNumber.sysinfo: return SysProcess.sysinfo
         case SyscallNumber.sched_getaffinity: return SysProcess.schedGetaffinity
         case SyscallNumber.getrandom: return SysProcess.getrandom
+        case SyscallNumber.prctl: return SysProcess.prctl
+        case SyscallNumber.getrusage: return SysProcess.getrusage
+        case SyscallNumber.times: return SysProcess.times
+        case SyscallNumber.getcpu: return SysProcess.getcpu
+        case SyscallNumber.sched_setaffinity: return SysProcess.schedSetaffinity
+        case SyscallNumber.getgroups: return SysProcess.getgroups
+        case SyscallNumber.capget: return SysProcess.capget
         // Time (SysTime.swift)
         case SyscallNumber.clock_gettime: return SysTime.clockGettime
         case SyscallNumber.clock_getres: return SysTime.clockGetres

@@ -17,7 +17,8 @@ enum QEMULauncher {
             throw RunError("qemu-system-x86_64 not found on PATH (install qemu-system-x86, or use --vmm apus)")
         }
         let bundlePath = try writeBundle(image: image, arguments: arguments, environment: environment,
-                                         flags: options.trace ? BootInfo.flagTraceSyscalls : 0)
+                                         flags: options.trace ? BootInfo.flagTraceSyscalls : 0,
+                                         hostname: Array(options.hostname.utf8))
         defer { unlink(bundlePath) }
 
         let memoryMiB = options.memorySize >> 20
@@ -101,10 +102,11 @@ enum QEMULauncher {
 
     /// The boot bundle: BootInfo page, argument block, then the image at 64 KiB.
     private static func writeBundle(image: InMemoryImage, arguments: [[UInt8]], environment: [[UInt8]],
-                                    flags: UInt64) throws(RunError) -> String {
+                                    flags: UInt64, hostname: [UInt8]) throws(RunError) -> String {
         var info = BootInfo()
         info.platform = .native
         info.flags = flags
+        info.hostname = hostname
         info.imageSize = UInt64(image.bytes.count)
         let block: [UInt8]
         do {

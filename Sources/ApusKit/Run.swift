@@ -21,6 +21,8 @@ public struct RunOptions {
     public var timeoutSeconds: Double
     /// Print every syscall the program makes (strace-like) on stderr.
     public var trace = false
+    /// uname's nodename in the guest (empty: "apus").
+    public var hostname = ""
 
     public init(program: String, arguments: [String], environment: [String], memorySize: UInt64,
                 monitor: Monitor, timings: Bool, timeoutSeconds: Double = 0) {
@@ -39,7 +41,8 @@ extension RunOptions {
 
     /// The checked options of `apus run`, or the one-line problem with them.
     public static func make(program: String, arguments: [String], environment: [String], memory: String,
-                            vmm: String, timings: Bool, timeout: Double, trace: Bool = false) -> Result<RunOptions, RunOptionsError> {
+                            vmm: String, timings: Bool, timeout: Double, trace: Bool = false,
+                            hostname: String = "") -> Result<RunOptions, RunOptionsError> {
         guard let size = MemorySize.parse(memory) else {
             return .failure(RunOptionsError("--memory \(memory): not a size (use a number with K, M or G, e.g. 64M)"))
         }
@@ -52,9 +55,13 @@ extension RunOptions {
         guard timeout >= 0 && timeout.isFinite else {
             return .failure(RunOptionsError("--timeout must be a number of seconds ≥ 0"))
         }
+        guard hostname.utf8.count <= BootInfo.hostnameCapacity, !hostname.utf8.contains(0), !hostname.contains("/") else {
+            return .failure(RunOptionsError("--hostname \(hostname): at most 64 bytes, no '/' or NUL"))
+        }
         var options = RunOptions(program: program, arguments: arguments, environment: environment, memorySize: size,
                                  monitor: monitor, timings: timings, timeoutSeconds: timeout)
         options.trace = trace
+        options.hostname = hostname
         return .success(options)
     }
 }
@@ -66,13 +73,14 @@ public struct RunOptionsError: Error, CustomStringConvertible {
 
 /// The common form of `apus run` parsed without ArgumentParser: `run`, then options in their
 /// separate-value spelling (`-e K=V`, `--env K=V`, `-m 64M`, `--memory 64M`, `--vmm X`,
-/// `--timeout S`, `--timings`, `--trace`), then PROGRAM and its arguments. Returns nil for anything else
+/// `--timeout S`, `--hostname H`, `--timings`, `--trace`), then PROGRAM and its arguments. Returns nil for anything else
 /// — including every invalid input — so that ArgumentParser answers it.
 public enum FastRunParser {
     public static func parse(_ argv: [String]) -> RunOptions? {
         guard argv.first == "run" else { return nil }
         var environment: [String] = []
         var memory = RunOptions.defaultMemory, vmm = "apus", timings = false, timeout = 0.0, trace = false
+        var hostname = ""
         var i = 1
         while i < argv.count, argv[i].hasPrefix("-") {
             let flag = argv[i]
@@ -84,6 +92,7 @@ public enum FastRunParser {
             case "-e", "--env": environment.append(value)
             case "-m", "--memory": memory = value
             case "--vmm": vmm = value
+            case "--hostname": hostname = value
             case "--timeout":
                 guard let t = Double(value) else { return nil }
                 timeout = t
@@ -93,7 +102,8 @@ public enum FastRunParser {
         }
         guard i < argv.count else { return nil }
         let options = RunOptions.make(program: argv[i], arguments: Array(argv[(i + 1)...]), environment: environment,
-                                      memory: memory, vmm: vmm, timings: timings, timeout: timeout, trace: trace)
+                                      memory: memory, vmm: vmm, timings: timings, timeout: timeout, trace: trace,
+                                      hostname: hostname)
         guard case .success(let checked) = options else { return nil }
         return checked
     }
@@ -246,6 +256,7 @@ private func runOnKVM(_ options: RunOptions, kernel: MappedFile, image: InMemory
                                      arguments: arguments, environment: environment, seed: hostSeed())
         config.timeoutMilliseconds = UInt64(options.timeoutSeconds * 1000)
         if options.trace { config.bootFlags |= BootInfo.flagTraceSyscalls }
+        config.hostname = Array(options.hostname.utf8)
         let result = try vm.boot(config, sink: &console)
         if options.timings { Timings.print(result.timeline, host: host, start: startNanos, platform: vm.platform) }
         return result.status.shellStatus

@@ -233,10 +233,13 @@ public enum HostExitCode {
 ///   0x88 timeline: kernelEntry, appEntry, firstOutput, exit (TSC values the kernel writes)
 ///   0xa8 guest state the kernel keeps current (`GuestState`), read by the host only when the
 ///        VM stops abnormally: app stack bottom, console buffers and their fill
-///   0xd0 end
+///   0xd0 hostname[64] (NUL-padded; empty: "apus")
+///   0x110 end
 public struct BootInfo: Equatable, Sendable {
     public static let magic: UInt64 = 0x544f_4f42_5355_5041  // "APUSBOOT" little-endian
-    public static let size = 0xd0
+    public static let size = 0x110
+    public static let hostnameOffset = 0xd0
+    public static let hostnameCapacity = 64
 
     public var version: UInt32 = GuestABI.version
     public var platform: GuestPlatform = .pvm
@@ -254,6 +257,22 @@ public struct BootInfo: Equatable, Sendable {
     public var seed: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
     public var bootTSC: UInt64 = 0
     public var timeline = Timeline()
+    /// uname's nodename (`apus run --hostname`), NUL-padded. Fixed storage, not an array:
+    /// the kernel decodes the boot info before it has a heap.
+    public var hostnameStorage: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+
+    /// The hostname bytes (at most 64; empty means "apus").
+    public var hostname: [UInt8] {
+        get {
+            var copy = hostnameStorage
+            return withUnsafeBytes(of: &copy) { Array($0.prefix { $0 != 0 }) }
+        }
+        set {
+            withUnsafeMutableBytes(of: &hostnameStorage) { raw in
+                for i in 0..<Self.hostnameCapacity { raw[i] = i < newValue.count ? newValue[i] : 0 }
+            }
+        }
+    }
 
     public init() {}
 
@@ -290,6 +309,9 @@ public struct BootInfo: Equatable, Sendable {
                 bytes.readLE(UInt64.self, at: 0x70), bytes.readLE(UInt64.self, at: 0x78))
         bootTSC = bytes.readLE(UInt64.self, at: 0x80)
         timeline = Timeline(decoding: UnsafeRawBufferPointer(rebasing: bytes[Timeline.offset...]))
+        withUnsafeMutableBytes(of: &hostnameStorage) { raw in
+            for i in 0..<Self.hostnameCapacity { raw[i] = bytes[Self.hostnameOffset + i] }
+        }
     }
 
     public func encode(into bytes: UnsafeMutableRawBufferPointer) {
@@ -314,6 +336,10 @@ public struct BootInfo: Equatable, Sendable {
         bytes.writeLE(seed.3, at: 0x78)
         bytes.writeLE(bootTSC, at: 0x80)
         timeline.encode(into: UnsafeMutableRawBufferPointer(rebasing: bytes[Timeline.offset...]))
+        var copy = hostnameStorage
+        withUnsafeBytes(of: &copy) { raw in
+            for i in 0..<Self.hostnameCapacity { bytes[Self.hostnameOffset + i] = raw[i] }
+        }
     }
 
     public static func == (a: BootInfo, b: BootInfo) -> Bool {
@@ -324,6 +350,10 @@ public struct BootInfo: Equatable, Sendable {
             && a.tscFrequencyKHz == b.tscFrequencyKHz
             && a.realtimeNanosAtBoot == b.realtimeNanosAtBoot && a.flags == b.flags
             && a.seed == b.seed && a.bootTSC == b.bootTSC && a.timeline == b.timeline
+            && (a.hostnameStorage.0, a.hostnameStorage.1, a.hostnameStorage.2, a.hostnameStorage.3)
+                == (b.hostnameStorage.0, b.hostnameStorage.1, b.hostnameStorage.2, b.hostnameStorage.3)
+            && (a.hostnameStorage.4, a.hostnameStorage.5, a.hostnameStorage.6, a.hostnameStorage.7)
+                == (b.hostnameStorage.4, b.hostnameStorage.5, b.hostnameStorage.6, b.hostnameStorage.7)
     }
 }
 

@@ -64,6 +64,8 @@ public struct VMConfiguration {
     public var timeoutMilliseconds: UInt64 = 0
     /// `BootInfo.flags` for the kernel (e.g. syscall tracing).
     public var bootFlags: UInt64 = 0
+    /// The guest's hostname (at most `BootInfo.hostnameCapacity` bytes; empty: "apus").
+    public var hostname: [UInt8] = []
 
     public init(memorySize: UInt64, kernel: UnsafeRawBufferPointer, image: UnsafeMutableRawBufferPointer,
                 arguments: [[UInt8]], environment: [[UInt8]], seed: (UInt64, UInt64, UInt64, UInt64)) {
@@ -185,6 +187,7 @@ public final class VirtualMachine {
         info.tscFrequencyKHz = timeline.tscKHz
         info.seed = config.seed
         info.flags = config.bootFlags
+        info.hostname = Array(config.hostname.prefix(BootInfo.hostnameCapacity))
         info.realtimeNanosAtBoot = realtimeNanos()
         info.bootTSC = ckvm_rdtsc()
         do { try BootSetup.writeBootInfo(info, arguments: block, into: memory) } catch { throw .boot(error) }

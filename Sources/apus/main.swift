@@ -60,6 +60,9 @@ struct Run: ParsableCommand {
     @Flag(help: "Print the boot timeline (VM setup, kernel entry, app entry, exit) on stderr.")
     var timings = false
 
+    @Option(help: ArgumentHelp("The guest's hostname (uname), at most 64 bytes (default: apus).", valueName: "NAME"))
+    var hostname: String = ""
+
     @Flag(help: "Print every syscall the program makes, with decoded arguments and results, on stderr (like strace).")
     var trace = false
 
@@ -79,7 +82,7 @@ struct Run: ParsableCommand {
     func validate() throws {
         if case .failure(let problem) = RunOptions.make(program: program, arguments: arguments, environment: environment,
                                                         memory: memory, vmm: vmm, timings: timings, timeout: timeout,
-                                                        trace: trace) {
+                                                        trace: trace, hostname: hostname) {
             throw ValidationError(problem.description)
         }
     }
@@ -87,7 +90,7 @@ struct Run: ParsableCommand {
     func run() throws {
         let options = try RunOptions.make(program: program, arguments: arguments, environment: environment,
                                           memory: memory, vmm: vmm, timings: timings, timeout: timeout,
-                                          trace: trace).get()
+                                          trace: trace, hostname: hostname).get()
         throw ExitCode(runProgram(options, startNanos: startNanos))
     }
 }

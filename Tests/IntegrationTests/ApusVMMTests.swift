@@ -44,4 +44,5 @@ final class ApusVMMTests: XCTestCase {
     func testFiles() throws { try matrix.files() }
     func testPipes() throws { try matrix.pipes() }
     func testGo() throws { try matrix.go() }
+    func testProcinfo() throws { try matrix.procinfo() }
 }

@@ -194,6 +194,16 @@ extension VMMMatrix {
         try differential(Invocation(program: "./go_runtime.go"), expectStatus: 0)
     }
 
+    /// Process information calls; uname's nodename is the host's, given with --hostname.
+    func procinfo() throws {
+        var buffer = [CChar](repeating: 0, count: 256)
+        gethostname(&buffer, buffer.count)
+        let host = String(cString: buffer)
+        for variant in Harness.variants {
+            try differential(Invocation(program: "./procinfo.\(variant)", apusFlags: ["--hostname", host]), expectStatus: 0)
+        }
+    }
+
     /// Pipes, eventfd, epoll and poll between threads.
     func pipes() throws { try differentialAllVariants("pipes") }
 
