@@ -17,10 +17,13 @@ final class GuestABITests: XCTestCase {
         info.seed = (1, 2, 3, 4)
         info.bootTSC = 99
         info.timeline.kernelEntry = 5
+        info.hostname = Array("web-1.example".utf8)
         var page = [UInt8](repeating: 0, count: 4096)
         page.withUnsafeMutableBytes { info.encode(into: $0) }
         let decoded = try page.withUnsafeBytes { try BootInfo(decoding: $0) }
         XCTAssertEqual(decoded, info)
+        XCTAssertEqual(decoded.hostname, Array("web-1.example".utf8))
+        XCTAssertEqual(Array(page[BootInfo.hostnameOffset..<BootInfo.hostnameOffset + 5]), Array("web-1".utf8))
     }
 
     /// The layout is a contract with already-built kernels: fields stay where they are.
@@ -36,7 +39,8 @@ final class GuestABITests: XCTestCase {
         XCTAssertEqual(page[0x17], 0x11)
         XCTAssertEqual(page[0x40], 0xdd)
         XCTAssertEqual(page[0x80], 0x08)
-        XCTAssertEqual(BootInfo.size, GuestState.offset + GuestState.size)
+        XCTAssertEqual(GuestState.offset + GuestState.size, BootInfo.hostnameOffset)
+        XCTAssertEqual(BootInfo.size, BootInfo.hostnameOffset + BootInfo.hostnameCapacity)
     }
 
     func testBootInfoRejectsBadInput() {
