@@ -25,6 +25,14 @@ swift_flags=(-enable-experimental-feature Embedded -target "$target" -wmo -Osize
              -Xcc -ffreestanding -Xcc -mno-red-zone -I "$out/modules")
 
 objects=()
+# The vDSO: a small shared object of its own, embedded in the kernel image.
+"$clang" --target="$target" -fPIC -c "$here/vdso/vdso.S" -o "$out/vdso.o"
+"$lld" -shared -soname linux-vdso.so.1 --hash-style=both --version-script "$here/vdso/vdso.ver" \
+    -T "$here/vdso/vdso.lds" -z max-page-size=4096 --build-id=none -z noexecstack \
+    -o "$out/vdso.so" "$out/vdso.o"
+"$clang" --target="$target" -DVDSO_PATH="\"$out/vdso.so\"" -c "$here/arch/vdso_blob.S" -o "$out/vdso_blob.o"
+objects+=("$out/vdso_blob.o")
+
 # Every Swift module goes through LLVM IR so clang can emit one section per function; the
 # linker then drops what the kernel never calls (the portable modules' host-only API).
 # Portable modules, in dependency order (the same sources the host package builds).

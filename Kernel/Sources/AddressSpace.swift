@@ -4,7 +4,7 @@ import LinuxABI
 /// A range of the app's address space with one protection. Regions are page aligned, sorted
 /// by start and never overlap.
 struct Region {
-    enum Kind: UInt8 { case program, heap, stack, anonymous }
+    enum Kind: UInt8 { case program, heap, stack, anonymous, vdso }
     var start: UInt64
     var end: UInt64
     var protection: MmapProtection

@@ -102,6 +102,7 @@ enum ProcFiles {
             case .program:
                 m.append("                          ")
                 if let p = Loader.process { m.append(bytes: p.executablePath) }
+            case .vdso: m.append("                          [vdso]")
             case .anonymous: break
             }
             m.append("\n")

@@ -91,6 +91,8 @@ enum Loader {
         // mmap grows down from below a guard gap under the stack.
         AddressSpace.mmapTop = stackBase - (1 << 30) - (Random.next() % 65536) * 4096
 
+        let vdso = mapVDSO()
+
         // The initial stack: argv, envp, auxv (System V ABI), built in the top 64 KiB.
         let topSpan = min(size, 128 * 1024)
         let buffer = UnsafeMutableRawBufferPointer(start: directMap(frames + (size - topSpan)), count: Int(topSpan))
@@ -112,6 +114,7 @@ enum Loader {
             (AuxvKey.AT_CLKTCK.rawValue, 100),
             (AuxvKey.AT_HWCAP.rawValue, UInt64(d)),
             (AuxvKey.AT_HWCAP2.rawValue, 0),
+            (AuxvKey.AT_SYSINFO_EHDR.rawValue, vdso),
         ]
         let rsp: UInt64
         do {
@@ -126,6 +129,36 @@ enum Loader {
                         executablePath: entry.path, elfBytes: elfBytes)
         process = p
         return p
+    }
+
+    /// Maps the vDSO (Kernel/vdso): page 0 headers and dynamic tables, page 1 the clock
+    /// parameters it reads (written here, read-only for the app), page 2 code. Returns its
+    /// address for AT_SYSINFO_EHDR.
+    private static func mapVDSO() -> UInt64 {
+        let image = UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: UInt(arch_vdso_start())),
+                                           count: Int(arch_vdso_size()))
+        let pages = (image.count + 4095) / 4096
+        guard pages >= 3, let base = AddressSpace.findFree(length: UInt64(pages) * 4096),
+              let frames = PhysicalMemory.allocateContiguous(pages: pages) else {
+            fatalLoad("cannot map the vDSO: ", "give the VM more memory with --memory")
+        }
+        directMap(frames).copyMemory(from: image.baseAddress!, byteCount: image.count)
+        let vvar = UnsafeMutableRawBufferPointer(start: directMap(frames + 4096), count: 32)
+        vvar.writeLE(Clock.monotonicBaseTSC, at: 0)
+        vvar.writeLE(Clock.scale, at: 8)
+        vvar.writeLE(Clock.realtimeBaseTSC, at: 16)
+        vvar.writeLE(Clock.realtimeBaseNanos, at: 24)
+        for page in 0..<pages {
+            let protection: MmapProtection = page == 2 ? [.PROT_READ, .PROT_EXEC] : [.PROT_READ]
+            do {
+                try PageTable.map(base + UInt64(page) * 4096, frames + UInt64(page) * 4096, PageTable.flags(for: protection))
+            } catch {
+                fatalLoad("cannot map the vDSO: ", "give the VM more memory with --memory")
+            }
+        }
+        AddressSpace.regions.append(Region(start: base, end: base + UInt64(pages) * 4096, protection: [.PROT_READ, .PROT_EXEC], kind: .vdso))
+        AddressSpace.regions.sort { $0.start < $1.start }
+        return base
     }
 
     /// Maps one PT_LOAD: fresh frames for its pages, file bytes copied in, the rest zero.

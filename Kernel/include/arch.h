@@ -81,4 +81,8 @@ static inline uint64_t arch_kernel_image_end(void) { return (uint64_t)kernel_ima
 static inline uint64_t arch_trap_handler(int vector) { return trap_vector_table[vector]; }
 static inline uint64_t arch_timer_handler(void) { return trap_timer_stub; }
 static inline uint64_t arch_kernel_stack_top(void) { return kernel_stack_top; }
+extern char vdso_image_start[];
+extern char vdso_image_end[];
+static inline uint64_t arch_vdso_start(void) { return (uint64_t)vdso_image_start; }
+static inline uint64_t arch_vdso_size(void) { return (uint64_t)(vdso_image_end - vdso_image_start); }
 #endif
