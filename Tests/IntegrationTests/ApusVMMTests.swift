@@ -45,4 +45,5 @@ final class ApusVMMTests: XCTestCase {
     func testPipes() throws { try matrix.pipes() }
     func testGo() throws { try matrix.go() }
     func testProcinfo() throws { try matrix.procinfo() }
+    func testVDSO() throws { try matrix.vdso() }
 }

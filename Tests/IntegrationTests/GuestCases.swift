@@ -204,6 +204,18 @@ extension VMMMatrix {
         }
     }
 
+    /// The vDSO: the time guest reads CLOCK_MONOTONIC over a thousand times; with --trace,
+    /// almost none of those may show up as syscalls.
+    func vdso() throws {
+        let now = String(Int(Date().timeIntervalSince1970))
+        for variant in Harness.variants {
+            guard let r = try apusOnly(Invocation(program: "./time.\(variant)", args: [now], apusFlags: ["--trace"])) else { continue }
+            let calls = r.stderrText.components(separatedBy: "\n").filter { $0.hasPrefix("clock_gettime(CLOCK_MONOTONIC") }.count
+            XCTAssertEqual(r.status, 0, "[\(vmm)] time.\(variant) --trace: status\n\(r.stderrText.suffix(2000))")
+            XCTAssertLessThan(calls, 10, "[\(vmm)] time.\(variant): \(calls) clock_gettime syscalls: the vDSO is not used")
+        }
+    }
+
     /// Pipes, eventfd, epoll and poll between threads.
     func pipes() throws { try differentialAllVariants("pipes") }
 
