@@ -5,8 +5,9 @@
 #   qemu-system-x86    the second VMM (--vmm qemu) and the native-platform tests
 #   hyperfine          the benchmarks
 #   golang-go          the Go test guest (rustc, when present, builds the Rust one)
+#   busybox-static     an unmodified static program from Debian, run by the tests
 set -euo pipefail
-packages=(musl-tools gcc qemu-system-x86 hyperfine golang-go)
+packages=(musl-tools gcc qemu-system-x86 hyperfine golang-go busybox-static)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

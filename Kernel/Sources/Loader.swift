@@ -40,7 +40,10 @@ enum Loader {
     static func loadProgram(boot: BootInfo) -> Process {
         let imageBytes = UnsafeRawBufferPointer(start: directMap(boot.imageAddress), count: Int(boot.imageSize))
         let image: ImageReader
-        do { image = try ImageReader(bytes: imageBytes) } catch { fatalLoad("image is corrupt: ", error.message) }
+        // The host checked the image and the ELF with full messages before booting; the
+        // kernel checks again (it trusts nothing) but keeps the String formatting out of
+        // the kernel image: a failure here means the host and the kernel disagree.
+        do { image = try ImageReader(bytes: imageBytes) } catch { fatalLoad("the image is corrupt", "") }
         let entry = image.entrypoint
         Files.mount(image: image, executablePath: entry.path)
         let elfBytes = image.contents(of: entry)
@@ -49,7 +52,7 @@ enum Loader {
             elf = try ELFFile(bytes: elfBytes)
             try elf.validateForLoading()
         } catch {
-            fatalLoad("program is not loadable: ", error.message)
+            fatalLoad("the program is not a loadable x86-64 ELF executable", "")
         }
         if elf.interpreter != nil {
             fatalLoad("dynamically linked programs are not supported yet: ", "build the program with -static")
@@ -224,12 +227,4 @@ enum Loader {
         Console.exit(.exited(127))
     }
 
-    private static func fatalLoad(_ what: StaticString, _ detail: String) -> Never {
-        var m = Message("apus: ")
-        m.append(what)
-        var d = detail
-        d.withUTF8 { m.append(bytes: UnsafeRawBufferPointer($0)) }
-        Console.kernelLine(m)
-        Console.exit(.exited(127))
-    }
 }

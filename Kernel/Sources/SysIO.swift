@@ -85,6 +85,71 @@ enum SysIO {
         return out
     }
 
+    /// sendfile(out, in, offset *, count) and copy_file_range(in, off_in *, out, off_out *,
+    /// count, flags): copies through a kernel buffer, 64 KiB at a time. With an offset
+    /// pointer the input is read there (and the pointer advanced) and its file offset kept.
+    static func sendfile(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try copy(from: a.fd(1), inOffset: a[2], to: a.fd(0), outOffset: 0, count: a.size(3))
+    }
+
+    static func copyFileRange(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        guard a[5] == 0 else { throw .EINVAL }
+        return try copy(from: a.fd(0), inOffset: a[1], to: a.fd(2), outOffset: a[3], count: a.size(4))
+    }
+
+    private static func copy(from input: Int32, inOffset: UInt64, to output: Int32, outOffset: UInt64,
+                             count: UInt64) throws(Errno) -> UInt64 {
+        var position: Int64? = inOffset == 0 ? nil : Int64(bitPattern: try UserMemory.load(UInt64.self, inOffset))
+        var outPosition: Int64? = outOffset == 0 ? nil : Int64(bitPattern: try UserMemory.load(UInt64.self, outOffset))
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 16)
+        defer { buffer.deallocate() }
+        var total: UInt64 = 0
+        while total < min(count, SyscallResult.maxReadWriteCount) {
+            let want = Int(min(UInt64(buffer.count), count - total))
+            let into = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want])
+            let got: Int
+            if let p = position { got = try fs.pread(input, into: into, offset: p) } else { got = try fs.read(input, into: into) }
+            if got == 0 { break }
+            let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<got])
+            let put: Int
+            if let p = outPosition { put = try fs.pwrite(output, bytes, offset: p) } else { put = try fs.write(output, bytes) }
+            total += UInt64(put)
+            if let p = position { position = p + Int64(put) }
+            if let p = outPosition { outPosition = p + Int64(put) }
+            if put < got { break }
+        }
+        if let p = position { try UserMemory.store(UInt64(bitPattern: p), inOffset) }
+        if let p = outPosition { try UserMemory.store(UInt64(bitPattern: p), outOffset) }
+        return total
+    }
+
+    /// preadv/pwritev(fd, iov, count, offset): positioned, vectored.
+    static func preadv(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        var offset = Int64(bitPattern: a[3])
+        var total: UInt64 = 0
+        for v in try iovecs(a[1], a.int(2)) where v.length > 0 {
+            let out = try UserMemory.writable(v.base.raw, Int(min(v.length, SyscallResult.maxReadWriteCount - total)))
+            let n = try fs.pread(a.fd(0), into: out, offset: offset)
+            total += UInt64(n)
+            offset += Int64(n)
+            if n < out.count { break }
+        }
+        return total
+    }
+
+    static func pwritev(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        var offset = Int64(bitPattern: a[3])
+        var total: UInt64 = 0
+        for v in try iovecs(a[1], a.int(2)) where v.length > 0 {
+            let bytes = try UserMemory.readable(v.base.raw, Int(min(v.length, SyscallResult.maxReadWriteCount - total)))
+            let n = try fs.pwrite(a.fd(0), bytes, offset: offset)
+            total += UInt64(n)
+            offset += Int64(n)
+            if n < bytes.count { break }
+        }
+        return total
+    }
+
     static func lseek(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         UInt64(bitPattern: try fs.lseek(a.fd(0), Int64(bitPattern: a[1]), whence: a.int32(2)))
     }

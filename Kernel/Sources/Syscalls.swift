@@ -82,6 +82,10 @@ enum Syscalls {
         case SyscallNumber.readv: return SysIO.readv
         case SyscallNumber.writev: return SysIO.writev
         case SyscallNumber.lseek: return SysIO.lseek
+        case SyscallNumber.sendfile: return SysIO.sendfile
+        case SyscallNumber.copy_file_range: return SysIO.copyFileRange
+        case SyscallNumber.preadv: return SysIO.preadv
+        case SyscallNumber.pwritev: return SysIO.pwritev
         case SyscallNumber.ftruncate: return SysIO.ftruncate
         case SyscallNumber.truncate: return SysIO.truncate
         case SyscallNumber.fsync, SyscallNumber.fdatasync: return SysIO.fsync

@@ -46,4 +46,5 @@ final class QEMUTests: XCTestCase {
     func testGo() throws { try matrix.go() }
     func testProcinfo() throws { try matrix.procinfo() }
     func testVDSO() throws { try matrix.vdso() }
+    func testBusybox() throws { try matrix.busybox() }
 }
