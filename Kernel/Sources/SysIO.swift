@@ -329,6 +329,64 @@ enum SysIO {
         return 0
     }
 
+    /// statx(dirfd, path, flags, mask, struct statx *): the basic stats from the same stat.
+    static func statx(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let name = try path(a[1])
+        let flags = AtFlags(rawValue: a.uint32(2) & ~0x6000)  // AT_STATX_SYNC_TYPE: no remote cache
+        guard a.uint32(3) & 0x8000_0000 == 0 else { throw .EINVAL }  // STATX__RESERVED
+        let st = name.isEmpty && flags.contains(.AT_EMPTY_PATH)
+            ? try stat(of: a.fd(0)) : try fs.fstatat(a.fd(0), name, flags: flags)
+        var x = Statx()
+        x.mode = UInt16(truncatingIfNeeded: st.mode)
+        x.linkCount = UInt32(truncatingIfNeeded: st.linkCount)
+        x.uid = st.uid
+        x.gid = st.gid
+        x.inode = st.inode
+        x.size = UInt64(bitPattern: st.size)
+        x.blocks = UInt64(bitPattern: st.blocks)
+        x.blockSize = UInt32(truncatingIfNeeded: st.blockSize)
+        x.accessTime = st.accessTime
+        x.modificationTime = st.modificationTime
+        x.changeTime = st.changeTime
+        x.specialDeviceMajor = UInt32(truncatingIfNeeded: (st.specialDevice >> 8) & 0xfff)
+        x.specialDeviceMinor = UInt32(truncatingIfNeeded: (st.specialDevice & 0xff) | ((st.specialDevice >> 12) & 0xfff00))
+        x.deviceMajor = UInt32(truncatingIfNeeded: (st.device >> 8) & 0xfff)
+        x.deviceMinor = UInt32(truncatingIfNeeded: st.device & 0xff)
+        try x.encode(into: UserMemory.writable(a[4], Statx.size))
+        return 0
+    }
+
+    /// statfs/fstatfs: one memory-backed file system (TMPFS_MAGIC), sized by guest memory.
+    /// struct statfs: type@0 bsize@8 blocks@16 bfree@24 bavail@32 files@40 ffree@48
+    /// fsid@56 namelen@64 frsize@72 flags@80 spare[4]@88 — 120 bytes.
+    static func statfs(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        _ = try fs.fstatat(AT_FDCWD, path(a[0]), flags: [])
+        try writeStatfs(a[1])
+        return 0
+    }
+
+    static func fstatfs(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        guard fs.isOpen(a.fd(0)) else { throw .EBADF }
+        try writeStatfs(a[1])
+        return 0
+    }
+
+    private static func writeStatfs(_ address: UInt64) throws(Errno) {
+        let out = try UserMemory.writable(address, 120)
+        out.initializeMemory(as: UInt8.self, repeating: 0)
+        let free = UInt64(PhysicalMemory.freePages)
+        out.writeLE(UInt64(0x0102_1994), at: 0)   // TMPFS_MAGIC
+        out.writeLE(UInt64(4096), at: 8)
+        out.writeLE(Kernel.boot.memorySize / 4096, at: 16)
+        out.writeLE(free, at: 24)
+        out.writeLE(free, at: 32)
+        out.writeLE(UInt64(1 << 20), at: 40)
+        out.writeLE(UInt64(1 << 20), at: 48)
+        out.writeLE(UInt64(255), at: 64)
+        out.writeLE(UInt64(4096), at: 72)
+        out.writeLE(UInt64(0x20), at: 80)          // ST_VALID… as Linux reports for tmpfs: relatime
+    }
+
     static func stat(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         let st = try fs.fstatat(AT_FDCWD, path(a[0]), flags: [])
         try st.encode(into: UserMemory.writable(a[1], Stat.size))

@@ -104,6 +104,9 @@ enum Syscalls {
         case SyscallNumber.fstat: return SysIO.fstat
         case SyscallNumber.newfstatat: return SysIO.newfstatat
         case SyscallNumber.stat: return SysIO.stat
+        case SyscallNumber.statx: return SysIO.statx
+        case SyscallNumber.statfs: return SysIO.statfs
+        case SyscallNumber.fstatfs: return SysIO.fstatfs
         case SyscallNumber.lstat: return SysIO.lstat
         case SyscallNumber.readlink: return SysIO.readlink
         case SyscallNumber.readlinkat: return SysIO.readlinkat
