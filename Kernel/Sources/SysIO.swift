@@ -45,18 +45,42 @@ enum SysIO {
     }
 
     static func readv(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try readVectored(a.fd(0), a[1], a.int(2), offset: nil)
+    }
+
+    static func writev(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try writeVectored(a.fd(0), a[1], a.int(2), offset: nil)
+    }
+
+    /// preadv/pwritev(fd, iov, count, offset): the same at a position, file offset untouched.
+    static func preadv(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try readVectored(a.fd(0), a[1], a.int(2), offset: Int64(bitPattern: a[3]))
+    }
+
+    static func pwritev(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try writeVectored(a.fd(0), a[1], a.int(2), offset: Int64(bitPattern: a[3]))
+    }
+
+    /// Fills the vectors in order; a short read ends the call, as on Linux.
+    private static func readVectored(_ fd: Int32, _ iov: UInt64, _ count: Int, offset: Int64?) throws(Errno) -> UInt64 {
+        var position = offset
         var total: UInt64 = 0
-        for v in try iovecs(a[1], a.int(2)) where v.length > 0 {
+        for v in try iovecs(iov, count) where v.length > 0 {
             let out = try UserMemory.writable(v.base.raw, Int(min(v.length, SyscallResult.maxReadWriteCount - total)))
-            let n = try fs.read(a.fd(0), into: out)
+            let n: Int
+            if let p = position { n = try fs.pread(fd, into: out, offset: p) } else { n = try fs.read(fd, into: out) }
             total += UInt64(n)
-            if n < out.count { break }  // a short read ends the vector, as on Linux
+            position = position.map { $0 + Int64(n) }
+            if n < out.count { break }
         }
         return total
     }
 
-    static func writev(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        let vectors = try iovecs(a[1], a.int(2))
+    /// Writes the vectors in order. A bad first buffer is EFAULT; a bad later one ends the
+    /// call with what was written (Linux semantics). A zero-length call still checks fd.
+    private static func writeVectored(_ fd: Int32, _ iov: UInt64, _ count: Int, offset: Int64?) throws(Errno) -> UInt64 {
+        let vectors = try iovecs(iov, count)
+        var position = offset
         var total: UInt64 = 0
         for (i, v) in vectors.enumerated() where v.length > 0 {
             let bytes: UnsafeRawBufferPointer
@@ -64,11 +88,13 @@ enum SysIO {
                 if i == 0 || total == 0 { throw error }
                 break
             }
-            let n = try fs.write(a.fd(0), bytes)
+            let n: Int
+            if let p = position { n = try fs.pwrite(fd, bytes, offset: p) } else { n = try fs.write(fd, bytes) }
             total += UInt64(n)
+            position = position.map { $0 + Int64(n) }
             if n < bytes.count { break }
         }
-        if vectors.isEmpty || total == 0 { _ = try fs.write(a.fd(0), UnsafeRawBufferPointer(start: nil, count: 0)) }
+        if total == 0 && offset == nil { _ = try fs.write(fd, UnsafeRawBufferPointer(start: nil, count: 0)) }
         return total
     }
 
@@ -120,33 +146,6 @@ enum SysIO {
         }
         if let p = position { try UserMemory.store(UInt64(bitPattern: p), inOffset) }
         if let p = outPosition { try UserMemory.store(UInt64(bitPattern: p), outOffset) }
-        return total
-    }
-
-    /// preadv/pwritev(fd, iov, count, offset): positioned, vectored.
-    static func preadv(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        var offset = Int64(bitPattern: a[3])
-        var total: UInt64 = 0
-        for v in try iovecs(a[1], a.int(2)) where v.length > 0 {
-            let out = try UserMemory.writable(v.base.raw, Int(min(v.length, SyscallResult.maxReadWriteCount - total)))
-            let n = try fs.pread(a.fd(0), into: out, offset: offset)
-            total += UInt64(n)
-            offset += Int64(n)
-            if n < out.count { break }
-        }
-        return total
-    }
-
-    static func pwritev(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        var offset = Int64(bitPattern: a[3])
-        var total: UInt64 = 0
-        for v in try iovecs(a[1], a.int(2)) where v.length > 0 {
-            let bytes = try UserMemory.readable(v.base.raw, Int(min(v.length, SyscallResult.maxReadWriteCount - total)))
-            let n = try fs.pwrite(a.fd(0), bytes, offset: offset)
-            total += UInt64(n)
-            offset += Int64(n)
-            if n < bytes.count { break }
-        }
         return total
     }
 

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 static int cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -37,7 +38,13 @@ int main(void) {
     memset(buf, 0, sizeof buf);
     check("pread it back", pread(fd, buf, 13, 0) == 13 && memcmp(buf, "HELLO, files\n", 13) == 0);
     check("lseek SEEK_END", lseek(fd, 0, SEEK_END) == 13);
+    char v1[3], v2[4];
+    struct iovec iov[2] = { { v1, 3 }, { v2, 4 } };
+    check("preadv gathers from an offset", preadv(fd, iov, 2, 1) == 7 && memcmp(v1, "ELL", 3) == 0 && memcmp(v2, "O, f", 4) == 0);
+    struct iovec wv[2] = { { "he", 2 }, { "llo", 3 } };
+    check("pwritev scatters at an offset", pwritev(fd, wv, 2, 0) == 5 && lseek(fd, 0, SEEK_CUR) == 13);
     check("ftruncate", ftruncate(fd, 5) == 0 && fstat(fd, &st) == 0 && st.st_size == 5);
+    pwrite(fd, "HELLO", 5, 0);
     close(fd);
 
     fd = open("a.txt", O_WRONLY | O_APPEND);
