@@ -31,6 +31,10 @@ final class Thread {
     var pending: UInt64 = 0
     /// sigaltstack, per thread as on Linux (a new thread starts with none).
     var altStack = SignalStack(base: UserAddress(0), flags: SignalStack.disable, size: 0)
+    /// rt_sigsuspend: the mask to go back to once a handler has run (or the wait ends).
+    var suspendedMask: UInt64? = nil
+    /// rt_sigtimedwait: the signals this thread waits for (0: none).
+    var waitingSignals: UInt64 = 0
 
     init(tid: Int32) { self.tid = tid }
 }
@@ -118,10 +122,10 @@ enum Scheduler {
     /// Parks the running thread so that its syscall runs again when it is woken (a read of
     /// an empty pipe, epoll_wait): the saved rip goes back over the 2-byte `syscall`, and
     /// rax still holds the syscall number. Passing the deadline instead returns 0.
-    static func blockCurrentRestarting(deadline: UInt64) {
+    static func blockCurrentRestarting(deadline: UInt64, timeoutResult: UInt64 = 0) {
         current.state = .waiting
         current.deadline = deadline
-        current.timeoutResult = 0
+        current.timeoutResult = timeoutResult
         current.restarting = true
         saveCurrent()
         current.frame[SyscallFrame.Slot.rip.rawValue] &-= 2
@@ -170,7 +174,8 @@ enum Scheduler {
     private static func runNext() {
         while true {
             let now = Clock.monotonicNanos
-            var earliest = UInt64.max
+            SysTimers.check(now: now)
+            var earliest = SysTimers.realDeadline == 0 ? UInt64.max : SysTimers.realDeadline
             for t in threads where t.state == .waiting && t.deadline != 0 {
                 if t.deadline <= now { wake(t, result: t.timeoutResult) } else { earliest = min(earliest, t.deadline) }
             }

@@ -79,7 +79,76 @@ enum SysSignal {
         guard target == 1 || target == 0 || target == -1 else { throw .ESRCH }
         let signal = a.int32(1)
         try checkSignal(signal)
-        if signal != 0 { processPending |= bit(signal) }
+        if signal != 0 { raiseOnProcess(signal) }
+        return 0
+    }
+
+    /// A signal for the process (kill, alarm): pending for whichever thread takes it first;
+    /// a thread waiting for it in rt_sigtimedwait looks again, and one waiting in any other
+    /// call that does not block it is interrupted (EINTR) to take it.
+    static func raiseOnProcess(_ signal: Int32) {
+        processPending |= bit(signal)
+        if Scheduler.threads.contains(where: { $0.state == .waiting && $0.waitingSignals & bit(signal) != 0 }) {
+            Scheduler.wakeRestartingWaiters()
+            return
+        }
+        // (The running thread is never .waiting, but in the scheduler's idle loop `current`
+        // is the thread that waits, and it must be woken too.)
+        for t in Scheduler.threads where t.state == .waiting && t.blocked & bit(signal) == 0 {
+            Scheduler.wake(t, result: Errno.EINTR.negatedReturn)
+            return
+        }
+    }
+
+    /// pause(): waits for a signal (EINTR once a signal is taken).
+    static func pause(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        Scheduler.blockCurrent(deadline: 0, timeoutResult: 0)
+        return 0
+    }
+
+    /// rt_sigsuspend(mask, size): waits with `mask` in place; the old mask comes back when the
+    /// handler returns (it is the ucontext's mask) or when the wait ends without one.
+    static func rtSigsuspend(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        guard a[1] == 8 else { throw .EINVAL }
+        let mask = try UserMemory.load(UInt64.self, a[0]) & ~(bit(SIGKILL) | bit(SIGSTOP))
+        let me = Scheduler.current
+        me.suspendedMask = me.blocked
+        me.blocked = mask
+        if (me.pending | processPending) & ~mask != 0 { throw .EINTR }  // one is there already
+        Scheduler.blockCurrent(deadline: 0, timeoutResult: 0)
+        return 0
+    }
+
+    /// rt_sigtimedwait(set, siginfo *, timeout *, size): takes a pending signal of `set` (which
+    /// the caller normally blocks) and returns its number, waiting up to the timeout (EAGAIN).
+    static func rtSigtimedwait(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        guard a[3] == 8 else { throw .EINVAL }
+        let set = try UserMemory.load(UInt64.self, a[0]) & ~(bit(SIGKILL) | bit(SIGSTOP))
+        let me = Scheduler.current
+        let ready = (me.pending | processPending) & set
+        if ready != 0 {
+            let signal = Int32(ready.trailingZeroBitCount + 1)
+            let fromThread = me.pending & bit(signal) != 0
+            if fromThread { me.pending &= ~bit(signal) } else { processPending &= ~bit(signal) }
+            me.waitingSignals = 0
+            if a[1] != 0 {
+                let info = try UserMemory.writable(a[1], 128)
+                info.initializeMemory(as: UInt8.self, repeating: 0)
+                info.writeLE(signal, at: 0)
+                info.writeLE(fromThread ? Int32(-6) : Int32(0), at: 8)
+                info.writeLE(UInt32(SysProcess.pid), at: 16)
+            }
+            return UInt64(signal)
+        }
+        var deadline: UInt64 = 0
+        if a[2] != 0 {
+            let ts = try Timespec.decode(from: UserMemory.readable(a[2], Timespec.size))
+            guard ts.isValid, let ns = ts.totalNanoseconds else { throw .EINVAL }
+            if ns == 0 { throw .EAGAIN }
+            deadline = Clock.monotonicNanos + UInt64(ns)
+        }
+        me.waitingSignals = set
+        Scheduler.blockCurrentRestarting(deadline: deadline, timeoutResult: Errno.EAGAIN.negatedReturn)
         return 0
     }
 
@@ -104,7 +173,9 @@ enum SysSignal {
         if signal == 0 { return 0 }  // existence check
         thread.pending |= bit(signal)
         // A thread waiting in a syscall is interrupted (EINTR) to take the signal.
-        if thread !== Scheduler.current && thread.state == .waiting && thread.blocked & bit(signal) == 0 {
+        if thread.state == .waiting && thread.waitingSignals & bit(signal) != 0 {
+            Scheduler.wakeRestartingWaiters()
+        } else if thread.state == .waiting && thread.blocked & bit(signal) == 0 {
             Scheduler.wake(thread, result: Errno.EINTR.negatedReturn)
         }
         return 0
@@ -114,6 +185,13 @@ enum SysSignal {
     /// signal. `frame` holds the registers the thread returns with.
     static func deliverPending(_ frame: SyscallFrame) {
         let me = Scheduler.current
+        defer {
+            // rt_sigsuspend ended without a handler taking the signal: its mask goes.
+            if let saved = me.suspendedMask, me.state == .runnable {
+                me.blocked = saved
+                me.suspendedMask = nil
+            }
+        }
         while true {
             let deliverable = (me.pending | processPending) & ~me.blocked
             guard deliverable != 0 else { return }
@@ -216,9 +294,13 @@ enum SysSignal {
         for (i, slot) in mcontextOrder.enumerated() { out.writeLE(frame[slot], at: mcontextOffset + i * 8) }
         out.writeLE(UInt16(frame[.cs]), at: mcontextOffset + 144)
         out.writeLE(UInt16(frame[.ss]), at: mcontextOffset + 150)
-        out.writeLE(me.blocked, at: mcontextOffset + 176)      // oldmask
+        // The mask to restore on rt_sigreturn: the one before rt_sigsuspend, if that is where
+        // the thread waited.
+        let restoreMask = me.suspendedMask ?? me.blocked
+        me.suspendedMask = nil
+        out.writeLE(restoreMask, at: mcontextOffset + 176)     // oldmask
         out.writeLE(fpstate, at: mcontextOffset + 192)
-        out.writeLE(me.blocked, at: sigmaskOffset)
+        out.writeLE(restoreMask, at: sigmaskOffset)
         out.writeLE(signal, at: siginfoOffset)                  // si_signo
         out.writeLE(code, at: siginfoOffset + 8)                // si_code
         if let faultAddress {

@@ -51,13 +51,11 @@ enum SysTime {
         return 0
     }
 
-    /// With other threads, the sleeper parks and they run; alone, it sleeps (on the host).
+    /// The sleeper parks until its deadline; other threads run meanwhile, and with nothing to
+    /// run the kernel sleeps (on the host). A signal ends the sleep early with EINTR (the
+    /// remaining time is not reported back yet).
     static func sleep(until deadline: UInt64) {
-        if Scheduler.threads.count > 1 {
-            Scheduler.blockCurrent(deadline: max(deadline, 1), timeoutResult: 0)
-        } else {
-            Clock.sleep(untilMonotonic: deadline)
-        }
+        Scheduler.blockCurrent(deadline: max(deadline, 1), timeoutResult: 0)
     }
 
     static func clockNanosleep(_ a: SyscallArguments) throws(Errno) -> UInt64 {

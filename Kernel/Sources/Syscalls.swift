@@ -38,6 +38,7 @@ struct SyscallFrame {
 func syscallDispatch(_ frameAddress: UInt64) {
     let frame = SyscallFrame(address: frameAddress)
     let call = frame.arguments
+    if SysTimers.realDeadline != 0 { SysTimers.check(now: Clock.monotonicNanos) }
     if Syscalls.tracing && (call.number == SyscallNumber.exit || call.number == SyscallNumber.exit_group) {
         Syscalls.trace(call, result: nil)
     }
@@ -200,6 +201,12 @@ enum Syscalls {
         case SyscallNumber.sigaltstack: return SysSignal.sigaltstack
         case SyscallNumber.rt_sigreturn: return SysSignal.rtSigreturn
         case SyscallNumber.rt_sigpending: return SysSignal.rtSigpending
+        case SyscallNumber.rt_sigsuspend: return SysSignal.rtSigsuspend
+        case SyscallNumber.rt_sigtimedwait: return SysSignal.rtSigtimedwait
+        case SyscallNumber.pause: return SysSignal.pause
+        case SyscallNumber.alarm: return SysTimers.alarm
+        case SyscallNumber.setitimer: return SysTimers.setitimer
+        case SyscallNumber.getitimer: return SysTimers.getitimer
         case SyscallNumber.kill: return SysSignal.kill
         case SyscallNumber.tkill: return SysSignal.tkill
         case SyscallNumber.tgkill: return SysSignal.tgkill

@@ -47,4 +47,5 @@ final class ApusVMMTests: XCTestCase {
     func testProcinfo() throws { try matrix.procinfo() }
     func testVDSO() throws { try matrix.vdso() }
     func testBusybox() throws { try matrix.busybox() }
+    func testTimers() throws { try matrix.timers() }
 }

@@ -245,6 +245,9 @@ extension VMMMatrix {
         }
     }
 
+    /// alarm/setitimer/pause/sigsuspend/sigtimedwait and a sleep interrupted by SIGALRM.
+    func timers() throws { try differentialAllVariants("timers") }
+
     /// Pipes, eventfd, epoll and poll between threads.
     func pipes() throws { try differentialAllVariants("pipes") }
 
