@@ -75,7 +75,8 @@ enum AddressSpace {
         insert(Region(start: start, end: end, protection: protection, kind: kind))
     }
 
-    private static func insert(_ region: Region) {
+    /// Records a region, keeping the list ordered by start.
+    static func insert(_ region: Region) {
         var i = 0
         while i < regions.count && regions[i].start < region.start { i += 1 }
         regions.insert(region, at: i)

@@ -86,11 +86,10 @@ enum Loader {
             }
             offset += 4096
         }
-        AddressSpace.regions.append(Region(start: stackBase, end: stackTop, protection: [.PROT_READ, .PROT_WRITE], kind: .stack))
+        AddressSpace.insert(Region(start: stackBase, end: stackTop, protection: [.PROT_READ, .PROT_WRITE], kind: .stack))
         if Platform.bootProtocol != .pvh {
             Console.guestState.writeLE(stackBase, at: GuestState.appStackLowOffset - GuestState.offset)
         }
-        AddressSpace.regions.sort { $0.start < $1.start }
         // mmap grows down from below a guard gap under the stack.
         AddressSpace.mmapTop = stackBase - (1 << 30) - (Random.next() % 65536) * 4096
 
@@ -159,8 +158,7 @@ enum Loader {
                 fatalLoad("cannot map the vDSO: ", "give the VM more memory with --memory")
             }
         }
-        AddressSpace.regions.append(Region(start: base, end: base + UInt64(pages) * 4096, protection: [.PROT_READ, .PROT_EXEC], kind: .vdso))
-        AddressSpace.regions.sort { $0.start < $1.start }
+        AddressSpace.insert(Region(start: base, end: base + UInt64(pages) * 4096, protection: [.PROT_READ, .PROT_EXEC], kind: .vdso))
         return base
     }
 
@@ -205,7 +203,7 @@ enum Loader {
             }
             page += 4096
         }
-        AddressSpace.regions.append(Region(start: start, end: end, protection: protection, kind: .program))
+        AddressSpace.insert(Region(start: start, end: end, protection: protection, kind: .program))
     }
 
     /// AT_PHDR: the program headers' address in memory (PT_PHDR, else inside a PT_LOAD).

@@ -63,7 +63,7 @@ enum KernelObjects {
 
     /// A new descriptor (lowest free) for a new object.
     static func install(_ object: KernelObject, flags: OpenFlags, cloexec: Bool) throws(Errno) -> Int32 {
-        var slot = table.firstIndex { $0 == nil } ?? table.count
+        let slot = table.firstIndex { $0 == nil } ?? table.count
         if slot == table.count {
             table.append(nil)
             references.append(0)
@@ -78,7 +78,6 @@ enum KernelObjects {
         if cloexec { try SysIO.fs.setDescriptorFlags(fd, 1) }
         table[slot] = object
         references[slot] = 1
-        slot = 0
         return fd
     }
 

@@ -265,13 +265,7 @@ enum SysIO {
 
     /// ppoll(fds, nfds, timespec *, sigmask *, size): the temporary mask is not applied yet.
     static func ppoll(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        var timeout: UInt64? = nil
-        if a[2] != 0 {
-            let ts = try Timespec.decode(from: UserMemory.readable(a[2], Timespec.size))
-            guard ts.isValid, let ns = ts.totalNanoseconds else { throw .EINVAL }
-            timeout = UInt64(ns)
-        }
-        return try poll(fds: a[0], count: a[1], timeoutNanos: timeout)
+        try poll(fds: a[0], count: a[1], timeoutNanos: SysTime.timeout(a[2]))
     }
 
     private static func poll(fds: UInt64, count: UInt64, timeoutNanos: UInt64?) throws(Errno) -> UInt64 {
@@ -580,13 +574,7 @@ enum SysIO {
     }
 
     static func pselect6(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        var timeout: UInt64? = nil
-        if a[4] != 0 {
-            let ts = try Timespec.decode(from: UserMemory.readable(a[4], Timespec.size))
-            guard ts.isValid, let ns = ts.totalNanoseconds else { throw .EINVAL }
-            timeout = UInt64(ns)
-        }
-        return try select(count: a.int32(0), sets: (a[1], a[2], a[3]), timeout: timeout)
+        try select(count: a.int32(0), sets: (a[1], a[2], a[3]), timeout: SysTime.timeout(a[4]))
     }
 
     private static func select(count: Int32, sets: (UInt64, UInt64, UInt64), timeout: UInt64?) throws(Errno) -> UInt64 {

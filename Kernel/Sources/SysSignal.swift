@@ -141,11 +141,9 @@ enum SysSignal {
             return UInt64(signal)
         }
         var deadline: UInt64 = 0
-        if a[2] != 0 {
-            let ts = try Timespec.decode(from: UserMemory.readable(a[2], Timespec.size))
-            guard ts.isValid, let ns = ts.totalNanoseconds else { throw .EINVAL }
+        if let ns = try SysTime.timeout(a[2]) {
             if ns == 0 { throw .EAGAIN }
-            deadline = Clock.monotonicNanos + UInt64(ns)
+            deadline = Clock.monotonicNanos + ns
         }
         me.waitingSignals = set
         Scheduler.blockCurrentRestarting(deadline: deadline, timeoutResult: Errno.EAGAIN.negatedReturn)

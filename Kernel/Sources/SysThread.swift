@@ -123,15 +123,13 @@ enum SysThread {
                              absolute: Bool, realtime: Bool) throws(Errno) -> UInt64 {
         guard try UserMemory.load(UInt32.self, address) == expected else { throw .EAGAIN }
         var deadline: UInt64 = 0
-        if timeout != 0 {
-            let ts = try Timespec.decode(from: UserMemory.readable(timeout, Timespec.size))
-            guard ts.isValid, let ns = ts.totalNanoseconds else { throw .EINVAL }
+        if let ns = try SysTime.timeout(timeout) {
             if absolute {
                 let now = realtime ? Clock.realtimeNanos : Clock.monotonicNanos
-                let remaining = UInt64(ns) > now ? UInt64(ns) - now : 0
+                let remaining = ns > now ? ns - now : 0
                 deadline = Clock.monotonicNanos + remaining
             } else {
-                deadline = Clock.monotonicNanos + UInt64(ns)
+                deadline = Clock.monotonicNanos + ns
             }
             if deadline <= Clock.monotonicNanos { throw .ETIMEDOUT }
         }

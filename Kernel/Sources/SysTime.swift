@@ -44,6 +44,15 @@ enum SysTime {
         return seconds
     }
 
+    /// A `struct timespec *` timeout argument in nanoseconds: nil for NULL (no timeout),
+    /// EINVAL for a malformed one, EFAULT for a bad pointer.
+    static func timeout(_ address: UInt64) throws(Errno) -> UInt64? {
+        guard address != 0 else { return nil }
+        let ts = try Timespec.decode(from: UserMemory.readable(address, Timespec.size))
+        guard ts.isValid, let ns = ts.totalNanoseconds else { throw .EINVAL }
+        return UInt64(ns)
+    }
+
     static func nanosleep(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         let request = try Timespec.decode(from: UserMemory.readable(a[0], Timespec.size))
         guard request.isValid, let duration = request.totalNanoseconds else { throw .EINVAL }

@@ -16,7 +16,8 @@ enum QEMULauncher {
         guard let qemu = findExecutable("qemu-system-x86_64") else {
             throw RunError("qemu-system-x86_64 not found on PATH (install qemu-system-x86, or use --vmm apus)")
         }
-        let bundlePath = try writeBundle(image: image, arguments: arguments, environment: environment,
+        let tscKHz = calibrateTSCKHz()
+        let bundlePath = try writeBundle(image: image, arguments: arguments, environment: environment, tscKHz: tscKHz,
                                          flags: options.trace ? BootInfo.flagTraceSyscalls : 0,
                                          hostname: Array(options.hostname.utf8))
         defer { unlink(bundlePath) }
@@ -86,7 +87,8 @@ enum QEMULauncher {
         while waitpid(pid, &waitStatus, 0) < 0 && errno == EINTR {}
 
         if options.timings {
-            Timings.printQEMU(guest: guestTimeline, exitArrival: exitArrival, qemuExit: monotonicNanos(), start: startNanos)
+            Timings.printQEMU(guest: guestTimeline, tscKHz: tscKHz, exitArrival: exitArrival, qemuExit: monotonicNanos(),
+                              start: startNanos)
         }
         if let panicText { throw RunError("guest kernel panic: \(panicText)", exitCode: HostExitCode.kernelPanic) }
         guard let status else {
@@ -102,7 +104,7 @@ enum QEMULauncher {
 
     /// The boot bundle: BootInfo page, argument block, then the image at 64 KiB.
     private static func writeBundle(image: InMemoryImage, arguments: [[UInt8]], environment: [[UInt8]],
-                                    flags: UInt64, hostname: [UInt8]) throws(RunError) -> String {
+                                    tscKHz: UInt64, flags: UInt64, hostname: [UInt8]) throws(RunError) -> String {
         var info = BootInfo()
         info.platform = .native
         info.flags = flags
@@ -117,7 +119,7 @@ enum QEMULauncher {
         info.argumentsSize = UInt64(block.count)
         info.argc = UInt32(arguments.count)
         info.envc = UInt32(environment.count)
-        info.tscFrequencyKHz = calibrateTSCKHz()
+        info.tscFrequencyKHz = tscKHz
         info.seed = hostSeed()
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)

@@ -313,10 +313,9 @@ enum Timings {
 extension Timings {
     /// QEMU's guest TSC does not share the host's origin, so the guest stamps are placed
     /// backwards from the moment the exit frame arrived.
-    static func printQEMU(guest: Timeline?, exitArrival: UInt64, qemuExit: UInt64, start: UInt64) {
+    static func printQEMU(guest: Timeline?, tscKHz khz: UInt64, exitArrival: UInt64, qemuExit: UInt64, start: UInt64) {
         var lines = ["apus: timeline (qemu, native platform, since apus started):"]
         if let g = guest, g.exit != 0, exitArrival > start {
-            let khz = QEMULauncher.calibrateTSCKHz()
             func at(_ tsc: UInt64) -> String {
                 guard tsc != 0, tsc <= g.exit else { return "-" }
                 let back = (g.exit - tsc) * 1_000_000 / max(khz, 1)
