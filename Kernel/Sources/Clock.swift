@@ -10,6 +10,8 @@ enum Clock {
     nonisolated(unsafe) static var realtimeBaseNanos: UInt64 = 0
     nonisolated(unsafe) static var appStartTSC: UInt64 = 0
     nonisolated(unsafe) static var tscPerSecond: UInt64 = 0
+    /// TSC ticks the vCPU spent idle in `sleep` (not CPU time of the process).
+    nonisolated(unsafe) static var idleTicks: UInt64 = 0
 
     static func initialize(boot: BootInfo, entryTSC: UInt64) {
         guard boot.tscFrequencyKHz > 0 else { panic("boot info has no TSC frequency") }
@@ -41,8 +43,9 @@ enum Clock {
 
     static var monotonicNanos: UInt64 { nanoseconds(ticks: arch_rdtsc() &- monotonicBaseTSC) }
     static var realtimeNanos: UInt64 { realtimeBaseNanos &+ nanoseconds(ticks: arch_rdtsc() &- realtimeBaseTSC) }
-    /// CPU time of the process: it owns the only vCPU, so time since it started.
-    static var processCPUNanos: UInt64 { nanoseconds(ticks: arch_rdtsc() &- appStartTSC) }
+    /// CPU time of the process: it owns the only vCPU, so time since it started less the
+    /// time the vCPU was idle. User and system time are not told apart.
+    static var processCPUNanos: UInt64 { nanoseconds(ticks: arch_rdtsc() &- appStartTSC &- idleTicks) }
 
     /// Below this, spinning is cheaper than a VM exit.
     static let hostSleepThreshold: UInt64 = 100_000
@@ -53,6 +56,8 @@ enum Clock {
     /// wake-up just sleeps or spins the rest.
     static func sleep(untilMonotonic deadline: UInt64) {
         Console.flushAll()
+        let start = arch_rdtsc()
+        defer { idleTicks &+= arch_rdtsc() &- start }
         while true {
             let now = monotonicNanos
             guard now < deadline else { return }

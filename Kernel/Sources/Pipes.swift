@@ -38,11 +38,19 @@ final class EpollInstance {
     var interests: [EpollInterest] = []
 }
 
+/// A signalfd: the signals its reads take.
+final class SignalfdState {
+    var mask: UInt64
+    init(mask: UInt64) { self.mask = mask }
+}
+
 enum KernelObject {
     case pipeRead(Pipe)
     case pipeWrite(Pipe)
     case eventfd(EventCounter)
     case epoll(EpollInstance)
+    case timer(KernelTimer)
+    case signalfd(SignalfdState)
 }
 
 enum KernelObjects {
@@ -91,7 +99,8 @@ enum KernelObjects {
         switch object {
         case .pipeRead(let p): p.readers -= 1
         case .pipeWrite(let p): p.writers -= 1
-        case .eventfd, .epoll: break
+        case .timer(let t): Timers.remove(t)
+        case .eventfd, .epoll, .signalfd: break
         }
         table[slot] = nil
         Scheduler.wakeRestartingWaiters()
@@ -125,6 +134,31 @@ enum KernelObjects {
             buffer.writeLE(value, at: 0)
             Scheduler.wakeRestartingWaiters()
             return 8
+        case .timer(let t):
+            guard buffer.count >= 8 else { throw .EINVAL }
+            if t.expirations == 0 {
+                if nonblocking { throw .EAGAIN }
+                Scheduler.blockCurrentRestarting(deadline: 0)
+                return 0
+            }
+            buffer.writeLE(t.expirations, at: 0)
+            t.expirations = 0
+            return 8
+        case .signalfd(let state):
+            // As many signals as whole signalfd_siginfo records fit.
+            guard buffer.count >= SignalInfo.signalfdSize else { throw .EINVAL }
+            var count = 0
+            while count + SignalInfo.signalfdSize <= buffer.count,
+                  let next = SysSignal.dequeue(Scheduler.current, from: state.mask) {
+                let record = UnsafeMutableRawBufferPointer(rebasing: buffer[count..<count + SignalInfo.signalfdSize])
+                try next.info.encodeSignalfd(signal: next.signal, into: record)
+                count += SignalInfo.signalfdSize
+            }
+            if count == 0 {
+                if nonblocking { throw .EAGAIN }
+                Scheduler.blockCurrentRestarting(deadline: 0)
+            }
+            return count
         case .pipeWrite, .epoll, nil:
             throw .EBADF
         }
@@ -134,7 +168,7 @@ enum KernelObjects {
         switch object(id) {
         case .pipeWrite(let p):
             if p.readers == 0 {
-                Scheduler.current.pending |= SysSignal.bit(13)  // SIGPIPE
+                Scheduler.current.pending.add(13, SysSignal.sentByUser)  // SIGPIPE
                 throw .EPIPE
             }
             let room = Pipe.capacity - p.bytes.count
@@ -161,6 +195,8 @@ enum KernelObjects {
             e.value += add
             Scheduler.wakeRestartingWaiters()
             return 8
+        case .timer, .signalfd:
+            throw .EINVAL
         case .pipeRead, .epoll, nil:
             throw .EBADF
         }
@@ -178,6 +214,10 @@ enum KernelObjects {
         case .pipeWrite(let p): return (p.bytes.count < Pipe.capacity ? 4 : 0) | (p.readers == 0 ? 8 : 0)
         case .eventfd(let e): return (e.value > 0 ? 1 : 0) | 4
         case .epoll(let ep): return ep.interests.contains { !$0.disabled && (readiness($0.fd) ?? 0) & $0.events != 0 } ? 1 : 0
+        case .timer(let t): return t.expirations > 0 ? 1 : 0
+        case .signalfd(let state):
+            let me = Scheduler.current
+            return (me.pending.bits | SysSignal.processPending.bits) & state.mask != 0 ? 1 : 0
         case nil: return nil
         }
     }
@@ -265,17 +305,26 @@ enum SysEvents {
     }
 
     static func epollWait(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        try wait(a.fd(0), events: a[1], max: a.int32(2), timeoutMs: Int64(a.int32(3)))
+        let ms = Int64(a.int32(3))
+        return try wait(a.fd(0), events: a[1], max: a.int32(2), timeout: ms < 0 ? nil : UInt64(ms) * 1_000_000)
     }
 
-    /// epoll_pwait: the temporary signal mask is not applied yet.
+    /// epoll_pwait: epoll_wait with a temporary signal mask.
     static func epollPwait(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        try wait(a.fd(0), events: a[1], max: a.int32(2), timeoutMs: Int64(a.int32(3)))
+        try SysSignal.applyTemporaryMask(a[4], size: a[5])
+        return try epollWait(a)
+    }
+
+    /// epoll_pwait2: the timeout is a timespec.
+    static func epollPwait2(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let timeout = try SysTime.timeout(a[3])
+        try SysSignal.applyTemporaryMask(a[4], size: a[5])
+        return try wait(a.fd(0), events: a[1], max: a.int32(2), timeout: timeout)
     }
 
     /// Level-triggered readiness (EPOLLET registrations are reported like level-triggered
     /// ones for now); EPOLLONESHOT disables an interest after it fires.
-    private static func wait(_ epfd: Int32, events: UInt64, max: Int32, timeoutMs: Int64) throws(Errno) -> UInt64 {
+    private static func wait(_ epfd: Int32, events: UInt64, max: Int32, timeout: UInt64?) throws(Errno) -> UInt64 {
         let ep = try instance(epfd)
         guard max > 0 && max <= 65536 else { throw .EINVAL }
         let out = try UserMemory.writable(events, Int(max) * 12)
@@ -290,10 +339,36 @@ enum SysEvents {
             count += 1
             if interest.events & (1 << 30) != 0 { ep.interests[i].disabled = true }  // EPOLLONESHOT
         }
-        if count == 0 && timeoutMs != 0 {
-            let deadline = timeoutMs < 0 ? 0 : Clock.monotonicNanos &+ UInt64(timeoutMs) * 1_000_000
-            Scheduler.blockCurrentRestarting(deadline: deadline)
+        if count == 0 && timeout != 0 {
+            if SysSignal.hasDeliverable(Scheduler.current) { throw .EINTR }
+            Scheduler.blockCurrentRestarting(deadline: Scheduler.restartableDeadline(timeout))
         }
         return UInt64(count)
+    }
+}
+
+/// signalfd and signalfd4: a descriptor whose reads take pending signals of its mask (which the
+/// program normally blocks) as signalfd_siginfo records; poll/epoll see it readable while one
+/// is pending for the polling thread.
+enum SysSignalfd {
+    static func signalfd4(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let flags = a.uint32(3)
+        guard a[2] == 8, flags & ~(SysEvents.O_NONBLOCK | SysEvents.O_CLOEXEC) == 0 else { throw .EINVAL }
+        let mask = try UserMemory.load(UInt64.self, a[1]) & ~(SysSignal.bit(SysSignal.SIGKILL) | SysSignal.bit(SysSignal.SIGSTOP))
+        let fd = a.fd(0)
+        if fd != -1 {
+            guard let id = KernelObjects.id(of: fd), case .signalfd(let state) = KernelObjects.object(id) else {
+                throw SysIO.fs.isOpen(fd) ? .EINVAL : .EBADF
+            }
+            state.mask = mask
+            return UInt64(fd)
+        }
+        let nonblocking: OpenFlags = flags & SysEvents.O_NONBLOCK != 0 ? .O_NONBLOCK : []
+        return UInt64(try KernelObjects.install(.signalfd(SignalfdState(mask: mask)), flags: OpenFlags.O_RDWR.union(nonblocking),
+                                                cloexec: flags & SysEvents.O_CLOEXEC != 0))
+    }
+
+    static func signalfd(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try signalfd4(SyscallArguments(number: a.number, a[0], a[1], a[2], 0))
     }
 }

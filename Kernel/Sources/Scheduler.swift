@@ -28,7 +28,14 @@ final class Thread {
     var name: [UInt8] = Array("app".utf8)
     /// Signal mask and signals sent to this thread (tkill/tgkill).
     var blocked: UInt64 = 0
-    var pending: UInt64 = 0
+    var pending = PendingSignals()
+    /// CPU time used, in TSC ticks, up to the start of its current slice if it runs.
+    var cpuTicks: UInt64 = 0
+    /// Woken to run its restartable call again: that call's original deadline (0: none), so
+    /// a timeout counts from the first call, not from each look.
+    var resumeDeadline: UInt64? = nil
+    /// nanosleep's `rem`: where the time left goes if a signal ends the sleep (0: nowhere).
+    var remainderAddress: UInt64 = 0
     /// sigaltstack, per thread as on Linux (a new thread starts with none).
     var altStack = SignalStack(base: UserAddress(0), flags: SignalStack.disable, size: 0)
     /// rt_sigsuspend: the mask to go back to once a handler has run (or the wait ends).
@@ -39,9 +46,10 @@ final class Thread {
     init(tid: Int32) { self.tid = tid }
 }
 
-/// Threads on the one vCPU. Switches happen only at syscalls (a blocking call, sched_yield,
-/// a thread's exit): on pvm an interrupt while app code runs would land on the app's stack,
-/// so there is no preemption of a thread spinning in user code, on either platform for now.
+/// Threads on the one vCPU. Switches happen only at syscalls: a blocking call, sched_yield, a
+/// thread's exit, and any syscall made after the thread used up its time slice while another
+/// thread is runnable. On pvm an interrupt while app code runs would land on the app's stack,
+/// so a thread spinning in user code without syscalls is not preempted there.
 ///
 /// No thread ever blocks inside the kernel. The running thread's user state is the
 /// SyscallFrame at the top of the one kernel stack plus the fxsave image below it (see
@@ -54,10 +62,59 @@ enum Scheduler {
     /// Set when the frame now holds another thread's state: the dispatcher must not overwrite
     /// its rax with the switched-away call's result.
     nonisolated(unsafe) static var switched = false
+    /// When the running thread's slice began (TSC) and the idle ticks at that moment.
+    nonisolated(unsafe) static var sliceStartTSC: UInt64 = 0
+    nonisolated(unsafe) static var sliceStartIdle: UInt64 = 0
+    /// The restartable call being run again, if the running thread was woken to run it: its
+    /// first call's deadline (see `restartableDeadline`).
+    nonisolated(unsafe) static var resumedDeadline: UInt64? = nil
+    static let sliceNanos: UInt64 = 5_000_000
 
     static func start(main: Thread) {
         current = main
         threads = [main]
+        sliceStartTSC = arch_rdtsc()
+    }
+
+    // MARK: CPU time
+
+    /// Charges the running thread for its slice so far (idle time excluded).
+    private static func chargeCurrent() {
+        let now = arch_rdtsc()
+        current.cpuTicks &+= (now &- sliceStartTSC) &- (Clock.idleTicks &- sliceStartIdle)
+        sliceStartTSC = now
+        sliceStartIdle = Clock.idleTicks
+    }
+
+    static func cpuNanos(of t: Thread) -> UInt64 {
+        var ticks = t.cpuTicks
+        if t === current { ticks &+= (arch_rdtsc() &- sliceStartTSC) &- (Clock.idleTicks &- sliceStartIdle) }
+        return Clock.nanoseconds(ticks: ticks)
+    }
+
+    /// At a syscall entry: whether the thread is running its restartable call again.
+    static func beginSyscall() {
+        resumedDeadline = current.resumeDeadline
+        current.resumeDeadline = nil
+    }
+
+    /// The deadline of a restartable wait with `timeout` nanoseconds (nil: none; result 0):
+    /// the first call's deadline when the call is running again after a wake-up.
+    static func restartableDeadline(_ timeout: UInt64?) -> UInt64 {
+        if let resumed = resumedDeadline { return resumed }
+        guard let timeout else { return 0 }
+        return max(Clock.monotonicNanos &+ timeout, 1)
+    }
+
+    /// Called after a syscall finished without switching: if the thread has run a whole
+    /// slice and another one can run, the other one goes next (the result is in the frame).
+    static func preemptIfSliceUsed() {
+        guard threads.count > 1 else { return }
+        let used = Clock.nanoseconds(ticks: (arch_rdtsc() &- sliceStartTSC) &- (Clock.idleTicks &- sliceStartIdle))
+        guard used >= sliceNanos, threads.contains(where: { $0 !== current && $0.state == .runnable }) else { return }
+        saveCurrent()
+        runNext()
+        switched = false
     }
 
     static var frame: SyscallFrame { SyscallFrame.atTopOfKernelStack() }
@@ -86,6 +143,7 @@ enum Scheduler {
         t.fpu.withUnsafeBytes { fpuArea.copyMemory(from: $0.baseAddress!, byteCount: 512) }
         if t.fsBase != current.fsBase { arch_wrmsr(Platform.msrFSBase, t.fsBase) }
         if t.gsBase != current.gsBase { arch_wrmsr(Platform.msrGSBase, t.gsBase) }
+        chargeCurrent()
         current = t
         switched = true
     }
@@ -138,6 +196,7 @@ enum Scheduler {
         for t in threads where t.state == .waiting && t.restarting {
             t.state = .runnable
             t.restarting = false
+            t.resumeDeadline = t.deadline
             t.deadline = 0
         }
     }
@@ -149,6 +208,13 @@ enum Scheduler {
             t.frame[SyscallFrame.Slot.rcx.rawValue] &+= 2
             t.restarting = false
         }
+        if t.remainderAddress != 0 && result == Errno.EINTR.negatedReturn {
+            let left = t.deadline > Clock.monotonicNanos ? t.deadline - Clock.monotonicNanos : 0
+            if let out = try? UserMemory.writable(t.remainderAddress, Timespec.size) {
+                try? Timespec(totalNanoseconds: Int64(left)).encode(into: out)
+            }
+        }
+        t.remainderAddress = 0
         t.state = .runnable
         t.futexAddress = 0
         t.deadline = 0
@@ -173,9 +239,9 @@ enum Scheduler {
     /// has passed; with none runnable, sleeps (on the host) until the earliest deadline.
     private static func runNext() {
         while true {
+            Timers.check()
             let now = Clock.monotonicNanos
-            SysTimers.check(now: now)
-            var earliest = SysTimers.realDeadline == 0 ? UInt64.max : SysTimers.realDeadline
+            var earliest = Timers.earliestMonotonic
             for t in threads where t.state == .waiting && t.deadline != 0 {
                 if t.deadline <= now { wake(t, result: t.timeoutResult) } else { earliest = min(earliest, t.deadline) }
             }

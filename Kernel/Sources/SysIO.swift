@@ -263,9 +263,11 @@ enum SysIO {
         return try poll(fds: a[0], count: a[1], timeoutNanos: timeout < 0 ? nil : UInt64(timeout) * 1_000_000)
     }
 
-    /// ppoll(fds, nfds, timespec *, sigmask *, size): the temporary mask is not applied yet.
+    /// ppoll(fds, nfds, timespec *, sigmask *, size): poll with a temporary signal mask.
     static func ppoll(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        try poll(fds: a[0], count: a[1], timeoutNanos: SysTime.timeout(a[2]))
+        let timeout = try SysTime.timeout(a[2])
+        try SysSignal.applyTemporaryMask(a[3], size: a[4])
+        return try poll(fds: a[0], count: a[1], timeoutNanos: timeout)
     }
 
     private static func poll(fds: UInt64, count: UInt64, timeoutNanos: UInt64?) throws(Errno) -> UInt64 {
@@ -288,7 +290,8 @@ enum SysIO {
         }
         if ready == 0 && timeoutNanos != 0 {
             // Nothing ready: wait for a change (or the timeout) and look again.
-            Scheduler.blockCurrentRestarting(deadline: timeoutNanos.map { Clock.monotonicNanos &+ $0 } ?? 0)
+            if SysSignal.hasDeliverable(Scheduler.current) { throw .EINTR }
+            Scheduler.blockCurrentRestarting(deadline: Scheduler.restartableDeadline(timeoutNanos))
         }
         return ready
     }
@@ -573,8 +576,14 @@ enum SysIO {
         return try select(count: a.int32(0), sets: (a[1], a[2], a[3]), timeout: timeout)
     }
 
+    /// pselect6(n, in, out, except, timespec *, {const sigset_t *mask; size_t size} *).
     static func pselect6(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        try select(count: a.int32(0), sets: (a[1], a[2], a[3]), timeout: SysTime.timeout(a[4]))
+        let timeout = try SysTime.timeout(a[4])
+        if a[5] != 0 {
+            let maskArgument = try UserMemory.readable(a[5], 16)
+            try SysSignal.applyTemporaryMask(maskArgument.readLE(UInt64.self, at: 0), size: maskArgument.readLE(UInt64.self, at: 8))
+        }
+        return try select(count: a.int32(0), sets: (a[1], a[2], a[3]), timeout: timeout)
     }
 
     private static func select(count: Int32, sets: (UInt64, UInt64, UInt64), timeout: UInt64?) throws(Errno) -> UInt64 {
@@ -596,7 +605,8 @@ enum SysIO {
             if wanted.1 && state & (4 | 8) != 0 { outputs[1][fd / 8] |= bit; ready += 1 }
         }
         if ready == 0 && timeout != 0 {
-            Scheduler.blockCurrentRestarting(deadline: timeout.map { Clock.monotonicNanos &+ $0 } ?? 0)
+            if SysSignal.hasDeliverable(Scheduler.current) { throw .EINTR }
+            Scheduler.blockCurrentRestarting(deadline: Scheduler.restartableDeadline(timeout))
             return 0
         }
         for (i, address) in addresses.enumerated() where address != 0 {

@@ -8,6 +8,28 @@ import LinuxABI
 /// sa_restorer's rt_sigreturn; SIG_DFL takes the default action; SIG_IGN drops the signal.
 /// Faults of the app (SIGSEGV from a bad access…) go to its handler the same way
 /// (deliverFault), else take the default action with a crash report.
+/// Signals waiting to be taken, each with what its siginfo says. A signal sent while the same
+/// one is pending is merged into it, keeping the first one's information (as Linux does for
+/// the standard signals; real-time signals 32–64 do not queue here either).
+struct PendingSignals {
+    private(set) var bits: UInt64 = 0
+    private var infos: [SignalInfo] = []
+
+    func contains(_ signal: Int32) -> Bool { bits & SysSignal.bit(signal) != 0 }
+
+    mutating func add(_ signal: Int32, _ info: SignalInfo) {
+        guard !contains(signal) else { return }
+        if infos.isEmpty { infos = Array(repeating: SignalInfo(code: 0), count: 64) }
+        infos[Int(signal - 1)] = info
+        bits |= SysSignal.bit(signal)
+    }
+
+    mutating func take(_ signal: Int32) -> SignalInfo {
+        bits &= ~SysSignal.bit(signal)
+        return infos[Int(signal - 1)]
+    }
+}
+
 enum SysSignal {
     static let SIG_DFL: UInt64 = 0
     static let SIG_IGN: UInt64 = 1
@@ -16,7 +38,7 @@ enum SysSignal {
 
     nonisolated(unsafe) static var actions: [KernelSigaction] = []
     /// Signals sent to the process (kill), taken by the first thread that does not block them.
-    nonisolated(unsafe) static var processPending: UInt64 = 0
+    nonisolated(unsafe) static var processPending = PendingSignals()
 
     static func bit(_ signal: Int32) -> UInt64 { 1 << UInt64(signal - 1) }
 
@@ -58,7 +80,7 @@ enum SysSignal {
     static func rtSigpending(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         guard a[1] == 8 else { throw .EINVAL }
         let me = Scheduler.current
-        try UserMemory.store((me.pending | processPending) & me.blocked, a[0])
+        try UserMemory.store((me.pending.bits | processPending.bits) & me.blocked, a[0])
         return 0
     }
 
@@ -79,25 +101,64 @@ enum SysSignal {
         guard target == 1 || target == 0 || target == -1 else { throw .ESRCH }
         let signal = a.int32(1)
         try checkSignal(signal)
-        if signal != 0 { raiseOnProcess(signal) }
+        if signal != 0 { raiseOnProcess(signal, sentByUser) }
         return 0
     }
 
-    /// A signal for the process (kill, alarm): pending for whichever thread takes it first;
-    /// a thread waiting for it in rt_sigtimedwait looks again, and one waiting in any other
-    /// call that does not block it is interrupted (EINTR) to take it.
-    static func raiseOnProcess(_ signal: Int32) {
-        processPending |= bit(signal)
-        if Scheduler.threads.contains(where: { $0.state == .waiting && $0.waitingSignals & bit(signal) != 0 }) {
-            Scheduler.wakeRestartingWaiters()
-            return
-        }
+    /// siginfo of kill and of the kernel's own sends: SI_USER from the one process.
+    static var sentByUser: SignalInfo { SignalInfo(code: SignalInfo.SI_USER, sender: Int32(SysProcess.pid)) }
+
+    /// A signal for the process (kill, a timer): pending for whichever thread takes it first;
+    /// a thread waiting for it in rt_sigtimedwait looks again, else one waiting in any other
+    /// call that does not block it is interrupted (EINTR) to take it. Other restartable
+    /// waiters look again too (a signalfd reader may want it).
+    static func raiseOnProcess(_ signal: Int32, _ info: SignalInfo) {
+        processPending.add(signal, info)
+        defer { Scheduler.wakeRestartingWaiters() }
+        if Scheduler.threads.contains(where: { $0.state == .waiting && $0.waitingSignals & bit(signal) != 0 }) { return }
         // (The running thread is never .waiting, but in the scheduler's idle loop `current`
         // is the thread that waits, and it must be woken too.)
         for t in Scheduler.threads where t.state == .waiting && t.blocked & bit(signal) == 0 {
             Scheduler.wake(t, result: Errno.EINTR.negatedReturn)
             return
         }
+    }
+
+    /// A signal for one thread (tkill, a SIGEV_THREAD_ID timer): a wait of that thread that
+    /// does not block it ends with EINTR.
+    static func raiseOnThread(_ thread: Thread, _ signal: Int32, _ info: SignalInfo) {
+        thread.pending.add(signal, info)
+        if thread.state == .waiting && thread.waitingSignals & bit(signal) == 0 && thread.blocked & bit(signal) == 0 {
+            Scheduler.wake(thread, result: Errno.EINTR.negatedReturn)
+        }
+        Scheduler.wakeRestartingWaiters()
+    }
+
+    /// Takes a pending signal of `set` for `me`, as Linux orders them: the lowest of the
+    /// thread's own, else the lowest of the process's. A timer's signal reports the
+    /// expirations merged into it so far (si_overrun).
+    static func dequeue(_ me: Thread, from set: UInt64) -> (signal: Int32, info: SignalInfo)? {
+        let own = me.pending.bits & set
+        let ready = own != 0 ? own : processPending.bits & set
+        guard ready != 0 else { return nil }
+        let signal = Int32(ready.trailingZeroBitCount + 1)
+        var info = own != 0 ? me.pending.take(signal) : processPending.take(signal)
+        if info.code == SignalInfo.SI_TIMER, let timer = SysPosixTimers.timer(id: info.sender) { info.detail = timer.overrun }
+        return (signal, info)
+    }
+
+    /// A signal `me` would act on now (pending and not blocked).
+    static func hasDeliverable(_ me: Thread) -> Bool { (me.pending.bits | processPending.bits) & ~me.blocked != 0 }
+
+    /// Installs the temporary mask of ppoll/pselect6/epoll_pwait (as rt_sigsuspend does): the
+    /// thread's own mask comes back when the call returns, or when a handler it runs returns.
+    static func applyTemporaryMask(_ address: UInt64, size: UInt64) throws(Errno) {
+        guard address != 0 else { return }
+        guard size == 8 else { throw .EINVAL }
+        let mask = try UserMemory.load(UInt64.self, address) & ~(bit(SIGKILL) | bit(SIGSTOP))
+        let me = Scheduler.current
+        if me.suspendedMask == nil { me.suspendedMask = me.blocked }
+        me.blocked = mask
     }
 
     /// pause(): waits for a signal (EINTR once a signal is taken).
@@ -114,7 +175,7 @@ enum SysSignal {
         let me = Scheduler.current
         me.suspendedMask = me.blocked
         me.blocked = mask
-        if (me.pending | processPending) & ~mask != 0 { throw .EINTR }  // one is there already
+        if hasDeliverable(me) { throw .EINTR }  // one is there already
         Scheduler.blockCurrent(deadline: 0, timeoutResult: 0)
         return 0
     }
@@ -125,28 +186,17 @@ enum SysSignal {
         guard a[3] == 8 else { throw .EINVAL }
         let set = try UserMemory.load(UInt64.self, a[0]) & ~(bit(SIGKILL) | bit(SIGSTOP))
         let me = Scheduler.current
-        let ready = (me.pending | processPending) & set
-        if ready != 0 {
-            let signal = Int32(ready.trailingZeroBitCount + 1)
-            let fromThread = me.pending & bit(signal) != 0
-            if fromThread { me.pending &= ~bit(signal) } else { processPending &= ~bit(signal) }
+        if a[1] != 0 { _ = try UserMemory.writable(a[1], SignalInfo.siginfoSize) }
+        if let taken = dequeue(me, from: set) {
             me.waitingSignals = 0
-            if a[1] != 0 {
-                let info = try UserMemory.writable(a[1], 128)
-                info.initializeMemory(as: UInt8.self, repeating: 0)
-                info.writeLE(signal, at: 0)
-                info.writeLE(fromThread ? Int32(-6) : Int32(0), at: 8)
-                info.writeLE(UInt32(SysProcess.pid), at: 16)
-            }
+            let (signal, info) = taken
+            if a[1] != 0 { try info.encodeSiginfo(signal: signal, into: UserMemory.writable(a[1], SignalInfo.siginfoSize)) }
             return UInt64(signal)
         }
-        var deadline: UInt64 = 0
-        if let ns = try SysTime.timeout(a[2]) {
-            if ns == 0 { throw .EAGAIN }
-            deadline = Clock.monotonicNanos + ns
-        }
+        let timeout = try SysTime.timeout(a[2])
+        if timeout == 0 { throw .EAGAIN }
         me.waitingSignals = set
-        Scheduler.blockCurrentRestarting(deadline: deadline, timeoutResult: Errno.EAGAIN.negatedReturn)
+        Scheduler.blockCurrentRestarting(deadline: Scheduler.restartableDeadline(timeout), timeoutResult: Errno.EAGAIN.negatedReturn)
         return 0
     }
 
@@ -169,13 +219,7 @@ enum SysSignal {
         try checkSignal(signal)
         guard let thread = Scheduler.thread(tid) else { throw .ESRCH }
         if signal == 0 { return 0 }  // existence check
-        thread.pending |= bit(signal)
-        // A thread waiting in a syscall is interrupted (EINTR) to take the signal.
-        if thread.state == .waiting && thread.waitingSignals & bit(signal) != 0 {
-            Scheduler.wakeRestartingWaiters()
-        } else if thread.state == .waiting && thread.blocked & bit(signal) == 0 {
-            Scheduler.wake(thread, result: Errno.EINTR.negatedReturn)
-        }
+        raiseOnThread(thread, signal, SignalInfo(code: SignalInfo.SI_TKILL, sender: Int32(SysProcess.pid)))
         return 0
     }
 
@@ -190,24 +234,13 @@ enum SysSignal {
                 me.suspendedMask = nil
             }
         }
-        while true {
-            let deliverable = (me.pending | processPending) & ~me.blocked
-            guard deliverable != 0 else { return }
-            let signal = Int32(deliverable.trailingZeroBitCount + 1)
-            // si_code: SI_TKILL (-6) for a thread-directed signal, SI_USER (0) for kill.
-            let code: Int32
-            if me.pending & bit(signal) != 0 {
-                me.pending &= ~bit(signal)
-                code = -6
-            } else {
-                processPending &= ~bit(signal)
-                code = 0
-            }
+        while let next = dequeue(me, from: ~me.blocked) {
+            let (signal, info) = next
             let act = action(signal)
             if act.handler == SIG_IGN || (act.handler == SIG_DFL && ignoredByDefault(signal)) { continue }
             if act.handler == SIG_DFL { terminate(signal) }
             do {
-                try runHandler(signal, code: code, act, frame: frame)
+                try runHandler(signal, info: info, act, frame: frame)
             } catch {
                 // No room for the signal frame: Linux kills the thread's process with SIGSEGV.
                 terminate(11)
@@ -246,7 +279,7 @@ enum SysSignal {
             code = 2
         }
         do {
-            try runHandler(signal, code: code, act, frame: frame, faultAddress: address)
+            try runHandler(signal, info: SignalInfo(code: code), act, frame: frame, faultAddress: address)
         } catch {
             return  // no room for the frame: the default action (with its report) applies
         }
@@ -269,9 +302,10 @@ enum SysSignal {
     static let mcontextOrder: [SyscallFrame.Slot] = [.r8, .r9, .r10, .r11, .r12, .r13, .r14, .r15, .rdi, .rsi,
                                                      .rbp, .rbx, .rdx, .rax, .rcx, .rsp, .rip, .rflags]
 
-    private static func runHandler(_ signal: Int32, code: Int32, _ act: KernelSigaction, frame: SyscallFrame,
+    private static func runHandler(_ signal: Int32, info: SignalInfo, _ act: KernelSigaction, frame: SyscallFrame,
                                    faultAddress: UInt64? = nil) throws(Errno) {
         let me = Scheduler.current
+        me.resumeDeadline = nil  // a call the handler interrupted starts afresh
         let userSP = frame[.rsp]
         var sp = userSP &- 128  // the red zone of the interrupted code
         let onAltStack = Scheduler.current.altStack.flags & SignalStack.disable == 0 && userSP > Scheduler.current.altStack.base.raw
@@ -299,14 +333,11 @@ enum SysSignal {
         out.writeLE(restoreMask, at: mcontextOffset + 176)     // oldmask
         out.writeLE(fpstate, at: mcontextOffset + 192)
         out.writeLE(restoreMask, at: sigmaskOffset)
-        out.writeLE(signal, at: siginfoOffset)                  // si_signo
-        out.writeLE(code, at: siginfoOffset + 8)                // si_code
+        try info.encodeSiginfo(signal: signal, into: UnsafeMutableRawBufferPointer(rebasing: out[siginfoOffset..<siginfoOffset + SignalInfo.siginfoSize]))
         if let faultAddress {
             out.writeLE(faultAddress, at: siginfoOffset + 16)           // si_addr
             out.writeLE(UInt64(14), at: mcontextOffset + 168)           // trapno (page fault)
             out.writeLE(faultAddress, at: mcontextOffset + 184)         // cr2
-        } else {
-            out.writeLE(UInt32(SysProcess.pid), at: siginfoOffset + 16)  // si_pid
         }
         UnsafeMutableRawPointer(bitPattern: UInt(fpstate))!.copyMemory(from: Scheduler.fpuArea, byteCount: 512)
 

@@ -10,8 +10,10 @@ enum SysTime {
         case .CLOCK_MONOTONIC, .CLOCK_MONOTONIC_RAW, .CLOCK_MONOTONIC_COARSE, .CLOCK_BOOTTIME,
              .CLOCK_BOOTTIME_ALARM:
             return Clock.monotonicNanos
-        case .CLOCK_PROCESS_CPUTIME_ID, .CLOCK_THREAD_CPUTIME_ID:
+        case .CLOCK_PROCESS_CPUTIME_ID:
             return Clock.processCPUNanos
+        case .CLOCK_THREAD_CPUTIME_ID:
+            return Scheduler.cpuNanos(of: Scheduler.current)
         }
     }
 
@@ -55,14 +57,16 @@ enum SysTime {
 
     static func nanosleep(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         let request = try Timespec.decode(from: UserMemory.readable(a[0], Timespec.size))
-        guard request.isValid, let duration = request.totalNanoseconds else { throw .EINVAL }
+        guard request.isValid, request.seconds >= 0, let duration = request.totalNanoseconds else { throw .EINVAL }
+        if a[1] != 0 { _ = try UserMemory.writable(a[1], Timespec.size) }
+        Scheduler.current.remainderAddress = a[1]
         sleep(until: Clock.monotonicNanos &+ UInt64(duration))
         return 0
     }
 
     /// The sleeper parks until its deadline; other threads run meanwhile, and with nothing to
-    /// run the kernel sleeps (on the host). A signal ends the sleep early with EINTR (the
-    /// remaining time is not reported back yet).
+    /// run the kernel sleeps (on the host). A signal ends the sleep early with EINTR, writing
+    /// the time left to the thread's `remainderAddress` if it set one.
     static func sleep(until deadline: UInt64) {
         Scheduler.blockCurrent(deadline: max(deadline, 1), timeoutResult: 0)
     }
@@ -73,8 +77,13 @@ enum SysTime {
         let start = try now(clock)
         let request = try Timespec.decode(from: UserMemory.readable(a[2], Timespec.size))
         guard request.isValid, let value = request.totalNanoseconds else { throw .EINVAL }
+        guard request.seconds >= 0 else { throw .EINVAL }
         let absolute = a.int32(1) & ClockID.TIMER_ABSTIME != 0
         let remaining = absolute ? (UInt64(value) > start ? UInt64(value) - start : 0) : UInt64(value)
+        if !absolute && a[3] != 0 {
+            _ = try UserMemory.writable(a[3], Timespec.size)
+            Scheduler.current.remainderAddress = a[3]
+        }
         sleep(until: Clock.monotonicNanos &+ remaining)
         return 0
     }

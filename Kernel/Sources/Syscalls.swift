@@ -38,7 +38,8 @@ struct SyscallFrame {
 func syscallDispatch(_ frameAddress: UInt64) {
     let frame = SyscallFrame(address: frameAddress)
     let call = frame.arguments
-    if SysTimers.realDeadline != 0 { SysTimers.check(now: Clock.monotonicNanos) }
+    Timers.check()
+    Scheduler.beginSyscall()
     if Syscalls.tracing && (call.number == SyscallNumber.exit || call.number == SyscallNumber.exit_group) {
         Syscalls.trace(call, result: nil)
     }
@@ -56,6 +57,7 @@ func syscallDispatch(_ frameAddress: UInt64) {
     } else {
         frame[.rax] = result
         if Syscalls.tracing { Syscalls.trace(call, result: result) }
+        Scheduler.preemptIfSliceUsed()
     }
     SysSignal.deliverPending(frame)
 }
@@ -151,6 +153,7 @@ enum Syscalls {
         case SyscallNumber.epoll_ctl: return SysEvents.epollCtl
         case SyscallNumber.epoll_wait: return SysEvents.epollWait
         case SyscallNumber.epoll_pwait: return SysEvents.epollPwait
+        case SyscallNumber.epoll_pwait2: return SysEvents.epollPwait2
         // Memory (SysMemory.swift)
         case SyscallNumber.brk: return SysMemory.brk
         case SyscallNumber.mmap: return SysMemory.mmap
@@ -204,9 +207,19 @@ enum Syscalls {
         case SyscallNumber.rt_sigsuspend: return SysSignal.rtSigsuspend
         case SyscallNumber.rt_sigtimedwait: return SysSignal.rtSigtimedwait
         case SyscallNumber.pause: return SysSignal.pause
-        case SyscallNumber.alarm: return SysTimers.alarm
-        case SyscallNumber.setitimer: return SysTimers.setitimer
-        case SyscallNumber.getitimer: return SysTimers.getitimer
+        case SyscallNumber.alarm: return SysItimers.alarm
+        case SyscallNumber.setitimer: return SysItimers.setitimer
+        case SyscallNumber.getitimer: return SysItimers.getitimer
+        case SyscallNumber.timer_create: return SysPosixTimers.create
+        case SyscallNumber.timer_settime: return SysPosixTimers.settime
+        case SyscallNumber.timer_gettime: return SysPosixTimers.gettime
+        case SyscallNumber.timer_getoverrun: return SysPosixTimers.getoverrun
+        case SyscallNumber.timer_delete: return SysPosixTimers.delete
+        case SyscallNumber.timerfd_create: return SysTimerfd.create
+        case SyscallNumber.timerfd_settime: return SysTimerfd.settime
+        case SyscallNumber.timerfd_gettime: return SysTimerfd.gettime
+        case SyscallNumber.signalfd: return SysSignalfd.signalfd
+        case SyscallNumber.signalfd4: return SysSignalfd.signalfd4
         case SyscallNumber.kill: return SysSignal.kill
         case SyscallNumber.tkill: return SysSignal.tkill
         case SyscallNumber.tgkill: return SysSignal.tgkill

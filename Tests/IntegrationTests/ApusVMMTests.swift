@@ -48,4 +48,5 @@ final class ApusVMMTests: XCTestCase {
     func testVDSO() throws { try matrix.vdso() }
     func testBusybox() throws { try matrix.busybox() }
     func testTimers() throws { try matrix.timers() }
+    func testEvents() throws { try matrix.events() }
 }

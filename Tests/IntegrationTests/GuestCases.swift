@@ -248,6 +248,10 @@ extension VMMMatrix {
     /// alarm/setitimer/pause/sigsuspend/sigtimedwait and a sleep interrupted by SIGALRM.
     func timers() throws { try differentialAllVariants("timers") }
 
+    /// timer_create (signal, thread, SIGEV_THREAD), timerfd, signalfd, the temporary masks of
+    /// ppoll/pselect/epoll_pwait, nanosleep's remaining time, CPU-time clocks and ITIMER_PROF.
+    func events() throws { try differentialAllVariants("events") }
+
     /// Pipes, eventfd, epoll and poll between threads.
     func pipes() throws { try differentialAllVariants("pipes") }
 
