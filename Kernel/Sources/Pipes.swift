@@ -16,10 +16,16 @@ final class Pipe {
     var bytes: [UInt8] = []
     var readers = 1
     var writers = 1
+    /// Bytes ever written, and reads that made room in a full pipe: when an edge-triggered
+    /// reader or writer has news (as Linux wakes them).
+    var written: UInt64 = 0
+    var roomMade: UInt64 = 0
 }
 
 final class EventCounter {
     var value: UInt64
+    /// Writes and reads so far (edge-triggered epoll's news).
+    var changes: UInt64 = 0
     let semaphore: Bool
     init(value: UInt64, semaphore: Bool) {
         self.value = value
@@ -32,6 +38,11 @@ struct EpollInterest {
     var events: UInt32
     var data: UInt64
     var disabled = false  // EPOLLONESHOT after it fired
+    /// EPOLLET: the descriptor's edge stamp when it was last reported.
+    var reportedStamp: UInt64? = nil
+
+    static let EPOLLET: UInt32 = 1 << 31
+    static let EPOLLONESHOT: UInt32 = 1 << 30
 }
 
 final class EpollInstance {
@@ -118,6 +129,7 @@ enum KernelObjects {
                 return 0
             }
             let n = min(buffer.count, p.bytes.count)
+            if p.bytes.count >= Pipe.capacity { p.roomMade &+= 1 }
             p.bytes.withUnsafeBytes { buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             p.bytes.removeFirst(n)
             Scheduler.wakeRestartingWaiters()
@@ -131,6 +143,7 @@ enum KernelObjects {
             }
             let value = e.semaphore ? 1 : e.value
             e.value -= value
+            e.changes &+= 1
             buffer.writeLE(value, at: 0)
             Scheduler.wakeRestartingWaiters()
             return 8
@@ -181,6 +194,7 @@ enum KernelObjects {
             // fills (callers loop; Linux would wait to write it all).
             let n = min(room, bytes.count)
             p.bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[0..<n]))
+            p.written &+= UInt64(n)
             Scheduler.wakeRestartingWaiters()
             return n
         case .eventfd(let e):
@@ -193,12 +207,28 @@ enum KernelObjects {
                 return 0
             }
             e.value += add
+            e.changes &+= 1
             Scheduler.wakeRestartingWaiters()
             return 8
         case .timer, .signalfd:
             throw .EINVAL
         case .pipeRead, .epoll, nil:
             throw .EBADF
+        }
+    }
+
+    /// What edge-triggered epoll compares: a number that changes whenever the descriptor's
+    /// state may have news (data written or read, an end closed, a timer fired, a signal
+    /// sent). Files and the console never change readiness, so theirs is constant.
+    static func edgeStamp(_ fd: Int32) -> UInt64 {
+        guard let id = id(of: fd) else { return 0 }
+        switch object(id) {
+        case .pipeRead(let p): return p.written &+ (p.writers == 0 ? 1 << 62 : 0)
+        case .pipeWrite(let p): return p.roomMade &+ (p.readers == 0 ? 1 << 62 : 0)
+        case .eventfd(let e): return e.changes
+        case .timer(let t): return t.fired
+        case .signalfd: return SysSignal.sent
+        case .epoll, nil: return 0
         }
     }
 
@@ -322,8 +352,9 @@ enum SysEvents {
         return try wait(a.fd(0), events: a[1], max: a.int32(2), timeout: timeout)
     }
 
-    /// Level-triggered readiness (EPOLLET registrations are reported like level-triggered
-    /// ones for now); EPOLLONESHOT disables an interest after it fires.
+    /// Level-triggered interests are reported while ready; edge-triggered ones (EPOLLET) when
+    /// ready and something happened since they were last reported; EPOLLONESHOT disables an
+    /// interest after it fires (EPOLL_CTL_MOD arms it again).
     private static func wait(_ epfd: Int32, events: UInt64, max: Int32, timeout: UInt64?) throws(Errno) -> UInt64 {
         let ep = try instance(epfd)
         guard max > 0 && max <= 65536 else { throw .EINVAL }
@@ -334,10 +365,15 @@ enum SysEvents {
             guard let ready = KernelObjects.readiness(interest.fd) else { continue }
             let fired = ready & interest.events
             guard fired != 0 else { continue }
+            if interest.events & EpollInterest.EPOLLET != 0 {
+                let stamp = KernelObjects.edgeStamp(interest.fd)
+                guard interest.reportedStamp != stamp else { continue }
+                ep.interests[i].reportedStamp = stamp
+            }
             out.writeLE(fired, at: count * 12)
             out.writeLE(interest.data, at: count * 12 + 4)
             count += 1
-            if interest.events & (1 << 30) != 0 { ep.interests[i].disabled = true }  // EPOLLONESHOT
+            if interest.events & EpollInterest.EPOLLONESHOT != 0 { ep.interests[i].disabled = true }
         }
         if count == 0 && timeout != 0 {
             if SysSignal.hasDeliverable(Scheduler.current) { throw .EINTR }

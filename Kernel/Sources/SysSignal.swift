@@ -39,6 +39,8 @@ enum SysSignal {
     nonisolated(unsafe) static var actions: [KernelSigaction] = []
     /// Signals sent to the process (kill), taken by the first thread that does not block them.
     nonisolated(unsafe) static var processPending = PendingSignals()
+    /// Signals sent so far (edge-triggered epoll's news for a signalfd).
+    nonisolated(unsafe) static var sent: UInt64 = 0
 
     static func bit(_ signal: Int32) -> UInt64 { 1 << UInt64(signal - 1) }
 
@@ -114,6 +116,7 @@ enum SysSignal {
     /// waiters look again too (a signalfd reader may want it).
     static func raiseOnProcess(_ signal: Int32, _ info: SignalInfo) {
         processPending.add(signal, info)
+        sent &+= 1
         defer { Scheduler.wakeRestartingWaiters() }
         if Scheduler.threads.contains(where: { $0.state == .waiting && $0.waitingSignals & bit(signal) != 0 }) { return }
         // (The running thread is never .waiting, but in the scheduler's idle loop `current`
@@ -128,6 +131,7 @@ enum SysSignal {
     /// does not block it ends with EINTR.
     static func raiseOnThread(_ thread: Thread, _ signal: Int32, _ info: SignalInfo) {
         thread.pending.add(signal, info)
+        sent &+= 1
         if thread.state == .waiting && thread.waitingSignals & bit(signal) == 0 && thread.blocked & bit(signal) == 0 {
             Scheduler.wake(thread, result: Errno.EINTR.negatedReturn)
         }

@@ -30,6 +30,8 @@ final class KernelTimer {
     var interval: UInt64 = 0
     /// timerfd: expirations not read yet. POSIX timer: timer_getoverrun's answer.
     var expirations: UInt64 = 0
+    /// Expirations ever (edge-triggered epoll's news for a timerfd).
+    var fired: UInt64 = 0
     var overrun: Int32 = 0
     /// POSIX timer id (si_timerid) and sigev_value; the kernel's own timers have code.
     var id: Int32 = 0
@@ -78,6 +80,7 @@ final class KernelTimer {
             deadline = 0
         }
         let missed = Int32(truncatingIfNeeded: min(count - 1, UInt64(Int32.max)))
+        fired &+= count
         switch notify {
         case .none:
             break

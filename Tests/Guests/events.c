@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include "common.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -279,6 +280,43 @@ static void temporary_masks(void) {
     close(fds[1]);
 }
 
+static void edge_triggered(void) {
+    int fds[2];
+    pipe(fds);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event e = { .events = EPOLLIN | EPOLLET, .data.u32 = 9 }, got;
+    epoll_ctl(ep, EPOLL_CTL_ADD, fds[0], &e);
+    check("EPOLLET: nothing written, nothing reported", epoll_wait(ep, &got, 1, 0) == 0);
+    write(fds[1], "ab", 2);
+    check("EPOLLET: a write is reported", epoll_wait(ep, &got, 1, 0) == 1 && got.data.u32 == 9);
+    check("EPOLLET: not again while nothing new happens", epoll_wait(ep, &got, 1, 0) == 0);
+    write(fds[1], "c", 1);
+    check("EPOLLET: a new write is reported again", epoll_wait(ep, &got, 1, 0) == 1);
+    char buf[8];
+    check("all three bytes are there", read(fds[0], buf, sizeof buf) == 3);
+    check("EPOLLET: reading drains without an event", epoll_wait(ep, &got, 1, 0) == 0);
+    e.events = EPOLLIN | EPOLLONESHOT;
+    epoll_ctl(ep, EPOLL_CTL_MOD, fds[0], &e);
+    write(fds[1], "d", 1);
+    check("EPOLLONESHOT: reported once", epoll_wait(ep, &got, 1, 0) == 1 && epoll_wait(ep, &got, 1, 0) == 0);
+    epoll_ctl(ep, EPOLL_CTL_MOD, fds[0], &e);
+    check("EPOLLONESHOT: EPOLL_CTL_MOD arms it again", epoll_wait(ep, &got, 1, 0) == 1);
+    struct epoll_event out = { .events = EPOLLOUT | EPOLLET, .data.u32 = 10 };
+    epoll_ctl(ep, EPOLL_CTL_ADD, fds[1], &out);
+    epoll_ctl(ep, EPOLL_CTL_DEL, fds[0], NULL);
+    check("EPOLLET|EPOLLOUT: writable reported once", epoll_wait(ep, &got, 1, 0) == 1 && epoll_wait(ep, &got, 1, 0) == 0);
+    fcntl(fds[1], F_SETFL, O_NONBLOCK);
+    static char block[4096];
+    while (write(fds[1], block, sizeof block) > 0) {}
+    epoll_wait(ep, &got, 1, 0);
+    check("EPOLLET|EPOLLOUT: a full pipe is not writable", epoll_wait(ep, &got, 1, 0) == 0);
+    read(fds[0], block, sizeof block);
+    check("EPOLLET|EPOLLOUT: reported again once a read makes room", epoll_wait(ep, &got, 1, 0) == 1 && got.data.u32 == 10);
+    close(ep);
+    close(fds[0]);
+    close(fds[1]);
+}
+
 static void sleep_remainder(void) {
     struct itimerval it = { { 0, 0 }, { 0, 30 * 1000 } };
     struct sigaction sa;
@@ -327,6 +365,7 @@ int main(void) {
     timerfds();
     signalfds();
     temporary_masks();
+    edge_triggered();
     sleep_remainder();
     cpu_clocks();
     return finish();
