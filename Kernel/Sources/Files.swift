@@ -9,7 +9,7 @@ enum Files {
 
     /// Generated files (ids for `SyntheticNode.generated`).
     enum Generated: UInt32 {
-        case selfMaps = 1, meminfo, cpuinfo, cpuOnline, selfStatus, uptime
+        case selfMaps = 1, meminfo, cpuinfo, cpuOnline, selfStatus, uptime, selfStat, stat
     }
 
     static func mount(image: ImageReader, executablePath: UnsafeRawBufferPointer) {
@@ -20,13 +20,15 @@ enum Files {
         let synthetic: [(StaticString, Generated)] = [
             ("/proc/self/maps", .selfMaps), ("/proc/meminfo", .meminfo), ("/proc/cpuinfo", .cpuinfo),
             ("/sys/devices/system/cpu/online", .cpuOnline), ("/sys/devices/system/cpu/possible", .cpuOnline),
-            ("/proc/self/status", .selfStatus), ("/proc/uptime", .uptime),
+            ("/proc/self/status", .selfStatus), ("/proc/uptime", .uptime), ("/proc/self/stat", .selfStat),
+            ("/proc/stat", .stat),
         ]
         for (path, id) in synthetic {
             path.withUTF8Buffer { p in
                 try? fs.addSynthetic(path: UnsafeRawBufferPointer(p), .generated(id.rawValue))
             }
         }
+        ("/proc/self/fd" as StaticString).withUTF8Buffer { p in try? fs.addSynthetic(path: UnsafeRawBufferPointer(p), .descriptorDirectory) }
         try? fs.installConsole(fd: 0, id: ConsoleID.stdin, flags: .O_RDONLY)
         try? fs.installConsole(fd: 1, id: ConsoleID.stdout, flags: .O_WRONLY)
         try? fs.installConsole(fd: 2, id: ConsoleID.stderr, flags: .O_WRONLY)
@@ -56,6 +58,20 @@ struct KernelHost: FileSystemHost {
         return bytes.count
     }
 
+    /// The standard streams are pipes to the host; kernel objects are named as Linux names
+    /// its pipes and anonymous inodes.
+    mutating func consoleName(_ id: UInt32) -> [UInt8] {
+        var m = Message()
+        switch KernelObjects.object(id) {
+        case .pipeRead, .pipeWrite, nil: m.append("pipe:["); m.decimal(UInt64(id)); m.append("]")
+        case .eventfd: m.append("anon_inode:[eventfd]")
+        case .epoll: m.append("anon_inode:[eventpoll]")
+        case .timer: m.append("anon_inode:[timerfd]")
+        case .signalfd: m.append("anon_inode:[signalfd]")
+        }
+        return m.bytes
+    }
+
     mutating func generate(_ id: UInt32) throws(Errno) -> [UInt8] {
         var m = Message()
         switch Files.Generated(rawValue: id) {
@@ -71,8 +87,11 @@ struct KernelHost: FileSystemHost {
             m.decimal(Clock.tscPerSecond / 1_000_000)
             m.append("\ncpu cores\t: 1\nflags\t\t: fpu tsc sse sse2\n\n")
         case .cpuOnline: m.append("0\n")
+        case .selfStat: ProcFiles.stat(&m)
+        case .stat: ProcFiles.systemStat(&m)
         case .selfStatus:
-            m.append("Name:\tapp\nState:\tR (running)\nTgid:\t1\nPid:\t1\nPPid:\t0\nThreads:\t")
+            m.append("Name:\t"); m.append(bytes: Scheduler.threads.first?.name ?? [])
+            m.append("\nState:\tR (running)\nTgid:\t1\nPid:\t1\nPPid:\t0\nThreads:\t")
             m.decimal(Scheduler.threads.count)
             m.append("\nVmRSS:\t")
             m.decimal(UInt64(Heap.bytesInUse / 1024))
@@ -89,6 +108,34 @@ struct KernelHost: FileSystemHost {
 
 /// /proc/self/maps from the address space's regions ("start-end perms offset dev inode path").
 enum ProcFiles {
+    /// Clock ticks (USER_HZ = 100) of `nanos`.
+    private static func ticks(_ nanos: UInt64) -> UInt64 { nanos / 10_000_000 }
+
+    /// /proc/self/stat: Linux's 52 fields (proc(5)); what the VM does not have is 0.
+    static func stat(_ m: inout Message) {
+        m.append("1 ("); m.append(bytes: Scheduler.threads.first?.name ?? []); m.append(") R 0 1 1 0 -1 4194560 0 0 0 0 ")
+        m.decimal(ticks(Clock.processCPUNanos)); m.append(" 0 0 0 20 0 ")
+        m.decimal(Scheduler.threads.count); m.append(" 0 0 ")
+        var virtualSize: UInt64 = 0
+        for r in AddressSpace.regions { virtualSize += r.end - r.start }
+        m.decimal(virtualSize); m.append(" ")
+        m.decimal(virtualSize / 4096)  // memory is backed eagerly: resident = mapped
+        m.append(" 18446744073709551615 0 0 0 0 0 0 ")
+        m.decimal(Scheduler.current.blocked)
+        m.append(" 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n")
+    }
+
+    /// /proc/stat: the one CPU's time split into user (the app's CPU time) and idle.
+    static func systemStat(_ m: inout Message) {
+        let user = ticks(Clock.processCPUNanos), idle = ticks(Clock.nanoseconds(ticks: Clock.idleTicks))
+        for label in ["cpu  ", "cpu0 "] as [StaticString] {
+            m.append(label); m.decimal(user); m.append(" 0 0 "); m.decimal(idle); m.append(" 0 0 0 0 0 0\n")
+        }
+        m.append("intr 0\nctxt "); m.decimal(Scheduler.switches)
+        m.append("\nbtime "); m.decimal(Kernel.boot.realtimeNanosAtBoot / 1_000_000_000)
+        m.append("\nprocesses 1\nprocs_running 1\nprocs_blocked 0\nsoftirq 0 0 0 0 0 0 0 0 0 0 0\n")
+    }
+
     static func maps(_ m: inout Message) {
         for r in AddressSpace.regions {
             hex(r.start, &m); m.append("-"); hex(r.end, &m); m.append(" ")

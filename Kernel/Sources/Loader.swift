@@ -15,7 +15,11 @@ struct Process {
     /// Jumps to user mode at the program's entry with Linux's initial register state
     /// (everything zero but rsp; rflags IF set).
     func enter() -> Never {
-        Scheduler.start(main: Thread(tid: 1))
+        let main = Thread(tid: 1)
+        // comm: the executable's file name, at most 15 bytes (TASK_COMM_LEN - 1).
+        let name = executablePath.split(separator: UInt8(ascii: "/")).last.map { Array($0.prefix(15)) } ?? []
+        if !name.isEmpty { main.name = name }
+        Scheduler.start(main: main)
         let frame = SyscallFrame.atTopOfKernelStack()
         frame.clear()
         frame[.rip] = entry

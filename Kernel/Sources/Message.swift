@@ -20,6 +20,8 @@ struct Message {
 
     mutating func append(byte: UInt8) { bytes.append(byte) }
 
+    mutating func append(bytes other: [UInt8]) { bytes.append(contentsOf: other) }
+
     mutating func decimal(_ value: Int64) {
         if value < 0 {
             bytes.append(UInt8(ascii: "-"))

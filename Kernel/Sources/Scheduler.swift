@@ -69,6 +69,8 @@ enum Scheduler {
     /// first call's deadline (see `restartableDeadline`).
     nonisolated(unsafe) static var resumedDeadline: UInt64? = nil
     static let sliceNanos: UInt64 = 5_000_000
+    /// Context switches so far (/proc/stat's ctxt).
+    nonisolated(unsafe) static var switches: UInt64 = 0
 
     static func start(main: Thread) {
         current = main
@@ -144,6 +146,7 @@ enum Scheduler {
         if t.fsBase != current.fsBase { arch_wrmsr(Platform.msrFSBase, t.fsBase) }
         if t.gsBase != current.gsBase { arch_wrmsr(Platform.msrGSBase, t.gsBase) }
         chargeCurrent()
+        if t !== current { switches &+= 1 }
         current = t
         switched = true
     }

@@ -16,6 +16,9 @@ struct OpenFile {
     var references = 1
     /// A generated file's contents, made at open.
     var snapshot: [UInt8] = []
+    /// The absolute path it was opened by, lexically normalized (symlinks on the way are not
+    /// resolved); empty for a console installed by the kernel. /proc/self/fd shows it.
+    var path: [UInt8] = []
     /// getdents64 resume point: after returning the child `directoryName`, the offset was
     /// `directoryCookie`; while the offset still equals it, listing resumes after that name
     /// (so entries added or removed meanwhile do not shift it). -1: resume by position.
@@ -73,6 +76,7 @@ extension FileSystem {
     mutating func setDescriptor(_ fd: Int, _ slot: DescriptorSlot) {
         while descriptors.count <= fd { descriptors.append(.free) }
         descriptors[fd] = slot
+        descriptorVersion &+= 1
     }
 
     /// Stores a new description (taking an `opens` reference on its node) and gives it the
@@ -131,7 +135,7 @@ extension FileSystem {
     /// close(2). EBADF if `fd` is not open.
     public mutating func close(_ fd: Int32) throws(Errno) {
         let index = try openFileIndex(fd)
-        descriptors[Int(fd)] = .free
+        setDescriptor(Int(fd), .free)
         releaseOpenFile(index)
     }
 
@@ -205,7 +209,7 @@ extension FileSystem {
     public mutating func closeOnExec() {
         for fd in 0..<descriptors.count where descriptors[fd].openFile >= 0 && descriptors[fd].closeOnExec {
             let index = descriptors[fd].openFile
-            descriptors[fd] = .free
+            setDescriptor(fd, .free)
             releaseOpenFile(index)
         }
     }
@@ -213,6 +217,75 @@ extension FileSystem {
     /// Whether `fd` is open.
     public func isOpen(_ fd: Int32) -> Bool {
         (try? openFileIndex(fd)) != nil
+    }
+
+    // MARK: /proc/self/fd
+
+    /// Rebuilds /proc/self/fd's entries if a descriptor changed since they were made.
+    mutating func refreshDescriptorDirectory() {
+        let dir = descriptorDirectory
+        guard dir >= 0, descriptorDirectoryVersion != descriptorVersion, nodes[dir].live else { return }
+        descriptorDirectoryVersion = descriptorVersion
+        let old = nodes[dir].entries
+        nodes[dir].entries = []
+        for entry in old where entry.node >= 0 { dropLink(entry.node) }
+        let time = host.now()
+        for fd in 0..<descriptors.count where descriptors[fd].openFile >= 0 {
+            guard let file = openFiles[descriptors[fd].openFile] else { continue }
+            var permissions: UInt32 = 0o100
+            if file.flags.isReadable || file.isPathOnly { permissions |= 0o400 }
+            if file.flags.isWritable { permissions |= 0o200 }
+            let link = makeNode(.symlink, permissions: permissions, time: time)
+            nodes[link].data = descriptorTarget(file)
+            setEntry(in: dir, named: decimalName(fd), to: link)
+        }
+    }
+
+    /// What /proc/self/fd/N names: a directory's current path, the path a file was opened
+    /// by, or the host's name for a console.
+    mutating func descriptorTarget(_ file: OpenFile) -> [UInt8] {
+        if isDirectory(file.node), let path = try? pathOfDirectory(file.node) { return path }
+        if file.path.isEmpty, case .device(.console(let id)) = nodes[file.node].type { return host.consoleName(id) }
+        return file.path
+    }
+
+    private func decimalName(_ n: Int) -> [UInt8] {
+        var digits: [UInt8] = []
+        var v = n
+        repeat {
+            digits.append(UInt8(ascii: "0") + UInt8(v % 10))
+            v /= 10
+        } while v > 0
+        return digits.reversed()
+    }
+
+    /// `path` (relative to `dirfd`) made absolute and lexically normalized: "." and empty
+    /// components dropped, ".." taking one off (never above the root).
+    func absolutePath(_ dirfd: Int32, _ path: UnsafeRawBufferPointer) -> [UInt8] {
+        var components: [ArraySlice<UInt8>] = []
+        func add(_ bytes: [UInt8]) {
+            for component in bytes.split(separator: slash) {
+                if component.count == 1 && component.first == dot { continue }
+                if component.count == 2 && component.allSatisfy({ $0 == dot }) {
+                    _ = components.popLast()
+                    continue
+                }
+                components.append(component)
+            }
+        }
+        let bytes = Array(path)
+        if bytes.first != slash {
+            let base = dirfd == AtFlags.AT_FDCWD ? cwd : ((try? descriptionNode(dirfd)) ?? cwd)
+            if let basePath = try? pathOfDirectory(base) { add(basePath) }
+        }
+        add(bytes)
+        if components.isEmpty { return [slash] }
+        var result: [UInt8] = []
+        for component in components {
+            result.append(slash)
+            result.append(contentsOf: component)
+        }
+        return result
     }
 
     /// What `fd` refers to: for the kernel's ioctl, poll and mmap decisions.

@@ -17,7 +17,9 @@ extension FileSystem {
             // O_PATH ignores every flag but O_DIRECTORY, O_NOFOLLOW and O_CLOEXEC.
             let node = try resolveAt(dirfd, path, follow: !flags.contains(.O_NOFOLLOW))
             if flags.contains(.O_DIRECTORY) && !isDirectory(node) { throw .ENOTDIR }
-            return try install(OpenFile(node: node, flags: .O_PATH), closeOnExec: closeOnExec)
+            var file = OpenFile(node: node, flags: .O_PATH)
+            file.path = absolutePath(dirfd, path)
+            return try install(file, closeOnExec: closeOnExec)
         }
         // Linux 6.4+: O_CREAT | O_DIRECTORY is EINVAL.
         if flags.contains(.O_CREAT) && flags.contains(.O_DIRECTORY) { throw .EINVAL }
@@ -51,6 +53,7 @@ extension FileSystem {
         if type == .regular && flags.contains(.O_TRUNC) && !created && contentSize(node) > 0 {
             try resize(node, to: 0)
         }
+        file.path = absolutePath(dirfd, path)
         return try install(file, closeOnExec: closeOnExec)
     }
 
@@ -315,6 +318,7 @@ extension FileSystem {
         guard let file = openFiles[index] else { throw .EBADF }
         let dir = file.node
         guard isDirectory(dir) else { throw .ENOTDIR }
+        if dir == descriptorDirectory { refreshDescriptorDirectory() }
 
         var written = 0
         var position = file.offset

@@ -36,6 +36,9 @@ public protocol FileSystemHost {
     /// Writes to console `id`; returns the count accepted.
     mutating func consoleWrite(_ id: UInt32, _ bytes: UnsafeRawBufferPointer,
                                nonblocking: Bool) throws(Errno) -> Int
+    /// What /proc/self/fd/N reads for a console opened by no path ("pipe:[3]",
+    /// "anon_inode:[eventfd]"…).
+    mutating func consoleName(_ id: UInt32) -> [UInt8]
 }
 
 /// A character device node.
@@ -112,6 +115,9 @@ public enum SyntheticNode: Sendable {
     case generated(UInt32)
     case symlink(target: [UInt8])
     case device(Device)
+    /// /proc/self/fd: one symlink per open descriptor, named by its number, pointing at what
+    /// it refers to. Kept current on every lookup or listing.
+    case descriptorDirectory
 }
 
 /// Mount-time settings.
@@ -156,6 +162,11 @@ public struct FileSystem<Host: FileSystemHost> {
     var descriptors: [DescriptorSlot] = []
     /// The current directory (holds one `opens` reference on its node).
     var cwd: Int = FileSystem.rootNode
+    /// The /proc/self/fd directory node (-1: none), and the descriptor-table version its
+    /// entries were made from (`descriptorVersion` changes with every open, dup and close).
+    var descriptorDirectory = -1
+    var descriptorDirectoryVersion = -1
+    var descriptorVersion = 0
 
     /// The root directory is always node 0 and is never freed.
     static var rootNode: Int { 0 }
@@ -244,6 +255,11 @@ public struct FileSystem<Host: FileSystemHost> {
             nodes[node].data = target
         case .device(let device):
             node = makeNode(.device(device), permissions: 0o666, time: time)
+        case .descriptorDirectory:
+            node = makeNode(.directory, permissions: 0o500, time: time)
+            nodes[node].parent = directory
+            nodes[node].name = last
+            descriptorDirectory = node
         }
         if let old = child(of: directory, named: last) { dropLink(old) }
         setEntry(in: directory, named: last, to: node)

@@ -164,6 +164,7 @@ extension FileSystem {
     /// children.
     mutating func child<C: Collection>(of dir: Int, named name: C) -> Int? where C.Element == UInt8 {
         guard nodes[dir].links > 0 || dir == FileSystem.rootNode else { return nil }
+        if dir == descriptorDirectory { refreshDescriptorDirectory() }
         let (found, position) = findEntry(in: dir, named: name)
         if found {
             let node = nodes[dir].entries[position].node

@@ -252,6 +252,9 @@ extension VMMMatrix {
     /// ppoll/pselect/epoll_pwait, nanosleep's remaining time, CPU-time clocks and ITIMER_PROF.
     func events() throws { try differentialAllVariants("events") }
 
+    /// /proc/self/fd, /proc/self/stat, /proc/stat and comm.
+    func procfs() throws { try differentialAllVariants("procfs") }
+
     /// Pipes, eventfd, epoll and poll between threads.
     func pipes() throws { try differentialAllVariants("pipes") }
 

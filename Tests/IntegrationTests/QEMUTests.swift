@@ -49,4 +49,5 @@ final class QEMUTests: XCTestCase {
     func testBusybox() throws { try matrix.busybox() }
     func testTimers() throws { try matrix.timers() }
     func testEvents() throws { try matrix.events() }
+    func testProcfs() throws { try matrix.procfs() }
 }

@@ -37,6 +37,8 @@ struct TestHost: FileSystemHost {
         return count
     }
 
+    mutating func consoleName(_ id: UInt32) -> [UInt8] { Array("pipe:[\(id)]".utf8) }
+
     mutating func consoleWrite(_ id: UInt32, _ bytes: UnsafeRawBufferPointer,
                                nonblocking: Bool) throws(Errno) -> Int {
         consoleOutput[id, default: []].append(contentsOf: bytes)

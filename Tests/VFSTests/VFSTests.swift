@@ -742,3 +742,35 @@ struct SplitMix64: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+final class DescriptorDirectoryTests: XCTestCase {
+    func testProcSelfFdFollowsTheDescriptorTable() throws {
+        let image = try ImageBuffer()
+        var fs = image.mount()
+        try withPath("/proc/self/fd") { (p) throws(Errno) in try fs.addSynthetic(path: p, .descriptorDirectory) }
+        try fs.installConsole(fd: 0, id: ConsoleID.stdin, flags: .O_RDONLY)
+        try fs.chdir("/usr")
+        let hosts = try fs.open("../etc/./hosts")
+        let tmp = try fs.open("/tmp/new", [.O_CREAT, .O_WRONLY])
+        let dir = try fs.open("/usr/share", .O_DIRECTORY)
+        XCTAssertEqual(try fs.readlink("/proc/self/fd/\(hosts)"), "/etc/hosts", "normalized absolute path")
+        XCTAssertEqual(try fs.readlink("/proc/self/fd/\(tmp)"), "/tmp/new")
+        XCTAssertEqual(try fs.readlink("/proc/self/fd/\(dir)"), "/usr/share")
+        XCTAssertEqual(try fs.readlink("/proc/self/fd/0"), "pipe:[0]", "the host names consoles")
+        XCTAssertEqual(try fs.lstat("/proc/self/fd/\(hosts)").mode, FileMode.S_IFLNK | 0o500)
+        XCTAssertEqual(try fs.lstat("/proc/self/fd/\(tmp)").mode, FileMode.S_IFLNK | 0o300)
+        // Opening through the link opens the file it names.
+        let again = try fs.open("/proc/self/fd/\(hosts)")
+        XCTAssertEqual(try fs.read(again), image.contents("/etc/hosts"))
+
+        XCTAssertEqual([hosts, tmp, dir, again], [1, 2, 3, 4])
+        // list() opens the directory itself as 5, which the listing shows too, as on Linux.
+        XCTAssertEqual(try fs.list("/proc/self/fd"), [".", "..", "0", "1", "2", "3", "4", "5"])
+        try fs.close(tmp)
+        XCTAssertErrno(.ENOENT) { () throws(Errno) in _ = try fs.readlink("/proc/self/fd/\(tmp)") }
+        _ = try fs.duplicate2(hosts, 9)
+        XCTAssertEqual(try fs.readlink("/proc/self/fd/9"), "/etc/hosts")
+        try fs.chdir("/")
+        XCTAssertEqual(try fs.readlink("/proc/self/fd/\(dir)"), "/usr/share", "a directory keeps its own path")
+    }
+}
