@@ -32,7 +32,9 @@
 //   0      4    pathOffset       into the string table
 //   4      4    pathLength
 //   8      1    kind             1 regular file, 2 directory, 3 symlink (`EntryKind`)
-//   9      3    reserved         0
+//   9      1    flags            bit 0 `readOnlyFlag`: the VM may not change this entry or,
+//                                for a directory, anything below it (EROFS); others 0
+//   10     2    reserved         0
 //   12     4    mode             permission bits only (<= 0o7777); the kind gives S_IFMT
 //   16     8    size             file: length in bytes; symlink: target length; directory: 0
 //   24     8    dataOffset       file: absolute offset of its bytes, multiple of 4096,
@@ -61,6 +63,8 @@ public enum ImageFormat {
     /// Permission bits a record's mode may carry (rwx for user/group/other, setuid,
     /// setgid, sticky).
     public static let modeMask: UInt32 = 0o7777
+    /// Record flag: the entry (and a directory's whole subtree) is read-only in the VM.
+    public static let readOnlyFlag: UInt8 = 1
 }
 
 /// What an index record describes.
@@ -126,6 +130,8 @@ public enum ImageError: Error, Equatable {
     case invalidSymlinkTarget(String)
     case noEntrypoint
     case entrypointNotFound(String)
+    /// `markReadOnly` of a path that was not added.
+    case missingPath(String)
     /// More than 2^32 entries or string bytes, or data beyond 2^64 bytes.
     case tooLarge
 
@@ -166,6 +172,7 @@ public enum ImageError: Error, Equatable {
         case .invalidSymlinkTarget(let t): return "invalid symlink target \"\(t)\""
         case .noEntrypoint: return "image has no entrypoint"
         case .entrypointNotFound(let p): return "entrypoint \"\(p)\" is not in the image"
+        case .missingPath(let p): return "\"\(p)\" is not in the image"
         case .tooLarge: return "image is too large"
         }
     }
@@ -195,6 +202,7 @@ extension ImageError {
         case (.parentNotDirectory(let a), .parentNotDirectory(let b)): return same(a, b)
         case (.invalidSymlinkTarget(let a), .invalidSymlinkTarget(let b)): return same(a, b)
         case (.entrypointNotFound(let a), .entrypointNotFound(let b)): return same(a, b)
+        case (.missingPath(let a), .missingPath(let b)): return same(a, b)
         default: return false
         }
     }

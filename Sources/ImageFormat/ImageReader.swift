@@ -19,6 +19,8 @@ public struct ImageEntry {
     public var path: UnsafeRawBufferPointer
     /// Symlink: the target as stored. Otherwise nil.
     public var linkTarget: UnsafeRawBufferPointer?
+    /// The VM may not change it (nor, for a directory, anything below it).
+    public var readOnly = false
 
     /// The last path component ("/" for the root).
     public var name: UnsafeRawBufferPointer {
@@ -87,8 +89,8 @@ public struct ImageReader {
                                          length: UInt64(view.u32(at: record + 4)))
             else { throw .stringOutOfBounds(index: i) }
             let kindByte = view.u8(at: record + 8)
-            let reserved = UInt32(view.u8(at: record + 9)) | UInt32(view.u8(at: record + 10))
-                | UInt32(view.u8(at: record + 11))
+            let reserved = UInt32(view.u8(at: record + 9) & ~ImageFormat.readOnlyFlag)
+                | UInt32(view.u8(at: record + 10)) | UInt32(view.u8(at: record + 11))
             let mode = view.u32(at: record + 12)
             let size = view.u64(at: record + 16)
             let offset = view.u64(at: record + 24)
@@ -147,7 +149,8 @@ public struct ImageReader {
             target = view.slice(stringRange(offset: offset, length: size) ?? 0..<0)
         }
         return ImageEntry(index: index, kind: kind, mode: view.u32(at: record + 12), size: size,
-                          dataOffset: kind == .file ? offset : 0, path: path, linkTarget: target)
+                          dataOffset: kind == .file ? offset : 0, path: path, linkTarget: target,
+                          readOnly: view.u8(at: record + 9) & ImageFormat.readOnlyFlag != 0)
     }
 
     /// The entry whose path is exactly `path` (byte comparison; `path` should be

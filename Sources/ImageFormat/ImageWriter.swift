@@ -23,6 +23,7 @@ public struct ImageWriter {
         var target: [UInt8]
         /// Created as a missing parent; an explicit `addDirectory` may still set its mode.
         var implicit: Bool
+        var readOnly = false
     }
 
     /// Mode of directories the writer creates as missing parents.
@@ -52,6 +53,12 @@ public struct ImageWriter {
         guard find(bytes) == nil else { throw .duplicatePath(path) }
         try addParents(of: bytes, path: path)
         return append(Entry(path: bytes, kind: .file, mode: mode, size: size, target: [], implicit: false))
+    }
+
+    /// Marks an entry added before as read-only in the VM (a directory: its whole subtree).
+    public mutating func markReadOnly(path: String) throws(ImageError) {
+        guard let id = find(try ImagePath.normalizedBytes(path)) else { throw .missingPath(path) }
+        entries[id].readOnly = true
     }
 
     /// Adds a directory, or sets the mode of one created earlier as a missing parent.
@@ -146,6 +153,7 @@ public struct ImageWriter {
             metadata.store32(UInt32(pathOffsets[id]), at: record)
             metadata.store32(UInt32(entry.path.count), at: record + 4)
             metadata[record + 8] = entry.kind.rawValue
+            metadata[record + 9] = entry.readOnly ? ImageFormat.readOnlyFlag : 0
             metadata.store32(entry.mode, at: record + 12)
             switch entry.kind {
             case .file:

@@ -65,7 +65,7 @@ extension FileSystem {
     /// fchmod(2): stores the permission, setuid/setgid and sticky bits.
     public mutating func fchmod(_ fd: Int32, mode: UInt32) throws(Errno) {
         let node = try openFile(fd: fd)
-        changeMode(node, mode)
+        try changeMode(node, mode)
     }
 
     /// fchmodat(2): AT_SYMLINK_NOFOLLOW is EOPNOTSUPP on a symlink (Linux has no symlink modes).
@@ -75,10 +75,11 @@ extension FileSystem {
         let node = try resolveAt(dirfd, path, follow: !flags.contains(.AT_SYMLINK_NOFOLLOW),
                                  emptyPath: flags.contains(.AT_EMPTY_PATH))
         if nodes[node].type == .symlink { throw .EOPNOTSUPP }
-        changeMode(node, mode)
+        try changeMode(node, mode)
     }
 
-    mutating func changeMode(_ node: Int, _ mode: UInt32) {
+    mutating func changeMode(_ node: Int, _ mode: UInt32) throws(Errno) {
+        try checkWritable(node)
         nodes[node].permissions = mode & 0o7777
         nodes[node].changeTime = host.now()
     }
@@ -86,7 +87,7 @@ extension FileSystem {
     /// fchown(2): `UInt32.max` (-1) leaves an id unchanged.
     public mutating func fchown(_ fd: Int32, uid: UInt32, gid: UInt32) throws(Errno) {
         let node = try openFile(fd: fd)
-        changeOwner(node, uid, gid)
+        try changeOwner(node, uid, gid)
     }
 
     /// fchownat(2) (chown, lchown): `flags` may hold AT_SYMLINK_NOFOLLOW and AT_EMPTY_PATH.
@@ -95,12 +96,13 @@ extension FileSystem {
         guard flags.subtracting([.AT_SYMLINK_NOFOLLOW, .AT_EMPTY_PATH]).isEmpty else { throw .EINVAL }
         let node = try resolveAt(dirfd, path, follow: !flags.contains(.AT_SYMLINK_NOFOLLOW),
                                  emptyPath: flags.contains(.AT_EMPTY_PATH))
-        changeOwner(node, uid, gid)
+        try changeOwner(node, uid, gid)
     }
 
     /// Linux clears setuid, and setgid when group-executable, on a non-directory whose owner
     /// changes hands (even for root).
-    mutating func changeOwner(_ node: Int, _ uid: UInt32, _ gid: UInt32) {
+    mutating func changeOwner(_ node: Int, _ uid: UInt32, _ gid: UInt32) throws(Errno) {
+        try checkWritable(node)
         if uid != UInt32.max { nodes[node].uid = uid }
         if gid != UInt32.max { nodes[node].gid = gid }
         if (uid != UInt32.max || gid != UInt32.max) && !isDirectory(node) {
@@ -140,6 +142,7 @@ extension FileSystem {
         let access = resolved(requested.0)
         let modification = resolved(requested.1)
         if access == nil && modification == nil { return }
+        try checkWritable(node)
         if let access { nodes[node].accessTime = access }
         if let modification { nodes[node].modificationTime = modification }
         nodes[node].changeTime = now
@@ -147,7 +150,7 @@ extension FileSystem {
 
     /// faccessat2(2) (access, faccessat): `mode` is F_OK or a mask of R_OK, W_OK, X_OK
     /// (else EINVAL). As root: existence suffices, except X_OK on a non-directory needs
-    /// some x bit (EACCES).
+    /// some x bit (EACCES), and W_OK in a read-only tree (EROFS).
     public mutating func faccessat(_ dirfd: Int32, _ path: UnsafeRawBufferPointer, mode: Int32,
                                    flags: AtFlags) throws(Errno) {
         guard mode & ~7 == 0 else { throw .EINVAL }
@@ -158,6 +161,8 @@ extension FileSystem {
         if mode & AccessMode.X_OK != 0 && !isDirectory(node) && nodes[node].permissions & 0o111 == 0 {
             throw .EACCES
         }
+        // W_OK on a read-only tree is EROFS (devices in it stay writable).
+        if mode & AccessMode.W_OK != 0, nodes[node].type == .regular || isDirectory(node) { try checkWritable(node) }
     }
 
     /// The node of an open, non-O_PATH descriptor (fchmod, fchown: Linux's fdget).

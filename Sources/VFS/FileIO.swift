@@ -43,6 +43,8 @@ extension FileSystem {
         case .regular, .generated, .device:
             if flags.contains(.O_DIRECTORY) { throw .ENOTDIR }
         }
+        // Devices stay writable in a read-only tree, as on a read-only mount.
+        if writes && !created, case .regular = type { try checkWritable(node) }
         var file = OpenFile(node: node, flags: flags.intersection(
             [.O_ACCMODE, .O_APPEND, .O_NONBLOCK, .O_ASYNC, .O_DIRECT, .O_NOATIME, .O_DSYNC, .O_SYNC]))
         if case .generated(let id) = type {
@@ -85,6 +87,7 @@ extension FileSystem {
             // A symlink's target ending in '/' asks for a directory, which O_CREAT does not make.
             if lookup.trailingSlash { throw .EISDIR }
             guard nodes[lookup.parent].links > 0 || lookup.parent == FileSystem.rootNode else { throw .ENOENT }
+            try checkWritable(lookup.parent)
             let now = host.now()
             let node = makeNode(.regular, permissions: mode & ~umask, time: now)
             setEntry(in: lookup.parent, named: name, to: node)
@@ -300,7 +303,9 @@ extension FileSystem {
         guard length >= 0 else { throw .EINVAL }
         let node = try resolveAt(AtFlags.AT_FDCWD, path, follow: true)
         switch nodes[node].type {
-        case .regular: try resize(node, to: length)
+        case .regular:
+            try checkWritable(node)
+            try resize(node, to: length)
         case .directory: throw .EISDIR
         default: throw .EINVAL
         }

@@ -21,6 +21,7 @@ extension FileSystem {
         if child(of: lookup.parent, named: name) != nil { throw .EEXIST }
         if lookup.trailingSlash && !directory { throw .ENOENT }
         guard nodes[lookup.parent].links > 0 || lookup.parent == FileSystem.rootNode else { throw .ENOENT }
+        try checkWritable(lookup.parent)
         return name
     }
 
@@ -76,6 +77,8 @@ extension FileSystem {
             case .dot: throw .EINVAL
             case .dotDot: throw .ENOTEMPTY
             case .name(let name):
+                // As Linux's mnt_want_write: EROFS before the name is even looked up.
+                try checkWritable(lookup.parent)
                 guard let node = child(of: lookup.parent, named: name) else { throw .ENOENT }
                 guard isDirectory(node) else { throw .ENOTDIR }
                 guard isEmptyDirectory(node) else { throw .ENOTEMPTY }
@@ -86,6 +89,7 @@ extension FileSystem {
             return
         }
         guard case .name(let name) = lookup.last else { throw .EISDIR }
+        try checkWritable(lookup.parent)
         guard let node = child(of: lookup.parent, named: name) else { throw .ENOENT }
         if isDirectory(node) { throw .EISDIR }
         // "file/": the name is not a directory (a symlink is not followed here).
@@ -106,6 +110,8 @@ extension FileSystem {
         let new = try resolveParentAt(newdirfd, newpath)
         guard case .name(let oldName) = old.last else { throw .EBUSY }
         guard case .name(let newName) = new.last else { throw noReplace ? .EEXIST : .EBUSY }
+        try checkWritable(old.parent)
+        try checkWritable(new.parent)
         guard let source = child(of: old.parent, named: oldName) else { throw .ENOENT }
         let target = child(of: new.parent, named: newName)
         if exchange && target == nil { throw .ENOENT }

@@ -42,6 +42,9 @@ struct Node {
     var data: [UInt8] = []
     var entries: [DirectoryEntry] = []
     var live = true
+    /// From a read-only part of the image: nothing may change it or, for a directory, its
+    /// names (EROFS). Inherited by everything materialized below a read-only directory.
+    var readOnly = false
 
     init(type: NodeType, permissions: UInt32, ino: UInt64, time: Timespec) {
         self.type = type
@@ -98,11 +101,17 @@ extension FileSystem {
         nodes[node].ino = UInt64(index) + 1
         nodes[node].image = index
         nodes[node].links = 1
+        nodes[node].readOnly = entry.readOnly || nodes[parent].readOnly
         if type == .directory {
             nodes[node].parent = parent
             nodes[node].name = Array(entry.name)
         }
         return node
+    }
+
+    /// EROFS if `node` is in a read-only part of the image.
+    func checkWritable(_ node: Int) throws(Errno) {
+        if nodes[node].readOnly { throw .EROFS }
     }
 
     /// Frees `node` if nothing names or holds it any more.

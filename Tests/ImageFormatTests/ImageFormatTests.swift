@@ -142,6 +142,23 @@ final class ImageRoundTripTests: XCTestCase {
         }
     }
 
+    func testReadOnlyFlagRoundTrips() throws {
+        var w = ImageWriter()
+        _ = try w.addFile(path: "/data/a", size: 1, mode: 0o644)
+        _ = try w.addFile(path: "/bin/p", size: 1, mode: 0o755)
+        try w.setEntrypoint(path: "/bin/p")
+        try w.markReadOnly(path: "/data")
+        let layout = try w.layout()
+        var bytes = [UInt8](repeating: 0, count: Int(layout.totalSize))
+        bytes.replaceSubrange(0..<layout.metadata.count, with: layout.metadata)
+        try bytes.withUnsafeBytes { raw in
+            let reader = try ImageReader(bytes: raw)
+            XCTAssertEqual(reader.lookup(path: "/data")?.readOnly, true)
+            XCTAssertEqual(reader.lookup(path: "/data/a")?.readOnly, false, "the flag is on the marked entry only")
+            XCTAssertEqual(reader.lookup(path: "/bin")?.readOnly, false)
+        }
+    }
+
     func testPageAlignmentOfFileData() throws {
         var w = ImageWriter()
         let sizes: [UInt64] = [0, 1, 4095, 4096, 4097, 10_000, 0, 3]
@@ -254,6 +271,9 @@ final class ImageWriterTests: XCTestCase {
     func testWriterErrors() throws {
         var w = ImageWriter()
         _ = try w.addFile(path: "/bin/sh", size: 10, mode: 0o755)
+        XCTAssertThrowsError(try w.markReadOnly(path: "/nope")) {
+            XCTAssertEqual($0 as? ImageError, .missingPath("/nope"))
+        }
         XCTAssertThrowsError(try w.addFile(path: "/bin//sh", size: 1, mode: 0o755)) {
             XCTAssertEqual($0 as? ImageError, .duplicatePath("/bin//sh"))
         }
@@ -403,6 +423,10 @@ final class ImageMalformedTests: XCTestCase {
         XCTAssertEqual(readerError(b), .badEntry(index: 4), "unknown kind")
         b = good; b[record(4) + 10] = 1
         XCTAssertEqual(readerError(b), .badEntry(index: 4), "reserved byte")
+        b = good; b[record(4) + 9] = 2
+        XCTAssertEqual(readerError(b), .badEntry(index: 4), "unknown flag")
+        b = good; b[record(4) + 9] = ImageFormat.readOnlyFlag
+        XCTAssertNil(readerError(b), "the read-only flag is valid")
         b = good; b.put32(0o170000, at: record(4) + 12)
         XCTAssertEqual(readerError(b), .badEntry(index: 4), "mode beyond permission bits")
         b = good; b.put64(4096, at: record(1) + 16)

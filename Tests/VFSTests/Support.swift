@@ -80,7 +80,7 @@ final class ImageBuffer {
 
     init(files: [(path: String, bytes: [UInt8], mode: UInt32)] = imageFiles,
          links: [(path: String, target: String)] = imageLinks,
-         directories: [String] = ["/var/empty"]) throws {
+         directories: [String] = ["/var/empty"], readOnly: [String] = []) throws {
         var writer = ImageWriter()
         var contents: [Int: [UInt8]] = [:]
         for file in files {
@@ -88,6 +88,7 @@ final class ImageBuffer {
         }
         for link in links { try writer.addSymlink(path: link.path, target: link.target) }
         for directory in directories { try writer.addDirectory(path: directory, mode: 0o755) }
+        for path in readOnly { try writer.markReadOnly(path: path) }
         try writer.setEntrypoint(path: files[0].path)
         let layout = try writer.layout()
         bytes = .allocate(byteCount: Int(layout.totalSize), alignment: 4096)

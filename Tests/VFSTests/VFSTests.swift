@@ -774,3 +774,35 @@ final class DescriptorDirectoryTests: XCTestCase {
         XCTAssertEqual(try fs.readlink("/proc/self/fd/\(dir)"), "/usr/share", "a directory keeps its own path")
     }
 }
+
+final class ReadOnlyTreeTests: XCTestCase {
+    func testReadOnlyTreeRefusesChangesWithEROFS() throws {
+        let image = try ImageBuffer(readOnly: ["/usr/share"])
+        var fs = image.mount()
+        XCTAssertEqual(try fs.read(try fs.open("/usr/share/doc/notes")), Array("notes\n".utf8), "reads work")
+        XCTAssertErrno(.EROFS) { () throws(Errno) in _ = try fs.open("/usr/share/doc/notes", .O_WRONLY) }
+        XCTAssertErrno(.EROFS) { () throws(Errno) in _ = try fs.open("/usr/share/doc/notes", .O_TRUNC) }
+        XCTAssertErrno(.EROFS) { () throws(Errno) in _ = try fs.open("/usr/share/doc/new", [.O_CREAT, .O_WRONLY]) }
+        XCTAssertErrno(.EEXIST) { () throws(Errno) in try fs.mkdir("/usr/share/doc") }
+        XCTAssertErrno(.EROFS) { () throws(Errno) in try fs.mkdir("/usr/share/doc/sub") }
+        XCTAssertErrno(.EROFS) { () throws(Errno) in try fs.unlink("/usr/share/doc/notes") }
+        XCTAssertErrno(.EROFS) { () throws(Errno) in try fs.rmdir("/usr/share/doc") }
+        XCTAssertErrno(.EROFS) { () throws(Errno) in try fs.rename("/usr/share/doc/notes", "/tmp/notes") }
+        XCTAssertErrno(.EROFS) { () throws(Errno) in try fs.symlink("x", "/usr/share/link") }
+        XCTAssertErrno(.EROFS) { () throws(Errno) in try fs.access("/usr/share/doc/notes", AccessMode.W_OK) }
+        XCTAssertErrno(.EROFS) { () throws(Errno) in
+            try withPath("/usr/share/doc/notes") { (p) throws(Errno) in try fs.fchmodat(cwd, p, mode: 0o600, flags: []) }
+        }
+        XCTAssertErrno(.EROFS) { () throws(Errno) in
+            try withPath("/usr/share/doc/notes") { (p) throws(Errno) in try fs.truncate(p, length: 0) }
+        }
+        let tmp = try fs.open("/tmp/f", [.O_CREAT, .O_WRONLY])
+        try fs.close(tmp)
+        XCTAssertErrno(.EROFS) { () throws(Errno) in try fs.rename("/tmp/f", "/usr/share/f") }
+        try fs.access("/usr/share/doc/notes", AccessMode.R_OK)
+        // Outside the read-only tree everything stays writable, its parent included.
+        _ = try fs.open("/usr/lib/new", [.O_CREAT, .O_WRONLY])
+        try fs.mkdir("/usr/other")
+        XCTAssertEqual(image.contents("/usr/share/doc/notes"), Array("notes\n".utf8))
+    }
+}
