@@ -23,6 +23,8 @@ public struct RunOptions {
     public var trace = false
     /// uname's nodename in the guest (empty: "apus").
     public var hostname = ""
+    /// Host files and directories copied into the image (`-v HOST:GUEST[:ro]`).
+    public var volumes: [Volume] = []
 
     public init(program: String, arguments: [String], environment: [String], memorySize: UInt64,
                 monitor: Monitor, timings: Bool, timeoutSeconds: Double = 0) {
@@ -42,7 +44,7 @@ extension RunOptions {
     /// The checked options of `apus run`, or the one-line problem with them.
     public static func make(program: String, arguments: [String], environment: [String], memory: String,
                             vmm: String, timings: Bool, timeout: Double, trace: Bool = false,
-                            hostname: String = "") -> Result<RunOptions, RunOptionsError> {
+                            hostname: String = "", volumes: [String] = []) -> Result<RunOptions, RunOptionsError> {
         guard let size = MemorySize.parse(memory) else {
             return .failure(RunOptionsError("--memory \(memory): not a size (use a number with K, M or G, e.g. 64M)"))
         }
@@ -62,6 +64,12 @@ extension RunOptions {
                                  monitor: monitor, timings: timings, timeoutSeconds: timeout)
         options.trace = trace
         options.hostname = hostname
+        for text in volumes {
+            switch Volume.parse(text) {
+            case .success(let volume): options.volumes.append(volume)
+            case .failure(let problem): return .failure(problem)
+            }
+        }
         return .success(options)
     }
 }
@@ -73,14 +81,16 @@ public struct RunOptionsError: Error, CustomStringConvertible {
 
 /// The common form of `apus run` parsed without ArgumentParser: `run`, then options in their
 /// separate-value spelling (`-e K=V`, `--env K=V`, `-m 64M`, `--memory 64M`, `--vmm X`,
-/// `--timeout S`, `--hostname H`, `--timings`, `--trace`), then PROGRAM and its arguments. Returns nil for anything else
-/// — including every invalid input — so that ArgumentParser answers it.
+/// `--timeout S`, `--hostname H`, `-v H:G`, `--volume H:G`, `--timings`, `--trace`), then
+/// PROGRAM and its arguments. Returns nil for anything else — including every invalid input —
+/// so that ArgumentParser answers it.
 public enum FastRunParser {
     public static func parse(_ argv: [String]) -> RunOptions? {
         guard argv.first == "run" else { return nil }
         var environment: [String] = []
         var memory = RunOptions.defaultMemory, vmm = "apus", timings = false, timeout = 0.0, trace = false
         var hostname = ""
+        var volumes: [String] = []
         var i = 1
         while i < argv.count, argv[i].hasPrefix("-") {
             let flag = argv[i]
@@ -93,6 +103,7 @@ public enum FastRunParser {
             case "-m", "--memory": memory = value
             case "--vmm": vmm = value
             case "--hostname": hostname = value
+            case "-v", "--volume": volumes.append(value)
             case "--timeout":
                 guard let t = Double(value) else { return nil }
                 timeout = t
@@ -103,7 +114,7 @@ public enum FastRunParser {
         guard i < argv.count else { return nil }
         let options = RunOptions.make(program: argv[i], arguments: Array(argv[(i + 1)...]), environment: environment,
                                       memory: memory, vmm: vmm, timings: timings, timeout: timeout, trace: trace,
-                                      hostname: hostname)
+                                      hostname: hostname, volumes: volumes)
         guard case .success(let checked) = options else { return nil }
         return checked
     }
@@ -214,7 +225,8 @@ public func runProgram(_ options: RunOptions, startNanos: UInt64) -> Int32 {
         host.checked = monotonicNanos()
         let kernelPath = try KernelLocator.locate()
         let kernel = try MappedFile(path: kernelPath)
-        let image = try InMemoryImage(program: program, imagePath: absolutePath(options.program))
+        let image = try InMemoryImage(program: program, imagePath: absolutePath(options.program), volumes: options.volumes)
+        for warning in image.warnings { stderrLine(warning) }
         host.imageBuilt = monotonicNanos()
         let arguments = ([options.program] + options.arguments).map { Array($0.utf8) }
         let environment = options.environment.map { Array($0.utf8) }

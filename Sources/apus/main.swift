@@ -22,6 +22,7 @@ struct Apus: ParsableCommand {
               apus run --timings ./hello
               apus run --trace ./hello
               apus run --vmm qemu ./hello
+              apus run -v ./data:/data:ro ./prog /data/input.txt
             """,
         version: apusVersion,
         subcommands: [Run.self, Version.self]
@@ -73,6 +74,14 @@ struct Run: ParsableCommand {
     @Option(help: ArgumentHelp("Stop the VM after this many seconds (0: no limit).", valueName: "SECONDS"))
     var timeout: Double = 0
 
+    @Option(name: [.customShort("v"), .customLong("volume")],
+            help: ArgumentHelp("""
+                Copy a host file or directory into the VM at GUEST (repeatable). The program sees a \
+                snapshot taken at start: its writes stay in the VM and never reach the host; with \
+                :ro they fail (EROFS).
+                """, valueName: "HOST:GUEST[:ro]"))
+    var volumes: [String] = []
+
     @Argument(help: ArgumentHelp("The program to run.", valueName: "PROGRAM"))
     var program: String
 
@@ -82,7 +91,7 @@ struct Run: ParsableCommand {
     func validate() throws {
         if case .failure(let problem) = RunOptions.make(program: program, arguments: arguments, environment: environment,
                                                         memory: memory, vmm: vmm, timings: timings, timeout: timeout,
-                                                        trace: trace, hostname: hostname) {
+                                                        trace: trace, hostname: hostname, volumes: volumes) {
             throw ValidationError(problem.description)
         }
     }
@@ -90,7 +99,7 @@ struct Run: ParsableCommand {
     func run() throws {
         let options = try RunOptions.make(program: program, arguments: arguments, environment: environment,
                                           memory: memory, vmm: vmm, timings: timings, timeout: timeout,
-                                          trace: trace, hostname: hostname).get()
+                                          trace: trace, hostname: hostname, volumes: volumes).get()
         throw ExitCode(runProgram(options, startNanos: startNanos))
     }
 }

@@ -23,7 +23,7 @@ final class CLITests: XCTestCase {
         let r = try apus(["run", "--help"])
         XCTAssertEqual(r.status, 0, "apus run --help: status\nstderr: \(r.stderrText)")
         let text = r.stdoutText + r.stderrText
-        for flag in ["--env", "--memory", "--timings", "--vmm"] {
+        for flag in ["--env", "--memory", "--timings", "--vmm", "--volume"] {
             XCTAssertTrue(text.contains(flag), "apus run --help does not mention \(flag):\n\(text)")
         }
     }
@@ -44,6 +44,12 @@ final class CLITests: XCTestCase {
             ["run", "--vmm", "bogus", "./hello.musl"],
             ["run", "--no-such-flag", "./hello.musl"],
             ["run"],
+            ["run", "-v", "/tmp", "./hello.musl"],                    // no guest path
+            ["run", "-v", "/tmp:relative", "./hello.musl"],
+            ["run", "-v", "/tmp:/", "./hello.musl"],
+            ["run", "-v", "/tmp:/data:rx", "./hello.musl"],
+            ["run", "-v", "./does-not-exist:/data", "./hello.musl"],  // exit 125 at start
+            ["run", "-v", "./hello.musl:/data", "-v", "./hello.glibc:/data", "./hello.musl"],
         ]
         for args in cases {
             let r = try apus(args)

@@ -245,6 +245,44 @@ extension VMMMatrix {
         }
     }
 
+    /// `-v HOST:GUEST[:ro]`: a host directory (files, a subdirectory, a symlink) copied into
+    /// the image; reads match the host, writes stay in the VM, and `:ro` refuses them (EROFS).
+    func volumes() throws {
+        let busybox = "/bin/busybox"
+        guard Harness.isExecutableFile(busybox) else {
+            if ProcessInfo.processInfo.environment["CI"] == "true" {
+                XCTFail("\(busybox) is missing: scripts/setup.sh installs busybox-static")
+                return
+            }
+            throw XCTSkip("\(busybox) is missing (apt-get install busybox-static)")
+        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("apus-volume-\(getpid())-\(vmm)").path
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir + "/sub", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Data("alpha\n".utf8).write(to: URL(fileURLWithPath: dir + "/a.txt"))
+        try Data(repeating: 0x5a, count: 70_000).write(to: URL(fileURLWithPath: dir + "/sub/big.bin"))
+        try FileManager.default.createSymbolicLink(atPath: dir + "/link", withDestinationPath: "a.txt")
+
+        let mount = ["-v", "\(dir):\(dir)"]
+        try differential(Invocation(program: busybox, args: ["sha256sum", dir + "/a.txt", dir + "/sub/big.bin", dir + "/link"],
+                                    apusFlags: mount), expectStatus: 0)
+        if let find = try apusOnly(Invocation(program: busybox, args: ["find", dir], apusFlags: mount)) {
+            XCTAssertEqual(find.stdoutText.split(separator: "\n").sorted(),
+                           [dir, dir + "/a.txt", dir + "/link", dir + "/sub", dir + "/sub/big.bin"].map { Substring($0) },
+                           "[\(vmm)] find lists the imported tree")
+        }
+        let write = "echo changed > \(dir)/a.txt; read line < \(dir)/a.txt; echo $line"
+        if let rw = try apusOnly(Invocation(program: busybox, args: ["sh", "-c", write], apusFlags: mount)) {
+            XCTAssertEqual(rw.stdoutText, "changed\n", "[\(vmm)] the guest writes its copy: \(rw.stderrText)")
+            XCTAssertEqual(try String(contentsOfFile: dir + "/a.txt", encoding: .utf8), "alpha\n", "[\(vmm)] the host file is untouched")
+        }
+        if let ro = try apusOnly(Invocation(program: busybox, args: ["rm", "/data/a.txt"], apusFlags: ["-v", "\(dir):/data:ro"])) {
+            XCTAssertEqual(ro.status, 1, "[\(vmm)] rm in a :ro volume fails")
+            XCTAssertTrue(ro.stderrText.contains("Read-only file system"), "[\(vmm)] \(ro.stderrText)")
+        }
+    }
+
     /// alarm/setitimer/pause/sigsuspend/sigtimedwait and a sleep interrupted by SIGALRM.
     func timers() throws { try differentialAllVariants("timers") }
 

@@ -49,5 +49,6 @@ final class QEMUTests: XCTestCase {
     func testBusybox() throws { try matrix.busybox() }
     func testTimers() throws { try matrix.timers() }
     func testEvents() throws { try matrix.events() }
+    func testVolumes() throws { try matrix.volumes() }
     func testProcfs() throws { try matrix.procfs() }
 }

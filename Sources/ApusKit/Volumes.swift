@@ -1,0 +1,113 @@
+import ImageFormat
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `-v HOST:GUEST[:ro]`: a host file or directory copied into the image at GUEST when the VM
+/// starts. The guest sees a snapshot: its writes go to the VM's in-memory overlay and never
+/// reach the host (`:ro` makes them fail with EROFS instead). Live, shared volumes are a
+/// later feature.
+public struct Volume: Equatable, Sendable {
+    public var hostPath: String
+    public var guestPath: String
+    public var readOnly: Bool
+
+    public init(hostPath: String, guestPath: String, readOnly: Bool) {
+        self.hostPath = hostPath
+        self.guestPath = guestPath
+        self.readOnly = readOnly
+    }
+
+    /// HOST:GUEST, HOST:GUEST:ro or HOST:GUEST:rw; GUEST must be absolute and not "/".
+    public static func parse(_ text: String) -> Result<Volume, RunOptionsError> {
+        var parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        var readOnly = false
+        if parts.count == 3, parts[2] == "ro" || parts[2] == "rw" {
+            readOnly = parts[2] == "ro"
+            parts.removeLast()
+        }
+        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+            return .failure(RunOptionsError("--volume \(text): expected HOST:GUEST or HOST:GUEST:ro (no ':' in either path)"))
+        }
+        guard let guest = try? ImagePath.normalize(parts[1]), guest != "/" else {
+            return .failure(RunOptionsError("--volume \(text): the guest path must be absolute, not \"/\", without \"..\""))
+        }
+        return .success(Volume(hostPath: parts[0], guestPath: guest, readOnly: readOnly))
+    }
+}
+
+/// Adds volumes to an image being written: directories, regular files and symlinks (as
+/// links, not followed; a volume's own HOST path is followed). Other kinds (sockets, FIFOs,
+/// devices) are skipped with a warning on stderr. Records which host file each image file's
+/// bytes come from.
+struct VolumeImporter {
+    var writer: ImageWriter
+    /// Image entry id → host path of its bytes.
+    var sources: [(entryID: Int, hostPath: String)] = []
+    var warnings: [String] = []
+
+    init(writer: ImageWriter) { self.writer = writer }
+
+    mutating func add(_ volume: Volume) throws(RunError) {
+        var st = stat()
+        guard stat(volume.hostPath, &st) == 0 else {
+            throw RunError("--volume \(volume.hostPath): \(String(cString: strerror(errno)))")
+        }
+        try addEntry(host: volume.hostPath, guest: volume.guestPath, st, depth: 0)
+        if volume.readOnly {
+            do { try writer.markReadOnly(path: volume.guestPath) } catch {
+                throw RunError("--volume \(volume.guestPath): \(error.message)")
+            }
+        }
+    }
+
+    private mutating func addEntry(host: String, guest: String, _ st: stat, depth: Int) throws(RunError) {
+        let mode = UInt32(st.st_mode & 0o7777)
+        do {
+            switch st.st_mode & S_IFMT {
+            case S_IFREG:
+                let id = try writer.addFile(path: guest, size: UInt64(st.st_size), mode: mode)
+                sources.append((id, host))
+            case S_IFDIR:
+                guard depth < 256 else { throw RunError("--volume \(host): directories nest too deeply") }
+                try writer.addDirectory(path: guest, mode: mode)
+                for name in try listDirectory(host) {
+                    let child = host + "/" + name
+                    var cst = stat()
+                    guard lstat(child, &cst) == 0 else {
+                        throw RunError("--volume \(child): \(String(cString: strerror(errno)))")
+                    }
+                    try addEntry(host: child, guest: guest + "/" + name, cst, depth: depth + 1)
+                }
+            case S_IFLNK:
+                var buffer = [CChar](repeating: 0, count: 4097)
+                let n = readlink(host, &buffer, 4096)
+                guard n > 0 else { throw RunError("--volume \(host): \(String(cString: strerror(errno)))") }
+                try writer.addSymlink(path: guest, target: String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self))
+            default:
+                warnings.append("apus: --volume: skipping \(host): not a file, directory or symlink")
+            }
+        } catch let error as RunError {
+            throw error
+        } catch ImageError.duplicatePath {
+            throw RunError("--volume \(host): \(guest) is already in the image (the program or another volume)")
+        } catch let error as ImageError {
+            throw RunError("--volume \(host) → \(guest): \(error.message)")
+        } catch {
+            throw RunError("--volume \(host): \(error)")
+        }
+    }
+
+    private func listDirectory(_ path: String) throws(RunError) -> [String] {
+        guard let dir = opendir(path) else { throw RunError("--volume \(path): \(String(cString: strerror(errno)))") }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+}
