@@ -41,7 +41,10 @@ enum SysMemory {
             guard fileOffset & pageMask == 0 else { throw .EINVAL }
             guard status.isReadable else { throw .EACCES }
             if case .directory = try SysIO.fs.nodeType(fd) { throw .ENODEV }
-            if flags.contains(.MAP_SHARED) && protection.contains(.PROT_WRITE) { throw .ENODEV }
+            if flags.contains(.MAP_SHARED) && protection.contains(.PROT_WRITE) {
+                reportSharedWritable()
+                throw .ENODEV
+            }
         }
 
         let start: UInt64
@@ -76,6 +79,30 @@ enum SysMemory {
         }
         if protection != [.PROT_READ, .PROT_WRITE] { try AddressSpace.protect(start, length, protection) }
         return start
+    }
+
+    /// Says once on stderr why a writable MAP_SHARED file mapping failed, as for an
+    /// unimplemented syscall.
+    nonisolated(unsafe) static var reportedSharedWritable = false
+    static func reportSharedWritable() {
+        guard !reportedSharedWritable else { return }
+        reportedSharedWritable = true
+        Console.kernelLine(Message("apus: writable MAP_SHARED file mappings are not supported yet: mmap returns ENODEV"))
+    }
+
+    /// msync(addr, length, flags): MS_ASYNC 1, MS_INVALIDATE 2, MS_SYNC 4 (not ASYNC and SYNC
+    /// together). Every file mapping is a private copy (writable shared ones are refused), so
+    /// there is nothing to write back: the range only has to be mapped (else ENOMEM).
+    static func msync(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let flags = a.int32(2)
+        guard flags & ~7 == 0, flags & 5 != 5 else { throw .EINVAL }
+        let (start, length) = try range(a[0], a.size(1), allowEmpty: true)
+        var address = start
+        while address < start + length {
+            guard let region = AddressSpace.region(containing: address) else { throw .ENOMEM }
+            address = region.end
+        }
+        return 0
     }
 
     static func munmap(_ a: SyscallArguments) throws(Errno) -> UInt64 {

@@ -161,6 +161,7 @@ enum Syscalls {
         case SyscallNumber.mprotect: return SysMemory.mprotect
         case SyscallNumber.mremap: return SysMemory.mremap
         case SyscallNumber.madvise: return SysMemory.madvise
+        case SyscallNumber.msync: return SysMemory.msync
         // Process and thread state (SysProcess.swift)
         case SyscallNumber.exit_group: return SysProcess.exit
         case SyscallNumber.arch_prctl: return SysProcess.archPrctl

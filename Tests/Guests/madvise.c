@@ -25,6 +25,12 @@ int main(void) {
     check("other pages keep their contents", kept);
     errno = 0;
     check("unaligned madvise fails with EINVAL", madvise(p + 1, 4096, MADV_DONTNEED) == -1 && errno == EINVAL);
+    check("msync(MS_SYNC) of a mapped range", msync(p, len, MS_SYNC) == 0);
+    check("msync(MS_ASYNC | MS_INVALIDATE)", msync(p, 4096, MS_ASYNC | MS_INVALIDATE) == 0);
+    check("msync with MS_ASYNC and MS_SYNC is EINVAL", msync(p, 4096, MS_ASYNC | MS_SYNC) == -1 && errno == EINVAL);
+    check("msync of an unaligned address is EINVAL", msync(p + 1, 4096, MS_SYNC) == -1 && errno == EINVAL);
+    munmap(p + len - 4096, 4096);
+    check("msync over an unmapped page is ENOMEM", msync(p + len - 8192, 8192, MS_SYNC) == -1 && errno == ENOMEM);
     munmap(p, len);
     return finish();
 }
