@@ -44,6 +44,7 @@ func kernelMain(_ protocolRaw: UInt64, _ infoAddress: UInt64) -> Never {
     let process = Loader.loadProgram(boot: boot)
     Kernel.timeline.appEntry = arch_rdtsc()
     Kernel.publishTimeline()
+    LocalAPIC.start()
     process.enter()
 }
 

@@ -127,3 +127,45 @@ enum PVHBoot {
         return boot
     }
 }
+
+/// The native platform's time slice: the local APIC timer (xAPIC registers through the
+/// direct map, periodic mode, calibrated against the TSC at start) raises vector 32 every
+/// `Scheduler.sliceNanos` while app code runs (the kernel runs with interrupts off), so a
+/// thread spinning in user code is preempted. Not on pvm, where an interrupt in app code
+/// would be delivered on the app's stack (threads switch at syscalls only there).
+enum LocalAPIC {
+    static let timerVector: UInt32 = 32
+    static let physicalBase: UInt64 = 0xfee0_0000
+    static let eoi = 0xb0, spurious = 0xf0, lvtTimer = 0x320, initialCount = 0x380, currentCount = 0x390,
+               divide = 0x3e0
+    nonisolated(unsafe) static var enabled = false
+
+    private static func register(_ offset: Int) -> UnsafeMutablePointer<UInt32> {
+        (directMap(PhysicalAddress(physicalBase)) + offset).assumingMemoryBound(to: UInt32.self)
+    }
+
+    static func start() {
+        guard Platform.kind == .native else { return }
+        var a: UInt32 = 0, b: UInt32 = 0, c: UInt32 = 0, d: UInt32 = 0
+        arch_cpuid(1, 0, &a, &b, &c, &d)
+        guard d & (1 << 9) != 0 else { return }  // no local APIC
+        register(spurious).pointee = 0x100 | timerVector   // enabled; spurious → the same gate
+        register(divide).pointee = 0xb                      // divide by 1
+        // Calibrate: count down from the top for 1 ms of TSC time.
+        register(lvtTimer).pointee = timerVector | (1 << 16)  // masked one-shot
+        register(initialCount).pointee = UInt32.max
+        let start = arch_rdtsc(), wait = Clock.tscPerSecond / 1000
+        while arch_rdtsc() &- start < wait { arch_pause() }
+        let perMillisecond = UInt64(UInt32.max - register(currentCount).pointee)
+        guard perMillisecond > 0 else { return }
+        register(lvtTimer).pointee = timerVector | (1 << 17)  // periodic
+        register(initialCount).pointee = UInt32(min(perMillisecond * (Scheduler.sliceNanos / 1_000_000), UInt64(UInt32.max)))
+        enabled = true
+    }
+
+    /// End of interrupt.
+    static func acknowledge() {
+        guard enabled else { return }
+        register(eoi).pointee = 0
+    }
+}

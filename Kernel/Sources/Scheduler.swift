@@ -108,6 +108,39 @@ enum Scheduler {
         return max(Clock.monotonicNanos &+ timeout, 1)
     }
 
+    /// The interrupted app state of a trap becomes the frame (and FPU image) a syscall return
+    /// would use, so the syscall paths (signal delivery, switching) apply to it.
+    static func loadFrame(from trap: TrapFrame, fpuImage: UInt64) -> SyscallFrame {
+        let frame = Scheduler.frame
+        for (i, slot) in TrapFrame.slots.enumerated() { frame[slot] = trap.register(i) }
+        frame[.rip] = trap.rip
+        frame[.rflags] = trap.rflags
+        frame[.rsp] = trap.rsp
+        frame[.cs] = Platform.userCode
+        frame[.ss] = Platform.userData
+        fpuArea.copyMemory(from: UnsafeRawPointer(bitPattern: UInt(fpuImage))!, byteCount: 512)
+        return frame
+    }
+
+    /// The native platform's timer tick while app code ran: timers fire, and a thread that
+    /// used its slice gives way to another runnable one. Returns only if the interrupted
+    /// thread simply continues (the trap path resumes it).
+    static func timerTick(_ trap: TrapFrame, fpuImage: UInt64) {
+        Timers.check()
+        let used = Clock.nanoseconds(ticks: (arch_rdtsc() &- sliceStartTSC) &- (Clock.idleTicks &- sliceStartIdle))
+        let due = used >= sliceNanos && threads.contains(where: { $0 !== current && $0.state == .runnable })
+        let me = current
+        guard due || SysSignal.hasDeliverable(me) else { return }
+        let frame = loadFrame(from: trap, fpuImage: fpuImage)
+        if due {
+            saveCurrent()
+            runNext()
+            switched = false
+        }
+        SysSignal.deliverPending(frame)
+        enter_user_with_fpu(frame.address)
+    }
+
     /// Called after a syscall finished without switching: if the thread has run a whole
     /// slice and another one can run, the other one goes next (the result is in the frame).
     static func preemptIfSliceUsed() {

@@ -260,15 +260,7 @@ enum SysSignal {
         let me = Scheduler.current
         let act = action(signal)
         guard act.handler != SIG_DFL, act.handler != SIG_IGN, me.blocked & bit(signal) == 0 else { return }
-        // The fault's state becomes the frame a syscall return would use.
-        let frame = Scheduler.frame
-        for (i, slot) in TrapFrame.slots.enumerated() { frame[slot] = trap.register(i) }
-        frame[.rip] = trap.rip
-        frame[.rflags] = trap.rflags
-        frame[.rsp] = trap.rsp
-        frame[.cs] = Platform.userCode
-        frame[.ss] = Platform.userData
-        Scheduler.fpuArea.copyMemory(from: UnsafeRawPointer(bitPattern: UInt(fpuImage))!, byteCount: 512)
+        let frame = Scheduler.loadFrame(from: trap, fpuImage: fpuImage)
         // si_code: SEGV_MAPERR 1 / SEGV_ACCERR 2 for page faults (si_addr = the address),
         // BUS_ADRALN 1, FPE_INTDIV 1, ILL_ILLOPN 2, TRAP_BRKPT 1.
         var code: Int32 = 1

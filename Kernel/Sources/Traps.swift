@@ -26,6 +26,11 @@ struct TrapFrame {
 func trapDispatch(_ address: UInt64, _ fpuImage: UInt64) {
     let frame = TrapFrame(words: UnsafeMutablePointer(bitPattern: UInt(address))!)
     let fromKernel = frame.rip >= GuestABI.kernelRegionStart
+    if frame.vector == UInt64(LocalAPIC.timerVector) {
+        LocalAPIC.acknowledge()
+        if !fromKernel { Scheduler.timerTick(frame, fpuImage: fpuImage) }
+        return
+    }
     if fromKernel {
         var m = Message("kernel fault: vector ")
         m.decimal(frame.vector)

@@ -293,6 +293,14 @@ extension VMMMatrix {
     /// /proc/self/fd, /proc/self/stat, /proc/stat and comm.
     func procfs() throws { try differentialAllVariants("procfs") }
 
+    /// Two threads spinning in user code, each waiting for the other without a syscall:
+    /// they finish only if the kernel preempts them — the native platform's LAPIC timer
+    /// slice. pvm has no interrupt while app code runs, so the apus VMM case is not run there.
+    func preemption() throws {
+        guard vmm == "qemu" else { throw XCTSkip("no preemption of user code on pvm (see docs/ARCHITECTURE.md)") }
+        try differentialAllVariants("preempt")
+    }
+
     /// Pipes, eventfd, epoll and poll between threads.
     func pipes() throws { try differentialAllVariants("pipes") }
 

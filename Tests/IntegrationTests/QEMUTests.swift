@@ -49,6 +49,7 @@ final class QEMUTests: XCTestCase {
     func testBusybox() throws { try matrix.busybox() }
     func testTimers() throws { try matrix.timers() }
     func testEvents() throws { try matrix.events() }
+    func testPreemption() throws { try matrix.preemption() }
     func testVolumes() throws { try matrix.volumes() }
     func testProcfs() throws { try matrix.procfs() }
 }
