@@ -70,6 +70,20 @@ final class KernelTimer {
         return (deadline > n ? deadline - n : 1, interval)
     }
 
+    /// timer_settime / timerfd_settime: the new itimerspec at `newAddress` (absolute if
+    /// `absolute`, on the clock the timer was made with), the old one to `oldAddress` (0: not).
+    func settime(absolute: Bool, _ newAddress: UInt64, _ oldAddress: UInt64) throws(Errno) {
+        let new = try Itimerspec.decode(from: UserMemory.readable(newAddress, Itimerspec.size))
+        guard new.isValid else { throw .EINVAL }
+        let old = current
+        if oldAddress != 0 {
+            try Itimerspec(intervalNanos: old.interval, valueNanos: old.left).encode(into: UserMemory.writable(oldAddress, Itimerspec.size))
+        }
+        var value = Timers.nanos(new.value)
+        if absolute && value != 0 { value = Timers.absoluteDeadline(value, clockID: clockID) }
+        set(value: value, interval: Timers.nanos(new.interval), absolute: absolute)
+    }
+
     /// Runs the expirations due at `n` on this timer's clock.
     func fire(at n: UInt64) {
         var count: UInt64 = 1
@@ -275,14 +289,8 @@ enum SysPosixTimers {
 
     static func settime(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         let t = try timer(a.int32(0))
-        let new = try Itimerspec.decode(from: UserMemory.readable(a[2], Itimerspec.size))
-        guard new.isValid, a.int32(1) & ~1 == 0 else { throw .EINVAL }
-        let old = t.current
-        if a[3] != 0 { try Itimerspec(intervalNanos: old.interval, valueNanos: old.left).encode(into: UserMemory.writable(a[3], Itimerspec.size)) }
-        let absolute = a.int32(1) & 1 != 0  // TIMER_ABSTIME
-        var value = Timers.nanos(new.value)
-        if absolute && value != 0 { value = Timers.absoluteDeadline(value, clockID: t.clockID) }
-        t.set(value: value, interval: Timers.nanos(new.interval), absolute: absolute)
+        guard a.int32(1) & ~1 == 0 else { throw .EINVAL }
+        try t.settime(absolute: a.int32(1) & 1 != 0, a[2], a[3])  // TIMER_ABSTIME
         return 0
     }
 
@@ -329,14 +337,7 @@ enum SysTimerfd {
     static func settime(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         let t = try timer(a.fd(0))
         guard a.int32(1) & ~3 == 0 else { throw .EINVAL }
-        let new = try Itimerspec.decode(from: UserMemory.readable(a[2], Itimerspec.size))
-        guard new.isValid else { throw .EINVAL }
-        let old = t.current
-        if a[3] != 0 { try Itimerspec(intervalNanos: old.interval, valueNanos: old.left).encode(into: UserMemory.writable(a[3], Itimerspec.size)) }
-        let absolute = a.int32(1) & 1 != 0  // TFD_TIMER_ABSTIME
-        var value = Timers.nanos(new.value)
-        if absolute && value != 0 { value = Timers.absoluteDeadline(value, clockID: t.clockID) }
-        t.set(value: value, interval: Timers.nanos(new.interval), absolute: absolute)
+        try t.settime(absolute: a.int32(1) & 1 != 0, a[2], a[3])  // TFD_TIMER_ABSTIME
         return 0
     }
 

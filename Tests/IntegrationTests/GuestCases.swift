@@ -7,6 +7,20 @@ import Foundation
 import XCTest
 
 extension VMMMatrix {
+    /// Debian's busybox-static: nil (after failing the test) when it is missing in CI, a skip
+    /// elsewhere.
+    func requireBusybox() throws -> String? {
+        let busybox = "/bin/busybox"
+        guard Harness.isExecutableFile(busybox) else {
+            if ProcessInfo.processInfo.environment["CI"] == "true" {
+                XCTFail("\(busybox) is missing: scripts/setup.sh installs busybox-static")
+                return nil
+            }
+            throw XCTSkip("\(busybox) is missing (apt-get install busybox-static)")
+        }
+        return busybox
+    }
+
     // MARK: Differential (identical to native)
 
     func hello() throws {
@@ -224,14 +238,7 @@ extension VMMMatrix {
     /// Debian's busybox-static, unmodified: shell builtins, sort, sha256sum, wc, cat (sendfile),
     /// against the same binary run natively; `ls -l /` lists the image's root.
     func busybox() throws {
-        let busybox = "/bin/busybox"
-        guard Harness.isExecutableFile(busybox) else {
-            if ProcessInfo.processInfo.environment["CI"] == "true" {
-                XCTFail("\(busybox) is missing: scripts/setup.sh installs busybox-static")
-                return
-            }
-            throw XCTSkip("\(busybox) is missing (apt-get install busybox-static)")
-        }
+        guard let busybox = try requireBusybox() else { return }
         let text = Data("banana\napple\ncherry\nthe quick brown fox\n".utf8)
         try differential(Invocation(program: busybox, args: ["sh", "-c", "echo hi; for i in 1 2 3; do echo $i; done; x=$((6*7)); echo $x"]), expectStatus: 0)
         try differential(Invocation(program: busybox, args: ["sort"], stdin: text), expectStatus: 0)
@@ -248,14 +255,7 @@ extension VMMMatrix {
     /// `-v HOST:GUEST[:ro]`: a host directory (files, a subdirectory, a symlink) copied into
     /// the image; reads match the host, writes stay in the VM, and `:ro` refuses them (EROFS).
     func volumes() throws {
-        let busybox = "/bin/busybox"
-        guard Harness.isExecutableFile(busybox) else {
-            if ProcessInfo.processInfo.environment["CI"] == "true" {
-                XCTFail("\(busybox) is missing: scripts/setup.sh installs busybox-static")
-                return
-            }
-            throw XCTSkip("\(busybox) is missing (apt-get install busybox-static)")
-        }
+        guard let busybox = try requireBusybox() else { return }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("apus-volume-\(getpid())-\(vmm)").path
         try? FileManager.default.removeItem(atPath: dir)
         try FileManager.default.createDirectory(atPath: dir + "/sub", withIntermediateDirectories: true)
