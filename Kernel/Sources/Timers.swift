@@ -70,15 +70,18 @@ final class KernelTimer {
         return (deadline > n ? deadline - n : 1, interval)
     }
 
+    /// timer_gettime / timerfd_gettime: the time left and the interval as an itimerspec.
+    func gettime(_ address: UInt64) throws(Errno) {
+        let (left, interval) = current
+        try Itimerspec(intervalNanos: interval, valueNanos: left).encode(into: UserMemory.writable(address, Itimerspec.size))
+    }
+
     /// timer_settime / timerfd_settime: the new itimerspec at `newAddress` (absolute if
     /// `absolute`, on the clock the timer was made with), the old one to `oldAddress` (0: not).
     func settime(absolute: Bool, _ newAddress: UInt64, _ oldAddress: UInt64) throws(Errno) {
         let new = try Itimerspec.decode(from: UserMemory.readable(newAddress, Itimerspec.size))
         guard new.isValid else { throw .EINVAL }
-        let old = current
-        if oldAddress != 0 {
-            try Itimerspec(intervalNanos: old.interval, valueNanos: old.left).encode(into: UserMemory.writable(oldAddress, Itimerspec.size))
-        }
+        if oldAddress != 0 { try gettime(oldAddress) }
         var value = Timers.nanos(new.value)
         if absolute && value != 0 { value = Timers.absoluteDeadline(value, clockID: clockID) }
         set(value: value, interval: Timers.nanos(new.interval), absolute: absolute)
@@ -295,8 +298,7 @@ enum SysPosixTimers {
     }
 
     static func gettime(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        let (left, interval) = try timer(a.int32(0)).current
-        try Itimerspec(intervalNanos: interval, valueNanos: left).encode(into: UserMemory.writable(a[1], Itimerspec.size))
+        try timer(a.int32(0)).gettime(a[1])
         return 0
     }
 
@@ -342,8 +344,7 @@ enum SysTimerfd {
     }
 
     static func gettime(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        let (left, interval) = try timer(a.fd(0)).current
-        try Itimerspec(intervalNanos: interval, valueNanos: left).encode(into: UserMemory.writable(a[1], Itimerspec.size))
+        try timer(a.fd(0)).gettime(a[1])
         return 0
     }
 }
