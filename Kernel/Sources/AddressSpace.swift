@@ -9,6 +9,35 @@ struct Region {
     var end: UInt64
     var protection: MmapProtection
     var kind: Kind
+    /// A MAP_SHARED file mapping: the `SharedFiles` slot whose frames back it (-1: the
+    /// region owns its frames), the file page at `start`, and whether the descriptor it was
+    /// made through allowed writing (else mprotect(PROT_WRITE) is EACCES).
+    var sharedFile = -1
+    var filePage = 0
+    var mayWrite = true
+
+    /// This region's fields for a range starting at `address` inside or right after it.
+    func continued(at address: UInt64, to end: UInt64) -> Region {
+        var r = self
+        r.start = address
+        r.end = end
+        if sharedFile >= 0 { r.filePage = filePage + Int((address - start) / AddressSpace.pageSize) }
+        return r
+    }
+
+    /// The same range of the same thing, moved to start at `address` (mremap).
+    func relocated(to address: UInt64) -> Region {
+        var r = self
+        r.end = address + (end - start)
+        r.start = address
+        return r
+    }
+
+    /// True if `next`, starting at this region's end, can join it.
+    func joins(_ next: Region) -> Bool {
+        end == next.start && kind == next.kind && protection == next.protection && sharedFile == next.sharedFile
+            && mayWrite == next.mayWrite && (sharedFile < 0 || continued(at: end, to: next.end).filePage == next.filePage)
+    }
 }
 
 /// The app's mappings. Memory is backed eagerly: every accessible page has a frame from the
@@ -53,26 +82,45 @@ enum AddressSpace {
     /// Maps [start, start+length) with fresh zeroed frames (none for PROT_NONE) and records the
     /// region. The range must be free.
     static func map(_ start: UInt64, _ length: UInt64, _ protection: MmapProtection, _ kind: Region.Kind) throws(Errno) {
-        let end = start + length
-        let pages = Int(length / pageSize)
-        guard protection.isEmpty || pages <= PhysicalMemory.freePages else { throw .ENOMEM }
-        if !protection.isEmpty {
-            let flags = PageTable.flags(for: protection)
-            var address = start
-            while address < end {
-                guard let frame = PhysicalMemory.allocatePage() else {
-                    releaseFrames(start, address)
-                    throw .ENOMEM
-                }
-                do { try PageTable.map(address, frame, flags) } catch {
-                    PhysicalMemory.free(frame)
-                    releaseFrames(start, address)
-                    throw error
-                }
-                address += pageSize
+        try map(Region(start: start, end: start + length, protection: protection, kind: kind))
+    }
+
+    /// Backs `region` (its shared file's frames, or fresh zeroed ones; none for PROT_NONE)
+    /// and records it. The range must be free.
+    static func map(_ region: Region) throws(Errno) {
+        let pages = Int((region.end - region.start) / pageSize)
+        guard region.protection.isEmpty || region.sharedFile >= 0 || pages <= PhysicalMemory.freePages else { throw .ENOMEM }
+        if !region.protection.isEmpty {
+            do { try back(region, region.start, region.end) } catch {
+                releaseFrames(region, region.start, region.end)
+                throw error
             }
         }
-        insert(Region(start: start, end: end, protection: protection, kind: kind))
+        insert(region)
+    }
+
+    /// Gives every page of [start, end) in `r` that has no frame one, with `r`'s protection.
+    private static func back(_ r: Region, _ start: UInt64, _ end: UInt64) throws(Errno) {
+        let flags = PageTable.flags(for: r.protection)
+        var address = start
+        while address < end {
+            if PageTable.frame(address) == nil {
+                if r.sharedFile >= 0 {
+                    let frame = try SharedFiles.mapPage(r.sharedFile, r.continued(at: address, to: end).filePage)
+                    do { try PageTable.map(address, frame, flags) } catch {
+                        SharedFiles.release(r.sharedFile)
+                        throw error
+                    }
+                } else {
+                    guard let frame = PhysicalMemory.allocatePage() else { throw .ENOMEM }
+                    do { try PageTable.map(address, frame, flags) } catch {
+                        PhysicalMemory.free(frame)
+                        throw error
+                    }
+                }
+            }
+            address += pageSize
+        }
     }
 
     /// Records a region, keeping the list ordered by start.
@@ -82,10 +130,13 @@ enum AddressSpace {
         regions.insert(region, at: i)
     }
 
-    private static func releaseFrames(_ start: UInt64, _ end: UInt64) {
+    /// Unmaps [start, end) of `r`: its own frames are freed, a shared file's handed back.
+    private static func releaseFrames(_ r: Region, _ start: UInt64, _ end: UInt64) {
         var address = start
         while address < end {
-            if let frame = PageTable.unmap(address) { PhysicalMemory.free(frame) }
+            if let frame = PageTable.unmap(address) {
+                if r.sharedFile >= 0 { SharedFiles.release(r.sharedFile) } else { PhysicalMemory.free(frame) }
+            }
             address += pageSize
         }
         PageTable.flush(start, pages: Int((end - start) / pageSize))
@@ -94,8 +145,7 @@ enum AddressSpace {
     /// Splits regions so that `address` is a region boundary.
     private static func split(at address: UInt64) {
         for i in regions.indices where regions[i].start < address && address < regions[i].end {
-            var upper = regions[i]
-            upper.start = address
+            let upper = regions[i].continued(at: address, to: regions[i].end)
             regions[i].end = address
             regions.insert(upper, at: i + 1)
             return
@@ -107,7 +157,7 @@ enum AddressSpace {
         let end = start + length
         split(at: start)
         split(at: end)
-        releaseFrames(start, end)
+        for r in regions where r.start >= start && r.end <= end { releaseFrames(r, r.start, r.end) }
         regions.removeAll { $0.start >= start && $0.end <= end }
     }
 
@@ -117,6 +167,7 @@ enum AddressSpace {
         var covered = start
         for r in regions where r.end > start && r.start < end {
             if r.start > covered { throw .ENOMEM }
+            if !r.mayWrite && protection.contains(.PROT_WRITE) { throw .EACCES }
             covered = r.end
         }
         guard covered >= end else { throw .ENOMEM }
@@ -126,16 +177,12 @@ enum AddressSpace {
         for i in regions.indices where regions[i].start >= start && regions[i].end <= end {
             var address = regions[i].start
             while address < regions[i].end {
-                if PageTable.frame(address) != nil {
-                    PageTable.protect(address, flags)
-                } else if !protection.isEmpty {
-                    // A reservation becoming accessible: back it now.
-                    guard let frame = PhysicalMemory.allocatePage() else { throw .ENOMEM }
-                    try PageTable.map(address, frame, flags)
-                }
+                PageTable.protect(address, flags)
                 address += pageSize
             }
             regions[i].protection = protection
+            // A reservation becoming accessible is backed now.
+            if !protection.isEmpty { try back(regions[i], regions[i].start, regions[i].end) }
         }
         PageTable.flush(start, pages: Int(length / pageSize))
     }
@@ -154,7 +201,7 @@ enum AddressSpace {
         }
         let growth = newLength - oldLength
         if old + oldLength == r.end && isFree(r.end, r.end + growth) {
-            try map(r.end, growth, r.protection, r.kind)
+            try map(r.continued(at: r.end, to: r.end + growth))
             merge()
             return old
         }
@@ -173,8 +220,8 @@ enum AddressSpace {
         split(at: old)
         split(at: old + oldLength)
         regions.removeAll { $0.start >= old && $0.end <= old + oldLength }
-        insert(Region(start: destination, end: destination + oldLength, protection: r.protection, kind: r.kind))
-        try map(destination + oldLength, growth, r.protection, r.kind)
+        insert(r.continued(at: old, to: old + oldLength).relocated(to: destination))
+        try map(r.continued(at: old + oldLength, to: old + newLength).relocated(to: destination + oldLength))
         merge()
         return destination
     }
@@ -183,8 +230,7 @@ enum AddressSpace {
     private static func merge() {
         var i = 0
         while i + 1 < regions.count {
-            if regions[i].end == regions[i + 1].start && regions[i].kind == regions[i + 1].kind
-                && regions[i].protection == regions[i + 1].protection {
+            if regions[i].joins(regions[i + 1]) {
                 regions[i].end = regions[i + 1].end
                 regions.remove(at: i + 1)
             } else {
@@ -193,11 +239,12 @@ enum AddressSpace {
         }
     }
 
-    /// MADV_DONTNEED on private anonymous memory: the pages read as zero afterwards.
+    /// MADV_DONTNEED: private pages read as zero afterwards; a shared file's pages keep the
+    /// file's bytes (what Linux's refault from the page cache gives).
     static func discard(_ start: UInt64, _ length: UInt64) {
         var address = start
         while address < start + length {
-            if let frame = PageTable.frame(address) {
+            if let frame = PageTable.frame(address), (region(containing: address)?.sharedFile ?? -1) < 0 {
                 directMap(frame).initializeMemory(as: UInt8.self, repeating: 0, count: Int(pageSize))
             }
             address += pageSize

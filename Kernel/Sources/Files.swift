@@ -72,6 +72,14 @@ struct KernelHost: FileSystemHost {
         return m.bytes
     }
 
+    mutating func collectMappedBytes(_ node: Int, into contents: UnsafeMutableRawBufferPointer, _ range: Range<Int>) {
+        SharedFiles.collect(node, into: contents, range)
+    }
+
+    mutating func mappedBytesChanged(_ node: Int, _ contents: UnsafeRawBufferPointer, from: Int, to: Int) {
+        SharedFiles.changed(node, contents, from: from, to: to)
+    }
+
     mutating func generate(_ id: UInt32) throws(Errno) -> [UInt8] {
         var m = Message()
         switch Files.Generated(rawValue: id) {
@@ -142,7 +150,7 @@ enum ProcFiles {
             m.append(r.protection.contains(.PROT_READ) || !r.protection.isEmpty ? "r" : "-")
             m.append(r.protection.contains(.PROT_WRITE) ? "w" : "-")
             m.append(r.protection.contains(.PROT_EXEC) ? "x" : "-")
-            m.append("p 00000000 00:00 0")
+            m.append(r.sharedFile >= 0 ? "s" : "p"); m.append(" 00000000 00:00 0")
             switch r.kind {
             case .heap: m.append("                          [heap]")
             case .stack: m.append("                          [stack]")

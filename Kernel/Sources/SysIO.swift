@@ -8,10 +8,12 @@ import VFS
 enum SysIO {
     static let AT_FDCWD = AtFlags.AT_FDCWD
 
-    /// The VFS. Mounted by the loader before the app's first instruction.
+    /// The VFS. Mounted by the loader before the app's first instruction. Mutated in place
+    /// (`_modify`): a get/set pair would copy the file system for every call, and the first
+    /// change to a shared array inside (a file's bytes) would then copy all of it.
     static var fs: FileSystem<KernelHost> {
         get { Files.mounted! }
-        set { Files.mounted = newValue }
+        _modify { yield &Files.mounted! }
     }
 
     static func path(_ address: UInt64) throws(Errno) -> UnsafeRawBufferPointer {

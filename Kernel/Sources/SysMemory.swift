@@ -1,10 +1,9 @@
 import LinuxABI
 import VFS
 
-/// brk and mmap/munmap/mprotect/mremap/madvise with Linux semantics. A file mapping is a
-/// private copy of the file's bytes (MAP_PRIVATE, and read-only MAP_SHARED, which cannot be
-/// told apart while nothing writes the file through it); a writable MAP_SHARED mapping would
-/// need pages shared with the file and is refused (ENODEV) for now.
+/// brk and mmap/munmap/mprotect/mremap/madvise/msync with Linux semantics. A private file
+/// mapping is a copy of the file's bytes; a shared one maps the file's shared pages
+/// (SharedFiles.swift), which every shared mapping of the file and its read/write see.
 enum SysMemory {
     static let pageMask: UInt64 = 0xfff
 
@@ -28,25 +27,40 @@ enum SysMemory {
     }
 
     static func mmap(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        let hint = a[0]
         let protection = MmapProtection(rawValue: a[2] & 0xffff_ffff)
         let flags = MmapFlags(rawValue: a[3] & 0xffff_ffff)
         try flags.validate()
         guard a.size(1) > 0, let length = AddressSpace.pageAlignUp(a.size(1)) else { throw .EINVAL }
         guard protection.isSubset(of: [.PROT_READ, .PROT_WRITE, .PROT_EXEC]) else { throw .EINVAL }
         let fileOffset = a[5]
+        // A shared file mapping: the file's node, and whether the descriptor lets it write.
+        var sharedNode: Int? = nil
+        var mayWrite = true
         if !flags.isAnonymous {
             let fd = a.fd(4)
             let status = try SysIO.fs.statusFlags(fd)
             guard fileOffset & pageMask == 0 else { throw .EINVAL }
             guard status.isReadable else { throw .EACCES }
+            guard fileOffset.addingReportingOverflow(length).partialValue >= fileOffset,
+                  fileOffset / AddressSpace.pageSize < UInt64(Int32.max) else { throw .EOVERFLOW }
             if case .directory = try SysIO.fs.nodeType(fd) { throw .ENODEV }
-            if flags.contains(.MAP_SHARED) && protection.contains(.PROT_WRITE) {
-                reportSharedWritable()
-                throw .ENODEV
+            if flags.mappingType != .private {
+                sharedNode = try SysIO.fs.beginSharedMapping(fd, writable: protection.contains(.PROT_WRITE))
+                mayWrite = status.isWritable
             }
         }
+        // Held while mapping: a MAP_FIXED replacing the file's last mapping must not end the
+        // sharing, and a failed mmap ends it if nothing else maps the file.
+        let slot = sharedNode.map { SharedFiles.retain(node: $0) } ?? -1
+        defer { if slot >= 0 { SharedFiles.release(slot) } }
+        return try place(a, length, protection, flags, fileOffset, slot, mayWrite)
+    }
 
+    /// mmap once the file side is checked: picks the address and maps; `slot` is the
+    /// shared file's (SharedFiles) or -1.
+    private static func place(_ a: SyscallArguments, _ length: UInt64, _ protection: MmapProtection, _ flags: MmapFlags,
+                              _ fileOffset: UInt64, _ slot: Int, _ mayWrite: Bool) throws(Errno) -> UInt64 {
+        let hint = a[0]
         let start: UInt64
         if flags.isFixed {
             guard hint & pageMask == 0 else { throw .EINVAL }
@@ -68,6 +82,16 @@ enum SysMemory {
             try AddressSpace.map(start, length, protection, .anonymous)
             return start
         }
+        if slot >= 0 {
+            // Pages past the end of the file are mapped too (zero, never written back) where
+            // Linux would raise SIGBUS on touching them.
+            var region = Region(start: start, end: start + length, protection: protection, kind: .anonymous)
+            region.sharedFile = slot
+            region.filePage = Int(fileOffset / AddressSpace.pageSize)
+            region.mayWrite = mayWrite
+            try AddressSpace.map(region)
+            return start
+        }
         // A file: map writable, copy the file's bytes in (the rest of the last page and any
         // pages past the end stay zero), then apply the protection asked for.
         try AddressSpace.map(start, length, [.PROT_READ, .PROT_WRITE], .anonymous)
@@ -81,18 +105,10 @@ enum SysMemory {
         return start
     }
 
-    /// Says once on stderr why a writable MAP_SHARED file mapping failed, as for an
-    /// unimplemented syscall.
-    nonisolated(unsafe) static var reportedSharedWritable = false
-    static func reportSharedWritable() {
-        guard !reportedSharedWritable else { return }
-        reportedSharedWritable = true
-        Console.kernelLine(Message("apus: writable MAP_SHARED file mappings are not supported yet: mmap returns ENODEV"))
-    }
-
     /// msync(addr, length, flags): MS_ASYNC 1, MS_INVALIDATE 2, MS_SYNC 4 (not ASYNC and SYNC
-    /// together). Every file mapping is a private copy (writable shared ones are refused), so
-    /// there is nothing to write back: the range only has to be mapped (else ENOMEM).
+    /// together). Shared mappings are the file's pages and file syscalls see them at once,
+    /// and nothing lies below the VM's files to write to, so the range only has to be mapped
+    /// (else ENOMEM).
     static func msync(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         let flags = a.int32(2)
         guard flags & ~7 == 0, flags & 5 != 5 else { throw .EINVAL }

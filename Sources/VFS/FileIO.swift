@@ -137,6 +137,7 @@ extension FileSystem {
             if nodes[node].image >= 0 {
                 return copyOut(image.contents(of: image.entry(at: nodes[node].image)), from: offset, into: buffer)
             }
+            if offset >= 0 && offset < Int64(nodes[node].data.count) { collectShared(node, Int(offset), buffer.count) }
             return nodes[node].data.withUnsafeBytes { copyOut($0, from: offset, into: buffer) }
         case .generated:
             return file.snapshot.withUnsafeBytes { copyOut($0, from: offset, into: buffer) }
@@ -219,6 +220,7 @@ extension FileSystem {
                 (to + start).copyMemory(from: from, byteCount: bytes.count)
             }
         }
+        pushShared(node, from: start, to: Int(end))
         let now = host.now()
         nodes[node].modificationTime = now
         nodes[node].changeTime = now
@@ -235,6 +237,9 @@ extension FileSystem {
         } else if Int(length) > size {
             nodes[node].data.append(contentsOf: repeatElement(0, count: Int(length) - size))
         }
+        // Shrinking: the pages past the end read zero; growing: the new bytes are zero even
+        // where the app stored past the old end through a mapping (Linux zeroes them too).
+        if Int(length) != size { pushShared(node, from: min(size, Int(length)), to: Int.max) }
         let now = host.now()
         nodes[node].modificationTime = now
         nodes[node].changeTime = now

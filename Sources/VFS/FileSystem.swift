@@ -39,6 +39,14 @@ public protocol FileSystemHost {
     /// What /proc/self/fd/N reads for a console opened by no path ("pipe:[3]",
     /// "anon_inode:[eventfd]"…).
     mutating func consoleName(_ id: UInt32) -> [UInt8]
+    /// A file the host maps MAP_SHARED (`beginSharedMapping`) is about to be read: copy the
+    /// bytes of `range` the host's pages hold (what the app stored through the mapping)
+    /// into `contents`, the file's bytes (`range` lies within them).
+    mutating func collectMappedBytes(_ node: Int, into contents: UnsafeMutableRawBufferPointer, _ range: Range<Int>)
+    /// The VFS changed the bytes `from..<to` of a file the host maps MAP_SHARED (`to` may be
+    /// `Int.max`): copy them from `contents`, the file's bytes now, into the host's pages
+    /// covering them, zeros past `contents.count`.
+    mutating func mappedBytesChanged(_ node: Int, _ contents: UnsafeRawBufferPointer, from: Int, to: Int)
 }
 
 /// A character device node.

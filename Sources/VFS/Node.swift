@@ -22,7 +22,12 @@ struct DirectoryEntry {
 /// - `links` counts directory entries naming the node; a directory has 1 while linked
 ///   (st_nlink is computed: 2 + subdirectories) and 0 once removed.
 /// - `opens` counts open file descriptions plus the cwd reference. A node with
-///   `links == 0 && opens == 0` is freed, except the root.
+///   `links == 0 && opens == 0` is freed, except the root. A host's shared mapping of a
+///   file holds one `opens` reference too (see SharedMapping.swift).
+/// - `sharedMapped`: the host maps the file MAP_SHARED and its pages, not `data`, hold the
+///   newest bytes of the pages they cover; the VFS collects them before reading `data`
+///   and pushes changes after writing it. Only regular files with `image < 0` or never
+///   written through a mapping (read-only mappings of image files).
 struct Node {
     var type: NodeType
     var permissions: UInt32
@@ -45,6 +50,7 @@ struct Node {
     /// From a read-only part of the image: nothing may change it or, for a directory, its
     /// names (EROFS). Inherited by everything materialized below a read-only directory.
     var readOnly = false
+    var sharedMapped = false
 
     init(type: NodeType, permissions: UInt32, ino: UInt64, time: Timespec) {
         self.type = type

@@ -19,6 +19,7 @@ final class ApusVMMTests: XCTestCase {
     func testStdin() throws { try matrix.stdin() }
     func testMemory() throws { try matrix.memory() }
     func testMadvise() throws { try matrix.madvise() }
+    func testSharedMappings() throws { try matrix.sharedMappings() }
     func testTime() throws { try matrix.time() }
     func testIDs() throws { try matrix.ids() }
     func testRandom() throws { try matrix.random() }

@@ -76,6 +76,7 @@ extension VMMMatrix {
 
     func memory() throws { try differentialAllVariants("memory") }
     func madvise() throws { try differentialAllVariants("madvise") }
+    func sharedMappings() throws { try differentialAllVariants("sharedmap") }
     func time() throws {
         let now = String(Int(Date().timeIntervalSince1970))
         try differentialAllVariants("time", args: [now])

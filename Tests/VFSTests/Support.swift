@@ -11,6 +11,9 @@ struct TestHost: FileSystemHost {
     var generated: [UInt32: [UInt8]] = [:]
     var consoleOutput: [UInt32: [UInt8]] = [:]
     var consoleInput: [UInt8] = []
+    /// A host's shared mapping of a node, as bytes from file offset 0 (what the kernel keeps
+    /// as one frame per page); stores through the mapping are writes to this array.
+    var mappedPages: [Int: [UInt8]] = [:]
 
     mutating func now() -> Timespec {
         seconds += 1
@@ -38,6 +41,21 @@ struct TestHost: FileSystemHost {
     }
 
     mutating func consoleName(_ id: UInt32) -> [UInt8] { Array("pipe:[\(id)]".utf8) }
+
+    mutating func collectMappedBytes(_ node: Int, into contents: UnsafeMutableRawBufferPointer, _ range: Range<Int>) {
+        guard let pages = mappedPages[node] else { return }
+        for i in range where i < pages.count { contents[i] = pages[i] }
+    }
+
+    mutating func mappedBytesChanged(_ node: Int, _ contents: UnsafeRawBufferPointer, from: Int, to: Int) {
+        guard var pages = mappedPages[node] else { return }
+        var i = from
+        while i < to && i < pages.count {
+            pages[i] = i < contents.count ? contents[i] : 0
+            i += 1
+        }
+        mappedPages[node] = pages
+    }
 
     mutating func consoleWrite(_ id: UInt32, _ bytes: UnsafeRawBufferPointer,
                                nonblocking: Bool) throws(Errno) -> Int {

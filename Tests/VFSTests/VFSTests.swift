@@ -806,3 +806,85 @@ final class ReadOnlyTreeTests: XCTestCase {
         XCTAssertEqual(image.contents("/usr/share/doc/notes"), Array("notes\n".utf8))
     }
 }
+
+/// MAP_SHARED coherence: the host's pages (TestHost.mappedPages) and read/write/truncate
+/// agree at every call, and the mapping holds the file.
+final class SharedMappingTests: XCTestCase {
+    /// Maps `fd` shared as the kernel does: the VFS call, then pages filled from the file.
+    func mapShared(_ fs: inout TestFS, _ fd: Int32, length: Int, writable: Bool = true) throws -> Int {
+        let node = try XCTUnwrap(try fs.beginSharedMapping(fd, writable: writable))
+        var pages = [UInt8](repeating: 0, count: length)
+        _ = pages.withUnsafeMutableBytes { fs.readShared(node, at: 0, into: $0) }
+        fs.host.mappedPages[node] = pages
+        return node
+    }
+
+    func testStoresReadsWritesAndTruncation() throws {
+        var fs = try ImageBuffer().mount()
+        let fd = try fs.open("/tmp/shared", [.O_CREAT, .O_RDWR])
+        try fs.write(fd, "hello, world")
+        let node = try mapShared(&fs, fd, length: 4096)
+        XCTAssertEqual(text(Array(fs.host.mappedPages[node]![0..<12])), "hello, world")
+
+        // A store through the mapping is what read sees.
+        fs.host.mappedPages[node]![0] = UInt8(ascii: "J")
+        XCTAssertEqual(text(try fs.pread(fd, count: 100, offset: 0)), "Jello, world")
+        // A write is what the mapping sees.
+        _ = try fs.pwrite(fd, "W", offset: 7)
+        XCTAssertEqual(text(Array(fs.host.mappedPages[node]![0..<12])), "Jello, World")
+        // Bytes stored past the end are not the file's; growing the file zeroes them.
+        fs.host.mappedPages[node]![20] = 7
+        XCTAssertEqual(try fs.fstat(fd).size, 12)
+        try fs.ftruncate(fd, length: 30)
+        XCTAssertEqual(fs.host.mappedPages[node]![20], 0)
+        // Shrinking zeroes what the mapping shows past the new end.
+        try fs.ftruncate(fd, length: 5)
+        XCTAssertEqual(Array(fs.host.mappedPages[node]![5..<12]), [0, 0, 0, 0, 0, 0, 0])
+        XCTAssertEqual(text(try fs.pread(fd, count: 100, offset: 0)), "Jello")
+    }
+
+    func testTheMappingHoldsAnUnlinkedFileAndWritesBack() throws {
+        var fs = try ImageBuffer().mount()
+        let fd = try fs.open("/tmp/held", [.O_CREAT, .O_RDWR])
+        try fs.write(fd, "abc")
+        let node = try mapShared(&fs, fd, length: 4096)
+        try fs.close(fd)
+        try fs.unlink("/tmp/held")
+        XCTAssertTrue(fs.isSharedMapped(node))
+        fs.host.mappedPages[node]![1] = UInt8(ascii: "B")
+        var buffer = [UInt8](repeating: 0, count: 3)
+        XCTAssertEqual(buffer.withUnsafeMutableBytes { fs.readShared(node, at: 0, into: $0) }, 3)
+        XCTAssertEqual(text(buffer), "aBc")
+        fs.endSharedMapping(node)
+        XCTAssertFalse(fs.isSharedMapped(node))
+        // The node was freed and is reused intact.
+        let again = try fs.open("/tmp/other", [.O_CREAT, .O_RDWR])
+        XCTAssertEqual(try fs.fstat(again).size, 0)
+
+        // A linked file keeps what was stored once the mapping ends.
+        let kept = try fs.open("/tmp/kept", [.O_CREAT, .O_RDWR])
+        try fs.write(kept, "xyz")
+        let keptNode = try mapShared(&fs, kept, length: 4096)
+        fs.host.mappedPages[keptNode]![2] = UInt8(ascii: "!")
+        fs.endSharedMapping(keptNode)
+        fs.host.mappedPages[keptNode] = nil
+        XCTAssertEqual(text(try fs.pread(kept, count: 10, offset: 0)), "xy!")
+    }
+
+    func testPermissionsAndImageFiles() throws {
+        var fs = try ImageBuffer().mount()
+        let readOnly = try fs.open("/etc/hosts", [])
+        XCTAssertErrno(.EACCES) { () throws(Errno) in _ = try fs.beginSharedMapping(readOnly, writable: true) }
+        // A read-only mapping of an image file sees a later write through another descriptor.
+        let node = try mapShared(&fs, readOnly, length: 4096, writable: false)
+        let writer = try fs.open("/etc/hosts", [.O_RDWR])
+        _ = try fs.pwrite(writer, "8", offset: 0)
+        XCTAssertEqual(fs.host.mappedPages[node]![0], UInt8(ascii: "8"))
+        let appending = try fs.open("/etc/hosts", [.O_RDWR, .O_APPEND])
+        XCTAssertEqual(try fs.beginSharedMapping(appending, writable: true), node)
+        // Devices are mapped privately by the host.
+        let zero = try fs.open("/dev/zero", [.O_RDWR])
+        XCTAssertNil(try fs.beginSharedMapping(zero, writable: true))
+    }
+}
+
