@@ -72,6 +72,11 @@ struct KernelHost: FileSystemHost {
         return m.bytes
     }
 
+    /// Keeps a reserve for page tables and the kernel's small allocations.
+    mutating func canAllocate(_ bytes: Int) -> Bool {
+        bytes / 4096 + 64 < PhysicalMemory.freePages
+    }
+
     mutating func collectMappedBytes(_ node: Int, into contents: UnsafeMutableRawBufferPointer, _ range: Range<Int>) {
         SharedFiles.collect(node, into: contents, range)
     }

@@ -25,6 +25,8 @@
 //   [0, kernelRegionStart)  → the application (empty at boot)
 //   directMapBase + p       → physical p, for all RAM, the doorbell page and the image
 //   kernelVirtualBase + p   → physical p, for p in [0, 1 GiB): the kernel runs here
+//   [heapWindowStart, heapWindowEnd) → empty at boot; the kernel maps large heap blocks
+//                             there from scattered pages when no contiguous RAM is left
 
 /// A guest-physical address. Distinct from virtual addresses on purpose.
 public struct PhysicalAddress: Hashable, Comparable, Sendable {
@@ -53,6 +55,10 @@ public enum GuestABI {
     public static let directMapBase: UInt64 = 0x7f80_0000_0000
     /// Kernel code and data: virtual = kernelVirtualBase + physical (PDPT entry 508 of slot 255).
     public static let kernelVirtualBase: UInt64 = 0x7fff_0000_0000
+    /// Kernel-managed virtual range between the direct map (≤ 12 GiB) and the kernel
+    /// (PDPT entries 256…507 of slot 255); the boot page tables leave it empty.
+    public static let heapWindowStart: UInt64 = 0x7fc0_0000_0000
+    public static let heapWindowEnd: UInt64 = kernelVirtualBase
     /// RAM starts at 0 and may not reach the doorbell page.
     public static let maxMemorySize: UInt64 = 0xc000_0000
     public static let minMemorySize: UInt64 = 0x80_0000

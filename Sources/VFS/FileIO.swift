@@ -210,7 +210,8 @@ extension FileSystem {
         guard bytes.count > 0 else { return 0 }
         let (end, overflow) = offset.addingReportingOverflow(Int64(bytes.count))
         guard !overflow, end <= Int64(options.maxFileSize) else { throw .EFBIG }
-        copyUp(node)
+        try copyUp(node)
+        try reserve(node, Int(end))
         if Int(end) > nodes[node].data.count {
             nodes[node].data.append(contentsOf: repeatElement(0, count: Int(end) - nodes[node].data.count))
         }
@@ -227,10 +228,25 @@ extension FileSystem {
         return bytes.count
     }
 
+    /// Makes room for `count` bytes in a tmpfs file: capacity doubles (amortized appends),
+    /// or grows to just `count` when the host cannot spare double; ENOSPC when it cannot
+    /// spare even that.
+    mutating func reserve(_ node: Int, _ count: Int) throws(Errno) {
+        let capacity = nodes[node].data.capacity
+        guard count > capacity else { return }
+        var target = max(count, 2 * capacity)
+        if !host.canAllocate(target) {
+            guard host.canAllocate(count) else { throw .ENOSPC }
+            target = count
+        }
+        nodes[node].data.reserveCapacity(target)
+    }
+
     /// Sets a regular file's length (zero-filling growth); EFBIG beyond the size limit.
     mutating func resize(_ node: Int, to length: Int64) throws(Errno) {
         guard length <= Int64(options.maxFileSize) else { throw .EFBIG }
-        copyUp(node)
+        try copyUp(node)
+        try reserve(node, Int(length))
         let size = nodes[node].data.count
         if Int(length) < size {
             nodes[node].data.removeSubrange(Int(length)..<size)

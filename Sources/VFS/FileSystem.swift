@@ -39,6 +39,9 @@ public protocol FileSystemHost {
     /// What /proc/self/fd/N reads for a console opened by no path ("pipe:[3]",
     /// "anon_inode:[eventfd]"…).
     mutating func consoleName(_ id: UInt32) -> [UInt8]
+    /// Whether `bytes` more of memory can be had: a tmpfs file's bytes grow only then,
+    /// else the write fails with ENOSPC (a full tmpfs) instead of exhausting the host.
+    mutating func canAllocate(_ bytes: Int) -> Bool
     /// A file the host maps MAP_SHARED (`beginSharedMapping`) is about to be read: copy the
     /// bytes of `range` the host's pages hold (what the app stored through the mapping)
     /// into `contents`, the file's bytes (`range` lies within them).

@@ -315,10 +315,12 @@ extension FileSystem {
         return n.data
     }
 
-    /// Moves an image file's bytes into the node, so it can be written.
-    mutating func copyUp(_ node: Int) {
+    /// Moves an image file's bytes into the node, so it can be written; ENOSPC if the host
+    /// cannot hold them.
+    mutating func copyUp(_ node: Int) throws(Errno) {
         guard nodes[node].type == .regular, nodes[node].image >= 0 else { return }
         let bytes = image.contents(of: image.entry(at: nodes[node].image))
+        guard host.canAllocate(bytes.count) else { throw .ENOSPC }
         nodes[node].data = Array(bytes)
         nodes[node].image = -1
     }

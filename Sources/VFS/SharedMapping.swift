@@ -25,7 +25,7 @@ extension FileSystem {
         if writable && !file.flags.isWritable { throw .EACCES }
         let node = file.node
         guard nodes[node].type == .regular else { return nil }
-        if writable { copyUp(node) }
+        if writable { try copyUp(node) }
         if !nodes[node].sharedMapped {
             nodes[node].sharedMapped = true
             nodes[node].opens += 1

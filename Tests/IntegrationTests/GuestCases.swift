@@ -178,6 +178,17 @@ extension VMMMatrix {
         }
     }
 
+    /// A tmpfs that fills the VM's memory (after the app mapped and freed most of it, so
+    /// free memory is scattered pages): ENOSPC, the file intact, memory back after unlink.
+    func tmpfsFull() throws {
+        for variant in Harness.variants {
+            guard let r = try apusOnly(Invocation(program: "./tmpfsfull.\(variant)", apusFlags: ["-m", "32M"])) else { continue }
+            let what = "[\(vmm)] tmpfsfull.\(variant)"
+            XCTAssertEqual(r.status, 0, "\(what): exit status\nstdout: \(r.stdoutText)\nstderr: \(r.stderrText)")
+            XCTAssertTrue(r.stdoutText.hasSuffix("failures: 0\n"), "\(what): \(r.stdoutText)")
+        }
+    }
+
     /// --timings: program output untouched on stdout, a timeline on stderr.
     /// Signals delivered to handlers: siginfo, masks, SA_NODEFER/RESETHAND/ONSTACK, pending.
     func signalHandlers() throws { try differentialAllVariants("sighandler") }

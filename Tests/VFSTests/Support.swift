@@ -42,6 +42,11 @@ struct TestHost: FileSystemHost {
 
     mutating func consoleName(_ id: UInt32) -> [UInt8] { Array("pipe:[\(id)]".utf8) }
 
+    /// Memory the host will spare for file bytes (ENOSPC past it).
+    var spareBytes = Int.max
+
+    mutating func canAllocate(_ bytes: Int) -> Bool { bytes <= spareBytes }
+
     mutating func collectMappedBytes(_ node: Int, into contents: UnsafeMutableRawBufferPointer, _ range: Range<Int>) {
         guard let pages = mappedPages[node] else { return }
         for i in range where i < pages.count { contents[i] = pages[i] }

@@ -271,6 +271,22 @@ final class WriteTests: XCTestCase {
         XCTAssertErrno(.ENOENT) { () throws(Errno) in try fs.stat("/usr/share/doc/readme") }
     }
 
+    func testFullMemoryIsENOSPC() throws {
+        var fs = try ImageBuffer().mount()
+        let fd = try fs.open("/tmp/f", [.O_CREAT, .O_RDWR])
+        try fs.write(fd, "kept")
+        fs.host.spareBytes = 1000
+        XCTAssertErrno(.ENOSPC) { () throws(Errno) in _ = try fs.write(fd, [UInt8](repeating: 1, count: 2000)) }
+        XCTAssertErrno(.ENOSPC) { () throws(Errno) in try fs.ftruncate(fd, length: 5000) }
+        // An image file too large to copy up cannot be opened for change.
+        let image = try fs.open("/bin/prog", [.O_RDWR])
+        XCTAssertErrno(.ENOSPC) { () throws(Errno) in _ = try fs.pwrite(image, "x", offset: 0) }
+        XCTAssertEqual(text(try fs.pread(fd, count: 10, offset: 0)), "kept")
+        // What fits still goes in: capacity grows to the exact need when double is too much.
+        XCTAssertEqual(try fs.write(fd, [UInt8](repeating: 2, count: 600)), 600)
+        XCTAssertEqual(try fs.fstat(fd).size, 604)
+    }
+
     func testOpenUnlinkedFileLivesOn() throws {
         var fs = try ImageBuffer().mount()
         let fd = try fs.open("/tmp/f", [.O_CREAT, .O_RDWR])
