@@ -187,6 +187,16 @@ enum AddressSpace {
         PageTable.flush(start, pages: Int(length / pageSize))
     }
 
+    /// True if regions cover every page of [start, end) (an empty range is).
+    static func isMapped(_ start: UInt64, _ end: UInt64) -> Bool {
+        var address = start
+        while address < end {
+            guard let r = region(containing: address) else { return false }
+            address = r.end
+        }
+        return true
+    }
+
     static func region(containing address: UInt64) -> Region? {
         for r in regions where r.start <= address && address < r.end { return r }
         return nil

@@ -3,6 +3,7 @@ import GuestABI
 import ImageFormat
 import KernelArch
 import LinuxABI
+import VFS
 
 /// The running program: where it was loaded and how to enter it.
 struct Process {
@@ -50,6 +51,16 @@ enum Loader {
         do { image = try ImageReader(bytes: imageBytes) } catch { fatalLoad("the image is corrupt", "") }
         let entry = image.entrypoint
         Files.mount(image: image, executablePath: entry.path)
+        if boot.workingDirectoryLength > 0 {
+            // The last string of the argument block (GuestABI `BootInfo`).
+            let length = Int(boot.workingDirectoryLength)
+            guard UInt64(length) + 1 <= boot.argumentsSize else { fatalLoad("the boot information is corrupt", "") }
+            let path = UnsafeRawBufferPointer(start: directMap(boot.argumentsAddress + (boot.argumentsSize - UInt64(length) - 1)),
+                                              count: length)
+            do { try SysIO.fs.chdir(path) } catch {
+                fatalLoad("the working directory is not a directory in the image", "")
+            }
+        }
         let elfBytes = image.contents(of: entry)
         let elf: ELFFile
         do {
@@ -58,10 +69,6 @@ enum Loader {
         } catch {
             fatalLoad("the program is not a loadable x86-64 ELF executable", "")
         }
-        if elf.interpreter != nil {
-            fatalLoad("dynamically linked programs are not supported yet: ", "build the program with -static")
-        }
-
         let base: UInt64 = elf.type == .sharedObject ? dynamicBase + (Random.next() % (1 << 20)) * 4096 : 0
         var highest: UInt64 = 0
         for ph in elf.programHeaders where ph.isLoad {
@@ -97,6 +104,16 @@ enum Loader {
         // mmap grows down from below a guard gap under the stack.
         AddressSpace.mmapTop = stackBase - (1 << 30) - (Random.next() % 65536) * 4096
 
+        // A dynamic program: its interpreter (ld.so) at a random base in the mmap area; it
+        // is entered first and finds the program through AT_PHDR/AT_ENTRY.
+        var interpreterBase: UInt64 = 0
+        var firstInstruction = base + elf.entry
+        if let interpreterPath = elf.interpreter {
+            let (loadedBase, interpreterEntry) = loadInterpreter(path: interpreterPath)
+            interpreterBase = loadedBase
+            firstInstruction = interpreterEntry
+        }
+
         let vdso = mapVDSO()
 
         // The initial stack: argv, envp, auxv (System V ABI), built in the top 64 KiB.
@@ -111,7 +128,7 @@ enum Loader {
             (AuxvKey.AT_PHENT.rawValue, UInt64(elf.programHeaderEntrySize)),
             (AuxvKey.AT_PHNUM.rawValue, UInt64(elf.programHeaderCount)),
             (AuxvKey.AT_PAGESZ.rawValue, 4096),
-            (AuxvKey.AT_BASE.rawValue, 0),
+            (AuxvKey.AT_BASE.rawValue, interpreterBase),
             (AuxvKey.AT_FLAGS.rawValue, 0),
             (AuxvKey.AT_ENTRY.rawValue, base + elf.entry),
             (AuxvKey.AT_UID.rawValue, 0), (AuxvKey.AT_EUID.rawValue, 0),
@@ -131,10 +148,43 @@ enum Loader {
         } catch {
             fatalLoad("arguments and environment do not fit the stack: ", error.name)
         }
-        let p = Process(entry: base + elf.entry, stackPointer: rsp, loadBase: base,
+        let p = Process(entry: firstInstruction, stackPointer: rsp, loadBase: base,
                         executablePath: entry.path, elfBytes: elfBytes)
         process = p
         return p
+    }
+
+    /// Loads PT_INTERP's file (an ET_DYN shared object such as ld-linux-x86-64.so.2 or
+    /// ld-musl-x86_64.so.1, found through the VFS, symlinks followed) below the mmap top
+    /// at a page-aligned random offset. Returns its base (AT_BASE) and entry point.
+    private static func loadInterpreter(path: UnsafeRawBufferPointer) -> (base: UInt64, entry: UInt64) {
+        let bytes: UnsafeRawBufferPointer
+        do {
+            guard let found = try SysIO.fs.imageContents(path: path) else {
+                fatalLoad("the program's interpreter is not a file of the image", "")
+            }
+            bytes = found
+        } catch {
+            fatalLoad("the program's interpreter (PT_INTERP) is missing from the image: ", "build the image with apus build")
+        }
+        let interpreter: ELFFile
+        do {
+            interpreter = try ELFFile(bytes: bytes)
+            try interpreter.validateForLoading()
+        } catch {
+            fatalLoad("the program's interpreter is not a loadable x86-64 ELF file", "")
+        }
+        guard interpreter.type == .sharedObject, interpreter.interpreter == nil else {
+            fatalLoad("the program's interpreter is not a shared object", "")
+        }
+        let (low, high) = interpreter.loadRange
+        let span = high - low
+        guard span > 0, let start = AddressSpace.findFree(length: span) else {
+            fatalLoad("no room for the program's interpreter: ", "give the VM more memory with --memory")
+        }
+        let base = start - low
+        for ph in interpreter.programHeaders where ph.isLoad { loadSegment(ph, base: base, file: bytes) }
+        return (base, base + interpreter.entry)
     }
 
     /// Maps the vDSO (Kernel/vdso): page 0 headers and dynamic tables, page 1 the clock

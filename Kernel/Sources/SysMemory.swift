@@ -113,11 +113,7 @@ enum SysMemory {
         let flags = a.int32(2)
         guard flags & ~7 == 0, flags & 5 != 5 else { throw .EINVAL }
         let (start, length) = try range(a[0], a.size(1), allowEmpty: true)
-        var address = start
-        while address < start + length {
-            guard let region = AddressSpace.region(containing: address) else { throw .ENOMEM }
-            address = region.end
-        }
+        guard AddressSpace.isMapped(start, start + length) else { throw .ENOMEM }
         return 0
     }
 
@@ -136,6 +132,21 @@ enum SysMemory {
         return 0
     }
 
+    /// Memory protection keys: the VM offers none, as Linux on a CPU without PKU: pkey_alloc
+    /// is ENOSPC (after Linux's flag and rights checks), pkey_free of any key EINVAL, and
+    /// pkey_mprotect is mprotect for key -1 and EINVAL for any other.
+    static func pkeyAlloc(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        guard a[0] == 0, a[1] & ~3 == 0 else { throw .EINVAL }
+        throw .ENOSPC
+    }
+
+    static func pkeyFree(_ a: SyscallArguments) throws(Errno) -> UInt64 { throw .EINVAL }
+
+    static func pkeyMprotect(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        guard a.int32(3) == -1 else { throw .EINVAL }
+        return try mprotect(a)
+    }
+
     static func mremap(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         let flags = MremapFlags(rawValue: a[3])
         guard flags.isSubset(of: [.MREMAP_MAYMOVE]) else { throw .EINVAL }  // FIXED/DONTUNMAP later
@@ -148,7 +159,8 @@ enum SysMemory {
         let (start, length) = try range(a[0], a.size(1), allowEmpty: true)
         switch a.int32(2) {
         case MadviseAdvice.MADV_DONTNEED:
-            guard PageTable.isAccessible(start, length: length, write: false) || length == 0 else { throw .ENOMEM }
+            // Any protection, PROT_NONE included (V8 discards its guard pages this way).
+            guard AddressSpace.isMapped(start, start + length) else { throw .ENOMEM }
             AddressSpace.discard(start, length)
         case MadviseAdvice.MADV_NORMAL, MadviseAdvice.MADV_RANDOM, MadviseAdvice.MADV_SEQUENTIAL,
              MadviseAdvice.MADV_WILLNEED, MadviseAdvice.MADV_FREE, MadviseAdvice.MADV_DONTFORK,

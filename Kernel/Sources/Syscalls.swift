@@ -162,6 +162,9 @@ enum Syscalls {
         case SyscallNumber.mremap: return SysMemory.mremap
         case SyscallNumber.madvise: return SysMemory.madvise
         case SyscallNumber.msync: return SysMemory.msync
+        case SyscallNumber.pkey_alloc: return SysMemory.pkeyAlloc
+        case SyscallNumber.pkey_free: return SysMemory.pkeyFree
+        case SyscallNumber.pkey_mprotect: return SysMemory.pkeyMprotect
         // Process and thread state (SysProcess.swift)
         case SyscallNumber.exit_group: return SysProcess.exit
         case SyscallNumber.arch_prctl: return SysProcess.archPrctl

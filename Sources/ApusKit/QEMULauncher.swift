@@ -19,7 +19,8 @@ enum QEMULauncher {
         let tscKHz = calibrateTSCKHz()
         let bundlePath = try writeBundle(image: image, arguments: arguments, environment: environment, tscKHz: tscKHz,
                                          flags: options.trace ? BootInfo.flagTraceSyscalls : 0,
-                                         hostname: Array(options.hostname.utf8))
+                                         hostname: Array(options.hostname.utf8),
+                                         workingDirectory: Array(options.workingDirectory.utf8))
         defer { unlink(bundlePath) }
 
         let memoryMiB = options.memorySize >> 20
@@ -104,7 +105,8 @@ enum QEMULauncher {
 
     /// The boot bundle: BootInfo page, argument block, then the image at 64 KiB.
     private static func writeBundle(image: InMemoryImage, arguments: [[UInt8]], environment: [[UInt8]],
-                                    tscKHz: UInt64, flags: UInt64, hostname: [UInt8]) throws(RunError) -> String {
+                                    tscKHz: UInt64, flags: UInt64, hostname: [UInt8],
+                                    workingDirectory: [UInt8]) throws(RunError) -> String {
         var info = BootInfo()
         info.platform = .native
         info.flags = flags
@@ -112,13 +114,15 @@ enum QEMULauncher {
         info.imageSize = UInt64(image.bytes.count)
         let block: [UInt8]
         do {
-            block = try ArgumentBlock.encode(arguments: arguments, environment: environment, capacity: Int(GuestABI.argumentsCapacity))
+            block = try ArgumentBlock.encode(arguments: arguments, environment: environment,
+                                             workingDirectory: workingDirectory, capacity: Int(GuestABI.argumentsCapacity))
         } catch {
             throw RunError("arguments and environment do not fit in the boot information")
         }
         info.argumentsSize = UInt64(block.count)
         info.argc = UInt32(arguments.count)
         info.envc = UInt32(environment.count)
+        info.workingDirectoryLength = UInt32(workingDirectory.count)
         info.tscFrequencyKHz = tscKHz
         info.seed = hostSeed()
         var ts = timespec()

@@ -1,5 +1,6 @@
 import CKVM
 import GuestABI
+import ImageFormat
 import VMM
 #if canImport(Glibc)
 import Glibc
@@ -25,6 +26,8 @@ public struct RunOptions {
     public var hostname = ""
     /// Host files and directories copied into the image (`-v HOST:GUEST[:ro]`).
     public var volumes: [Volume] = []
+    /// The program's initial working directory in the VM (`-w`; empty: "/").
+    public var workingDirectory = ""
 
     public init(program: String, arguments: [String], environment: [String], memorySize: UInt64,
                 monitor: Monitor, timings: Bool, timeoutSeconds: Double = 0) {
@@ -44,7 +47,8 @@ extension RunOptions {
     /// The checked options of `apus run`, or the one-line problem with them.
     public static func make(program: String, arguments: [String], environment: [String], memory: String,
                             vmm: String, timings: Bool, timeout: Double, trace: Bool = false,
-                            hostname: String = "", volumes: [String] = []) -> Result<RunOptions, RunOptionsError> {
+                            hostname: String = "", volumes: [String] = [],
+                            workdir: String = "") -> Result<RunOptions, RunOptionsError> {
         guard let size = MemorySize.parse(memory) else {
             return .failure(RunOptionsError("--memory \(memory): not a size (use a number with K, M or G, e.g. 64M)"))
         }
@@ -64,6 +68,12 @@ extension RunOptions {
                                  monitor: monitor, timings: timings, timeoutSeconds: timeout)
         options.trace = trace
         options.hostname = hostname
+        if !workdir.isEmpty {
+            guard let normalized = try? ImagePath.normalize(workdir) else {
+                return .failure(RunOptionsError("--workdir \(workdir): must be an absolute path without \"..\" or NUL"))
+            }
+            options.workingDirectory = normalized == "/" ? "" : normalized
+        }
         for text in volumes {
             switch Volume.parse(text) {
             case .success(let volume): options.volumes.append(volume)
@@ -81,7 +91,7 @@ public struct RunOptionsError: Error, CustomStringConvertible {
 
 /// The common form of `apus run` parsed without ArgumentParser: `run`, then options in their
 /// separate-value spelling (`-e K=V`, `--env K=V`, `-m 64M`, `--memory 64M`, `--vmm X`,
-/// `--timeout S`, `--hostname H`, `-v H:G`, `--volume H:G`, `--timings`, `--trace`), then
+/// `--timeout S`, `--hostname H`, `-v H:G`, `--volume H:G`, `-w D`, `--workdir D`, `--timings`, `--trace`), then
 /// PROGRAM and its arguments. Returns nil for anything else — including every invalid input —
 /// so that ArgumentParser answers it.
 public enum FastRunParser {
@@ -89,7 +99,7 @@ public enum FastRunParser {
         guard argv.first == "run" else { return nil }
         var environment: [String] = []
         var memory = RunOptions.defaultMemory, vmm = "apus", timings = false, timeout = 0.0, trace = false
-        var hostname = ""
+        var hostname = "", workdir = ""
         var volumes: [String] = []
         var i = 1
         while i < argv.count, argv[i].hasPrefix("-") {
@@ -104,6 +114,7 @@ public enum FastRunParser {
             case "--vmm": vmm = value
             case "--hostname": hostname = value
             case "-v", "--volume": volumes.append(value)
+            case "-w", "--workdir": workdir = value
             case "--timeout":
                 guard let t = Double(value) else { return nil }
                 timeout = t
@@ -114,7 +125,7 @@ public enum FastRunParser {
         guard i < argv.count else { return nil }
         let options = RunOptions.make(program: argv[i], arguments: Array(argv[(i + 1)...]), environment: environment,
                                       memory: memory, vmm: vmm, timings: timings, timeout: timeout, trace: trace,
-                                      hostname: hostname, volumes: volumes)
+                                      hostname: hostname, volumes: volumes, workdir: workdir)
         guard case .success(let checked) = options else { return nil }
         return checked
     }
@@ -269,6 +280,7 @@ private func runOnKVM(_ options: RunOptions, kernel: MappedFile, image: InMemory
         config.timeoutMilliseconds = UInt64(options.timeoutSeconds * 1000)
         if options.trace { config.bootFlags |= BootInfo.flagTraceSyscalls }
         config.hostname = Array(options.hostname.utf8)
+        config.workingDirectory = Array(options.workingDirectory.utf8)
         let result = try vm.boot(config, sink: &console)
         if options.timings { Timings.print(result.timeline, host: host, start: startNanos, platform: vm.platform) }
         return result.status.shellStatus

@@ -240,10 +240,12 @@ public enum HostExitCode {
 ///   0xa8 guest state the kernel keeps current (`GuestState`), read by the host only when the
 ///        VM stops abnormally: app stack bottom, console buffers and their fill
 ///   0xd0 hostname[64] (NUL-padded; empty: "apus")
-///   0x110 end
+///   0x110 workingDirectoryLength u32 (0: "/"; else the path is the last string of the
+///         argument block, after the environment)   0x114 reserved u32
+///   0x118 end
 public struct BootInfo: Equatable, Sendable {
     public static let magic: UInt64 = 0x544f_4f42_5355_5041  // "APUSBOOT" little-endian
-    public static let size = 0x110
+    public static let size = 0x118
     public static let hostnameOffset = 0xd0
     public static let hostnameCapacity = 64
 
@@ -263,6 +265,8 @@ public struct BootInfo: Equatable, Sendable {
     public var seed: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
     public var bootTSC: UInt64 = 0
     public var timeline = Timeline()
+    /// Length of the app's initial working directory at the end of the argument block.
+    public var workingDirectoryLength: UInt32 = 0
     /// uname's nodename (`apus run --hostname`), NUL-padded. Fixed storage, not an array:
     /// the kernel decodes the boot info before it has a heap.
     public var hostnameStorage: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
@@ -318,6 +322,7 @@ public struct BootInfo: Equatable, Sendable {
         withUnsafeMutableBytes(of: &hostnameStorage) { raw in
             for i in 0..<Self.hostnameCapacity { raw[i] = bytes[Self.hostnameOffset + i] }
         }
+        workingDirectoryLength = bytes.readLE(UInt32.self, at: 0x110)
     }
 
     public func encode(into bytes: UnsafeMutableRawBufferPointer) {
@@ -346,6 +351,8 @@ public struct BootInfo: Equatable, Sendable {
         withUnsafeBytes(of: &copy) { raw in
             for i in 0..<Self.hostnameCapacity { bytes[Self.hostnameOffset + i] = raw[i] }
         }
+        bytes.writeLE(workingDirectoryLength, at: 0x110)
+        bytes.writeLE(UInt32(0), at: 0x114)
     }
 
     public static func == (a: BootInfo, b: BootInfo) -> Bool {
@@ -356,6 +363,7 @@ public struct BootInfo: Equatable, Sendable {
             && a.tscFrequencyKHz == b.tscFrequencyKHz
             && a.realtimeNanosAtBoot == b.realtimeNanosAtBoot && a.flags == b.flags
             && a.seed == b.seed && a.bootTSC == b.bootTSC && a.timeline == b.timeline
+            && a.workingDirectoryLength == b.workingDirectoryLength
             && (a.hostnameStorage.0, a.hostnameStorage.1, a.hostnameStorage.2, a.hostnameStorage.3)
                 == (b.hostnameStorage.0, b.hostnameStorage.1, b.hostnameStorage.2, b.hostnameStorage.3)
             && (a.hostnameStorage.4, a.hostnameStorage.5, a.hostnameStorage.6, a.hostnameStorage.7)
@@ -431,12 +439,14 @@ public enum ArgumentBlock {
         case containsNUL
     }
 
-    /// The encoded block for the given strings (UTF-8 bytes), checked against `capacity`.
-    public static func encode(arguments: [[UInt8]], environment: [[UInt8]], capacity: Int)
-        throws(EncodeError) -> [UInt8]
+    /// The encoded block for the given strings (UTF-8 bytes), checked against `capacity`:
+    /// each NUL-terminated, arguments, then the environment, then the working directory
+    /// when there is one (its length goes in `BootInfo.workingDirectoryLength`).
+    public static func encode(arguments: [[UInt8]], environment: [[UInt8]], workingDirectory: [UInt8] = [],
+                              capacity: Int) throws(EncodeError) -> [UInt8]
     {
         var out: [UInt8] = []
-        for s in arguments + environment {
+        for s in arguments + environment + (workingDirectory.isEmpty ? [] : [workingDirectory]) {
             if s.contains(0) { throw .containsNUL }
             out.append(contentsOf: s)
             out.append(0)

@@ -84,3 +84,14 @@ extension FileSystem {
         swap(&data, &nodes[node].data)
     }
 }
+
+extension FileSystem {
+    /// The bytes of the regular file at `path` (symlinks followed) straight from the image,
+    /// for the kernel's ELF loader: nil if the file was changed in the VM (its bytes then
+    /// live in the overlay) or is not a regular file.
+    public mutating func imageContents(path: UnsafeRawBufferPointer) throws(Errno) -> UnsafeRawBufferPointer? {
+        let node = try resolveAt(AtFlags.AT_FDCWD, path, follow: true)
+        guard nodes[node].type == .regular, nodes[node].image >= 0 else { return nil }
+        return image.contents(of: image.entry(at: nodes[node].image))
+    }
+}

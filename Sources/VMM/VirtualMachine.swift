@@ -66,6 +66,8 @@ public struct VMConfiguration {
     public var bootFlags: UInt64 = 0
     /// The guest's hostname (at most `BootInfo.hostnameCapacity` bytes; empty: "apus").
     public var hostname: [UInt8] = []
+    /// The app's initial working directory (an absolute image path; empty: "/").
+    public var workingDirectory: [UInt8] = []
 
     public init(memorySize: UInt64, kernel: UnsafeRawBufferPointer, image: UnsafeMutableRawBufferPointer,
                 arguments: [[UInt8]], environment: [[UInt8]], seed: (UInt64, UInt64, UInt64, UInt64)) {
@@ -177,6 +179,7 @@ public final class VirtualMachine {
         let block: [UInt8]
         do {
             block = try ArgumentBlock.encode(arguments: config.arguments, environment: config.environment,
+                                             workingDirectory: config.workingDirectory,
                                              capacity: Int(GuestABI.argumentsCapacity))
         } catch {
             throw .boot(.kernelTooLarge)
@@ -184,6 +187,7 @@ public final class VirtualMachine {
         info.argumentsSize = UInt64(block.count)
         info.argc = UInt32(config.arguments.count)
         info.envc = UInt32(config.environment.count)
+        info.workingDirectoryLength = UInt32(config.workingDirectory.count)
         info.tscFrequencyKHz = timeline.tscKHz
         info.seed = config.seed
         info.flags = config.bootFlags

@@ -82,6 +82,11 @@ struct Run: ParsableCommand {
                 """, valueName: "HOST:GUEST[:ro]"))
     var volumes: [String] = []
 
+    @Option(name: [.customShort("w"), .customLong("workdir")],
+            help: ArgumentHelp("The program's working directory in the VM (default: /); it must exist in the image.",
+                               valueName: "DIR"))
+    var workdir: String = ""
+
     @Argument(help: ArgumentHelp("The program to run.", valueName: "PROGRAM"))
     var program: String
 
@@ -91,7 +96,8 @@ struct Run: ParsableCommand {
     func validate() throws {
         if case .failure(let problem) = RunOptions.make(program: program, arguments: arguments, environment: environment,
                                                         memory: memory, vmm: vmm, timings: timings, timeout: timeout,
-                                                        trace: trace, hostname: hostname, volumes: volumes) {
+                                                        trace: trace, hostname: hostname, volumes: volumes,
+                                                        workdir: workdir) {
             throw ValidationError(problem.description)
         }
     }
@@ -99,7 +105,8 @@ struct Run: ParsableCommand {
     func run() throws {
         let options = try RunOptions.make(program: program, arguments: arguments, environment: environment,
                                           memory: memory, vmm: vmm, timings: timings, timeout: timeout,
-                                          trace: trace, hostname: hostname, volumes: volumes).get()
+                                          trace: trace, hostname: hostname, volumes: volumes,
+                                          workdir: workdir).get()
         throw ExitCode(runProgram(options, startNanos: startNanos))
     }
 }

@@ -32,6 +32,7 @@ final class GuestABITests: XCTestCase {
         info.memorySize = 0x1122_3344_5566_7788
         info.argc = 0xaabb_ccdd
         info.bootTSC = 0x0102_0304_0506_0708
+        info.workingDirectoryLength = 0x0a0b_0c0d
         var page = [UInt8](repeating: 0, count: 4096)
         page.withUnsafeMutableBytes { info.encode(into: $0) }
         XCTAssertEqual(Array(page[0..<8]), Array("APUSBOOT".utf8))
@@ -40,7 +41,16 @@ final class GuestABITests: XCTestCase {
         XCTAssertEqual(page[0x40], 0xdd)
         XCTAssertEqual(page[0x80], 0x08)
         XCTAssertEqual(GuestState.offset + GuestState.size, BootInfo.hostnameOffset)
-        XCTAssertEqual(BootInfo.size, BootInfo.hostnameOffset + BootInfo.hostnameCapacity)
+        XCTAssertEqual(page[0x110], 0x0d)
+        XCTAssertEqual(BootInfo.size, BootInfo.hostnameOffset + BootInfo.hostnameCapacity + 8)
+        XCTAssertEqual(page.withUnsafeBytes { try? BootInfo(decoding: $0) }, info)
+    }
+
+    func testWorkingDirectoryEndsTheArgumentBlock() throws {
+        let block = try ArgumentBlock.encode(arguments: [Array("prog".utf8)], environment: [Array("A=1".utf8)],
+                                             workingDirectory: Array("/app".utf8), capacity: 100)
+        XCTAssertEqual(block, Array("prog\u{0}A=1\u{0}/app\u{0}".utf8))
+        XCTAssertEqual(try ArgumentBlock.encode(arguments: [Array("p".utf8)], environment: [], capacity: 100), Array("p\u{0}".utf8))
     }
 
     func testBootInfoRejectsBadInput() {

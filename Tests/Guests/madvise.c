@@ -23,6 +23,13 @@ int main(void) {
     }
     check("DONTNEED pages read back as zero", zero);
     check("other pages keep their contents", kept);
+    /* A PROT_NONE page (a guard page) may be discarded too; it reads zero once accessible. */
+    check("mprotect page 20 PROT_NONE", mprotect(p + 20 * 4096, 4096, PROT_NONE) == 0);
+    check("MADV_DONTNEED on a PROT_NONE page succeeds", madvise(p + 20 * 4096, 4096, MADV_DONTNEED) == 0);
+    check("it reads zero after PROT_READ", mprotect(p + 20 * 4096, 4096, PROT_READ) == 0 && p[20 * 4096] == 0);
+    errno = 0;
+    check("MADV_DONTNEED on an unmapped range is ENOMEM",
+          madvise((char *)p - 1024 * 4096, 4096, MADV_DONTNEED) == -1 && errno == ENOMEM);
     errno = 0;
     check("unaligned madvise fails with EINVAL", madvise(p + 1, 4096, MADV_DONTNEED) == -1 && errno == EINVAL);
     check("msync(MS_SYNC) of a mapped range", msync(p, len, MS_SYNC) == 0);
