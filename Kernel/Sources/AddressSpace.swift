@@ -99,6 +99,36 @@ enum AddressSpace {
         insert(region)
     }
 
+    /// Maps private file region `r` with its first `pages` pages borrowed straight from the
+    /// image at `physical` (page aligned), the rest fresh zero frames, and records it. The
+    /// region must not allow writing; the range must be free.
+    static func map(_ r: Region, borrowing pages: Int, at physical: PhysicalAddress) throws(Errno) {
+        let flags = PageTable.flags(for: r.protection) | PageTable.borrowed
+        let borrowedEnd = min(r.end, r.start + UInt64(pages) * pageSize)
+        var address = r.start
+        do throws(Errno) {
+            while address < borrowedEnd {
+                try PageTable.map(address, physical + (address - r.start), flags)
+                address += pageSize
+            }
+            if !r.protection.isEmpty { try back(r, borrowedEnd, r.end) }
+        } catch {
+            releaseFrames(r, r.start, r.end)
+            throw error
+        }
+        insert(r)
+    }
+
+    /// Gives a borrowed page a frame of its own with the same bytes, before it may be written.
+    static func privatize(_ address: UInt64) throws(Errno) {
+        guard PageTable.isBorrowed(address), let source = PageTable.frame(address),
+              let e = try PageTable.leaf(address, create: false) else { return }
+        guard let frame = PhysicalMemory.allocatePage() else { throw .ENOMEM }
+        directMap(frame).copyMemory(from: directMap(source), byteCount: Int(pageSize))
+        e.pointee = frame.raw | (e.pointee & ~(PageTable.frameMask | PageTable.borrowed))
+        PageTable.flush(address, pages: 1)
+    }
+
     /// Gives every page of [start, end) in `r` that has no frame one, with `r`'s protection.
     private static func back(_ r: Region, _ start: UInt64, _ end: UInt64) throws(Errno) {
         let flags = PageTable.flags(for: r.protection)
@@ -177,6 +207,7 @@ enum AddressSpace {
         for i in regions.indices where regions[i].start >= start && regions[i].end <= end {
             var address = regions[i].start
             while address < regions[i].end {
+                if protection.contains(.PROT_WRITE) { try privatize(address) }
                 PageTable.protect(address, flags)
                 address += pageSize
             }
@@ -221,9 +252,7 @@ enum AddressSpace {
         let flags = PageTable.flags(for: r.protection)
         var offset: UInt64 = 0
         while offset < oldLength {
-            if let frame = PageTable.unmap(old + offset) {
-                try PageTable.map(destination + offset, frame, flags)
-            }
+            try PageTable.move(old + offset, to: destination + offset, flags)
             offset += pageSize
         }
         PageTable.flush(old, pages: Int(oldLength / pageSize))
@@ -249,12 +278,14 @@ enum AddressSpace {
         }
     }
 
-    /// MADV_DONTNEED: private pages read as zero afterwards; a shared file's pages keep the
-    /// file's bytes (what Linux's refault from the page cache gives).
+    /// MADV_DONTNEED: private pages read as zero afterwards; a shared file's pages and pages
+    /// borrowed from the image keep the file's bytes (what Linux's refault from the page
+    /// cache gives).
     static func discard(_ start: UInt64, _ length: UInt64) {
         var address = start
         while address < start + length {
-            if let frame = PageTable.frame(address), (region(containing: address)?.sharedFile ?? -1) < 0 {
+            if let frame = PageTable.frame(address), !PageTable.isBorrowed(address),
+               (region(containing: address)?.sharedFile ?? -1) < 0 {
                 directMap(frame).initializeMemory(as: UInt8.self, repeating: 0, count: Int(pageSize))
             }
             address += pageSize

@@ -216,8 +216,11 @@ enum Loader {
         return base
     }
 
-    /// Maps one PT_LOAD: fresh frames for its pages, file bytes copied in, the rest zero.
-    /// A page shared with the previous segment keeps its frame and gets both permissions.
+    /// Maps one PT_LOAD. A segment that is never written and has no zero-filled tail
+    /// (memsz = filesz) maps the file's pages straight from the image, as Linux maps them
+    /// from the page cache (the last page shows whatever follows in the file). Otherwise:
+    /// fresh frames, file bytes copied in, the rest zero. A page shared with the previous
+    /// segment keeps its frame (made the page's own first) and gets both permissions.
     private static func loadSegment(_ ph: ProgramHeader, base: UInt64, file: UnsafeRawBufferPointer) {
         var protection: MmapProtection = []
         if ph.readable { protection.insert(.PROT_READ) }
@@ -227,9 +230,24 @@ enum Loader {
         let end = AddressSpace.pageAlignUp(base + ph.virtualAddress + ph.memorySize)!
         let fileStart = base + ph.virtualAddress
         let fileEnd = fileStart + ph.fileSize
+        let borrow = !ph.writable && ph.memorySize == ph.fileSize
+            && UInt(bitPattern: file.baseAddress!) & 0xfff == 0
         var page = start
         while page < end {
             var flags = PageTable.flags(for: protection)
+            if borrow && PageTable.frame(page) == nil {
+                let fileOffset = ph.offset &- fileStart &+ page  // page may start before fileStart
+                do {
+                    try PageTable.map(page, directMapPhysical(file.baseAddress! + Int(fileOffset)), flags | PageTable.borrowed)
+                } catch {
+                    fatalLoad("not enough memory for page tables: ", "give the VM more memory with --memory")
+                }
+                page += 4096
+                continue
+            }
+            do { try AddressSpace.privatize(page) } catch {
+                fatalLoad("not enough memory for the program: ", "give the VM more memory with --memory")
+            }
             let frame: PhysicalAddress
             if let existing = PageTable.frame(page) {
                 frame = existing

@@ -6,14 +6,18 @@ import LinuxABI
 /// and direct map) was built before the kernel ran; this code manages the lower half, the
 /// app's, with 4 KiB pages.
 ///
-/// Entry bits used: P(0) W(1) U(2) PS(7) NX(63), and one software bit, `retained`(9): a page
-/// made PROT_NONE keeps its frame in a not-present entry so its contents survive mprotect.
+/// Entry bits used: P(0) W(1) U(2) PS(7) NX(63), and two software bits: `retained`(9), a page
+/// made PROT_NONE keeps its frame in a not-present entry so its contents survive mprotect;
+/// `borrowed`(11), the frame is not the page's own but a page of the read-only image (a file
+/// mapped straight from it): never freed, never writable, copied before the page may be
+/// written (`AddressSpace.privatize`).
 enum PageTable {
     static let present: UInt64 = 1 << 0
     static let writable: UInt64 = 1 << 1
     static let user: UInt64 = 1 << 2
     static let huge: UInt64 = 1 << 7
     static let retained: UInt64 = 1 << 9
+    static let borrowed: UInt64 = 1 << 11
     static let noExecute: UInt64 = 1 << 63
     static let frameMask: UInt64 = 0x000f_ffff_ffff_f000
 
@@ -79,17 +83,32 @@ enum PageTable {
         return PhysicalAddress(e.pointee & frameMask)
     }
 
-    /// Removes a page's mapping and returns its frame.
+    /// Removes a page's mapping and returns its frame if the page owned it (not borrowed).
     static func unmap(_ address: UInt64) -> PhysicalAddress? {
         guard let e = try? leaf(address, create: false), e.pointee & (present | retained) != 0 else { return nil }
-        let frame = PhysicalAddress(e.pointee & frameMask)
+        let entry = e.pointee
         e.pointee = 0
-        return frame
+        return entry & borrowed != 0 ? nil : PhysicalAddress(entry & frameMask)
     }
 
+    /// True if the page maps a borrowed image page.
+    static func isBorrowed(_ address: UInt64) -> Bool {
+        guard let e = try? leaf(address, create: false) else { return false }
+        return e.pointee & (present | retained) != 0 && e.pointee & borrowed != 0
+    }
+
+    /// Moves a page's entry (frame and every bit) to `to`, whose page must be unmapped.
+    static func move(_ from: UInt64, to: UInt64, _ entryFlags: UInt64) throws(Errno) {
+        guard let e = try? leaf(from, create: false), e.pointee & (present | retained) != 0 else { return }
+        let entry = e.pointee
+        try map(to, PhysicalAddress(entry & frameMask), entryFlags | (entry & borrowed))
+        e.pointee = 0
+    }
+
+    /// New protection bits for a mapped page; its frame and `borrowed` stay.
     static func protect(_ address: UInt64, _ entryFlags: UInt64) {
         guard let e = try? leaf(address, create: false), e.pointee & (present | retained) != 0 else { return }
-        e.pointee = (e.pointee & frameMask) | entryFlags
+        e.pointee = (e.pointee & (frameMask | borrowed)) | entryFlags
     }
 
     /// Invalidates the TLB for a range: page by page for small ranges, else a CR3 reload.

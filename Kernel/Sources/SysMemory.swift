@@ -1,3 +1,4 @@
+import GuestABI
 import LinuxABI
 import VFS
 
@@ -92,7 +93,18 @@ enum SysMemory {
             try AddressSpace.map(region)
             return start
         }
-        // A file: map writable, copy the file's bytes in (the rest of the last page and any
+        // A file the app will not write through this mapping, unchanged since the image was
+        // built: its pages are the image's own (page aligned there, zero past the end).
+        if !protection.contains(.PROT_WRITE), let bytes = SysIO.fs.imageContents(a.fd(4)),
+           let base = bytes.baseAddress, UInt(bitPattern: base) & UInt(pageMask) == 0 {
+            let filePages = (UInt64(bytes.count) + pageMask) / AddressSpace.pageSize
+            let first = fileOffset / AddressSpace.pageSize
+            let pages = first < filePages ? Int(filePages - first) : 0
+            try AddressSpace.map(Region(start: start, end: start + length, protection: protection, kind: .anonymous),
+                                 borrowing: pages, at: directMapPhysical(base) + fileOffset)
+            return start
+        }
+        // Else map writable, copy the file's bytes in (the rest of the last page and any
         // pages past the end stay zero), then apply the protection asked for.
         try AddressSpace.map(start, length, [.PROT_READ, .PROT_WRITE], .anonymous)
         let size = UInt64(try SysIO.fs.fileSize(a.fd(4)))

@@ -20,6 +20,7 @@ final class ApusVMMTests: XCTestCase {
     func testMemory() throws { try matrix.memory() }
     func testMadvise() throws { try matrix.madvise() }
     func testSharedMappings() throws { try matrix.sharedMappings() }
+    func testFileMappings() throws { try matrix.fileMappings() }
     func testTmpfsFull() throws { try matrix.tmpfsFull() }
     func testTime() throws { try matrix.time() }
     func testIDs() throws { try matrix.ids() }

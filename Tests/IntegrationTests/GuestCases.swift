@@ -77,6 +77,7 @@ extension VMMMatrix {
     func memory() throws { try differentialAllVariants("memory") }
     func madvise() throws { try differentialAllVariants("madvise") }
     func sharedMappings() throws { try differentialAllVariants("sharedmap") }
+    func fileMappings() throws { try differentialAllVariants("filemap") }
     func time() throws {
         let now = String(Int(Date().timeIntervalSince1970))
         try differentialAllVariants("time", args: [now])
