@@ -10,18 +10,22 @@ struct Region {
     var protection: MmapProtection
     var kind: Kind
     /// A MAP_SHARED file mapping: the `SharedFiles` slot whose frames back it (-1: the
-    /// region owns its frames), the file page at `start`, and whether the descriptor it was
-    /// made through allowed writing (else mprotect(PROT_WRITE) is EACCES).
+    /// region owns its frames), and whether the descriptor it was made through allowed
+    /// writing (else mprotect(PROT_WRITE) is EACCES).
     var sharedFile = -1
-    var filePage = 0
     var mayWrite = true
+    /// A file mapping (shared or private, and the program's segments): the file's path and
+    /// inode as /proc/self/maps shows them, and the file page at `start`. Empty: anonymous.
+    var name: [UInt8] = []
+    var inode: UInt64 = 0
+    var filePage = 0
 
     /// This region's fields for a range starting at `address` inside or right after it.
     func continued(at address: UInt64, to end: UInt64) -> Region {
         var r = self
         r.start = address
         r.end = end
-        if sharedFile >= 0 { r.filePage = filePage + Int((address - start) / AddressSpace.pageSize) }
+        if sharedFile >= 0 || !name.isEmpty { r.filePage = filePage + Int((address - start) / AddressSpace.pageSize) }
         return r
     }
 
@@ -36,7 +40,8 @@ struct Region {
     /// True if `next`, starting at this region's end, can join it.
     func joins(_ next: Region) -> Bool {
         end == next.start && kind == next.kind && protection == next.protection && sharedFile == next.sharedFile
-            && mayWrite == next.mayWrite && (sharedFile < 0 || continued(at: end, to: next.end).filePage == next.filePage)
+            && mayWrite == next.mayWrite && name == next.name
+            && (sharedFile < 0 && name.isEmpty || continued(at: end, to: next.end).filePage == next.filePage)
     }
 }
 

@@ -151,19 +151,23 @@ enum ProcFiles {
 
     static func maps(_ m: inout Message) {
         for r in AddressSpace.regions {
+            let lineStart = m.bytes.count
             hex(r.start, &m); m.append("-"); hex(r.end, &m); m.append(" ")
             m.append(r.protection.contains(.PROT_READ) || !r.protection.isEmpty ? "r" : "-")
             m.append(r.protection.contains(.PROT_WRITE) ? "w" : "-")
             m.append(r.protection.contains(.PROT_EXEC) ? "x" : "-")
-            m.append(r.sharedFile >= 0 ? "s" : "p"); m.append(" 00000000 00:00 0")
+            m.append(r.sharedFile >= 0 ? "s" : "p"); m.append(" ")
+            // Linux: offset, device, inode, then the name from column 74.
+            hex(UInt64(r.filePage) * 4096, &m); m.append(r.name.isEmpty ? " 00:00 " : " 00:2a "); m.decimal(r.inode)
+            m.append(" ")
+            if !r.name.isEmpty || r.kind == .heap || r.kind == .stack || r.kind == .vdso {
+                while m.bytes.count - lineStart < 73 { m.append(" ") }
+            }
             switch r.kind {
-            case .heap: m.append("                          [heap]")
-            case .stack: m.append("                          [stack]")
-            case .program:
-                m.append("                          ")
-                if let p = Loader.process { m.append(bytes: p.executablePath) }
-            case .vdso: m.append("                          [vdso]")
-            case .anonymous: break
+            case .heap: m.append("[heap]")
+            case .stack: m.append("[stack]")
+            case .vdso: m.append("[vdso]")
+            case .program, .anonymous: m.append(bytes: r.name)
             }
             m.append("\n")
         }

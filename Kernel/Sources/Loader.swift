@@ -72,7 +72,7 @@ enum Loader {
         let base: UInt64 = elf.type == .sharedObject ? dynamicBase + (Random.next() % (1 << 20)) * 4096 : 0
         var highest: UInt64 = 0
         for ph in elf.programHeaders where ph.isLoad {
-            loadSegment(ph, base: base, file: elfBytes)
+            loadSegment(ph, base: base, file: elfBytes, name: entry.path)
             highest = max(highest, base + ph.virtualAddress + ph.memorySize)
         }
 
@@ -183,7 +183,7 @@ enum Loader {
             fatalLoad("no room for the program's interpreter: ", "give the VM more memory with --memory")
         }
         let base = start - low
-        for ph in interpreter.programHeaders where ph.isLoad { loadSegment(ph, base: base, file: bytes) }
+        for ph in interpreter.programHeaders where ph.isLoad { loadSegment(ph, base: base, file: bytes, name: path) }
         return (base, base + interpreter.entry)
     }
 
@@ -221,7 +221,8 @@ enum Loader {
     /// from the page cache (the last page shows whatever follows in the file). Otherwise:
     /// fresh frames, file bytes copied in, the rest zero. A page shared with the previous
     /// segment keeps its frame (made the page's own first) and gets both permissions.
-    private static func loadSegment(_ ph: ProgramHeader, base: UInt64, file: UnsafeRawBufferPointer) {
+    private static func loadSegment(_ ph: ProgramHeader, base: UInt64, file: UnsafeRawBufferPointer,
+                                    name: UnsafeRawBufferPointer) {
         var protection: MmapProtection = []
         if ph.readable { protection.insert(.PROT_READ) }
         if ph.writable { protection.insert(.PROT_WRITE) }
@@ -275,7 +276,10 @@ enum Loader {
             }
             page += 4096
         }
-        AddressSpace.insert(Region(start: start, end: end, protection: protection, kind: .program))
+        var region = Region(start: start, end: end, protection: protection, kind: .program)
+        region.name = Array(name)
+        region.filePage = Int((ph.offset &- (fileStart - start)) / 4096)
+        AddressSpace.insert(region)
     }
 
     /// AT_PHDR: the program headers' address in memory (PT_PHDR, else inside a PT_LOAD).

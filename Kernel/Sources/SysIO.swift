@@ -171,6 +171,22 @@ enum SysIO {
         return 0
     }
 
+    /// fadvise64(fd, offset, len, advice): a hint the in-memory files have no use for; the
+    /// checks are Linux's: EBADF, ESPIPE for a pipe, EINVAL for advice outside 0…5 or a
+    /// negative length.
+    static func fadvise64(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let fd = a.fd(0)
+        guard fs.isOpen(fd) else { throw .EBADF }
+        if case .device(.console(let id)) = try fs.nodeType(fd), id >= KernelObjects.firstID {
+            switch KernelObjects.object(id) {
+            case .pipeRead?, .pipeWrite?: throw .ESPIPE
+            default: break
+            }
+        }
+        guard a.int32(3) >= 0, a.int32(3) <= 5, Int64(bitPattern: a[2]) >= 0 else { throw .EINVAL }
+        return 0
+    }
+
     static func getdents64(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         let out = try UserMemory.writable(a[1], Int(min(a.size(2), 1 << 20)))
         return UInt64(try fs.getdents64(a.fd(0), into: out))

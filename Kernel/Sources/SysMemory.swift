@@ -83,12 +83,13 @@ enum SysMemory {
             try AddressSpace.map(start, length, protection, .anonymous)
             return start
         }
+        var region = Region(start: start, end: start + length, protection: protection, kind: .anonymous)
+        (region.name, region.inode) = try SysIO.fs.mappingName(a.fd(4))
+        region.filePage = Int(fileOffset / AddressSpace.pageSize)
         if slot >= 0 {
             // Pages past the end of the file are mapped too (zero, never written back) where
             // Linux would raise SIGBUS on touching them.
-            var region = Region(start: start, end: start + length, protection: protection, kind: .anonymous)
             region.sharedFile = slot
-            region.filePage = Int(fileOffset / AddressSpace.pageSize)
             region.mayWrite = mayWrite
             try AddressSpace.map(region)
             return start
@@ -100,13 +101,13 @@ enum SysMemory {
             let filePages = (UInt64(bytes.count) + pageMask) / AddressSpace.pageSize
             let first = fileOffset / AddressSpace.pageSize
             let pages = first < filePages ? Int(filePages - first) : 0
-            try AddressSpace.map(Region(start: start, end: start + length, protection: protection, kind: .anonymous),
-                                 borrowing: pages, at: directMapPhysical(base) + fileOffset)
+            try AddressSpace.map(region, borrowing: pages, at: directMapPhysical(base) + fileOffset)
             return start
         }
         // Else map writable, copy the file's bytes in (the rest of the last page and any
         // pages past the end stay zero), then apply the protection asked for.
-        try AddressSpace.map(start, length, [.PROT_READ, .PROT_WRITE], .anonymous)
+        region.protection = [.PROT_READ, .PROT_WRITE]
+        try AddressSpace.map(region)
         let size = UInt64(try SysIO.fs.fileSize(a.fd(4)))
         if fileOffset < size {
             let count = Int(min(length, size - fileOffset))

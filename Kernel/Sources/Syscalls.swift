@@ -92,6 +92,7 @@ enum Syscalls {
         case SyscallNumber.ftruncate: return SysIO.ftruncate
         case SyscallNumber.truncate: return SysIO.truncate
         case SyscallNumber.fsync, SyscallNumber.fdatasync: return SysIO.fsync
+        case SyscallNumber.fadvise64: return SysIO.fadvise64
         case SyscallNumber.sync: return SysProcess.zero
         case SyscallNumber.getdents64: return SysIO.getdents64
         case SyscallNumber.openat: return SysIO.openat

@@ -86,6 +86,14 @@ extension FileSystem {
 }
 
 extension FileSystem {
+    /// What /proc/self/maps names a mapping of `fd` by: the path it was opened by and the
+    /// file's inode.
+    public func mappingName(_ fd: Int32) throws(Errno) -> (path: [UInt8], inode: UInt64) {
+        let index = try openFileIndex(fd)
+        guard let file = openFiles[index] else { throw .EBADF }
+        return (file.path, nodes[file.node].ino)
+    }
+
     /// The bytes of the regular file at `path` (symlinks followed) straight from the image,
     /// for the kernel's ELF loader: nil if the file was changed in the VM (its bytes then
     /// live in the overlay) or is not a regular file.

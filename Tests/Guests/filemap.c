@@ -4,6 +4,7 @@
  * bytes, and mapping and unmapping many times leaves memory intact. */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -11,8 +12,30 @@
 #include <unistd.h>
 #include "common.h"
 
+/* The /proc/self/maps line of the mapping at `address`: its offset field and its name. */
+static int maps_line(void *address, unsigned long *offset, char *name, size_t size) {
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f) return 0;
+    char line[1024];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f)) {
+        unsigned long start, end;
+        int consumed = 0;
+        if (sscanf(line, "%lx-%lx %*4s %lx %*x:%*x %*u %n", &start, &end, offset, &consumed) >= 3 &&
+            start <= (unsigned long)address && (unsigned long)address < end) {
+            snprintf(name, size, "%s", line + consumed);
+            name[strcspn(name, "\n")] = 0;
+            found = 1;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
 int main(void) {
-    int fd = open("/proc/self/exe", O_RDONLY);
+    char path[512] = {0};
+    check("readlink /proc/self/exe", readlink("/proc/self/exe", path, sizeof path - 1) > 0);
+    int fd = open(path, O_RDONLY);
     struct stat st;
     check("open and stat /proc/self/exe", fd >= 0 && fstat(fd, &st) == 0 && st.st_size > 8192);
     size_t size = st.st_size;
@@ -35,6 +58,10 @@ int main(void) {
 
     unsigned char *at = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 4096);
     check("a mapping at offset 4096 shows the file from there", at != MAP_FAILED && memcmp(at, copy + 4096, 4096) == 0);
+    unsigned long offset = 0;
+    char name[512] = {0};
+    check("/proc/self/maps names the file and the offset",
+          maps_line(at, &offset, name, sizeof name) && offset == 4096 && strcmp(name, path) == 0);
 
     check("mprotect a page read-write", mprotect(m, 4096, PROT_READ | PROT_WRITE) == 0);
     m[0] = 'X';
