@@ -35,6 +35,12 @@ public enum ELFError: Error, Equatable {
     case entryOutsideSegments(entry: UInt64)
     /// PT_INTERP is repeated, outside the file, empty, too long, or not one NUL-terminated path.
     case badInterpreter
+    /// PT_DYNAMIC is repeated, reaches past the end of the file, or has no DT_NULL.
+    case badDynamicSection
+    /// A dynamic string (DT_NEEDED, DT_SONAME, DT_RPATH, DT_RUNPATH) is referenced but
+    /// DT_STRTAB is missing or not in a PT_LOAD's file bytes, or the string runs past the
+    /// table (DT_STRSZ or the segment's end).
+    case badDynamicStrings
 
     /// One human line describing the problem.
     public var message: String {
@@ -73,6 +79,10 @@ public enum ELFError: Error, Equatable {
             return "ELF entry point 0x\(String(e, radix: 16)) is not inside an executable segment"
         case .badInterpreter:
             return "ELF interpreter (PT_INTERP) is malformed"
+        case .badDynamicSection:
+            return "ELF dynamic section (PT_DYNAMIC) is malformed or outside the file"
+        case .badDynamicStrings:
+            return "ELF dynamic string table (DT_STRTAB) is malformed or a name lies outside it"
         }
     }
 
