@@ -12,9 +12,13 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "apus", targets: ["apus"]),
+        .executable(name: "apus-manifest", targets: ["apus-manifest"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // Manifests (`apus build -f`). Yams brings Foundation, so only ApusManifest imports it,
+        // and only the apus-manifest helper links it: never the `apus run` path.
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         .target(name: "GuestABI", swiftSettings: portable),
@@ -25,17 +29,19 @@ let package = Package(
         .target(name: "CKVM"),
         .target(name: "VMM", dependencies: ["CKVM", "GuestABI", "ELF"]),
         .target(name: "ApusKit", dependencies: ["VMM", "CKVM", "GuestABI", "ELF", "ImageFormat"]),
+        .target(name: "ApusManifest", dependencies: ["ApusKit", .product(name: "Yams", package: "Yams")]),
         .executableTarget(
             name: "apus",
             dependencies: ["ApusKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        .executableTarget(name: "apus-manifest", dependencies: ["ApusKit", "ApusManifest"]),
         .testTarget(name: "GuestABITests", dependencies: ["GuestABI"]),
         .testTarget(name: "ELFTests", dependencies: ["ELF"]),
         .testTarget(name: "ImageFormatTests", dependencies: ["ImageFormat"]),
         .testTarget(name: "LinuxABITests", dependencies: ["LinuxABI"]),
         .testTarget(name: "VFSTests", dependencies: ["VFS", "ImageFormat", "LinuxABI"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "GuestABI"]),
-        .testTarget(name: "ApusKitTests", dependencies: ["ApusKit"]),
+        .testTarget(name: "ApusKitTests", dependencies: ["ApusKit", "ApusManifest", "ImageFormat"]),
         .testTarget(name: "IntegrationTests", dependencies: ["ApusKit"]),
     ]
 )

@@ -7,7 +7,7 @@
 #   golang-go          the Go test guest (rustc, when present, builds the Rust one)
 #   busybox-static     an unmodified static program from Debian, run by the tests
 set -euo pipefail
-packages=(musl-tools gcc qemu-system-x86 hyperfine golang-go busybox-static)
+packages=(musl-tools gcc qemu-system-x86 hyperfine golang-go busybox-static python3 sqlite3 nodejs)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -89,6 +89,23 @@ public enum DependencyResolver {
         return try resolution.run(program: program)
     }
 
+    /// `program`'s dependencies plus what `sharedObjects` need: ELF shared objects the image
+    /// also holds that the program may dlopen (Python's extension modules, plugins), each
+    /// searched as if the program loaded it, at its own host path. What no search path has
+    /// for them is returned as `missing`, not thrown: such a module fails only if loaded.
+    /// Paths that are not x86-64 shared objects are ignored.
+    public static func resolve(program: String, alsoLoading sharedObjects: [String], root: String = "")
+        throws(DependencyError) -> (dependencies: Dependencies, missing: [(name: String, neededBy: String)])
+    {
+        var resolution = Resolution(tree: HostTree(root: root))
+        var dependencies = try resolution.run(program: program)
+        guard dependencies.interpreter != nil else { return (dependencies, []) }
+        let missing = try resolution.load(sharedObjects: sharedObjects)
+        dependencies.libraries = resolution.libraries
+        dependencies.entries = resolution.entries
+        return (dependencies, missing)
+    }
+
     /// glibc's system search path after DT_RPATH, DT_RUNPATH and the cache, as Debian's
     /// multiarch loader has it (a library only in /lib64 is not found there either).
     public static let defaultDirectories = [
@@ -398,6 +415,30 @@ private struct Resolution {
         }
         guard missing.isEmpty else { throw DependencyError(missing: missing) }
         return Dependencies(interpreter: interpreter, libraries: libraries, entries: entries)
+    }
+
+    /// After `run`: loads shared objects the program may dlopen and, breadth first, what
+    /// they need; returns the names found nowhere. The objects themselves are the caller's
+    /// to place (they are in the image already); only their libraries become entries.
+    mutating func load(sharedObjects: [String]) throws(DependencyError) -> [(name: String, neededBy: String)] {
+        let first = objects.count
+        for path in sharedObjects {
+            guard case .file(let real, _) = tree.resolve(path), !objects.contains(where: { $0.realPath == real }),
+                  case .facts(let facts) = read(real), facts.type == .sharedObject, facts.interpreter == nil else { continue }
+            objects.append(LoadedObject(names: facts.soname.map { [$0] } ?? [], path: path, realPath: real,
+                                        displayName: path, needed: facts.needed, rpath: facts.rpath,
+                                        runpath: facts.runpath, flags1: facts.flags1, loader: nil))
+        }
+        let before = missing.count
+        var next = first
+        while next < objects.count {
+            let index = next
+            next += 1
+            for name in objects[index].needed { try load(name, neededBy: index) }
+        }
+        let added = Array(missing[before...])
+        missing.removeSubrange(before...)
+        return added
     }
 
     /// Loads DT_NEEDED `name` of object `needer`, unless an object answering to that name is

@@ -48,9 +48,19 @@ public final class MappedFile {
     }
 }
 
-/// The checks made before anything boots: the file must be a static x86-64 Linux executable.
+/// What kind of program a checked file is.
+public enum ProgramKind: Equatable, Sendable {
+    /// Static (or static-pie): booted straight from an in-memory image.
+    case staticProgram
+    /// Dynamically linked: PT_INTERP names its loader; it runs from a store image that holds
+    /// the loader and its libraries (`apus build`, or `apus run` building one on the fly).
+    case dynamic(interpreter: String)
+}
+
+/// The checks made before anything boots or builds: the file must be an x86-64 Linux
+/// executable ELF, not a script.
 public enum ProgramCheck {
-    public static func check(_ file: MappedFile) throws(RunError) {
+    public static func classify(_ file: MappedFile) throws(RunError) -> ProgramKind {
         let bytes = file.bytes
         if bytes.count >= 2 && bytes[0] == UInt8(ascii: "#") && bytes[1] == UInt8(ascii: "!") {
             let line = bytes.prefix(80).prefix { $0 != 0x0a }
@@ -64,8 +74,9 @@ public enum ProgramCheck {
             throw RunError("\(file.path): \(error.message)")
         }
         if let interpreter = elf.interpreter {
-            throw RunError("\(file.path): is dynamically linked (interpreter \(String(decoding: interpreter, as: UTF8.self))); this version of apus runs static programs only: link with -static or -static-pie")
+            return .dynamic(interpreter: String(decoding: interpreter, as: UTF8.self))
         }
+        return .staticProgram
     }
 }
 

@@ -11,7 +11,7 @@ import Glibc
 /// stdout and stderr. apus's stdin is forwarded the other way, framed the same way, by a thread
 /// (so that the guest can tell end of file from a pause). QEMU's own stderr passes through.
 enum QEMULauncher {
-    static func run(_ options: RunOptions, kernelPath: String, image: InMemoryImage, arguments: [[UInt8]],
+    static func run(_ options: RunOptions, kernelPath: String, image: UnsafeRawBufferPointer, arguments: [[UInt8]],
                     environment: [[UInt8]], startNanos: UInt64) throws(RunError) -> Int32 {
         guard let qemu = findExecutable("qemu-system-x86_64") else {
             throw RunError("qemu-system-x86_64 not found on PATH (install qemu-system-x86, or use --vmm apus)")
@@ -104,14 +104,14 @@ enum QEMULauncher {
     }
 
     /// The boot bundle: BootInfo page, argument block, then the image at 64 KiB.
-    private static func writeBundle(image: InMemoryImage, arguments: [[UInt8]], environment: [[UInt8]],
+    private static func writeBundle(image: UnsafeRawBufferPointer, arguments: [[UInt8]], environment: [[UInt8]],
                                     tscKHz: UInt64, flags: UInt64, hostname: [UInt8],
                                     workingDirectory: [UInt8]) throws(RunError) -> String {
         var info = BootInfo()
         info.platform = .native
         info.flags = flags
         info.hostname = hostname
-        info.imageSize = UInt64(image.bytes.count)
+        info.imageSize = UInt64(image.count)
         let block: [UInt8]
         do {
             block = try ArgumentBlock.encode(arguments: arguments, environment: environment,
@@ -150,7 +150,7 @@ enum QEMULauncher {
             }
             return true
         }
-        let ok = header.withUnsafeBytes { writeAll($0) } && writeAll(UnsafeRawBufferPointer(image.bytes))
+        let ok = header.withUnsafeBytes { writeAll($0) } && writeAll(image)
         guard ok else {
             unlink(path)
             throw RunError("cannot write the boot bundle: \(String(cString: strerror(errno)))")

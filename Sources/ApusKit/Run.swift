@@ -28,6 +28,8 @@ public struct RunOptions {
     public var volumes: [Volume] = []
     /// The program's initial working directory in the VM (`-w`; empty: "/").
     public var workingDirectory = ""
+    /// Whether `--memory` was given (it then overrides a store image's memory).
+    public var memoryExplicit = false
 
     public init(program: String, arguments: [String], environment: [String], memorySize: UInt64,
                 monitor: Monitor, timings: Bool, timeoutSeconds: Double = 0) {
@@ -44,12 +46,13 @@ public struct RunOptions {
 extension RunOptions {
     public static let defaultMemory = "128M"
 
-    /// The checked options of `apus run`, or the one-line problem with them.
+    /// The checked options of `apus run`, or the one-line problem with them. An empty
+    /// `memory` means "not given": the default, or a store image's own.
     public static func make(program: String, arguments: [String], environment: [String], memory: String,
                             vmm: String, timings: Bool, timeout: Double, trace: Bool = false,
                             hostname: String = "", volumes: [String] = [],
                             workdir: String = "") -> Result<RunOptions, RunOptionsError> {
-        guard let size = MemorySize.parse(memory) else {
+        guard let size = MemorySize.parse(memory.isEmpty ? defaultMemory : memory) else {
             return .failure(RunOptionsError("--memory \(memory): not a size (use a number with K, M or G, e.g. 64M)"))
         }
         guard let monitor = Monitor(rawValue: vmm) else {
@@ -64,10 +67,14 @@ extension RunOptions {
         guard hostname.utf8.count <= BootInfo.hostnameCapacity, !hostname.utf8.contains(0), !hostname.contains("/") else {
             return .failure(RunOptionsError("--hostname \(hostname): at most 64 bytes, no '/' or NUL"))
         }
+        // "--" right after PROGRAM separates apus's command line from the program's; it is
+        // not passed on (a program that wants "--" first gets it by writing it twice).
+        let arguments = arguments.first == "--" ? Array(arguments.dropFirst()) : arguments
         var options = RunOptions(program: program, arguments: arguments, environment: environment, memorySize: size,
                                  monitor: monitor, timings: timings, timeoutSeconds: timeout)
         options.trace = trace
         options.hostname = hostname
+        options.memoryExplicit = !memory.isEmpty
         if !workdir.isEmpty {
             guard let normalized = try? ImagePath.normalize(workdir) else {
                 return .failure(RunOptionsError("--workdir \(workdir): must be an absolute path without \"..\" or NUL"))
@@ -98,7 +105,7 @@ public enum FastRunParser {
     public static func parse(_ argv: [String]) -> RunOptions? {
         guard argv.first == "run" else { return nil }
         var environment: [String] = []
-        var memory = RunOptions.defaultMemory, vmm = "apus", timings = false, timeout = 0.0, trace = false
+        var memory = "", vmm = "apus", timings = false, timeout = 0.0, trace = false
         var hostname = "", workdir = ""
         var volumes: [String] = []
         var i = 1
@@ -224,15 +231,24 @@ func stderrLine(_ text: String) {
     _ = line.withCString { Glibc.write(2, $0, strlen($0)) }
 }
 
-/// `apus run`: checks the program, builds its image and boots it on the chosen VMM.
-/// Returns the exit status for the apus process.
+/// `apus run`: finds the image — a store image by name or digest, else the host program:
+/// static, an in-memory image around it; dynamic, a store image built on the fly (cached) —
+/// and boots it on the chosen VMM. Returns the exit status for the apus process.
 public func runProgram(_ options: RunOptions, startNanos: UInt64) -> Int32 {
     var host = HostStamps()
     host.parsed = monotonicNanos()
     do throws(RunError) {
+        if let stored = try StoreRun.lookup(options.program) {
+            host.checked = monotonicNanos()
+            return try StoreRun.run(stored, options: options, argv0: nil, startNanos: startNanos, host: host)
+        }
         try MemorySize.validate(options.memorySize)
         let program = try MappedFile(path: options.program)
-        try ProgramCheck.check(program)
+        if case .dynamic = try ProgramCheck.classify(program) {
+            host.checked = monotonicNanos()
+            let stored = try StoreRun.buildOnTheFly(options.program)
+            return try StoreRun.run(stored, options: options, argv0: options.program, startNanos: startNanos, host: host)
+        }
         host.checked = monotonicNanos()
         let kernelPath = try KernelLocator.locate()
         let kernel = try MappedFile(path: kernelPath)
@@ -241,25 +257,34 @@ public func runProgram(_ options: RunOptions, startNanos: UInt64) -> Int32 {
         host.imageBuilt = monotonicNanos()
         let arguments = ([options.program] + options.arguments).map { Array($0.utf8) }
         let environment = options.environment.map { Array($0.utf8) }
-        let argumentBytes = (arguments + environment).reduce(0) { $0 + $1.count + 1 }
-        guard argumentBytes <= Int(GuestABI.argumentsCapacity) else {
-            throw RunError("arguments and environment take \(argumentBytes) bytes; at most \(GuestABI.argumentsCapacity) fit")
-        }
-        if arguments.contains(where: { $0.contains(0) }) || environment.contains(where: { $0.contains(0) }) {
-            throw RunError("arguments and environment variables cannot contain NUL bytes")
-        }
-
-        switch options.monitor {
-        case .apus:
-            return try runOnKVM(options, kernel: kernel, image: image, arguments: arguments,
-                                environment: environment, startNanos: startNanos, host: host)
-        case .qemu:
-            return try QEMULauncher.run(options, kernelPath: kernelPath, image: image, arguments: arguments,
-                                        environment: environment, startNanos: startNanos)
+        return try withExtendedLifetime(image) { () throws(RunError) -> Int32 in
+            try boot(options, kernelPath: kernelPath, kernel: kernel, image: UnsafeRawBufferPointer(image.bytes),
+                     arguments: arguments, environment: environment, startNanos: startNanos, host: host)
         }
     } catch {
         stderrLine("apus: \(error.message)")
         return error.exitCode
+    }
+}
+
+/// Checks the argument block and boots `image` on the chosen VMM. The caller keeps the
+/// image's memory alive until this returns.
+func boot(_ options: RunOptions, kernelPath: String, kernel: MappedFile, image: UnsafeRawBufferPointer,
+          arguments: [[UInt8]], environment: [[UInt8]], startNanos: UInt64, host: HostStamps) throws(RunError) -> Int32 {
+    let argumentBytes = (arguments + environment).reduce(0) { $0 + $1.count + 1 }
+    guard argumentBytes <= Int(GuestABI.argumentsCapacity) else {
+        throw RunError("arguments and environment take \(argumentBytes) bytes; at most \(GuestABI.argumentsCapacity) fit")
+    }
+    if arguments.contains(where: { $0.contains(0) }) || environment.contains(where: { $0.contains(0) }) {
+        throw RunError("arguments and environment variables cannot contain NUL bytes")
+    }
+    switch options.monitor {
+    case .apus:
+        return try runOnKVM(options, kernel: kernel, image: image, arguments: arguments,
+                            environment: environment, startNanos: startNanos, host: host)
+    case .qemu:
+        return try QEMULauncher.run(options, kernelPath: kernelPath, image: image, arguments: arguments,
+                                    environment: environment, startNanos: startNanos)
     }
 }
 
@@ -270,12 +295,12 @@ struct HostStamps {
     var imageBuilt: UInt64 = 0
 }
 
-private func runOnKVM(_ options: RunOptions, kernel: MappedFile, image: InMemoryImage, arguments: [[UInt8]],
+private func runOnKVM(_ options: RunOptions, kernel: MappedFile, image: UnsafeRawBufferPointer, arguments: [[UInt8]],
                       environment: [[UInt8]], startNanos: UInt64, host: HostStamps) throws(RunError) -> Int32 {
     var console = HostConsole()
     do {
         let vm = try VirtualMachine()
-        var config = VMConfiguration(memorySize: options.memorySize, kernel: kernel.bytes, image: image.bytes,
+        var config = VMConfiguration(memorySize: options.memorySize, kernel: kernel.bytes, image: image,
                                      arguments: arguments, environment: environment, seed: hostSeed())
         config.timeoutMilliseconds = UInt64(options.timeoutSeconds * 1000)
         if options.trace { config.bootFlags |= BootInfo.flagTraceSyscalls }

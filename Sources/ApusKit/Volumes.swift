@@ -36,70 +36,80 @@ public struct Volume: Equatable, Sendable {
     }
 }
 
-/// Adds volumes to an image being written: directories, regular files and symlinks (as
-/// links, not followed; a volume's own HOST path is followed). Other kinds (sockets, FIFOs,
-/// devices) are skipped with a warning on stderr. Records which host file each image file's
-/// bytes come from.
+/// Adds host files and directories to an image being written — `apus run -v` volumes and
+/// `apus build --add` files alike: directories, regular files and symlinks (as links, not
+/// followed; a volume's own HOST path is followed). Other kinds (sockets, FIFOs, devices) are
+/// skipped with a warning on stderr. Records which host file each image file's bytes come
+/// from and, for the build cache, what stat said about every host path it visited.
 struct VolumeImporter {
     var writer: ImageWriter
     /// Image entry id → host path of its bytes.
     var sources: [(entryID: Int, hostPath: String)] = []
     var warnings: [String] = []
+    /// The option errors and warnings name ("--volume", "--add").
+    var label = "--volume"
+    /// Whether to record `fingerprints` (builds do; `apus run` does not pay for it).
+    var recordsInputs = false
+    /// Every host path visited (the top one followed, the rest not), in visiting order.
+    var fingerprints: [FileFingerprint] = []
 
     init(writer: ImageWriter) { self.writer = writer }
 
     mutating func add(_ volume: Volume) throws(RunError) {
         var st = stat()
         guard stat(volume.hostPath, &st) == 0 else {
-            throw RunError("--volume \(volume.hostPath): \(String(cString: strerror(errno)))")
+            throw RunError("\(label) \(volume.hostPath): \(String(cString: strerror(errno)))")
         }
         try addEntry(host: volume.hostPath, guest: volume.guestPath, st, depth: 0)
         if volume.readOnly {
             do { try writer.markReadOnly(path: volume.guestPath) } catch {
-                throw RunError("--volume \(volume.guestPath): \(error.message)")
+                throw RunError("\(label) \(volume.guestPath): \(error.message)")
             }
         }
     }
 
     private mutating func addEntry(host: String, guest: String, _ st: stat, depth: Int) throws(RunError) {
         let mode = UInt32(st.st_mode & 0o7777)
+        if recordsInputs {
+            fingerprints.append(FileFingerprint(path: host, follow: depth == 0, stamp: FileFingerprint.stampOf(st)))
+        }
         do {
             switch st.st_mode & S_IFMT {
             case S_IFREG:
                 let id = try writer.addFile(path: guest, size: UInt64(st.st_size), mode: mode)
                 sources.append((id, host))
             case S_IFDIR:
-                guard depth < 256 else { throw RunError("--volume \(host): directories nest too deeply") }
+                guard depth < 256 else { throw RunError("\(label) \(host): directories nest too deeply") }
                 try writer.addDirectory(path: guest, mode: mode)
                 for name in try listDirectory(host) {
                     let child = host + "/" + name
                     var cst = stat()
                     guard lstat(child, &cst) == 0 else {
-                        throw RunError("--volume \(child): \(String(cString: strerror(errno)))")
+                        throw RunError("\(label) \(child): \(String(cString: strerror(errno)))")
                     }
                     try addEntry(host: child, guest: guest + "/" + name, cst, depth: depth + 1)
                 }
             case S_IFLNK:
                 var buffer = [CChar](repeating: 0, count: 4097)
                 let n = readlink(host, &buffer, 4096)
-                guard n > 0 else { throw RunError("--volume \(host): \(String(cString: strerror(errno)))") }
+                guard n > 0 else { throw RunError("\(label) \(host): \(String(cString: strerror(errno)))") }
                 try writer.addSymlink(path: guest, target: String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self))
             default:
-                warnings.append("apus: --volume: skipping \(host): not a file, directory or symlink")
+                warnings.append("apus: \(label): skipping \(host): not a file, directory or symlink")
             }
         } catch let error as RunError {
             throw error
         } catch ImageError.duplicatePath {
-            throw RunError("--volume \(host): \(guest) is already in the image (the program or another volume)")
+            throw RunError("\(label) \(host): \(guest) is already in the image (the program or another \(label == "--add" ? "--add" : "volume"))")
         } catch let error as ImageError {
-            throw RunError("--volume \(host) → \(guest): \(error.message)")
+            throw RunError("\(label) \(host) → \(guest): \(error.message)")
         } catch {
-            throw RunError("--volume \(host): \(error)")
+            throw RunError("\(label) \(host): \(error)")
         }
     }
 
     private func listDirectory(_ path: String) throws(RunError) -> [String] {
-        guard let dir = opendir(path) else { throw RunError("--volume \(path): \(String(cString: strerror(errno)))") }
+        guard let dir = opendir(path) else { throw RunError("\(label) \(path): \(String(cString: strerror(errno)))") }
         defer { closedir(dir) }
         var names: [String] = []
         while let entry = readdir(dir) {

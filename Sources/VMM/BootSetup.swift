@@ -36,7 +36,7 @@ public enum BootSetup {
             let (fileEnd, o1) = ph.offset.addingReportingOverflow(ph.fileSize)
             guard !o1, fileEnd <= UInt64(bytes.count), ph.fileSize <= ph.memorySize,
                   ph.physicalAddress >= GuestABI.kernelPhysicalBase.raw,
-                  let target = memory.bytes(at: PhysicalAddress(ph.physicalAddress), count: ph.memorySize)
+                  let target = memory.bytes(at: PhysicalAddress(ph.physicalAddress), count: ph.memorySize, writable: true)
             else { throw .kernelSegmentOutsideMemory(index: index) }
             target.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[Int(ph.offset)..<Int(fileEnd)]))
             end = max(end, ph.physicalAddress + ph.memorySize)
@@ -52,7 +52,7 @@ public enum BootSetup {
     /// carries U (PVM.md: kernel pages without U fault after the switch to native mode).
     public static func writePageTables(into memory: GuestMemory, directMapSpan: UInt64, userAccessible: Bool) throws(Error) {
         let base = GuestABI.bootPageTablesAddress
-        guard let area = memory.bytes(at: base, count: GuestABI.bootPageTablesSize) else { throw .kernelTooLarge }
+        guard let area = memory.bytes(at: base, count: GuestABI.bootPageTablesSize, writable: true) else { throw .kernelTooLarge }
         area.initializeMemory(as: UInt8.self, repeating: 0)
         let flags: UInt64 = 0x3 | (userAccessible ? 0x4 : 0)  // present, writable, (user)
         let hugePage: UInt64 = 0x80
@@ -76,8 +76,8 @@ public enum BootSetup {
 
     /// The boot info page and the argument block.
     public static func writeBootInfo(_ info: BootInfo, arguments: [UInt8], into memory: GuestMemory) throws(Error) {
-        guard let page = memory.bytes(at: GuestABI.bootInfoAddress, count: GuestABI.bootInfoSize),
-              let block = memory.bytes(at: GuestABI.argumentsAddress, count: UInt64(arguments.count))
+        guard let page = memory.bytes(at: GuestABI.bootInfoAddress, count: GuestABI.bootInfoSize, writable: true),
+              let block = memory.bytes(at: GuestABI.argumentsAddress, count: UInt64(arguments.count), writable: true)
         else { throw .kernelTooLarge }
         info.encode(into: page)
         arguments.withUnsafeBytes { block.copyMemory(from: $0) }

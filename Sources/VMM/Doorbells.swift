@@ -33,12 +33,14 @@ public func handleDoorbell<Sink: ConsoleSink>(offset: UInt64, value: UInt64, mem
         sink.sleep(nanoseconds: value)
         return .resume
     case .console, .panic, .stdinRead:
-        guard let raw = memory.bytes(at: PhysicalAddress(value), count: UInt64(ConsoleRequest.size)) else {
-            return .rejected("console request at 0x\(String(value, radix: 16)) is outside guest memory")
+        // A stdin read writes the answer and the data: both must be in writable memory.
+        let writes = doorbell == .stdinRead
+        guard let raw = memory.bytes(at: PhysicalAddress(value), count: UInt64(ConsoleRequest.size), writable: writes) else {
+            return .rejected("console request at 0x\(String(value, radix: 16)) is outside \(writes ? "writable " : "")guest memory")
         }
         let request = ConsoleRequest(decoding: UnsafeRawBufferPointer(raw))
-        guard let buffer = memory.bytes(at: request.buffer, count: UInt64(request.length)) else {
-            return .rejected("console buffer 0x\(String(request.buffer.raw, radix: 16))+\(request.length) is outside guest memory")
+        guard let buffer = memory.bytes(at: request.buffer, count: UInt64(request.length), writable: writes) else {
+            return .rejected("console buffer 0x\(String(request.buffer.raw, radix: 16))+\(request.length) is outside \(writes ? "writable " : "")guest memory")
         }
         switch doorbell {
         case .console:

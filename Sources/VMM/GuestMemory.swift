@@ -10,11 +10,16 @@ public struct GuestMemoryRegion {
     public let guestBase: PhysicalAddress
     public let size: UInt64
     public let host: UnsafeMutableRawPointer
+    /// False for host memory the VMM must never write, such as a store image mapped
+    /// PROT_READ: a write there would fault the host, so `bytes(at:count:writable: true)`
+    /// never returns it (a guest request to write there fails instead).
+    public let writable: Bool
 
-    public init(guestBase: PhysicalAddress, size: UInt64, host: UnsafeMutableRawPointer) {
+    public init(guestBase: PhysicalAddress, size: UInt64, host: UnsafeMutableRawPointer, writable: Bool = true) {
         self.guestBase = guestBase
         self.size = size
         self.host = host
+        self.writable = writable
     }
 
     func contains(_ address: PhysicalAddress, count: UInt64) -> Bool {
@@ -34,9 +39,10 @@ public struct GuestMemory {
         regions.append(region)
     }
 
-    /// Host bytes for [address, address+count), or nil if any part lies outside guest memory.
-    public func bytes(at address: PhysicalAddress, count: UInt64) -> UnsafeMutableRawBufferPointer? {
-        for r in regions where r.contains(address, count: count) {
+    /// Host bytes for [address, address+count), or nil if any part lies outside guest memory
+    /// (with `writable`, outside its writable regions: use it for anything the VMM writes).
+    public func bytes(at address: PhysicalAddress, count: UInt64, writable: Bool = false) -> UnsafeMutableRawBufferPointer? {
+        for r in regions where r.contains(address, count: count) && (r.writable || !writable) {
             return UnsafeMutableRawBufferPointer(start: r.host + Int(address.raw - r.guestBase.raw), count: Int(count))
         }
         return nil

@@ -55,8 +55,9 @@ public struct VMConfiguration {
     public var memorySize: UInt64
     /// The kernel ELF's bytes.
     public var kernel: UnsafeRawBufferPointer
-    /// The image, already laid out in host memory (read-only for the guest).
-    public var image: UnsafeMutableRawBufferPointer
+    /// The image, already laid out in host memory (read-only for the guest, and never written
+    /// by the VMM: it may be a PROT_READ mapping of a store file).
+    public var image: UnsafeRawBufferPointer
     public var arguments: [[UInt8]]
     public var environment: [[UInt8]]
     public var seed: (UInt64, UInt64, UInt64, UInt64)
@@ -69,7 +70,7 @@ public struct VMConfiguration {
     /// The app's initial working directory (an absolute image path; empty: "/").
     public var workingDirectory: [UInt8] = []
 
-    public init(memorySize: UInt64, kernel: UnsafeRawBufferPointer, image: UnsafeMutableRawBufferPointer,
+    public init(memorySize: UInt64, kernel: UnsafeRawBufferPointer, image: UnsafeRawBufferPointer,
                 arguments: [[UInt8]], environment: [[UInt8]], seed: (UInt64, UInt64, UInt64, UInt64)) {
         self.memorySize = memorySize
         self.kernel = kernel
@@ -134,12 +135,13 @@ public final class VirtualMachine {
         close(kvm)
     }
 
-    private func setMemoryRegion(slot: UInt32, guest: PhysicalAddress, size: UInt64, host: UnsafeMutableRawPointer, flags: UInt32) throws(VMMError) {
+    private func setMemoryRegion(slot: UInt32, guest: PhysicalAddress, size: UInt64, host: UnsafeMutableRawPointer, flags: UInt32,
+                                 writable: Bool = true) throws(VMMError) {
         var region = kvm_userspace_memory_region(slot: slot, flags: flags, guest_phys_addr: guest.raw,
                                                  memory_size: size, userspace_addr: UInt64(UInt(bitPattern: host)))
         let r = ckvm_ioctl_ptr(vm, CKVM_SET_USER_MEMORY_REGION, &region)
         guard r == 0 else { throw .kvmCall("KVM_SET_USER_MEMORY_REGION", -r) }
-        memory.add(GuestMemoryRegion(guestBase: guest, size: size, host: host))
+        memory.add(GuestMemoryRegion(guestBase: guest, size: size, host: host, writable: writable))
     }
 
     /// Boots the configuration and runs it to the end.
@@ -152,8 +154,12 @@ public final class VirtualMachine {
         let imageSize = (UInt64(config.image.count) + 0xfff) & ~0xfff
         guard imageSize <= GuestABI.maxImageSize else { throw .boot(.imageTooLarge(imageSize)) }
         if imageSize > 0 {
-            try setMemoryRegion(slot: 1, guest: GuestABI.imageAddress, size: imageSize, host: config.image.baseAddress!,
-                                flags: readOnly ? CKVM_MEM_READONLY : 0)
+            // SAFETY: the VMM never writes through this pointer (the region is not writable);
+            // KVM maps the pages read-only when the mapping is PROT_READ, with or without
+            // KVM_MEM_READONLY.
+            try setMemoryRegion(slot: 1, guest: GuestABI.imageAddress, size: imageSize,
+                                host: UnsafeMutableRawPointer(mutating: config.image.baseAddress!),
+                                flags: readOnly ? CKVM_MEM_READONLY : 0, writable: false)
         }
         timeline.memoryReady = monotonicNanos()
 
@@ -248,7 +254,7 @@ public final class VirtualMachine {
     static let tssAddress = PhysicalAddress(gdtAddress.raw + 0x800)
 
     private func writeDescriptorTables() throws(BootSetup.Error) {
-        guard let gdt = memory.bytes(at: Self.gdtAddress, count: 0x1000) else { throw .kernelTooLarge }
+        guard let gdt = memory.bytes(at: Self.gdtAddress, count: 0x1000, writable: true) else { throw .kernelTooLarge }
         gdt.initializeMemory(as: UInt8.self, repeating: 0)
         SegmentLayout.writeGDT(into: gdt, tssBase: GuestABI.directMapBase + Self.tssAddress.raw)
         gdt.writeLE(UInt16(SegmentLayout.tssLimit + 1), at: 0x800 + 102)  // TSS: no I/O bitmap

@@ -23,9 +23,12 @@ struct Apus: ParsableCommand {
               apus run --trace ./hello
               apus run --vmm qemu ./hello
               apus run -v ./data:/data:ro ./prog /data/input.txt
+              apus build -t pyapp /usr/bin/python3 --add /usr/lib/python3.11 --add ./app.py:/app/app.py
+              apus run pyapp /app/app.py
+              apus images
             """,
         version: apusVersion,
-        subcommands: [Run.self, Version.self]
+        subcommands: [Run.self, Build.self, Images.self, Inspect.self, Rmi.self, Version.self]
     )
 }
 
@@ -36,17 +39,31 @@ struct Run: ParsableCommand {
         abstract: "Boot a program in a new VM and run it to completion.",
         discussion: """
             PROGRAM is a static x86-64 Linux executable (musl or glibc, -static or \
-            -static-pie), used unmodified. Its stdout and stderr are apus's stdout and stderr, \
-            byte for byte, and apus exits with its exit status (128+N when signal N killed \
-            it, 139 after a crash, with a crash report on stderr). The program's stdin is \
-            apus's stdin.
+            -static-pie), used unmodified; or a dynamically linked one, for which apus builds \
+            an image with its loader and libraries into the image store first (once: later \
+            runs find it in the build cache); or the name or digest of an image in the store \
+            (apus build, apus images). A PROGRAM with a '/' is always a host file.
 
-            Options go before PROGRAM; everything after PROGRAM is passed to it. The program \
-            sees exactly the --env variables, nothing of apus's own environment.
+            The program's stdout and stderr are apus's stdout and stderr, byte for byte, and \
+            apus exits with its exit status (128+N when signal N killed it, 139 after a crash, \
+            with a crash report on stderr). The program's stdin is apus's stdin.
 
-            apus's own failures: 125 when the program cannot be started (not a static x86-64 \
-            ELF, missing kernel, no KVM), 250 for a guest kernel panic, 251 when the VM stops \
-            unexpectedly or --timeout expires.
+            Options go before PROGRAM; everything after PROGRAM is passed to it (a "--" right \
+            after PROGRAM is dropped: it only separates). The program sees exactly the --env \
+            variables, nothing of apus's own environment. An image runs with its stored \
+            defaults: ARGS replace its arguments, --env adds to and overrides its environment, \
+            --workdir, --hostname and --memory override its own.
+
+            apus's own failures: 125 when the program cannot be started (not an x86-64 \
+            ELF, a missing library, a corrupt store image, missing kernel, no KVM), 250 for a \
+            guest kernel panic, 251 when the VM stops unexpectedly or --timeout expires.
+
+            Examples:
+              apus run ./hello
+              apus run -e GREETING=hi --memory 64M ./prog arg1 "arg 2"
+              apus run /usr/bin/sqlite3 :memory: "select sqlite_version();"
+              apus run pyapp /app/app.py          (an image from apus build)
+              apus run -w /app -e DEBUG=1 pyapp app.py
             """
     )
 
@@ -55,8 +72,9 @@ struct Run: ParsableCommand {
     var environment: [String] = []
 
     @Option(name: [.customShort("m"), .customLong("memory")],
-            help: ArgumentHelp("Guest memory, e.g. 64M or 1G (8M…3072M).", valueName: "SIZE"))
-    var memory: String = RunOptions.defaultMemory
+            help: ArgumentHelp("Guest memory, e.g. 64M or 1G (8M…3072M; default: the image's, else \(RunOptions.defaultMemory)).",
+                               valueName: "SIZE"))
+    var memory: String?
 
     @Flag(help: "Print the boot timeline (VM setup, kernel entry, app entry, exit) on stderr.")
     var timings = false
@@ -95,7 +113,7 @@ struct Run: ParsableCommand {
 
     func validate() throws {
         if case .failure(let problem) = RunOptions.make(program: program, arguments: arguments, environment: environment,
-                                                        memory: memory, vmm: vmm, timings: timings, timeout: timeout,
+                                                        memory: memory ?? "", vmm: vmm, timings: timings, timeout: timeout,
                                                         trace: trace, hostname: hostname, volumes: volumes,
                                                         workdir: workdir) {
             throw ValidationError(problem.description)
@@ -104,10 +122,255 @@ struct Run: ParsableCommand {
 
     func run() throws {
         let options = try RunOptions.make(program: program, arguments: arguments, environment: environment,
-                                          memory: memory, vmm: vmm, timings: timings, timeout: timeout,
+                                          memory: memory ?? "", vmm: vmm, timings: timings, timeout: timeout,
                                           trace: trace, hostname: hostname, volumes: volumes,
                                           workdir: workdir).get()
         throw ExitCode(runProgram(options, startNanos: startNanos))
+    }
+}
+
+/// Prints `apus: MESSAGE` on stderr and fails with `StoreCommands.failure`.
+func fail(_ message: String) -> ExitCode {
+    FileDescriptorOutput.stderr("apus: \(message)\n")
+    return ExitCode(StoreCommands.failure)
+}
+
+enum FileDescriptorOutput {
+    static func stderr(_ text: String) { write(2, text) }
+    static func stdout(_ text: String) { write(1, text) }
+    private static func write(_ fd: Int32, _ text: String) {
+        var text = text
+        text.withUTF8 { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+                if n < 0 { if errno == EINTR { continue }; return }
+                offset += n
+            }
+        }
+    }
+}
+
+func openStore() throws -> ImageStore {
+    do { return try ImageStore.openDefault() } catch { throw fail(error.message) }
+}
+
+struct Build: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Build an image of a program and its files into the image store.",
+        discussion: """
+            PROGRAM is a path, or a name looked up on PATH. A dynamically linked program gets \
+            its interpreter and every library it needs (found like the host's loader does, \
+            symlinks kept); a library no search path has is an error that names it and who \
+            needs it. Every image also gets /etc/passwd and /etc/group (one user: root), \
+            /etc/hosts, /etc/nsswitch.conf, the host's /etc/localtime, /root and /tmp; \
+            --add files win over these.
+
+            Words after PROGRAM are the image's default arguments (put them after -- when \
+            they start with '-'); --env, --workdir, --hostname and --memory are its other \
+            defaults, which apus run NAME uses and its own options override.
+
+            The image is stored under $APUS_HOME (default ~/.local/share/apus) by the SHA-256 \
+            of its contents; NAME (default: the program's file name) points at it. A build \
+            whose options and input files (size, mtime, inode, mode) are unchanged is a cache \
+            hit: it reads nothing and says so.
+
+            -f reads the build from a YAML manifest (keys: name, program, args, env, workdir, \
+            files, hostname, memory, ca-certificates; see README.md); options given here \
+            override it.
+
+            Fails with exit status 1 and one "apus: " line (a missing file or library, a bad \
+            manifest).
+
+            Examples:
+              apus build /usr/bin/sqlite3
+              apus build -t pyapp /usr/bin/python3 --add /usr/lib/python3.11 --add ./app.py:/app/app.py
+              apus build -t web -e PORT=8080 -w /srv --ca-certificates ./server -- --verbose
+              apus build -f Apusfile.yaml
+            """
+    )
+
+    @Option(name: [.customShort("t"), .customLong("tag")],
+            help: ArgumentHelp("The image's name (default: the program's file name).", valueName: "NAME"))
+    var name: String?
+
+    @Option(name: [.customShort("f"), .customLong("file")],
+            help: ArgumentHelp("Read the build from a YAML manifest (Apusfile.yaml).", valueName: "FILE"))
+    var manifest: String?
+
+    @Option(name: .customLong("add"),
+            help: ArgumentHelp("""
+                Add a host file or directory (recursively, symlinks kept) at IMAGE, by default at \
+                its own absolute path (repeatable).
+                """, valueName: "HOST[:IMAGE]"))
+    var files: [String] = []
+
+    @Option(name: [.customShort("e"), .customLong("env")],
+            help: ArgumentHelp("A default environment variable (repeatable).", valueName: "KEY=VALUE"))
+    var environment: [String] = []
+
+    @Option(name: [.customShort("w"), .customLong("workdir")],
+            help: ArgumentHelp("The default working directory (created in the image if missing).", valueName: "DIR"))
+    var workdir: String?
+
+    @Option(help: ArgumentHelp("The default hostname.", valueName: "NAME"))
+    var hostname: String?
+
+    @Option(name: [.customShort("m"), .customLong("memory")],
+            help: ArgumentHelp("The default guest memory, e.g. 256M.", valueName: "SIZE"))
+    var memory: String?
+
+    @Flag(name: .customLong("ca-certificates"),
+          help: "Add the host's CA bundle (/etc/ssl/certs/ca-certificates.crt) at the same path.")
+    var caCertificates = false
+
+    @Argument(help: ArgumentHelp("The program, then its default arguments.", valueName: "PROGRAM [ARGS]"))
+    var words: [String] = []
+
+    func run() throws {
+        var spec: BuildSpec
+        if let manifest {
+            do { spec = try ManifestTool.load(path: manifest) } catch { throw fail(error.message) }
+            // A PROGRAM given here is relative to the current directory (a bare name stays a
+            // PATH lookup); the manifest's own paths stay relative to the manifest.
+            if let program = words.first { spec.program = program.contains("/") ? absoluteFromHere(program) : program }
+            if words.count > 1 { spec.arguments = Array(words.dropFirst()) }
+        } else {
+            guard let program = words.first else {
+                throw fail("build: give a PROGRAM (or -f MANIFEST); see apus build --help")
+            }
+            spec = BuildSpec(program: program)
+            spec.arguments = Array(words.dropFirst())
+        }
+        if let name { spec.name = name }
+        spec.environment += environment
+        if let workdir { spec.workdir = workdir }
+        if let hostname { spec.hostname = hostname }
+        if let memory {
+            guard let size = MemorySize.parse(memory) else {
+                throw fail("--memory \(memory): not a size (use a number with K, M or G, e.g. 64M)")
+            }
+            spec.memory = size
+        }
+        if caCertificates { spec.caCertificates = true }
+        for text in files {
+            switch FileSpec.parse(text) {
+            case .success(let file):
+                // Command-line paths are relative to the current directory, even with -f.
+                spec.files.append(FileSpec(host: absoluteFromHere(file.host), image: file.image))
+            case .failure(let problem): throw fail(problem.message)
+            }
+        }
+        let store = try openStore()
+        let result: BuildResult
+        do { result = try ImageBuild.build(spec, store: store) } catch { throw fail(error.message) }
+        for warning in result.warnings { FileDescriptorOutput.stderr(warning + "\n") }
+        FileDescriptorOutput.stdout(StoreCommands.buildSummary(result) + "\n")
+    }
+
+    private func absoluteFromHere(_ path: String) -> String {
+        if path.hasPrefix("/") { return path }
+        guard let cwd = getcwd(nil, 0) else { return path }
+        defer { free(cwd) }
+        return String(cString: cwd) + "/" + path
+    }
+}
+
+struct Images: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List the images in the image store.",
+        discussion: """
+            One line per name: NAME, SIZE (of the image file), CREATED and the first 12 hex \
+            digits of the image's DIGEST (sha256 of its config, which names the image file). \
+            Images apus run built for dynamic programs have no name (<none>); apus rmi DIGEST \
+            removes one. The store is $APUS_HOME (default ~/.local/share/apus).
+
+            Examples:
+              apus images
+              apus images --no-trunc
+            """
+    )
+
+    @Flag(name: .customLong("no-trunc"), help: "Show whole digests.")
+    var noTrunc = false
+
+    func run() throws {
+        let store = try openStore()
+        FileDescriptorOutput.stdout(StoreCommands.imagesTable(store, now: Int64(time(nil)), fullDigests: noTrunc))
+    }
+}
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show what an image holds and how it runs.",
+        discussion: """
+            Prints the image's names, digest, creation time, size, its run defaults \
+            (entrypoint, args, env, workdir, hostname, memory), its interpreter and libraries, \
+            and every file, directory and symlink in it. The image file is checked first: a \
+            corrupt one is an error.
+
+            Examples:
+              apus inspect pyapp
+              apus inspect 3f2a9c1d2e4b
+              apus inspect --json pyapp
+            """
+    )
+
+    @Flag(help: "Print JSON instead.")
+    var json = false
+
+    @Argument(help: ArgumentHelp("An image name, or a digest (sha256:HEX or at least 6 hex digits).", valueName: "NAME|DIGEST"))
+    var reference: String
+
+    func run() throws {
+        let store = try openStore()
+        do {
+            let image = try store.find(reference)
+            let file = try ImageFile(path: image.blobPath, label: image.name ?? reference)
+            FileDescriptorOutput.stdout(json ? StoreCommands.inspectJSON(image, file: file, store: store)
+                                             : StoreCommands.inspectText(image, file: file, store: store, now: Int64(time(nil))))
+        } catch {
+            throw fail(error.message)
+        }
+    }
+}
+
+struct Rmi: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Remove images from the image store.",
+        discussion: """
+            A NAME is removed; when it was the image's last name, the image goes too. A \
+            DIGEST removes the image with all its names. Files no image needs any more are \
+            deleted. Every reference is tried; the exit status is 1 if any failed.
+
+            Examples:
+              apus rmi pyapp
+              apus rmi pyapp web
+              apus rmi 3f2a9c1d2e4b
+            """
+    )
+
+    @Argument(help: ArgumentHelp("Image names or digests.", valueName: "NAME|DIGEST"))
+    var references: [String]
+
+    func validate() throws {
+        if references.isEmpty { throw ValidationError("give at least one image name or digest") }
+    }
+
+    func run() throws {
+        let store = try openStore()
+        var failed = false
+        for reference in references {
+            do {
+                let removal = try store.remove(reference)
+                for name in removal.untagged { FileDescriptorOutput.stdout("Untagged: \(name)\n") }
+                for digest in removal.deleted { FileDescriptorOutput.stdout("Deleted: \(digest)\n") }
+            } catch {
+                FileDescriptorOutput.stderr("apus: \(error.message)\n")
+                failed = true
+            }
+        }
+        if failed { throw ExitCode(StoreCommands.failure) }
     }
 }
 

@@ -228,6 +228,27 @@ final class DependencyTests: XCTestCase {
         if tested == 0 { throw XCTSkip("none of the host programs exists") }
     }
 
+    /// A module the program would dlopen (Python's _sqlite3 extension) brings its own
+    /// library; a module needing a library nowhere to be found is reported, not fatal.
+    func testModulesLoadedLater() throws {
+        let module = "/usr/lib/python3.11/lib-dynload/_sqlite3.cpython-311-x86_64-linux-gnu.so"
+        guard FileManager.default.fileExists(atPath: "/usr/bin/python3.11"), FileManager.default.fileExists(atPath: module) else {
+            throw XCTSkip("python3.11 and its _sqlite3 module are not installed")
+        }
+        let plain = try DependencyResolver.resolve(program: "/usr/bin/python3.11")
+        XCTAssertFalse(plain.libraries.contains { $0.name == "libsqlite3.so.0" })
+        let (withModule, missing) = try DependencyResolver.resolve(program: "/usr/bin/python3.11", alsoLoading: [module, "/etc/hostname"])
+        XCTAssertTrue(missing.isEmpty)
+        let sqlite = try XCTUnwrap(withModule.libraries.first { $0.name == "libsqlite3.so.0" })
+        XCTAssertEqual(sqlite.neededBy, module)
+        XCTAssertTrue(withModule.entries.contains { entry in
+            switch entry {
+            case .file(let p, _), .symlink(let p, _): return sqlite.path.hasSuffix(p.split(separator: "/").last.map(String.init) ?? "")
+            }
+        }, "no entry for \(sqlite.path) in \(withModule.entries)")
+        XCTAssertEqual(Array(withModule.libraries.prefix(plain.libraries.count)), plain.libraries)
+    }
+
     func testStaticProgramNeedsNothing() throws {
         let root = try Sysroot()
         try root.write("/app/static", syntheticELF(type: 2, dynamic: false))

@@ -8,6 +8,8 @@
 #   NAME.musl       musl-gcc -static -O2
 #   NAME.glibc      gcc -static -O2
 #   NAME.glibc-pie  gcc -static-pie -O2
+#   NAME.gcc        gcc -O2 (dynamically linked against the host's glibc: apus builds an
+#                   image with its interpreter and libraries)
 #   truncated.elf   first 100 bytes of hello.musl
 #   empty.elf       a zero-byte file
 #   wrong-arch.elf  hello.musl with e_machine patched to 183 (AArch64)
@@ -45,6 +47,7 @@ build() {
         musl) cc="$CC_MUSL"; mode=-static ;;
         glibc) cc="$CC_GLIBC"; mode=-static ;;
         glibc-pie) cc="$CC_GLIBC"; mode=-static-pie ;;
+        gcc) cc="$CC_GLIBC"; mode=-pie ;;
     esac
     if [[ -x "$dst" && "$dst" -nt "$src" && "$dst" -nt "$here/common.h" && "$dst" -nt "$here/build.sh" ]]; then
         return 0
@@ -63,7 +66,7 @@ build() {
 pids=()
 failed=0
 for src in "$here"/*.c; do
-    for variant in musl glibc glibc-pie; do
+    for variant in musl glibc glibc-pie gcc; do
         build "$src" "$variant" &
         pids+=($!)
         if (( ${#pids[@]} >= jobs )); then
@@ -92,6 +95,19 @@ if command -v rustc >/dev/null 2>&1; then
     done
 else
     echo "build.sh: rustc not found: Rust guests not built" >&2
+fi
+
+# The Swift guest (Tests/Guests/swift → swifthello): `swift build -c release`, dynamically
+# linked against the Swift runtime and glibc, when swift is there.
+if command -v swift >/dev/null 2>&1; then
+    if swift build -c release --package-path "$here/swift" --scratch-path "$out/.swift-build" >/dev/null; then
+        cp -f "$out/.swift-build/release/swifthello" "$out/swifthello"
+    else
+        echo "build.sh: FAILED: swift build of Tests/Guests/swift" >&2
+        failed=1
+    fi
+else
+    echo "build.sh: swift not found: the Swift guest is not built" >&2
 fi
 
 # Go guests (*.go → NAME.go): static (CGO_ENABLED=0), when go is there.

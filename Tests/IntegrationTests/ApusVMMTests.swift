@@ -21,6 +21,10 @@ final class ApusVMMTests: XCTestCase {
     func testMadvise() throws { try matrix.madvise() }
     func testSharedMappings() throws { try matrix.sharedMappings() }
     func testFileMappings() throws { try matrix.fileMappings() }
+    func testPython() throws { try matrix.python() }
+    func testSqlite() throws { try matrix.sqlite() }
+    func testNode() throws { try matrix.node() }
+    func testSwiftProgram() throws { try matrix.swiftProgram() }
     func testTmpfsFull() throws { try matrix.tmpfsFull() }
     func testTime() throws { try matrix.time() }
     func testIDs() throws { try matrix.ids() }

@@ -47,7 +47,15 @@ enum Harness {
         ?? repoRoot.appendingPathComponent("out/guests").path
 
     /// The guest variants built by Tests/Guests/build.sh.
-    static let variants = ["musl", "glibc", "glibc-pie"]
+    static let variants = ["musl", "glibc", "glibc-pie", "gcc"]
+    /// The image store of every `apus run` here (a dynamic guest is built into it on the
+    /// fly; later runs of the same binary are cache hits): never the user's own store.
+    static let storeHome = NSTemporaryDirectory() + "apus-integration-store"
+    static let apusEnvironment: [String: String] = {
+        var e = environment
+        e["APUS_HOME"] = storeHome
+        return e
+    }()
 
     /// Per-run timeouts (seconds). QEMU runs are TCG-emulated, hence slower.
     static let nativeTimeout: TimeInterval = 30
@@ -274,7 +282,7 @@ struct Invocation {
         a += apusFlags
         a.append(program)
         a += args
-        return try Runner.run(Harness.apusBinary, a, cwd: Harness.guestsDir, environment: nil,
+        return try Runner.run(Harness.apusBinary, a, cwd: Harness.guestsDir, environment: Harness.apusEnvironment,
                               stdin: stdin, timeout: timeout ?? Harness.timeout(vmm: vmm))
     }
 }

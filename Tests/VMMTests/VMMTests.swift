@@ -103,6 +103,30 @@ final class DoorbellTests: XCTestCase {
         XCTAssertEqual(console.slept, [2_500_000])
     }
 
+    /// A read-only region (a store image mapped PROT_READ) can be read from, never written:
+    /// a stdin read aimed at it is rejected instead of faulting the host.
+    func testStdinReadIntoReadOnlyMemoryIsRejected() {
+        let image = [UInt8](repeating: 0xee, count: 4096)
+        putRequest(at: 0x100, stream: 0, length: 64, buffer: 0x1_0000_0000)
+        putRequest(at: 0x200, stream: 1, length: 4, buffer: 0x1_0000_0000)
+        var console = RecordingConsole()
+        image.withUnsafeBytes { imageBytes in
+            ram.withUnsafeMutableBytes { raw in
+                var memory = GuestMemory()
+                memory.add(GuestMemoryRegion(guestBase: PhysicalAddress(0), size: UInt64(raw.count), host: raw.baseAddress!))
+                memory.add(GuestMemoryRegion(guestBase: PhysicalAddress(0x1_0000_0000), size: 4096,
+                                             host: UnsafeMutableRawPointer(mutating: imageBytes.baseAddress!), writable: false))
+                let read = handleDoorbell(offset: Doorbell.stdinRead.rawValue, value: 0x100, memory: memory, sink: &console)
+                guard case .rejected(let why) = read else { return XCTFail("stdin read into read-only memory: \(read)") }
+                XCTAssertTrue(why.contains("writable"), why)
+                XCTAssertNil(memory.bytes(at: PhysicalAddress(0x1_0000_0000), count: 1, writable: true))
+                XCTAssertEqual(handleDoorbell(offset: Doorbell.console.rawValue, value: 0x200, memory: memory, sink: &console), .resume)
+            }
+        }
+        XCTAssertEqual(console.written.map { $0.1 }, [[0xee, 0xee, 0xee, 0xee]], "writing out of the image is fine")
+        XCTAssertEqual(console.input, Array("typed\n".utf8), "nothing was read")
+    }
+
     func testPanicCarriesMessage() {
         ram.replaceSubrange(0x800..<0x804, with: Array("oops".utf8))
         putRequest(at: 0x100, stream: 3, length: 4, buffer: 0x800)

@@ -1,0 +1,91 @@
+import VMM
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `apus run` of a store image: `apus run NAME [ARGS]`, and dynamic host programs, which run
+/// from an image built on the fly.
+enum StoreRun {
+    /// The store image `operand` names, or nil when it is a host program. An operand with a
+    /// '/' is always a host path (names and digests have none). Otherwise a name wins, then
+    /// an existing host file of that name, then a digest. Costs an open() that fails with
+    /// ENOENT for a plain host program.
+    static func lookup(_ operand: String) throws(RunError) -> StoredImage? {
+        guard !operand.isEmpty else { throw RunError("PROGRAM is empty: give a program's path or an image's name") }
+        guard !operand.contains("/"), let root = ImageStore.defaultRoot() else { return nil }
+        let store = ImageStore(root: root)
+        do {
+            if ImageStore.nameProblem(operand) == nil && fileExists(store.namePath(operand)) {
+                return try store.find(operand)
+            }
+            if fileExists(operand) { return nil }
+            if let image = try store.findIfPresent(operand) { return image }
+        } catch {
+            throw RunError(error.message)
+        }
+        throw RunError("\(operand): no such file, and no image of that name (apus images lists them; write ./\(operand) for a file)")
+    }
+
+    /// Builds (or finds in the cache) the image of a dynamic program `apus run` was given.
+    static func buildOnTheFly(_ program: String) throws(RunError) -> StoredImage {
+        do {
+            let store = try ImageStore.openDefault()
+            let result = try ImageBuild.build(BuildSpec(program: program.contains("/") ? program : "./" + program),
+                                              store: store, auto: true)
+            return result.image
+        } catch {
+            throw RunError(error.message)
+        }
+    }
+
+    /// Boots `stored` with the run's options over the image's defaults: ARGS replace its
+    /// arguments, -e adds to and overrides its environment, -w, --hostname and -m override.
+    /// `argv0`: argv[0] (nil: the image's command).
+    static func run(_ stored: StoredImage, options: RunOptions, argv0: String?, startNanos: UInt64,
+                    host: HostStamps) throws(RunError) -> Int32 {
+        var host = host
+        let config = stored.config
+        let label = stored.name ?? "sha256:" + stored.digest.prefix(12)
+        let file: ImageFile
+        do { file = try ImageFile(path: stored.blobPath, label: label) } catch { throw RunError(error.message) }
+
+        var effective = options
+        if !options.memoryExplicit, let memory = config.memory { effective.memorySize = memory }
+        try MemorySize.validate(effective.memorySize)
+        if effective.hostname.isEmpty { effective.hostname = config.hostname }
+        if effective.workingDirectory.isEmpty { effective.workingDirectory = config.workdir }
+        let arguments = [argv0 ?? config.command] + (options.arguments.isEmpty ? config.arguments : options.arguments)
+        let environment = mergeEnvironment(config.environment, options.environment)
+
+        let kernelPath = try KernelLocator.locate()
+        let kernel = try MappedFile(path: kernelPath)
+        // Volumes need a new index: the store image's entries plus theirs, laid out in memory
+        // with the store file's pages mapped in. Without volumes the store file is the image.
+        let overlay = options.volumes.isEmpty ? nil : try InMemoryImage(base: file, label: label, volumes: options.volumes)
+        for warning in overlay?.warnings ?? [] { stderrLine(warning) }
+        host.imageBuilt = monotonicNanos()
+        let bytes = overlay.map { UnsafeRawBufferPointer($0.bytes) } ?? file.bytes
+        return try withExtendedLifetime((file, overlay)) { () throws(RunError) -> Int32 in
+            try boot(effective, kernelPath: kernelPath, kernel: kernel, image: bytes,
+                     arguments: arguments.map { Array($0.utf8) }, environment: environment.map { Array($0.utf8) },
+                     startNanos: startNanos, host: host)
+        }
+    }
+
+    /// `base` with `overrides` applied: a KEY=VALUE replaces every earlier KEY (in place of
+    /// the first), new keys are appended in order.
+    static func mergeEnvironment(_ base: [String], _ overrides: [String]) -> [String] {
+        var result = base
+        for variable in overrides {
+            let key = variable.prefix { $0 != "=" }
+            let matches = result.indices.filter { result[$0].prefix { $0 != "=" } == key }
+            if let first = matches.first {
+                result[first] = variable
+                for i in matches.dropFirst().reversed() { result.remove(at: i) }
+            } else {
+                result.append(variable)
+            }
+        }
+        return result
+    }
+}
