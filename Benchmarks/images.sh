@@ -45,8 +45,7 @@ if [ -n "$node" ]; then
 fi
 
 # Image size vs the sum of the files it holds (apus inspect lists them).
-"$apus" inspect py > "$work/inspect.txt"
-"$apus" images > "$work/images.txt"
+"$apus" inspect --json py > "$work/inspect.json"
 
 python3 - "$work" "$runs" "$python" "$pylib" <<'PY'
 import json, os, statistics, sys
@@ -60,11 +59,9 @@ cold = list(medians("build-cold.json").values())[0]
 warm = list(medians("build-warm.json").values())[0]
 py = medians("python.json")
 node = medians("node.json")
-store = os.path.join(os.environ["APUS_HOME"])
-blobs = os.path.join(store, "blobs")
-image_size = max(os.path.getsize(os.path.join(blobs, f)) for f in os.listdir(blobs))
+inspect = json.load(open(os.path.join(work, "inspect.json")))
+image_size, image_files = inspect["size"], inspect["fileBytes"]
 file_sum = 0
-seen = set()
 for dp, _, fs in os.walk(pylib):
     for f in fs:
         p = os.path.join(dp, f)
@@ -88,7 +85,7 @@ print(f"|{'-'*54}|{'-'*11}:|")
 print(f"| {'apus build -t py python3 --add ' + os.path.basename(pylib) + ' (empty store)':<52} | {cold:9.1f} |")
 print(f"| {'the same again (unchanged inputs: cache hit)':<52} | {warm:9.1f} |")
 print()
-print(f"python3 image: {image_size / 2**20:.1f} MiB; the standard library directory alone holds "
-      f"{file_sum / 2**20:.1f} MiB of files (the image adds python3, its interpreter, libraries and /etc files, "
-      f"each file padded to 4 KiB pages)")
+print(f"python3 image: {image_size / 2**20:.1f} MiB holding {image_files / 2**20:.1f} MiB of files "
+      f"(the rest: the index and each file padded to 4 KiB); the standard library directory alone is "
+      f"{file_sum / 2**20:.1f} MiB of files")
 PY
