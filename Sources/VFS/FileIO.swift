@@ -134,11 +134,7 @@ extension FileSystem {
         case .symlink:
             throw .EBADF
         case .regular:
-            if nodes[node].image >= 0 {
-                return copyOut(image.contents(of: image.entry(at: nodes[node].image)), from: offset, into: buffer)
-            }
-            if offset >= 0 && offset < Int64(nodes[node].data.count) { collectShared(node, Int(offset), buffer.count) }
-            return nodes[node].data.withUnsafeBytes { copyOut($0, from: offset, into: buffer) }
+            return readRegular(node, at: offset, into: buffer)
         case .generated:
             return file.snapshot.withUnsafeBytes { copyOut($0, from: offset, into: buffer) }
         case .device(let device):
@@ -155,6 +151,22 @@ extension FileSystem {
                 return try host.consoleRead(id, into: buffer, nonblocking: file.flags.contains(.O_NONBLOCK))
             }
         }
+    }
+
+    /// A regular file's bytes at `offset`: the image's while unchanged, else the overlay's,
+    /// after collecting what a shared mapping of it holds. Returns the count (0 at or past
+    /// the end).
+    mutating func readRegular(_ node: Int, at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        if let bytes = imageBytes(node) { return copyOut(bytes, from: offset, into: buffer) }
+        if offset >= 0 { collectShared(node, Int(offset), buffer.count) }
+        return nodes[node].data.withUnsafeBytes { copyOut($0, from: offset, into: buffer) }
+    }
+
+    /// An unchanged regular image file's bytes, a slice of the image that starts on a page
+    /// boundary and is zero-padded to the next; nil for anything else.
+    func imageBytes(_ node: Int) -> UnsafeRawBufferPointer? {
+        guard nodes[node].type == .regular, nodes[node].image >= 0 else { return nil }
+        return image.contents(of: image.entry(at: nodes[node].image))
     }
 
     /// Copies `source[offset...]` into `buffer`; returns the count (0 at or past the end).
@@ -399,9 +411,8 @@ extension FileSystem {
     /// slice of the image, which starts on a page boundary and is zero-padded to the next,
     /// so the kernel can map the image's pages directly. Nil for any other descriptor.
     public func imageContents(_ fd: Int32) -> UnsafeRawBufferPointer? {
-        guard let index = try? ioFile(fd), let file = openFiles[index],
-              nodes[file.node].type == .regular, nodes[file.node].image >= 0 else { return nil }
-        return image.contents(of: image.entry(at: nodes[file.node].image))
+        guard let index = try? ioFile(fd), let file = openFiles[index] else { return nil }
+        return imageBytes(file.node)
     }
 
     /// The size of `fd`'s file in bytes (what mmap of a tmpfs file copies).

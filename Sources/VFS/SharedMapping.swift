@@ -1,6 +1,5 @@
 // MAP_SHARED file mappings: the host owns the pages, the VFS keeps `read`/`write` coherent.
 
-import ImageFormat
 import LinuxABI
 
 /// A shared mapping is the host's: one page of memory per file page, mapped by every
@@ -44,11 +43,7 @@ extension FileSystem {
     /// Returns the count (0 at or past the end).
     public mutating func readShared(_ node: Int, at offset: Int, into buffer: UnsafeMutableRawBufferPointer) -> Int {
         guard isSharedMapped(node), nodes[node].type == .regular else { return 0 }
-        if nodes[node].image >= 0 {
-            return copyOut(image.contents(of: image.entry(at: nodes[node].image)), from: Int64(offset), into: buffer)
-        }
-        collectShared(node, offset, buffer.count)
-        return nodes[node].data.withUnsafeBytes { copyOut($0, from: Int64(offset), into: buffer) }
+        return readRegular(node, at: Int64(offset), into: buffer)
     }
 
     /// The host's last mapping of `node` is gone: takes the pages' bytes into the file for
@@ -98,8 +93,8 @@ extension FileSystem {
     /// for the kernel's ELF loader: nil if the file was changed in the VM (its bytes then
     /// live in the overlay) or is not a regular file.
     public mutating func imageContents(path: UnsafeRawBufferPointer) throws(Errno) -> UnsafeRawBufferPointer? {
+        // Resolved first, on its own: resolving may materialize the node.
         let node = try resolveAt(AtFlags.AT_FDCWD, path, follow: true)
-        guard nodes[node].type == .regular, nodes[node].image >= 0 else { return nil }
-        return image.contents(of: image.entry(at: nodes[node].image))
+        return imageBytes(node)
     }
 }

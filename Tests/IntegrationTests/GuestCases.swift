@@ -10,15 +10,7 @@ extension VMMMatrix {
     /// Debian's busybox-static: nil (after failing the test) when it is missing in CI, a skip
     /// elsewhere.
     func requireBusybox() throws -> String? {
-        let busybox = "/bin/busybox"
-        guard Harness.isExecutableFile(busybox) else {
-            if ProcessInfo.processInfo.environment["CI"] == "true" {
-                XCTFail("\(busybox) is missing: scripts/setup.sh installs busybox-static")
-                return nil
-            }
-            throw XCTSkip("\(busybox) is missing (apt-get install busybox-static)")
-        }
-        return busybox
+        try requireProgram("/bin/busybox", package: "busybox-static")
     }
 
     // MARK: Differential (identical to native)

@@ -18,7 +18,7 @@ extension VMMMatrix {
             }
             throw XCTSkip("\(path) is missing (apt-get install \(package))")
         }
-        return (path as NSString).resolvingSymlinksInPath
+        return path
     }
 
     /// A scratch directory on the host whose path the image also has (files added at the

@@ -887,6 +887,19 @@ final class SharedMappingTests: XCTestCase {
         XCTAssertEqual(text(try fs.pread(kept, count: 10, offset: 0)), "xy!")
     }
 
+    /// The loader's lookup of an image file no call has touched yet (its node is made on the
+    /// way), through a symlink too; a file changed in the VM has no image bytes any more.
+    func testImageContentsByPath() throws {
+        var fs = try ImageBuffer().mount()
+        let libc = try XCTUnwrap(try withPath("/usr/lib/libc.so") { (p) throws(Errno) in try fs.imageContents(path: p) })
+        XCTAssertEqual(Array(libc), (0..<4096).map { UInt8(truncatingIfNeeded: $0) })
+        try fs.symlink("/usr/lib/libc.so", "/tmp/link")
+        XCTAssertEqual(try withPath("/tmp/link") { (p) throws(Errno) in try fs.imageContents(path: p) }?.count, 4096)
+        let fd = try fs.open("/usr/lib/libc.so", [.O_RDWR])
+        _ = try fs.pwrite(fd, "x", offset: 0)
+        XCTAssertNil(try withPath("/usr/lib/libc.so") { (p) throws(Errno) in try fs.imageContents(path: p) })
+    }
+
     func testPermissionsAndImageFiles() throws {
         var fs = try ImageBuffer().mount()
         let readOnly = try fs.open("/etc/hosts", [])
