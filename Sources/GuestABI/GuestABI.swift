@@ -15,6 +15,8 @@
 //               │ free RAM …                │
 //   memorySize  └──────────────────────────┘ (≤ maxMemorySize)
 //   0xd000_0000  doorbell page (no memory slot: every access is an MMIO exit)
+//   0xd000_1000  virtio-mmio register windows, one page each (`virtioBase`, `NetworkInfo`)
+//   0xfec0_0000  I/O APIC (KVM's in-kernel irqchip)
 //   0x1_0000_0000 the image, a read-only view of the image file (imageAddress/imageSize)
 //
 // Virtual layout set up by the boot page tables (and kept by the kernel). Everything lives in
@@ -63,6 +65,14 @@ public enum GuestABI {
     public static let maxMemorySize: UInt64 = 0xc000_0000
     public static let minMemorySize: UInt64 = 0x80_0000
     public static let doorbellAddress = PhysicalAddress(0xd000_0000)
+    /// The apus VMM's virtio-mmio devices: slot i's registers at virtioBase + i * virtioStride,
+    /// its interrupt on I/O APIC pin virtioFirstIRQ + i.
+    public static let virtioBase = PhysicalAddress(0xd000_1000)
+    public static let virtioStride: UInt64 = 0x1000
+    public static let virtioMaxSlots: UInt32 = 8
+    public static let virtioFirstIRQ: UInt32 = 5
+    /// The I/O APIC's register window (IOREGSEL at +0, IOWIN at +0x10).
+    public static let ioapicAddress = PhysicalAddress(0xfec0_0000)
     public static let imageAddress = PhysicalAddress(0x1_0000_0000)
     /// The image slot and the direct map end here; larger images are refused by the host.
     public static let maxImageSize: UInt64 = 0x1_0000_0000
@@ -242,10 +252,11 @@ public enum HostExitCode {
 ///   0xd0 hostname[64] (NUL-padded; empty: "apus")
 ///   0x110 workingDirectoryLength u32 (0: "/"; else the path is the last string of the
 ///         argument block, after the environment)   0x114 reserved u32
-///   0x118 end
+///   0x118 network (`NetworkInfo`, 0x50 bytes: virtio-mmio slots and the interface's addresses)
+///   0x168 end
 public struct BootInfo: Equatable, Sendable {
     public static let magic: UInt64 = 0x544f_4f42_5355_5041  // "APUSBOOT" little-endian
-    public static let size = 0x118
+    public static let size = 0x168
     public static let hostnameOffset = 0xd0
     public static let hostnameCapacity = 64
 
@@ -267,6 +278,8 @@ public struct BootInfo: Equatable, Sendable {
     public var timeline = Timeline()
     /// Length of the app's initial working directory at the end of the argument block.
     public var workingDirectoryLength: UInt32 = 0
+    /// Where the virtio-mmio devices are and how the network interface is configured.
+    public var network = NetworkInfo()
     /// uname's nodename (`apus run --hostname`), NUL-padded. Fixed storage, not an array:
     /// the kernel decodes the boot info before it has a heap.
     public var hostnameStorage: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
@@ -323,6 +336,7 @@ public struct BootInfo: Equatable, Sendable {
             for i in 0..<Self.hostnameCapacity { raw[i] = bytes[Self.hostnameOffset + i] }
         }
         workingDirectoryLength = bytes.readLE(UInt32.self, at: 0x110)
+        network = NetworkInfo(decoding: UnsafeRawBufferPointer(rebasing: bytes[NetworkInfo.offset...]))
     }
 
     public func encode(into bytes: UnsafeMutableRawBufferPointer) {
@@ -353,6 +367,7 @@ public struct BootInfo: Equatable, Sendable {
         }
         bytes.writeLE(workingDirectoryLength, at: 0x110)
         bytes.writeLE(UInt32(0), at: 0x114)
+        network.encode(into: UnsafeMutableRawBufferPointer(rebasing: bytes[NetworkInfo.offset...]))
     }
 
     public static func == (a: BootInfo, b: BootInfo) -> Bool {
@@ -363,11 +378,94 @@ public struct BootInfo: Equatable, Sendable {
             && a.tscFrequencyKHz == b.tscFrequencyKHz
             && a.realtimeNanosAtBoot == b.realtimeNanosAtBoot && a.flags == b.flags
             && a.seed == b.seed && a.bootTSC == b.bootTSC && a.timeline == b.timeline
-            && a.workingDirectoryLength == b.workingDirectoryLength
+            && a.workingDirectoryLength == b.workingDirectoryLength && a.network == b.network
             && (a.hostnameStorage.0, a.hostnameStorage.1, a.hostnameStorage.2, a.hostnameStorage.3)
                 == (b.hostnameStorage.0, b.hostnameStorage.1, b.hostnameStorage.2, b.hostnameStorage.3)
             && (a.hostnameStorage.4, a.hostnameStorage.5, a.hostnameStorage.6, a.hostnameStorage.7)
                 == (b.hostnameStorage.4, b.hostnameStorage.5, b.hostnameStorage.6, b.hostnameStorage.7)
+    }
+}
+
+/// The boot info's network block (at `offset` in the boot info page).
+///
+/// Devices: `virtioSlotCount` virtio-mmio register windows start at `virtioBase`, one every
+/// `virtioStride` bytes; slot i raises I/O APIC pin `virtioFirstIRQ + i` (edge triggered). The
+/// kernel probes every slot (magic "virt", device ID 0 = empty), so the same kernel finds the
+/// apus VMM's devices and QEMU microvm's (`-M microvm,ioapic2=off`: 0xfeb00000, stride 0x200,
+/// pins from 5). `virtioSlotCount` 0: no devices.
+///
+/// Interface (all addresses in network byte order as they appear on the wire, i.e. the first
+/// octet of 10.0.2.15 is byte 0): `ipv4Address`/`ipv4PrefixLength`, `ipv4Gateway` and
+/// `ipv4DNS` (0: none); `ipv6Address`/`ipv6PrefixLength` (prefix 0: no global IPv6 address,
+/// link-local only), `ipv6Gateway` and `ipv6DNS` omitted for now. The MAC address is the
+/// device's (virtio-net config space), not repeated here.
+///
+///   +0x00 virtioBase u64        +0x08 virtioStride u32     +0x0c virtioSlotCount u32
+///   +0x10 virtioFirstIRQ u32    +0x14 ipv4PrefixLength u8, 3 reserved bytes
+///   +0x18 ipv4Address [4]       +0x1c ipv4Gateway [4]      +0x20 ipv4DNS [4]
+///   +0x24 ipv6PrefixLength u32  +0x28 ipv6Address [16]     +0x38 ipv6Gateway [16]
+///   +0x48 flags u64 (none defined)
+///   +0x50 end
+public struct NetworkInfo: Equatable, Sendable {
+    public static let offset = 0x118
+    public static let size = 0x50
+
+    public var virtioBase: UInt64 = 0
+    public var virtioStride: UInt32 = 0
+    public var virtioSlotCount: UInt32 = 0
+    public var virtioFirstIRQ: UInt32 = 0
+    public var ipv4PrefixLength: UInt8 = 0
+    /// IPv4 addresses as 32-bit values whose first wire octet is the most significant byte.
+    public var ipv4Address: UInt32 = 0
+    public var ipv4Gateway: UInt32 = 0
+    public var ipv4DNS: UInt32 = 0
+    public var ipv6PrefixLength: UInt32 = 0
+    /// IPv6 addresses as two 64-bit halves, most significant (first on the wire) first.
+    public var ipv6Address: (UInt64, UInt64) = (0, 0)
+    public var ipv6Gateway: (UInt64, UInt64) = (0, 0)
+    public var flags: UInt64 = 0
+
+    public init() {}
+
+    public init(decoding bytes: UnsafeRawBufferPointer) {
+        virtioBase = bytes.readLE(UInt64.self, at: 0x00)
+        virtioStride = bytes.readLE(UInt32.self, at: 0x08)
+        virtioSlotCount = bytes.readLE(UInt32.self, at: 0x0c)
+        virtioFirstIRQ = bytes.readLE(UInt32.self, at: 0x10)
+        ipv4PrefixLength = bytes[0x14]
+        ipv4Address = bytes.readLE(UInt32.self, at: 0x18).byteSwapped
+        ipv4Gateway = bytes.readLE(UInt32.self, at: 0x1c).byteSwapped
+        ipv4DNS = bytes.readLE(UInt32.self, at: 0x20).byteSwapped
+        ipv6PrefixLength = bytes.readLE(UInt32.self, at: 0x24)
+        ipv6Address = (bytes.readLE(UInt64.self, at: 0x28).byteSwapped, bytes.readLE(UInt64.self, at: 0x30).byteSwapped)
+        ipv6Gateway = (bytes.readLE(UInt64.self, at: 0x38).byteSwapped, bytes.readLE(UInt64.self, at: 0x40).byteSwapped)
+        flags = bytes.readLE(UInt64.self, at: 0x48)
+    }
+
+    public func encode(into bytes: UnsafeMutableRawBufferPointer) {
+        bytes.writeLE(virtioBase, at: 0x00)
+        bytes.writeLE(virtioStride, at: 0x08)
+        bytes.writeLE(virtioSlotCount, at: 0x0c)
+        bytes.writeLE(virtioFirstIRQ, at: 0x10)
+        bytes.writeLE(UInt32(ipv4PrefixLength), at: 0x14)
+        bytes.writeLE(ipv4Address.byteSwapped, at: 0x18)
+        bytes.writeLE(ipv4Gateway.byteSwapped, at: 0x1c)
+        bytes.writeLE(ipv4DNS.byteSwapped, at: 0x20)
+        bytes.writeLE(ipv6PrefixLength, at: 0x24)
+        bytes.writeLE(ipv6Address.0.byteSwapped, at: 0x28)
+        bytes.writeLE(ipv6Address.1.byteSwapped, at: 0x30)
+        bytes.writeLE(ipv6Gateway.0.byteSwapped, at: 0x38)
+        bytes.writeLE(ipv6Gateway.1.byteSwapped, at: 0x40)
+        bytes.writeLE(flags, at: 0x48)
+    }
+
+    public static func == (a: NetworkInfo, b: NetworkInfo) -> Bool {
+        a.virtioBase == b.virtioBase && a.virtioStride == b.virtioStride
+            && a.virtioSlotCount == b.virtioSlotCount && a.virtioFirstIRQ == b.virtioFirstIRQ
+            && a.ipv4PrefixLength == b.ipv4PrefixLength && a.ipv4Address == b.ipv4Address
+            && a.ipv4Gateway == b.ipv4Gateway && a.ipv4DNS == b.ipv4DNS
+            && a.ipv6PrefixLength == b.ipv6PrefixLength && a.ipv6Address == b.ipv6Address
+            && a.ipv6Gateway == b.ipv6Gateway && a.flags == b.flags
     }
 }
 
