@@ -42,7 +42,33 @@ final class GuestABITests: XCTestCase {
         XCTAssertEqual(page[0x80], 0x08)
         XCTAssertEqual(GuestState.offset + GuestState.size, BootInfo.hostnameOffset)
         XCTAssertEqual(page[0x110], 0x0d)
-        XCTAssertEqual(BootInfo.size, BootInfo.hostnameOffset + BootInfo.hostnameCapacity + 8)
+        XCTAssertEqual(NetworkInfo.offset, BootInfo.hostnameOffset + BootInfo.hostnameCapacity + 8)
+        XCTAssertEqual(BootInfo.size, NetworkInfo.offset + NetworkInfo.size)
+        XCTAssertEqual(page.withUnsafeBytes { try? BootInfo(decoding: $0) }, info)
+    }
+
+    /// Network addresses are stored in wire order: 10.0.2.15 is the bytes 10, 0, 2, 15.
+    func testNetworkInfoLayout() {
+        var info = BootInfo()
+        info.network.virtioBase = GuestABI.virtioBase.raw
+        info.network.virtioStride = 0x1000
+        info.network.virtioSlotCount = 1
+        info.network.virtioFirstIRQ = 5
+        info.network.ipv4Address = 0x0a00_020f
+        info.network.ipv4PrefixLength = 24
+        info.network.ipv4Gateway = 0x0a00_0202
+        info.network.ipv4DNS = 0x0a00_0203
+        info.network.ipv6PrefixLength = 64
+        info.network.ipv6Address = (0xfd00_0000_0000_0000, 0x0000_0000_0000_000f)
+        var page = [UInt8](repeating: 0, count: 4096)
+        page.withUnsafeMutableBytes { info.encode(into: $0) }
+        let base = NetworkInfo.offset
+        XCTAssertEqual(Array(page[base + 0x18..<base + 0x1c]), [10, 0, 2, 15])
+        XCTAssertEqual(Array(page[base + 0x1c..<base + 0x20]), [10, 0, 2, 2])
+        XCTAssertEqual(page[base + 0x14], 24)
+        XCTAssertEqual(page[base + 0x28], 0xfd)
+        XCTAssertEqual(page[base + 0x37], 0x0f)
+        XCTAssertEqual(page[base + 0x0c], 1)
         XCTAssertEqual(page.withUnsafeBytes { try? BootInfo(decoding: $0) }, info)
     }
 
