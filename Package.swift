@@ -3,7 +3,7 @@ import PackageDescription
 
 // `apus` is built as a fully static executable (scripts/build.sh: --static-swift-stdlib
 // -Xswiftc -static-executable): process start is most of the boot budget.
-// Portable targets (GuestABI, ELF, ImageFormat, LinuxABI) import nothing but the Swift
+// Portable targets (GuestABI, ELF, ImageFormat, LinuxABI, VFS, NetStack) import nothing but the Swift
 // standard library: the kernel compiles the same sources in Embedded Swift (Kernel/build.sh).
 let portable: [SwiftSetting] = [.unsafeFlags(["-warnings-as-errors"])]
 
@@ -26,8 +26,9 @@ let package = Package(
         .target(name: "ImageFormat", swiftSettings: portable),
         .target(name: "LinuxABI", swiftSettings: portable),
         .target(name: "VFS", dependencies: ["ImageFormat", "LinuxABI"], swiftSettings: portable),
+        .target(name: "NetStack", dependencies: ["LinuxABI"], swiftSettings: portable),
         .target(name: "CKVM"),
-        .target(name: "VMM", dependencies: ["CKVM", "GuestABI", "ELF"]),
+        .target(name: "VMM", dependencies: ["CKVM", "GuestABI", "ELF", "NetStack", "LinuxABI"]),
         .target(name: "ApusKit", dependencies: ["VMM", "CKVM", "GuestABI", "ELF", "ImageFormat"]),
         .target(name: "ApusManifest", dependencies: ["ApusKit", .product(name: "Yams", package: "Yams")]),
         .executableTarget(
@@ -40,7 +41,8 @@ let package = Package(
         .testTarget(name: "ImageFormatTests", dependencies: ["ImageFormat"]),
         .testTarget(name: "LinuxABITests", dependencies: ["LinuxABI"]),
         .testTarget(name: "VFSTests", dependencies: ["VFS", "ImageFormat", "LinuxABI"]),
-        .testTarget(name: "VMMTests", dependencies: ["VMM", "GuestABI"]),
+        .testTarget(name: "NetStackTests", dependencies: ["NetStack", "LinuxABI"]),
+        .testTarget(name: "VMMTests", dependencies: ["VMM", "GuestABI", "NetStack"]),
         .testTarget(name: "ApusKitTests", dependencies: ["ApusKit", "ApusManifest", "ImageFormat"]),
         .testTarget(name: "IntegrationTests", dependencies: ["ApusKit"]),
     ]

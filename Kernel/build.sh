@@ -41,7 +41,7 @@ objects+=("$out/vdso_blob.o")
 # outside every non-PIC code model.
 ir_flags=(--target="$target" -Oz -fPIC -ffunction-sections -fdata-sections -mno-red-zone -flto=full)
 # Portable modules, in dependency order (the same sources the host package builds).
-for module in GuestABI ELF ImageFormat LinuxABI VFS; do
+for module in GuestABI ELF ImageFormat LinuxABI VFS NetStack; do
     "$swiftc" "${swift_flags[@]}" -module-name "$module" \
         -emit-module -emit-module-path "$out/modules/$module.swiftmodule" \
         -emit-ir "$repo"/Sources/"$module"/*.swift -o "$out/$module.ll"
@@ -58,7 +58,7 @@ objects+=("$out/Kernel.o")
 objects+=("$out/entry.o")
 
 "$lld" -static -nostdlib --no-pie --gc-sections -z max-page-size=4096 -z noexecstack \
-    --lto-O2 -mllvm -relocation-model=pic \
+    --lto-O2 -mllvm -relocation-model=pic -mllvm -enable-machine-outliner \
     -T "$here/linker.ld" -o "$out/apus-kernel.elf" "${objects[@]}"
 objcopy=$(dirname "$(command -v "$clang")")/llvm-objcopy
 [ -x "$objcopy" ] || objcopy=objcopy

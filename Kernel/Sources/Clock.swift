@@ -60,7 +60,7 @@ enum Clock {
         defer { idleTicks &+= arch_rdtsc() &- start }
         while true {
             let now = monotonicNanos
-            guard now < deadline else { return }
+            guard now < deadline, !Network.hasWork else { return }
             if Console.backend == .doorbell && deadline - now > hostSleepThreshold {
                 Console.ring(.sleep, deadline - now)
             } else {

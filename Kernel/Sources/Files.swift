@@ -9,7 +9,7 @@ enum Files {
 
     /// Generated files (ids for `SyntheticNode.generated`).
     enum Generated: UInt32 {
-        case selfMaps = 1, meminfo, cpuinfo, cpuOnline, selfStatus, uptime, selfStat, stat
+        case selfMaps = 1, meminfo, cpuinfo, cpuOnline, selfStatus, uptime, selfStat, stat, resolvConf, hosts
     }
 
     static func mount(image: ImageReader, executablePath: UnsafeRawBufferPointer) {
@@ -29,6 +29,18 @@ enum Files {
             }
         }
         ("/proc/self/fd" as StaticString).withUTF8Buffer { p in try? fs.addSynthetic(path: UnsafeRawBufferPointer(p), .descriptorDirectory) }
+        // The network's name service: the VM's DNS server always (the image's copy is the
+        // build host's, whose servers may be unreachable from here, e.g. 127.0.0.53), and a
+        // /etc/hosts with localhost and the hostname when the image brings none.
+        if Kernel.boot.network.ipv4DNS != 0 {
+            ("/etc/resolv.conf" as StaticString).withUTF8Buffer { p in
+                try? fs.addSynthetic(path: UnsafeRawBufferPointer(p), .generated(Generated.resolvConf.rawValue))
+            }
+        }
+        ("/etc/hosts" as StaticString).withUTF8Buffer { p in
+            let path = UnsafeRawBufferPointer(p)
+            if (try? fs.imageContents(path: path)) == nil { try? fs.addSynthetic(path: path, .generated(Generated.hosts.rawValue)) }
+        }
         try? fs.installConsole(fd: 0, id: ConsoleID.stdin, flags: .O_RDONLY)
         try? fs.installConsole(fd: 1, id: ConsoleID.stdout, flags: .O_WRONLY)
         try? fs.installConsole(fd: 2, id: ConsoleID.stderr, flags: .O_WRONLY)
@@ -68,6 +80,7 @@ struct KernelHost: FileSystemHost {
         case .epoll: m.append("anon_inode:[eventpoll]")
         case .timer: m.append("anon_inode:[timerfd]")
         case .signalfd: m.append("anon_inode:[signalfd]")
+        case .socket, .unixSocket: m.append("socket:["); m.decimal(UInt64(id)); m.append("]")
         }
         return m.bytes
     }
@@ -113,6 +126,19 @@ struct KernelHost: FileSystemHost {
             let ms = Clock.monotonicNanos / 10_000_000
             m.decimal(ms / 100); m.append("."); if ms % 100 < 10 { m.append("0") }; m.decimal(ms % 100)
             m.append(" 0.00\n")
+        case .resolvConf:
+            m.append("nameserver ")
+            let dns = Kernel.boot.network.ipv4DNS
+            for shift in [24, 16, 8, 0] as [UInt32] {
+                m.decimal(UInt64((dns >> shift) & 0xff))
+                if shift != 0 { m.append(".") }
+            }
+            m.append("\n")
+        case .hosts:
+            m.append("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t")
+            let name = Kernel.boot.hostname
+            if name.isEmpty { m.append("apus") } else { m.append(bytes: name) }
+            m.append("\n")
         case nil: throw .ENOENT
         }
         return m.bytes

@@ -1,3 +1,4 @@
+import NetStack
 import GuestABI
 import LinuxABI
 import VFS
@@ -62,6 +63,8 @@ enum KernelObject {
     case epoll(EpollInstance)
     case timer(KernelTimer)
     case signalfd(SignalfdState)
+    case socket(Socket)
+    case unixSocket(UnixSocket)
 }
 
 enum KernelObjects {
@@ -111,6 +114,10 @@ enum KernelObjects {
         case .pipeRead(let p): p.readers -= 1
         case .pipeWrite(let p): p.writers -= 1
         case .timer(let t): Timers.remove(t)
+        case .socket(let s):
+            Network.current.close(s.id, now: Clock.monotonicNanos)
+            Network.flush()
+        case .unixSocket(let u): u.close()
         case .eventfd, .epoll, .signalfd: break
         }
         table[slot] = nil
@@ -172,6 +179,10 @@ enum KernelObjects {
                 Scheduler.blockCurrentRestarting(deadline: 0)
             }
             return count
+        case .socket(let s):
+            return try s.receive(into: buffer, peek: false, nonblocking: nonblocking)
+        case .unixSocket(let u):
+            return try u.receive(into: buffer, peek: false, nonblocking: nonblocking)
         case .pipeWrite, .epoll, nil:
             throw .EBADF
         }
@@ -210,6 +221,10 @@ enum KernelObjects {
             e.changes &+= 1
             Scheduler.wakeRestartingWaiters()
             return 8
+        case .socket(let s):
+            return try s.send(bytes, nonblocking: nonblocking, signal: true)
+        case .unixSocket(let u):
+            return try u.send(bytes, nonblocking: nonblocking, signal: true)
         case .timer, .signalfd:
             throw .EINVAL
         case .pipeRead, .epoll, nil:
@@ -228,6 +243,8 @@ enum KernelObjects {
         case .eventfd(let e): return e.changes
         case .timer(let t): return t.fired
         case .signalfd: return SysSignal.sent
+        case .socket: return Network.current.generation
+        case .unixSocket(let u): return u.changes
         case .epoll, nil: return 0
         }
     }
@@ -248,6 +265,8 @@ enum KernelObjects {
         case .signalfd(let state):
             let me = Scheduler.current
             return (me.pending.bits | SysSignal.processPending.bits) & state.mask != 0 ? 1 : 0
+        case .socket(let s): return s.pollEvents
+        case .unixSocket(let u): return u.pollEvents
         case nil: return nil
         }
     }
@@ -358,12 +377,13 @@ enum SysEvents {
     private static func wait(_ epfd: Int32, events: UInt64, max: Int32, timeout: UInt64?) throws(Errno) -> UInt64 {
         let ep = try instance(epfd)
         guard max > 0 && max <= 65536 else { throw .EINVAL }
+        Network.poll()
         let out = try UserMemory.writable(events, Int(max) * 12)
         var count = 0
         for i in ep.interests.indices where count < Int(max) && !ep.interests[i].disabled {
             let interest = ep.interests[i]
             guard let ready = KernelObjects.readiness(interest.fd) else { continue }
-            let fired = ready & interest.events
+            let fired = ready & (interest.events | 8 | 16)  // EPOLLERR, EPOLLHUP: always
             guard fired != 0 else { continue }
             if interest.events & EpollInterest.EPOLLET != 0 {
                 let stamp = KernelObjects.edgeStamp(interest.fd)

@@ -1,3 +1,4 @@
+import NetStack
 import GuestABI
 import LinuxABI
 import VFS
@@ -267,6 +268,17 @@ enum SysIO {
             if try UserMemory.load(UInt32.self, a[2]) != 0 { flags.insert(.O_NONBLOCK) } else { flags.remove(.O_NONBLOCK) }
             try fs.setStatusFlags(fd, flags)
             return 0
+        case 0x541b:  // FIONREAD: bytes ready to read on a socket
+            guard let id = KernelObjects.id(of: fd) else { throw .ENOTTY }
+            let count: Int
+            switch KernelObjects.object(id) {
+            case .socket(let s): Network.poll(); count = Network.current.availableBytes(s.id)
+            case .unixSocket(let u): count = u.queue.count
+            case .pipeRead(let p): count = p.bytes.count
+            default: throw .ENOTTY
+            }
+            try UserMemory.store(UInt32(count), a[2])
+            return 0
         case 0x5451: try fs.setDescriptorFlags(fd, 1); return 0  // FIOCLEX
         case 0x5450: try fs.setDescriptorFlags(fd, 0); return 0  // FIONCLEX
         default: throw .ENOTTY
@@ -290,6 +302,7 @@ enum SysIO {
 
     private static func poll(fds: UInt64, count: UInt64, timeoutNanos: UInt64?) throws(Errno) -> UInt64 {
         guard count <= 1024 else { throw .EINVAL }  // RLIMIT_NOFILE
+        Network.poll()
         let table = try UserMemory.writable(fds, Int(count) * Pollfd.size)
         var ready: UInt64 = 0
         for i in 0..<Int(count) {
@@ -606,6 +619,7 @@ enum SysIO {
 
     private static func select(count: Int32, sets: (UInt64, UInt64, UInt64), timeout: UInt64?) throws(Errno) -> UInt64 {
         guard count >= 0 && count <= 1024 else { throw .EINVAL }
+        Network.poll()
         let bytes = (Int(count) + 63) / 64 * 8
         let addresses = [sets.0, sets.1, sets.2]
         var inputs: [[UInt8]] = []

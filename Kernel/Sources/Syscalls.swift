@@ -155,6 +155,25 @@ enum Syscalls {
         case SyscallNumber.epoll_wait: return SysEvents.epollWait
         case SyscallNumber.epoll_pwait: return SysEvents.epollPwait
         case SyscallNumber.epoll_pwait2: return SysEvents.epollPwait2
+        // Sockets (SysSocket.swift over NetStack; AF_UNIX in UnixSockets.swift)
+        case SyscallNumber.socket: return Sockets.socket
+        case SyscallNumber.socketpair: return Sockets.socketpair
+        case SyscallNumber.bind: return Sockets.bind
+        case SyscallNumber.listen: return Sockets.listen
+        case SyscallNumber.accept: return Sockets.accept
+        case SyscallNumber.accept4: return Sockets.accept4
+        case SyscallNumber.connect: return Sockets.connect
+        case SyscallNumber.shutdown: return Sockets.shutdown
+        case SyscallNumber.getsockname: return Sockets.getsockname
+        case SyscallNumber.getpeername: return Sockets.getpeername
+        case SyscallNumber.sendto: return Sockets.sendto
+        case SyscallNumber.recvfrom: return Sockets.recvfrom
+        case SyscallNumber.sendmsg: return Sockets.sendmsg
+        case SyscallNumber.recvmsg: return Sockets.recvmsg
+        case SyscallNumber.sendmmsg: return Sockets.sendmmsg
+        case SyscallNumber.recvmmsg: return Sockets.recvmmsg
+        case SyscallNumber.setsockopt: return Sockets.setsockopt
+        case SyscallNumber.getsockopt: return Sockets.getsockopt
         // Memory (SysMemory.swift)
         case SyscallNumber.brk: return SysMemory.brk
         case SyscallNumber.mmap: return SysMemory.mmap

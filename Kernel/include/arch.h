@@ -61,6 +61,24 @@ static inline void arch_store64(uint64_t address, uint64_t value) {
     // One 8-byte store: an MMIO doorbell write must not be split or merged.
     __asm__ volatile("movq %1, (%0)" : : "r"(address), "r"(value) : "memory");
 }
+// Device registers and shared rings (virtio): each access happens exactly once, in program
+// order, with the width asked for ("memory" clobbers: the compiler neither caches nor moves
+// memory accesses across them).
+static inline uint32_t arch_load32(uint64_t address) {
+    uint32_t v; __asm__ volatile("movl (%1), %0" : "=r"(v) : "r"(address) : "memory"); return v;
+}
+static inline void arch_store32(uint64_t address, uint32_t value) {
+    __asm__ volatile("movl %1, (%0)" : : "r"(address), "r"(value) : "memory");
+}
+static inline uint16_t arch_load16(uint64_t address) {
+    uint16_t v; __asm__ volatile("movw (%1), %0" : "=r"(v) : "r"(address) : "memory"); return v;
+}
+static inline void arch_store16(uint64_t address, uint16_t value) {
+    __asm__ volatile("movw %1, (%0)" : : "r"(address), "r"(value) : "memory");
+}
+// A full fence: a store (a ring index) becomes visible before a later load (the other
+// side's event index) — the one reordering x86 allows.
+static inline void arch_fence(void) { __asm__ volatile("mfence" : : : "memory"); }
 static inline uint64_t arch_read_rbp(void) {
     uint64_t v; __asm__ volatile("mov %%rbp, %0" : "=r"(v)); return v;
 }

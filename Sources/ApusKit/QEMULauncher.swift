@@ -20,7 +20,8 @@ enum QEMULauncher {
         let bundlePath = try writeBundle(image: image, arguments: arguments, environment: environment, tscKHz: tscKHz,
                                          flags: options.trace ? BootInfo.flagTraceSyscalls : 0,
                                          hostname: Array(options.hostname.utf8),
-                                         workingDirectory: Array(options.workingDirectory.utf8))
+                                         workingDirectory: Array(options.workingDirectory.utf8),
+                                         network: options.network != .none)
         defer { unlink(bundlePath) }
 
         let memoryMiB = options.memorySize >> 20
@@ -31,6 +32,22 @@ enum QEMULauncher {
             "-serial", "stdio", "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
             "-kernel", kernelPath, "-initrd", bundlePath,
         ]
+        switch options.network {
+        case .none:
+            break
+        case .user:
+            // QEMU's own user-mode network (slirp): the same addresses as apus's (guest
+            // 10.0.2.15, gateway 10.0.2.2, DNS 10.0.2.3); -p becomes hostfwd. virtio-mmio in its
+            // modern (virtio 1.x) form, which is all the kernel's driver speaks.
+            var netdev = "user,id=net0"
+            for f in options.publish {
+                netdev += ",hostfwd=\(f.proto == .tcp ? "tcp" : "udp"):\(f.hostAddress):\(f.hostPort)-:\(f.guestPort)"
+            }
+            argv += ["-global", "virtio-mmio.force-legacy=false", "-netdev", netdev,
+                     "-device", "virtio-net-device,netdev=net0"]
+        case .tap:
+            throw RunError("--network tap is not available with --vmm qemu (use the default user network)")
+        }
         if options.timeoutSeconds > 0 { argv = ["timeout", "--signal=KILL", "\(options.timeoutSeconds)"] + argv }
 
         var pipeFDs: [Int32] = [-1, -1], inputFDs: [Int32] = [-1, -1]
@@ -106,8 +123,20 @@ enum QEMULauncher {
     /// The boot bundle: BootInfo page, argument block, then the image at 64 KiB.
     private static func writeBundle(image: UnsafeRawBufferPointer, arguments: [[UInt8]], environment: [[UInt8]],
                                     tscKHz: UInt64, flags: UInt64, hostname: [UInt8],
-                                    workingDirectory: [UInt8]) throws(RunError) -> String {
+                                    workingDirectory: [UInt8], network: Bool) throws(RunError) -> String {
         var info = BootInfo()
+        if network {
+            // microvm's 24 virtio-mmio slots (QEMU fills them from the last); the kernel probes
+            // each for a device.
+            info.network.virtioBase = 0xfeb0_0000
+            info.network.virtioStride = 0x200
+            info.network.virtioSlotCount = 24
+            info.network.virtioFirstIRQ = 5
+            info.network.ipv4Address = 0x0a00_020f
+            info.network.ipv4PrefixLength = 24
+            info.network.ipv4Gateway = 0x0a00_0202
+            info.network.ipv4DNS = 0x0a00_0203
+        }
         info.platform = .native
         info.flags = flags
         info.hostname = hostname

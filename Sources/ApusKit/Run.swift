@@ -30,6 +30,10 @@ public struct RunOptions {
     public var workingDirectory = ""
     /// Whether `--memory` was given (it then overrides a store image's memory).
     public var memoryExplicit = false
+    /// `--network`: user (default), tap or none.
+    public var network = NetworkMode.user
+    /// `-p`: ports of the guest published on the host.
+    public var publish: [PortMapping.Forward] = []
 
     public init(program: String, arguments: [String], environment: [String], memorySize: UInt64,
                 monitor: Monitor, timings: Bool, timeoutSeconds: Double = 0) {
@@ -51,7 +55,8 @@ extension RunOptions {
     public static func make(program: String, arguments: [String], environment: [String], memory: String,
                             vmm: String, timings: Bool, timeout: Double, trace: Bool = false,
                             hostname: String = "", volumes: [String] = [],
-                            workdir: String = "") -> Result<RunOptions, RunOptionsError> {
+                            workdir: String = "", network: String = "user",
+                            publish: [String] = []) -> Result<RunOptions, RunOptionsError> {
         guard let size = MemorySize.parse(memory.isEmpty ? defaultMemory : memory) else {
             return .failure(RunOptionsError("--memory \(memory): not a size (use a number with K, M or G, e.g. 64M)"))
         }
@@ -87,6 +92,17 @@ extension RunOptions {
             case .failure(let problem): return .failure(problem)
             }
         }
+        guard let mode = NetworkMode(rawValue: network) else {
+            return .failure(RunOptionsError("--network \(network): unknown network (choose user, tap or none)"))
+        }
+        options.network = mode
+        switch PortMapping.parseAll(publish) {
+        case .success(let forwards): options.publish = forwards
+        case .failure(let problem): return .failure(problem)
+        }
+        if mode == .none && !options.publish.isEmpty {
+            return .failure(RunOptionsError("-p needs a network: --network none has none"))
+        }
         return .success(options)
     }
 }
@@ -106,8 +122,8 @@ public enum FastRunParser {
         guard argv.first == "run" else { return nil }
         var environment: [String] = []
         var memory = "", vmm = "apus", timings = false, timeout = 0.0, trace = false
-        var hostname = "", workdir = ""
-        var volumes: [String] = []
+        var hostname = "", workdir = "", network = "user"
+        var volumes: [String] = [], publish: [String] = []
         var i = 1
         while i < argv.count, argv[i].hasPrefix("-") {
             let flag = argv[i]
@@ -122,6 +138,8 @@ public enum FastRunParser {
             case "--hostname": hostname = value
             case "-v", "--volume": volumes.append(value)
             case "-w", "--workdir": workdir = value
+            case "-p", "--publish": publish.append(value)
+            case "--network": network = value
             case "--timeout":
                 guard let t = Double(value) else { return nil }
                 timeout = t
@@ -132,7 +150,8 @@ public enum FastRunParser {
         guard i < argv.count else { return nil }
         let options = RunOptions.make(program: argv[i], arguments: Array(argv[(i + 1)...]), environment: environment,
                                       memory: memory, vmm: vmm, timings: timings, timeout: timeout, trace: trace,
-                                      hostname: hostname, volumes: volumes, workdir: workdir)
+                                      hostname: hostname, volumes: volumes, workdir: workdir,
+                                      network: network, publish: publish)
         guard case .success(let checked) = options else { return nil }
         return checked
     }
@@ -298,14 +317,17 @@ struct HostStamps {
 private func runOnKVM(_ options: RunOptions, kernel: MappedFile, image: UnsafeRawBufferPointer, arguments: [[UInt8]],
                       environment: [[UInt8]], startNanos: UInt64, host: HostStamps) throws(RunError) -> Int32 {
     var console = HostConsole()
+    let seed = hostSeed()
+    let network = try networkConfiguration(options, seed: seed.0)
     do {
         let vm = try VirtualMachine()
         var config = VMConfiguration(memorySize: options.memorySize, kernel: kernel.bytes, image: image,
-                                     arguments: arguments, environment: environment, seed: hostSeed())
+                                     arguments: arguments, environment: environment, seed: seed)
         config.timeoutMilliseconds = UInt64(options.timeoutSeconds * 1000)
         if options.trace { config.bootFlags |= BootInfo.flagTraceSyscalls }
         config.hostname = Array(options.hostname.utf8)
         config.workingDirectory = Array(options.workingDirectory.utf8)
+        config.network = network
         let result = try vm.boot(config, sink: &console)
         if options.timings { Timings.print(result.timeline, host: host, start: startNanos, platform: vm.platform) }
         return result.status.shellStatus
@@ -316,6 +338,31 @@ private func runOnKVM(_ options: RunOptions, kernel: MappedFile, image: UnsafeRa
         case .unexpectedExit(let text) where text.hasPrefix("guest kernel panic"):
             throw RunError(error.message, exitCode: HostExitCode.kernelPanic)
         default: throw RunError(error.message, exitCode: HostExitCode.vmFailure)
+        }
+    }
+}
+
+/// The VM's network device for `--network` and `-p`: nil for none.
+private func networkConfiguration(_ options: RunOptions, seed: UInt64) throws(RunError) -> NetworkConfiguration? {
+    let mac = NetworkConfiguration.MACAddress.derived(from: seed ^ UInt64(getpid()))
+    switch options.network {
+    case .none:
+        return nil
+    case .user:
+        do {
+            let backend = try UserNetwork(forwards: options.publish, seed: seed)
+            return NetworkConfiguration(backend: backend, mac: mac, ipv4: UserNetwork.guestConfiguration)
+        } catch {
+            throw RunError(error.message, exitCode: HostExitCode.startFailure)
+        }
+    case .tap:
+        do {
+            let tap = try TapBackend()
+            var config = NetworkConfiguration(backend: tap, mac: mac, ipv4: tap.host.guestConfiguration)
+            config.forwards = options.publish
+            return config
+        } catch {
+            throw RunError(error.message, exitCode: HostExitCode.startFailure)
         }
     }
 }

@@ -97,3 +97,182 @@ long ckvm_getrandom(void *buffer, size_t length) {
     long r = syscall(SYS_getrandom, buffer, length, 0);
     return r < 0 ? -errno : r;
 }
+
+// ---- virtio devices -------------------------------------------------------------------
+
+#include <fcntl.h>
+#include <net/if.h>
+#include <linux/if_tun.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+
+int ckvm_ioeventfd(int vm, uint64_t address, uint32_t length, uint64_t datamatch, int eventfd, int assign) {
+    struct kvm_ioeventfd e;
+    memset(&e, 0, sizeof e);
+    e.datamatch = datamatch;
+    e.addr = address;
+    e.len = length;
+    e.fd = eventfd;
+    e.flags = KVM_IOEVENTFD_FLAG_DATAMATCH | (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN);
+    return ioctl(vm, KVM_IOEVENTFD, &e) < 0 ? -errno : 0;
+}
+
+int ckvm_irqfd(int vm, int eventfd, uint32_t gsi, int assign) {
+    struct kvm_irqfd f;
+    memset(&f, 0, sizeof f);
+    f.fd = (uint32_t)eventfd;
+    f.gsi = gsi;
+    f.flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN;
+    return ioctl(vm, KVM_IRQFD, &f) < 0 ? -errno : 0;
+}
+
+int ckvm_irq_line(int vm, uint32_t gsi, uint32_t level) {
+    struct kvm_irq_level l;
+    memset(&l, 0, sizeof l);
+    l.irq = gsi;
+    l.level = level;
+    return ioctl(vm, KVM_IRQ_LINE, &l) < 0 ? -errno : 0;
+}
+
+uint16_t ckvm_load_acquire_u16(const void *address) {
+    return __atomic_load_n((const uint16_t *)address, __ATOMIC_ACQUIRE);
+}
+
+void ckvm_store_release_u16(void *address, uint16_t value) {
+    __atomic_store_n((uint16_t *)address, value, __ATOMIC_RELEASE);
+}
+
+void ckvm_fence_seq_cst(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+
+int ckvm_tap_open(const char *name, char *actual) {
+    int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+    strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    memcpy(actual, ifr.ifr_name, IFNAMSIZ);
+    actual[IFNAMSIZ - 1] = 0;
+    return fd;
+}
+
+int ckvm_interface_configure(const char *name, uint32_t address, uint32_t netmask, int *step) {
+    *step = 0;
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) return -errno;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
+    sin->sin_family = AF_INET;
+    sin->sin_addr.s_addr = htonl(address);
+    int r = 0;
+    *step = 1;
+    if (ioctl(s, SIOCSIFADDR, &ifr) < 0) { r = -errno; goto out; }
+    sin->sin_addr.s_addr = htonl(netmask);
+    *step = 2;
+    if (ioctl(s, SIOCSIFNETMASK, &ifr) < 0) { r = -errno; goto out; }
+    *step = 3;
+    memset(&ifr.ifr_ifru, 0, sizeof ifr.ifr_ifru);
+    if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) { r = -errno; goto out; }
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) { r = -errno; goto out; }
+out:
+    close(s);
+    return r;
+}
+
+static void fill_ipv4(struct sockaddr_in *sin, uint32_t address, uint16_t port) {
+    memset(sin, 0, sizeof *sin);
+    sin->sin_family = AF_INET;
+    sin->sin_addr.s_addr = htonl(address);
+    sin->sin_port = htons(port);
+}
+
+int ckvm_ipv4_bind(int type, uint32_t address, uint16_t port) {
+    int s = socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s < 0) return -errno;
+    int one = 1;
+    if (type == SOCK_STREAM) setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in sin;
+    fill_ipv4(&sin, address, port);
+    if (bind(s, (struct sockaddr *)&sin, sizeof sin) < 0 || (type == SOCK_STREAM && listen(s, 64) < 0)) {
+        int e = errno;
+        close(s);
+        return -e;
+    }
+    return s;
+}
+
+int ckvm_ipv4_connect(int type, uint32_t address, uint16_t port) {
+    int s = socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s < 0) return -errno;
+    struct sockaddr_in sin;
+    fill_ipv4(&sin, address, port);
+    if (connect(s, (struct sockaddr *)&sin, sizeof sin) < 0 && errno != EINPROGRESS) {
+        int e = errno;
+        close(s);
+        return -e;
+    }
+    return s;
+}
+
+int ckvm_socket_error(int fd) {
+    int e = 0;
+    socklen_t n = sizeof e;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &n) < 0) return errno;
+    return e;
+}
+
+// accept4 is a GNU extension; this file does not define _GNU_SOURCE before its first includes.
+extern int accept4(int fd, struct sockaddr *address, socklen_t *length, int flags);
+
+int ckvm_accept(int fd) {
+    int r = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    return r < 0 ? -errno : r;
+}
+
+long ckvm_udp_recvfrom(int fd, void *buffer, size_t length, uint32_t *address, uint16_t *port) {
+    struct sockaddr_in sin;
+    socklen_t n = sizeof sin;
+    memset(&sin, 0, sizeof sin);
+    long r = recvfrom(fd, buffer, length, 0, (struct sockaddr *)&sin, &n);
+    if (r < 0) return -errno;
+    *address = ntohl(sin.sin_addr.s_addr);
+    *port = ntohs(sin.sin_port);
+    return r;
+}
+
+long ckvm_udp_sendto(int fd, const void *buffer, size_t length, uint32_t address, uint16_t port) {
+    struct sockaddr_in sin;
+    fill_ipv4(&sin, address, port);
+    long r = sendto(fd, buffer, length, MSG_NOSIGNAL, (struct sockaddr *)&sin, sizeof sin);
+    return r < 0 ? -errno : r;
+}
+
+#include <poll.h>
+#include <sys/eventfd.h>
+
+int ckvm_eventfd(void) {
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+// ppoll is a GNU extension (see accept4 above).
+extern int ppoll(struct pollfd *fds, nfds_t nfds, const struct timespec *timeout, const sigset_t *sigmask);
+
+int ckvm_poll_ns(struct pollfd *fds, unsigned long count, int64_t timeout_ns) {
+    struct timespec t;
+    if (timeout_ns >= 0) {
+        t.tv_sec = timeout_ns / 1000000000;
+        t.tv_nsec = timeout_ns % 1000000000;
+    }
+    int r = ppoll(fds, (nfds_t)count, timeout_ns >= 0 ? &t : NULL, NULL);
+    return r < 0 ? -errno : r;
+}

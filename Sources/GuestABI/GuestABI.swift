@@ -391,8 +391,8 @@ public struct BootInfo: Equatable, Sendable {
 /// Devices: `virtioSlotCount` virtio-mmio register windows start at `virtioBase`, one every
 /// `virtioStride` bytes; slot i raises I/O APIC pin `virtioFirstIRQ + i` (edge triggered). The
 /// kernel probes every slot (magic "virt", device ID 0 = empty), so the same kernel finds the
-/// apus VMM's devices and QEMU microvm's (`-M microvm,ioapic2=off`: 0xfeb00000, stride 0x200,
-/// pins from 5). `virtioSlotCount` 0: no devices.
+/// apus VMM's devices and QEMU microvm's (24 slots from 0xfeb00000, stride 0x200, filled from
+/// the last). `virtioSlotCount` 0: no devices.
 ///
 /// Interface (all addresses in network byte order as they appear on the wire, i.e. the first
 /// octet of 10.0.2.15 is byte 0): `ipv4Address`/`ipv4PrefixLength`, `ipv4Gateway` and

@@ -9,6 +9,8 @@ public enum BootSetup {
         case kernelSegmentOutsideMemory(index: Int)
         case kernelTooLarge
         case imageTooLarge(UInt64)
+        /// The network could not be set up (a port to publish is taken, no irqchip, …).
+        case network(String)
 
         public var message: String {
             switch self {
@@ -16,6 +18,7 @@ public enum BootSetup {
             case .kernelSegmentOutsideMemory(let i): return "kernel segment \(i) does not fit in guest memory"
             case .kernelTooLarge: return "the kernel image does not fit below 1 GiB"
             case .imageTooLarge(let s): return "the image is \(s) bytes; at most \(GuestABI.maxImageSize) are supported"
+            case .network(let m): return m
             }
         }
     }

@@ -69,6 +69,9 @@ public struct VMConfiguration {
     public var hostname: [UInt8] = []
     /// The app's initial working directory (an absolute image path; empty: "/").
     public var workingDirectory: [UInt8] = []
+    /// A virtio-net interface (slot 0) and the ports to publish; nil: no network, no I/O
+    /// thread, no extra descriptors (the VM boots exactly as without networking).
+    public var network: NetworkConfiguration? = nil
 
     public init(memorySize: UInt64, kernel: UnsafeRawBufferPointer, image: UnsafeRawBufferPointer,
                 arguments: [[UInt8]], environment: [[UInt8]], seed: (UInt64, UInt64, UInt64, UInt64)) {
@@ -111,6 +114,8 @@ public final class VirtualMachine {
     var ram: AnonymousMapping? = nil
     public private(set) var platform = GuestPlatform.pvm
     public var timeline = RunTimeline()
+    /// The virtio-net device when the configuration has a network (NetworkDevice.swift).
+    public private(set) var networkDevice: NetworkDevice? = nil
 
     public init() throws(VMMError) {
         let fd = open("/dev/kvm", O_RDWR | O_CLOEXEC)
@@ -163,6 +168,12 @@ public final class VirtualMachine {
         }
         timeline.memoryReady = monotonicNanos()
 
+        if let network = config.network {
+            try createNetworkDevice(network)
+        }
+        // Whatever happens from here on, the I/O thread is joined and the backend shut down.
+        defer { networkDevice?.stop() }
+
         try createVCPU()
         let kernel: BootSetup.LoadedKernel
         do {
@@ -200,9 +211,11 @@ public final class VirtualMachine {
         info.hostname = Array(config.hostname.prefix(BootInfo.hostnameCapacity))
         info.realtimeNanosAtBoot = realtimeNanos()
         info.bootTSC = ckvm_rdtsc()
+        if let network = config.network { info.network = network.bootInfo }
         do { try BootSetup.writeBootInfo(info, arguments: block, into: memory) } catch { throw .boot(error) }
 
         if config.timeoutMilliseconds > 0 { _ = ckvm_arm_watchdog(run, config.timeoutMilliseconds) }
+        try networkDevice?.start()
         timeline.firstRun = monotonicNanos()
         timeline.firstRunTSC = info.bootTSC
         let status: ExitStatus
@@ -217,6 +230,60 @@ public final class VirtualMachine {
             timeline.guest = Timeline(decoding: UnsafeRawBufferPointer(page))
         }
         return RunResult(status: status, timeline: timeline)
+    }
+
+    /// The in-kernel irqchip (needed for the device's interrupt; before the vCPU exists), the
+    /// published ports (bound now, so a taken port fails the boot), and the device in slot 0.
+    private func createNetworkDevice(_ network: NetworkConfiguration) throws(VMMError) {
+        var forwarders: [PortForwarder] = []
+        do throws(PortForwarder.Error) {
+            for f in network.forwards { forwarders.append(try PortForwarder(f, guest: network.ipv4.address)) }
+        } catch {
+            forwarders.forEach { $0.shutdown() }
+            network.backend.shutdown()
+            throw .boot(.network(error.message))
+        }
+        let irqchip = ckvm_ioctl_int(vm, CKVM_CREATE_IRQCHIP, 0)
+        // EEXIST: someone created it already, which is what we need.
+        guard irqchip == 0 || irqchip == -EEXIST else {
+            forwarders.forEach { $0.shutdown() }
+            network.backend.shutdown()
+            throw .kvmCall("KVM_CREATE_IRQCHIP", -irqchip)
+        }
+        let device: NetworkDevice
+        do {
+            device = try NetworkDevice(configuration: network, slot: 0, memory: memory, forwarders: forwarders)
+        } catch {
+            forwarders.forEach { $0.shutdown() }
+            network.backend.shutdown()
+            throw error
+        }
+        device.attach(vm: vm, accelerate: network.kernelAcceleration)
+        networkDevice = device
+    }
+
+    /// An MMIO exit in the virtio window: the device's registers, or an empty slot (reads 0:
+    /// device ID 0 means "no device"; writes ignored).
+    private func handleVirtioMMIO(_ run: UnsafeMutablePointer<kvm_run>) {
+        let mmio = run.pointee.mmio
+        let size = Int(min(mmio.len, 8))
+        guard let device = networkDevice, device.contains(mmio.phys_addr) else {
+            if mmio.is_write == 0 { run.pointee.mmio.data = (0, 0, 0, 0, 0, 0, 0, 0) }
+            return
+        }
+        let offset = mmio.phys_addr - device.base
+        if mmio.is_write != 0 {
+            var value: UInt64 = 0
+            withUnsafeBytes(of: mmio.data) { bytes in
+                for i in 0..<size { value |= UInt64(bytes[i]) << UInt64(i * 8) }
+            }
+            device.mmioWrite(offset: offset, size: size, value: UInt32(truncatingIfNeeded: value))
+        } else {
+            let value = UInt64(device.mmioRead(offset: offset, size: size))
+            withUnsafeMutableBytes(of: &run.pointee.mmio.data) { bytes in
+                for i in 0..<8 { bytes[i] = i < size ? UInt8(truncatingIfNeeded: value >> UInt64(i * 8)) : 0 }
+            }
+        }
     }
 
     private func createVCPU() throws(VMMError) {
@@ -334,6 +401,11 @@ public final class VirtualMachine {
             switch Int32(run.pointee.exit_reason) {
             case KVM_EXIT_MMIO:
                 let mmio = run.pointee.mmio
+                if networkDevice != nil, mmio.phys_addr >= GuestABI.virtioBase.raw,
+                   mmio.phys_addr < GuestABI.virtioBase.raw + GuestABI.virtioStride * UInt64(GuestABI.virtioMaxSlots) {
+                    handleVirtioMMIO(run)
+                    continue
+                }
                 let doorbellBase = GuestABI.doorbellAddress.raw
                 guard mmio.is_write != 0, mmio.phys_addr >= doorbellBase, mmio.phys_addr < doorbellBase + 0x1000 else {
                     if mmio.is_write == 0 {
@@ -349,6 +421,11 @@ public final class VirtualMachine {
                 var value: UInt64 = 0
                 withUnsafeBytes(of: mmio.data) { bytes in
                     for i in 0..<Int(min(mmio.len, 8)) { value |= UInt64(bytes[i]) << UInt64(i * 8) }
+                }
+                if let device = networkDevice, mmio.phys_addr - doorbellBase == Doorbell.sleep.rawValue {
+                    // Idle with a network: an interrupt for a frame must end the sleep.
+                    device.sleep(nanoseconds: value)
+                    continue
                 }
                 switch handleDoorbell(offset: mmio.phys_addr - doorbellBase, value: value, memory: memory, sink: &sink) {
                 case .resume: continue

@@ -64,6 +64,7 @@ struct Run: ParsableCommand {
               apus run /usr/bin/sqlite3 :memory: "select sqlite_version();"
               apus run pyapp /app/app.py          (an image from apus build)
               apus run -w /app -e DEBUG=1 pyapp app.py
+              apus run -p 8080:80 nginx-image       (curl http://127.0.0.1:8080/ on the host)
             """
     )
 
@@ -105,6 +106,20 @@ struct Run: ParsableCommand {
                                valueName: "DIR"))
     var workdir: String = ""
 
+    @Option(name: [.customShort("p"), .customLong("publish")],
+            help: ArgumentHelp("""
+                Publish a port of the guest on the host (repeatable): connections to HOST_IP:HOST_PORT \
+                (default address 127.0.0.1) reach GUEST_PORT in the VM.
+                """, valueName: "[HOST_IP:]HOST_PORT:GUEST_PORT[/tcp|udp]"))
+    var publish: [String] = []
+
+    @Option(help: ArgumentHelp("""
+                How the guest reaches the network: user (default: the VMM relays through host \
+                sockets, no privileges needed; the guest is 10.0.2.15, the host's loopback is \
+                10.0.2.2), tap (a tap device, needs root or CAP_NET_ADMIN) or none (loopback only).
+                """, valueName: "user|tap|none"))
+    var network: String = "user"
+
     @Argument(help: ArgumentHelp("The program to run.", valueName: "PROGRAM"))
     var program: String
 
@@ -115,7 +130,7 @@ struct Run: ParsableCommand {
         if case .failure(let problem) = RunOptions.make(program: program, arguments: arguments, environment: environment,
                                                         memory: memory ?? "", vmm: vmm, timings: timings, timeout: timeout,
                                                         trace: trace, hostname: hostname, volumes: volumes,
-                                                        workdir: workdir) {
+                                                        workdir: workdir, network: network, publish: publish) {
             throw ValidationError(problem.description)
         }
     }
@@ -124,7 +139,7 @@ struct Run: ParsableCommand {
         let options = try RunOptions.make(program: program, arguments: arguments, environment: environment,
                                           memory: memory ?? "", vmm: vmm, timings: timings, timeout: timeout,
                                           trace: trace, hostname: hostname, volumes: volumes,
-                                          workdir: workdir).get()
+                                          workdir: workdir, network: network, publish: publish).get()
         throw ExitCode(runProgram(options, startNanos: startNanos))
     }
 }

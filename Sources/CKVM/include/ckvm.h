@@ -54,4 +54,63 @@ int ckvm_arm_watchdog(struct kvm_run *run, uint64_t milliseconds);
 /// Nonzero once the watchdog has fired.
 int ckvm_watchdog_fired(void);
 
+// ---- virtio devices (Sources/VMM/Virtio*.swift, NetworkDevice*.swift, TapBackend.swift,
+// PortForwarder.swift). Appended; nothing above changes.
+
+static const unsigned long CKVM_IOEVENTFD = KVM_IOEVENTFD;
+static const unsigned long CKVM_IRQFD = KVM_IRQFD;
+static const unsigned long CKVM_IRQ_LINE = KVM_IRQ_LINE;
+static const int CKVM_CAP_IOEVENTFD = KVM_CAP_IOEVENTFD;
+static const int CKVM_CAP_IRQFD = KVM_CAP_IRQFD;
+static const int CKVM_CAP_IRQCHIP = KVM_CAP_IRQCHIP;
+
+/// KVM_IOEVENTFD: a `length`-byte MMIO write of `datamatch` at `address` signals `eventfd`
+/// inside the host kernel (no exit to the VMM). `assign` 0 removes it again. 0 or -errno.
+int ckvm_ioeventfd(int vm, uint64_t address, uint32_t length, uint64_t datamatch, int eventfd, int assign);
+/// KVM_IRQFD: a write to `eventfd` pulses `gsi` (edge). `assign` 0 removes it. 0 or -errno.
+int ckvm_irqfd(int vm, int eventfd, uint32_t gsi, int assign);
+/// KVM_IRQ_LINE: sets `gsi` to `level`. 0 or -errno.
+int ckvm_irq_line(int vm, uint32_t gsi, uint32_t level);
+
+/// Ordered accesses to memory shared with a guest running on another CPU (the virtqueue
+/// indices). x86-64 is TSO, but the compiler must not reorder or tear these, and the store
+/// → load pairs of event-index suppression need a full fence.
+uint16_t ckvm_load_acquire_u16(const void *address);
+void ckvm_store_release_u16(void *address, uint16_t value);
+/// A full (store-load) memory fence.
+void ckvm_fence_seq_cst(void);
+
+/// /dev/net/tun as a tap (IFF_TAP | IFF_NO_PI, non-blocking, close-on-exec) named `name`
+/// (a printf-like "apus%d" lets the kernel pick the number). On success returns the fd and
+/// copies the kernel's name into `actual` (IFNAMSIZ bytes); else -errno.
+int ckvm_tap_open(const char *name, char *actual);
+/// Gives interface `name` the IPv4 address and netmask (host byte order) and brings it up
+/// (SIOCSIFADDR, SIOCSIFNETMASK, SIOCSIFFLAGS |= IFF_UP). Returns 0, or -errno with `*step`
+/// naming the ioctl that failed (0 socket, 1 address, 2 netmask, 3 flags).
+int ckvm_interface_configure(const char *name, uint32_t address, uint32_t netmask, int *step);
+
+/// A non-blocking, close-on-exec IPv4 socket bound to address:port (host byte order).
+/// `type` SOCK_STREAM listens (backlog 64, SO_REUSEADDR); SOCK_DGRAM is just bound.
+/// Returns the fd or -errno.
+int ckvm_ipv4_bind(int type, uint32_t address, uint16_t port);
+/// A non-blocking, close-on-exec socket of `type` connecting (TCP) or connected (UDP) to
+/// address:port (host byte order). Returns the fd (a TCP connect may still be in progress:
+/// wait for POLLOUT, then ckvm_socket_error) or -errno.
+int ckvm_ipv4_connect(int type, uint32_t address, uint16_t port);
+/// SO_ERROR of a socket: 0 or the pending errno.
+int ckvm_socket_error(int fd);
+/// accept4 non-blocking and close-on-exec. Returns the fd or -errno.
+int ckvm_accept(int fd);
+/// recvfrom on a UDP socket: returns bytes or -errno; the peer's IPv4 address and port
+/// (host byte order) in *address / *port.
+long ckvm_udp_recvfrom(int fd, void *buffer, size_t length, uint32_t *address, uint16_t *port);
+/// sendto on a UDP socket (address and port in host byte order). Bytes or -errno.
+long ckvm_udp_sendto(int fd, const void *buffer, size_t length, uint32_t address, uint16_t port);
+
+struct pollfd;
+/// A non-blocking, close-on-exec eventfd with counter 0. The fd or -errno.
+int ckvm_eventfd(void);
+/// poll(2) with a nanosecond timeout (negative: wait forever), via ppoll. Count or -errno.
+int ckvm_poll_ns(struct pollfd *fds, unsigned long count, int64_t timeout_ns);
+
 #endif
