@@ -190,6 +190,7 @@ enum Console {
     /// Ends the VM with the app's status.
     static func exit(_ status: ExitStatus) -> Never {
         flushAll()
+        Network.drainBeforeExit()
         Kernel.timeline.exit = arch_rdtsc()
         Kernel.publishTimeline()
         switch backend {

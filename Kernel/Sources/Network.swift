@@ -39,6 +39,7 @@ enum Network {
         VirtioNet.receive { s.input(frame: $0, now: now) }
         if let deadline = s.nextDeadline, deadline <= now { s.advance(now: now) }
         flush()
+        VirtioNet.kick()
     }
 
     /// Sends what the stack has queued and wakes waiters if any socket changed.
@@ -65,6 +66,14 @@ enum Network {
                 while s.hasOutput { _ = scratch.withUnsafeMutableBytes { s.nextOutputFrame(into: $0) } }
             }
         }
+    }
+
+    /// The program is exiting: frames already made go out. (Linux keeps closed connections
+    /// going after the process exits; here the VM stops with the program, so bytes still in
+    /// a send buffer at exit are lost.)
+    static func drainBeforeExit() {
+        guard stack != nil, VirtioNet.present else { return }
+        poll()
     }
 
     /// The earliest moment the stack needs `poll()` again (UInt64.max: none).

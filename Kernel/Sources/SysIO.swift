@@ -121,6 +121,23 @@ enum SysIO {
         try copy(from: a.fd(1), inOffset: a[2], to: a.fd(0), outOffset: 0, count: a.size(3))
     }
 
+    /// splice(in, off_in *, out, off_out *, count, flags): one end must be a pipe; the bytes
+    /// go through the same copy as sendfile (no page moving: the data is copied once).
+    static func splice(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        func isPipe(_ fd: Int32) -> Bool {
+            guard let id = KernelObjects.id(of: fd) else { return false }
+            switch KernelObjects.object(id) {
+            case .pipeRead, .pipeWrite: return true
+            default: return false
+            }
+        }
+        let input = a.fd(0), output = a.fd(2)
+        guard fs.isOpen(input), fs.isOpen(output) else { throw .EBADF }
+        guard isPipe(input) || isPipe(output) else { throw .EINVAL }
+        if (isPipe(input) && a[1] != 0) || (isPipe(output) && a[3] != 0) { throw .ESPIPE }
+        return try copy(from: input, inOffset: a[1], to: output, outOffset: a[3], count: a.size(4))
+    }
+
     static func copyFileRange(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         guard a[5] == 0 else { throw .EINVAL }
         return try copy(from: a.fd(0), inOffset: a[1], to: a.fd(2), outOffset: a[3], count: a.size(4))
@@ -140,12 +157,26 @@ enum SysIO {
             if let p = position { got = try fs.pread(input, into: into, offset: p) } else { got = try fs.read(input, into: into) }
             if got == 0 { break }
             let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<got])
-            let put: Int
-            if let p = outPosition { put = try fs.pwrite(output, bytes, offset: p) } else { put = try fs.write(output, bytes) }
+            var put = 0
+            do {
+                if let p = outPosition {
+                    put = try fs.pwrite(output, bytes, offset: p)
+                } else if total > 0, let id = KernelObjects.id(of: output) {
+                    // A socket or pipe after the first chunk: never wait (a wait restarts
+                    // the call, which would send the first chunks again).
+                    put = try KernelObjects.write(id, bytes, nonblocking: true)
+                } else {
+                    put = try fs.write(output, bytes)  // may wait: nothing was sent yet
+                }
+            } catch .EAGAIN where total > 0 {
+                put = 0
+            }
+            // What the output did not take goes back to the input.
+            if put < got && position == nil { _ = try? fs.lseek(input, Int64(put - got), whence: 1) }
             total += UInt64(put)
             if let p = position { position = p + Int64(put) }
             if let p = outPosition { outPosition = p + Int64(put) }
-            if put < got { break }
+            if put < got || Scheduler.switched { break }
         }
         if let p = position { try UserMemory.store(UInt64(bitPattern: p), inOffset) }
         if let p = outPosition { try UserMemory.store(UInt64(bitPattern: p), outOffset) }

@@ -87,6 +87,7 @@ enum Syscalls {
         case SyscallNumber.lseek: return SysIO.lseek
         case SyscallNumber.sendfile: return SysIO.sendfile
         case SyscallNumber.copy_file_range: return SysIO.copyFileRange
+        case SyscallNumber.splice: return SysIO.splice
         case SyscallNumber.preadv: return SysIO.preadv
         case SyscallNumber.pwritev: return SysIO.pwritev
         case SyscallNumber.ftruncate: return SysIO.ftruncate

@@ -61,6 +61,10 @@ enum VirtioNet {
             availableIndex &+= 1
         }
 
+        /// Makes offered descriptors visible without deciding about a notify (a device that
+        /// is already working through the ring picks them up on its own).
+        func publishQuietly() { arch_store16(availableRing + 2, availableIndex) }
+
         /// Publishes offered descriptors; true when the device asked to be told (EVENT_IDX:
         /// its avail_event lies in the span published since the last notify).
         mutating func publish() -> Bool {
@@ -192,9 +196,21 @@ enum VirtioNet {
         return count
     }
 
+    /// Frames published to the device but not yet announced (see `kick`).
+    nonisolated(unsafe) private static var unannounced = 0
+
+    /// Tells the device about published transmit frames if it asked to be told. Frames are
+    /// announced in batches — at the next network poll (the program's next poll/epoll_wait or
+    /// the kernel going idle), or once 32 are waiting — since a notify costs a few µs
+    /// (ioeventfd) to tens of µs (an MMIO exit).
+    static func kick() {
+        guard unannounced > 0 else { return }
+        unannounced = 0
+        if transmitQueue.publish() { write(.queueNotify, 1) }
+    }
+
     /// Sends frames while `fill` produces them (it writes one frame into the buffer it is
-    /// given and returns its length, or nil when it has none) and descriptors are free; then
-    /// tells the device once if it asked to be told.
+    /// given and returns its length, or nil when it has none) and descriptors are free.
     static func transmit(_ fill: (UnsafeMutableRawBufferPointer) -> Int?) {
         guard present else { return }
         while let (id, _) = transmitQueue.nextUsed() { freeTransmit.append(id) }
@@ -208,6 +224,9 @@ enum VirtioNet {
             transmitQueue.offer(id, length: headerSize + length, deviceWrites: false)
             sent += 1
         }
-        if sent > 0 && transmitQueue.publish() { write(.queueNotify, 1) }
+        if sent > 0 {
+            unannounced += sent
+            if unannounced >= 32 || freeTransmit.isEmpty { kick() } else { transmitQueue.publishQuietly() }
+        }
     }
 }

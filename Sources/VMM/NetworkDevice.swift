@@ -35,6 +35,8 @@ public final class NetworkDevice: @unchecked Sendable {
         case irqLine(vm: Int32, gsi: UInt32)
         /// Tests: a function called on whichever thread raises it.
         case callback(@Sendable () -> Void)
+        /// The guest polls: a used buffer only ends its sleep doorbell (`wakeFD`).
+        case wakeOnly
     }
 
     public let slot: Int
@@ -104,14 +106,11 @@ public final class NetworkDevice: @unchecked Sendable {
     private func closeDescriptors() {
         guard !descriptorsClosed else { return }
         descriptorsClosed = true
-        if vm >= 0 {
-            if usesIOEventFD {
-                for (q, fd) in notifyFDs.enumerated() {
-                    _ = ckvm_ioeventfd(vm, base + VirtioMMIORegister.queueNotify, 4, UInt64(q), fd, 0)
-                }
-            }
-            if usesIRQFD { _ = ckvm_irqfd(vm, irqFD, gsi, 0) }
-        }
+        // The ioeventfds and the irqfd stay registered: KVM holds its own references to the
+        // eventfds and drops them with the VM, and unregistering costs ~5 ms here (KVM waits
+        // for an SRCU grace period per call) — longer than the rest of a short run. A stopped
+        // device's VM never runs again.
+
         close(controlFD)
         close(wakeFD)
         notifyFDs.forEach { close($0) }
@@ -121,23 +120,15 @@ public final class NetworkDevice: @unchecked Sendable {
 
     /// Connects the device to a VM with an in-kernel irqchip: ioeventfds on QueueNotify and
     /// an irqfd on the GSI where KVM has them (and `accelerate`), else the fallbacks.
-    func attach(vm: Int32, accelerate: Bool) {
+    func attach(vm: Int32, accelerate: Bool, interrupts: Bool = true) {
         self.vm = vm
-        interruptLine = .irqLine(vm: vm, gsi: gsi)
+        interruptLine = interrupts ? .irqLine(vm: vm, gsi: gsi) : .wakeOnly
         guard accelerate else { return }
-        if ckvm_ioctl_int(vm, CKVM_CHECK_EXTENSION, UInt(CKVM_CAP_IOEVENTFD)) > 0 {
-            var ok = true
-            for (q, fd) in notifyFDs.enumerated() where ok {
-                if ckvm_ioeventfd(vm, base + VirtioMMIORegister.queueNotify, 4, UInt64(q), fd, 1) != 0 {
-                    ok = false
-                    for undo in 0..<q {
-                        _ = ckvm_ioeventfd(vm, base + VirtioMMIORegister.queueNotify, 4, UInt64(undo), notifyFDs[undo], 0)
-                    }
-                }
-            }
-            usesIOEventFD = ok
-        }
-        if ckvm_ioctl_int(vm, CKVM_CHECK_EXTENSION, UInt(CKVM_CAP_IRQFD)) > 0 {
+        // ioeventfds are registered once the guest has notified a few times through MMIO
+        // exits (`mmioWrite`): a VM with ioeventfds takes ~10 ms longer to tear down here, which
+        // a short run that barely uses the network should not pay; a server pays it once.
+        ioeventfdPending = ckvm_ioctl_int(vm, CKVM_CHECK_EXTENSION, UInt(CKVM_CAP_IOEVENTFD)) > 0
+        if interrupts && ckvm_ioctl_int(vm, CKVM_CHECK_EXTENSION, UInt(CKVM_CAP_IRQFD)) > 0 {
             let fd = ckvm_eventfd()
             if fd >= 0 && ckvm_irqfd(vm, fd, gsi, 1) == 0 {
                 irqFD = fd
@@ -161,11 +152,35 @@ public final class NetworkDevice: @unchecked Sendable {
         return transport.read(offset: offset, size: size)
     }
 
+    /// Notifies through MMIO exits before the ioeventfds are registered.
+    static let exitNotifiesBeforeIOEventFD = 16
+    private var ioeventfdPending = false
+    private var exitNotifies = 0
+
+    /// Moves QueueNotify into the host kernel (vCPU thread, between two KVM_RUNs).
+    private func registerIOEventFDs() {
+        ioeventfdPending = false
+        var ok = true
+        for (q, fd) in notifyFDs.enumerated() where ok {
+            if ckvm_ioeventfd(vm, base + VirtioMMIORegister.queueNotify, 4, UInt64(q), fd, 1) != 0 {
+                ok = false
+                for undo in 0..<q {
+                    _ = ckvm_ioeventfd(vm, base + VirtioMMIORegister.queueNotify, 4, UInt64(undo), notifyFDs[undo], 0)
+                }
+            }
+        }
+        usesIOEventFD = ok
+    }
+
     /// A guest write (an MMIO exit: with ioeventfd, QueueNotify never gets here).
     public func mmioWrite(offset: UInt64, size: Int, value: UInt32) {
         pthread_mutex_lock(mutex)
         let effects = transport.write(offset: offset, size: size, value: value)
         pthread_mutex_unlock(mutex)
+        if ioeventfdPending && effects.notifiedQueues != 0 {
+            exitNotifies += 1
+            if exitNotifies >= Self.exitNotifiesBeforeIOEventFD { registerIOEventFDs() }
+        }
         for q in 0..<notifyFDs.count where effects.notifiedQueues & (1 << q) != 0 {
             signal(notifyFDs[q])
         }
@@ -191,6 +206,7 @@ public final class NetworkDevice: @unchecked Sendable {
             _ = ckvm_irq_line(vm, gsi, 1)
             _ = ckvm_irq_line(vm, gsi, 0)
         case .callback(let f): f()
+        case .wakeOnly: break
         }
     }
 

@@ -232,7 +232,7 @@ public final class VirtualMachine {
         return RunResult(status: status, timeline: timeline)
     }
 
-    /// The in-kernel irqchip (needed for the device's interrupt; before the vCPU exists), the
+    /// The in-kernel irqchip when the guest takes interrupts (before the vCPU exists), the
     /// published ports (bound now, so a taken port fails the boot), and the device in slot 0.
     private func createNetworkDevice(_ network: NetworkConfiguration) throws(VMMError) {
         var forwarders: [PortForwarder] = []
@@ -243,12 +243,14 @@ public final class VirtualMachine {
             network.backend.shutdown()
             throw .boot(.network(error.message))
         }
-        let irqchip = ckvm_ioctl_int(vm, CKVM_CREATE_IRQCHIP, 0)
-        // EEXIST: someone created it already, which is what we need.
-        guard irqchip == 0 || irqchip == -EEXIST else {
-            forwarders.forEach { $0.shutdown() }
-            network.backend.shutdown()
-            throw .kvmCall("KVM_CREATE_IRQCHIP", -irqchip)
+        if network.guestInterrupts {
+            let irqchip = ckvm_ioctl_int(vm, CKVM_CREATE_IRQCHIP, 0)
+            // EEXIST: someone created it already, which is what we need.
+            guard irqchip == 0 || irqchip == -EEXIST else {
+                forwarders.forEach { $0.shutdown() }
+                network.backend.shutdown()
+                throw .kvmCall("KVM_CREATE_IRQCHIP", -irqchip)
+            }
         }
         let device: NetworkDevice
         do {
@@ -258,7 +260,7 @@ public final class VirtualMachine {
             network.backend.shutdown()
             throw error
         }
-        device.attach(vm: vm, accelerate: network.kernelAcceleration)
+        device.attach(vm: vm, accelerate: network.kernelAcceleration, interrupts: network.guestInterrupts)
         networkDevice = device
     }
 

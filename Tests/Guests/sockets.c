@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sys/epoll.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -249,6 +250,63 @@ static void epoll_readiness(void) {
     close(ep);
 }
 
+struct drain { int fd; size_t want; size_t got; int bad; };
+
+static void *drain_socket(void *arg) {
+    struct drain *d = arg;
+    unsigned char buf[8192];
+    while (d->got < d->want) {
+        ssize_t r = read(d->fd, buf, sizeof buf);
+        if (r <= 0) break;
+        for (ssize_t i = 0; i < r; i++) d->bad |= buf[i] != (unsigned char)pattern(d->got + (size_t)i);
+        d->got += (size_t)r;
+    }
+    return NULL;
+}
+
+// sendfile from a file to a socket, splice from a pipe to a socket.
+static void zero_copy(void) {
+    enum { size = 300000 };
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/apus-sendfile-%d", (int)getpid());
+    int f = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    CHECK(f >= 0);
+    static unsigned char data[size];
+    for (size_t i = 0; i < size; i++) data[i] = (unsigned char)pattern(i);
+    CHECK(write(f, data, size) == size);
+    struct sockaddr_in addr;
+    int s = tcp_listener(&addr);
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(connect(c, (struct sockaddr *)&addr, sizeof addr) == 0);
+    int a = accept(s, NULL, NULL);
+    struct drain d = {a, size, 0, 0};
+    pthread_t t;
+    pthread_create(&t, NULL, drain_socket, &d);
+    off_t offset = 0;
+    while (offset < size) {
+        ssize_t n = sendfile(c, f, &offset, size - (size_t)offset);
+        CHECK(n > 0);
+    }
+    pthread_join(t, NULL);
+    printf("sendfile: %zu bytes %s, offset %ld, file position %ld\n", d.got, d.bad ? "CORRUPT" : "intact",
+           (long)offset, (long)lseek(f, 0, SEEK_CUR));
+    int p[2];
+    CHECK(pipe(p) == 0);
+    CHECK(write(p[1], data, 1000) == 1000);
+    ssize_t moved = splice(p[0], NULL, c, NULL, 1000, 0);
+    unsigned char back[1000];
+    size_t got = 0;
+    while (got < 1000) { ssize_t r = read(a, back + got, 1000 - got); CHECK(r > 0); got += (size_t)r; }
+    printf("splice: moved %zd, %s\n", moved, memcmp(back, data, 1000) ? "CORRUPT" : "intact");
+    close(p[0]);
+    close(p[1]);
+    close(a);
+    close(c);
+    close(s);
+    close(f);
+    unlink(path);
+}
+
 static void resolve(void) {
     struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
     int r = getaddrinfo("127.0.0.1", "80", &hints, &res);
@@ -267,6 +325,7 @@ int main(void) {
     udp();
     unix_sockets();
     epoll_readiness();
+    zero_copy();
     resolve();
     return 0;
 }
