@@ -17,6 +17,11 @@ enum Network {
         VirtioNet.start(info)
         var config = InterfaceConfig(mac: MACAddress(VirtioNet.mac), ipv4: info.ipv4Address,
                                      ipv4PrefixLength: info.ipv4PrefixLength, ipv4Gateway: info.ipv4Gateway)
+        if info.ipv6PrefixLength != 0 {
+            config.ipv6Address = info.ipv6Address
+            config.ipv6PrefixLength = UInt8(truncatingIfNeeded: info.ipv6PrefixLength)
+            config.ipv6Gateway = info.ipv6Gateway
+        }
         if !VirtioNet.present {
             config.ipv4 = 0x7f00_0001
             config.ipv4PrefixLength = 8
@@ -68,12 +73,18 @@ enum Network {
         }
     }
 
-    /// The program is exiting: frames already made go out. (Linux keeps closed connections
-    /// going after the process exits; here the VM stops with the program, so bytes still in
-    /// a send buffer at exit are lost.)
+    /// The program is exiting: what it sent still reaches its peers. Linux keeps closed
+    /// connections going after the process exits; here the VM stops with the program, so the
+    /// stack gets up to 200 ms to have its bytes and FINs acknowledged (no longer: a peer
+    /// that stopped reading must not hold the exit up).
     static func drainBeforeExit() {
-        guard stack != nil, VirtioNet.present else { return }
+        guard let s = stack, VirtioNet.present else { return }
+        let deadline = Clock.monotonicNanos &+ 200_000_000
         poll()
+        while s.hasUnsentData && Clock.monotonicNanos < deadline {
+            Clock.sleep(untilMonotonic: min(deadline, s.nextDeadline ?? deadline))
+            poll()
+        }
     }
 
     /// The earliest moment the stack needs `poll()` again (UInt64.max: none).

@@ -72,16 +72,28 @@ public struct InterfaceConfig: Sendable {
     /// destination, answer ARP for any address in the subnet except the asker's own (proxy
     /// ARP), and route TCP SYNs / UDP datagrams with no matching socket to the "any" sockets
     /// (`listenAny`, `bindAny`).
+    /// IPv4 only: IPv6 packets are accepted for our own addresses only.
     public var acceptsAnyDestination: Bool
+    /// IPv6: a global address as (high, low) 64-bit halves in wire order, (0, 0) = none, and
+    /// its on-link prefix. The link-local address fe80::/64 always exists (EUI-64 from `mac`).
+    public var ipv6Address: (UInt64, UInt64)
+    public var ipv6PrefixLength: UInt8
+    /// The IPv6 default router, (0, 0) = none: off-link IPv6 destinations are unreachable.
+    public var ipv6Gateway: (UInt64, UInt64)
 
     public init(mac: MACAddress, ipv4: UInt32, ipv4PrefixLength: UInt8, ipv4Gateway: UInt32 = 0,
-                mtu: Int = 1500, acceptsAnyDestination: Bool = false) {
+                mtu: Int = 1500, acceptsAnyDestination: Bool = false,
+                ipv6Address: (UInt64, UInt64) = (0, 0), ipv6PrefixLength: UInt8 = 64,
+                ipv6Gateway: (UInt64, UInt64) = (0, 0)) {
         self.mac = mac
         self.ipv4 = ipv4
         self.ipv4PrefixLength = ipv4PrefixLength
         self.ipv4Gateway = ipv4Gateway
         self.mtu = mtu
         self.acceptsAnyDestination = acceptsAnyDestination
+        self.ipv6Address = ipv6Address
+        self.ipv6PrefixLength = ipv6PrefixLength
+        self.ipv6Gateway = ipv6Gateway
     }
 
     /// The subnet mask of `ipv4PrefixLength` (a prefix above 32 counts as 32).

@@ -7,6 +7,9 @@ extension UnsafeRawBufferPointer {
     /// Reads the 16-bit big-endian field at `offset` (the caller has checked the length).
     func be16(_ offset: Int) -> UInt16 { UInt16(bigEndian: loadUnaligned(fromByteOffset: offset, as: UInt16.self)) }
     func be32(_ offset: Int) -> UInt32 { UInt32(bigEndian: loadUnaligned(fromByteOffset: offset, as: UInt32.self)) }
+    func be64(_ offset: Int) -> UInt64 { UInt64(bigEndian: loadUnaligned(fromByteOffset: offset, as: UInt64.self)) }
+    /// The 128-bit IPv6 address at `offset`.
+    func ipv6(_ offset: Int) -> IPAddress { IPAddress(high: be64(offset), low: be64(offset + 8)) }
     /// The bytes in `from..<to`, rebased to index 0.
     func slice(_ from: Int, _ to: Int) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(rebasing: self[from..<to])
@@ -40,6 +43,10 @@ final class Packet {
     func put48(_ value: UInt64, at offset: Int) {
         put16(UInt16(truncatingIfNeeded: value >> 32), at: offset)
         put32(UInt32(truncatingIfNeeded: value), at: offset + 2)
+    }
+    func put(_ a: IPAddress, at offset: Int) {
+        base.storeBytes(of: a.high.bigEndian, toByteOffset: offset, as: UInt64.self)
+        base.storeBytes(of: a.low.bigEndian, toByteOffset: offset + 8, as: UInt64.self)
     }
     func put(_ source: UnsafeRawBufferPointer, at offset: Int) {
         guard let from = source.baseAddress else { return }

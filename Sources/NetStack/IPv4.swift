@@ -40,25 +40,26 @@ extension NetworkStack {
 
     func onSubnet(_ ip: UInt32) -> Bool { ip & config.netmask == config.ipv4 & config.netmask }
 
-    /// Our own unicast addresses: the interface address and the loopback ones.
+    /// Our own unicast addresses: the interface addresses and the loopback ones.
     func isLocal(_ a: IPAddress) -> Bool {
-        a.isLoopback || a.ipv4 == config.ipv4
+        a.isLoopback || a.ipv4 == config.ipv4 || isOwn6(a)
     }
 
+    /// IPv4 broadcast or IPv6 multicast: never answered with a TCP reset, ICMP error or echo.
     func isBroadcast(_ a: IPAddress) -> Bool {
-        a.ipv4 == 0xffff_ffff || a.ipv4 == subnetBroadcast
+        a.ipv4 == 0xffff_ffff || a.ipv4 == subnetBroadcast || a.isMulticast
     }
 
     /// The source address to use towards `destination`.
     func sourceAddress(for destination: IPAddress) -> IPAddress {
         if destination.isLoopback { return destination.isIPv4 ? .loopback4 : .loopback6 }
+        guard destination.isIPv4 else { return destination.isLinkLocal ? linkLocal : global6 }
         return IPAddress(ipv4: config.ipv4)
     }
 
     /// True when packets to `destination` can be sent (loopback, on-link, or a gateway).
-    func routable(_ destination: IPAddress) -> Bool {
-        guard let ip = destination.ipv4 else { return destination == .loopback6 }
-        return isLocal(destination) || onSubnet(ip) || config.ipv4Gateway != 0 || ip == 0xffff_ffff
+    func routable(_ d: IPAddress) -> Bool {
+        isLocal(d) || isBroadcast(d) || onLink(d) || !gateway(for: d).isUnspecified
     }
 
     /// The offset of the transport header in a packet built for `destination`.
@@ -103,7 +104,7 @@ extension NetworkStack {
         switch proto {
         case protocolTCP: tcpInput(source, destination, payload)
         case protocolUDP: udpInput(source, destination, header, payload)
-        case protocolICMP: icmpInput(source, destination, payload)
+        case source.isIPv4 ? protocolICMP : protocolICMPv6: icmpInput(source, destination, header, payload)
         default: break
         }
     }
@@ -168,18 +169,33 @@ extension NetworkStack {
 
     // MARK: Output
 
+    /// Fills in the checksum (at `checksumAt` in the transport header) of the transport message
+    /// that fills `packet` after the IP header, over the pseudo-header except for ICMPv4, and
+    /// sends it. A checksum of 0 is sent as 0xffff: the same in one's complement, and what UDP
+    /// requires (0 = none).
+    func sendTransport(_ packet: Packet, from source: IPAddress, to destination: IPAddress, proto: UInt8, checksumAt: Int) {
+        let o = transportOffset(destination), length = packet.count - o
+        let pseudo = proto == protocolICMP ? 0 : pseudoHeaderSum(source, destination, proto, length)
+        let sum = checksumField(packet.sum(o, length) + pseudo)
+        packet.put16(sum == 0 ? 0xffff : sum, at: o + checksumAt)
+        sendIP(packet, from: source, to: destination, proto: proto)
+    }
+
     /// Completes the network header of `packet` (built by makePacket, transport part filled)
     /// and sends it: loopback, on-link neighbour, or gateway. Datagrams above the MTU are
     /// fragmented; the others carry DF.
     func sendIP(_ packet: Packet, from source: IPAddress, to destination: IPAddress, proto: UInt8) {
-        guard let dst = destination.ipv4, let src = source.ipv4 else { return }   // IPv6: later
         let loop = isLocal(destination)
+        guard let dst = destination.ipv4, let src = source.ipv4 else {
+            if !source.isIPv4 { sendIPv6(packet, source, destination, proto, loop) }
+            return
+        }
         let mtu = loop ? NetworkStack.loopbackMTU : config.mtu
         let length = packet.count - ethernetHeaderLength
         ipIdentification &+= 1
         if length <= mtu {
             writeIPv4Header(packet, src, dst, proto, fragment: 0x4000)
-            route(packet, loop, dst)
+            route(packet, loop, destination)
             return
         }
         // Every fragment but the last carries a multiple of 8 payload bytes.
@@ -192,7 +208,7 @@ extension NetworkStack {
             p.put(packet.bytes.slice(payloadStart + offset, payloadStart + offset + n), at: payloadStart)
             let more: UInt16 = offset + n < length - 20 ? 0x2000 : 0
             writeIPv4Header(p, src, dst, proto, fragment: more | UInt16(offset / 8))
-            route(p, loop, dst)
+            route(p, loop, destination)
             offset += n
         }
     }
@@ -207,15 +223,25 @@ extension NetworkStack {
         p.put16(checksumField(p.sum(h, 20)), at: h + 10)
     }
 
-    private func route(_ p: Packet, _ loop: Bool, _ dst: UInt32) {
+    /// Sends a finished IPv4 or IPv6 packet: loopback, broadcast or multicast (RFC 2464 §7:
+    /// 33:33 and the low 32 bits of the group), on-link neighbour, or the gateway.
+    func route(_ p: Packet, _ loop: Bool, _ d: IPAddress) {
         if loop {
             loopback.push(p)
-        } else if dst == 0xffff_ffff || dst == subnetBroadcast {
-            emitEthernet(p, to: MACAddress.broadcast.value)
-        } else if onSubnet(dst) {
-            sendToNeighbour(dst, p)
-        } else if config.ipv4Gateway != 0 {
-            sendToNeighbour(config.ipv4Gateway, p)
+        } else if isBroadcast(d) {
+            emitEthernet(p, to: d.isIPv4 ? MACAddress.broadcast.value : 0x3333_0000_0000 | d.low & 0xffff_ffff)
+        } else if onLink(d) {
+            sendToNeighbour(d, p)
+        } else if !gateway(for: d).isUnspecified {
+            sendToNeighbour(gateway(for: d), p)
         }
+    }
+
+    /// The default router of `d`'s family; unspecified when none.
+    func gateway(for d: IPAddress) -> IPAddress { d.isIPv4 ? IPAddress(ipv4: config.ipv4Gateway) : gateway6 }
+
+    func onLink(_ d: IPAddress) -> Bool {
+        guard let ip = d.ipv4 else { return onLink6(d) }
+        return onSubnet(ip)
     }
 }

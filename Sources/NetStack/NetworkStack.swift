@@ -2,7 +2,7 @@
 //
 // Everything runs on the caller's thread inside these calls; time and randomness come in from
 // outside (`now`, `seed`), so a test drives the stack deterministically. Packets to our own
-// addresses (127.0.0.0/8, the interface address) go to the loopback queue and are processed
+// addresses (127.0.0.0/8, ::1, the interface addresses) go to the loopback queue and are processed
 // before the public call that produced them returns (a loop, not recursion).
 import LinuxABI
 
@@ -32,6 +32,13 @@ let ethernetHeaderLength = 14
 
 public final class NetworkStack {
     let config: InterfaceConfig
+    /// IPv6: the link-local address (fe80::/64, EUI-64 from the MAC), the global address with
+    /// its prefix length (the link-local address and /64 when none is configured) and the
+    /// default router (`.any6` = none).
+    let linkLocal: IPAddress
+    let global6: IPAddress
+    let prefix6: UInt8
+    let gateway6: IPAddress
     /// The latest time passed in; calls without a `now` parameter use it.
     var now: UInt64 = 0
     private var random: UInt64
@@ -54,6 +61,12 @@ public final class NetworkStack {
 
     public init(interface: InterfaceConfig, seed: UInt64) {
         config = interface
+        let m = interface.mac.value
+        linkLocal = IPAddress(high: 0xfe80 << 48, low: (m >> 24 ^ 0x02_0000) << 40 | 0xfffe << 24 | m & 0xff_ffff)
+        let global = IPAddress(high: interface.ipv6Address.0, low: interface.ipv6Address.1)
+        global6 = global.isUnspecified ? linkLocal : global
+        prefix6 = global.isUnspecified ? 64 : interface.ipv6PrefixLength
+        gateway6 = IPAddress(high: interface.ipv6Gateway.0, low: interface.ipv6Gateway.1)
         random = seed
         ipIdentification = UInt16(truncatingIfNeeded: nextRandom())
         timestampOrigin = UInt32(truncatingIfNeeded: nextRandom()) | 1
@@ -83,6 +96,16 @@ public final class NetworkStack {
 
     public var hasOutput: Bool { !output.isEmpty }
 
+    /// Whether some TCP connection still has bytes or a FIN its peer has not acknowledged
+    /// (what a kernel waits for before its VM stops with the program).
+    public var hasUnsentData: Bool {
+        for case let s? in sockets where s.kind == .stream && s.state.rawValue >= TCPState.established.rawValue
+            && s.state != .timeWait && !s.reset {
+            if s.sendBuffer.count > 0 || s.sndUna != s.sndMax { return true }
+        }
+        return false
+    }
+
     /// Copies the next frame to send into `buffer` and returns its length; nil when none is
     /// queued. A frame larger than `buffer` is dropped.
     public func nextOutputFrame(into buffer: UnsafeMutableRawBufferPointer) -> Int? {
@@ -104,7 +127,8 @@ public final class NetworkStack {
         guard !processingLoopback else { return }
         processingLoopback = true
         while let packet = loopback.pop() {
-            handleIPv4(packet.bytes.slice(ethernetHeaderLength, packet.count), fromLink: false)
+            let p = packet.bytes.slice(ethernetHeaderLength, packet.count)
+            packet[ethernetHeaderLength] >> 4 == 6 ? handleIPv6(p, fromLink: false) : handleIPv4(p, fromLink: false)
         }
         processingLoopback = false
     }

@@ -16,13 +16,17 @@ extension NetworkStack {
     public func bind(_ id: SocketID, to endpoint: Endpoint) throws(Errno) {
         let s = try socket(id)
         guard !s.bound, s.state == .closed else { throw .EINVAL }
-        guard endpoint.address.isIPv4 || s.ipv6 else { throw .EINVAL }
+        guard endpoint.address.isIPv4 ? !s.v6Only : s.ipv6 else { throw .EINVAL }   // v6Only: IPv6 sockets only
         guard endpoint.address.isUnspecified || isLocal(endpoint.address) else { throw .EADDRNOTAVAIL }
         var port = endpoint.port
         if port == 0 {
             port = try ephemeralPort(s.kind)
         } else {
+            // Two bindings of a port conflict when the addresses they take overlap: equal, or
+            // one is a wildcard of a family the other's address is in (Linux inet_bind_conflict).
+            let mine = families(endpoint.address, s.v6Only)
             for case let o? in sockets where o !== s && o.kind == s.kind && o.bound && o.local.port == port
+                && families(o.local.address, o.v6Only) & mine != 0
                 && (o.local.address == endpoint.address || o.local.address.isUnspecified || endpoint.address.isUnspecified) {
                 let reusable = s.reuseAddress && (o.reuseAddress || o.state == .timeWait) && o.state != .listen
                 guard reusable || s.reusePort && o.reusePort else { throw .EADDRINUSE }
@@ -30,6 +34,24 @@ extension NetworkStack {
         }
         s.local = Endpoint(address: endpoint.address, port: port)
         s.bound = true
+    }
+
+    /// The address families a binding to `a` takes: 1 = IPv4, 2 = IPv6. `::` takes both
+    /// unless the socket is IPV6_V6ONLY (it then leaves IPv4 to IPv4 sockets).
+    private func families(_ a: IPAddress, _ v6Only: Bool) -> Int {
+        a == .any6 ? v6Only ? 2 : 3 : a.isIPv4 ? 1 : 2
+    }
+
+    /// The destination to use for `e` from `s`: the unspecified address means loopback;
+    /// IPv4 destinations (v4-mapped on an IPv6 socket) go over IPv4 unless the socket is
+    /// v6Only; a socket bound to an address of one family cannot reach the other.
+    private func checkedDestination(_ s: Socket, _ e: Endpoint) throws(Errno) -> Endpoint {
+        var d = e
+        if d.address.isUnspecified { d.address = d.address.isIPv4 ? .loopback4 : .loopback6 }
+        guard d.address.isIPv4 || s.ipv6, s.local.address.isUnspecified || s.local.address.isIPv4 == d.address.isIPv4
+        else { throw .EINVAL }
+        guard !(s.v6Only && d.address.isIPv4), routable(d.address) else { throw .ENETUNREACH }
+        return d
     }
 
     /// A free port of the ephemeral range, from a random starting point.
@@ -104,11 +126,7 @@ extension NetworkStack {
         tick(now)
         defer { drainLoopback() }
         let s = try socket(id)
-        var remote = endpoint
-        if remote.address.isUnspecified { remote.address = remote.address.isIPv4 ? .loopback4 : .loopback6 }
-        guard remote.address.isIPv4 || s.ipv6 else { throw .EINVAL }
-        guard !(s.v6Only && remote.address.isIPv4) else { throw .ENETUNREACH }
-        guard routable(remote.address) else { throw .ENETUNREACH }
+        let remote = try checkedDestination(s, endpoint)
         if s.kind == .datagram {
             if let e = s.pendingError {
                 s.pendingError = nil
@@ -206,11 +224,13 @@ extension NetworkStack {
             s.pendingError = nil
             throw e
         }
-        guard var destination = to ?? (s.connected ? s.remote : nil) else { throw .EDESTADDRREQ }
-        if destination.address.isUnspecified { destination.address = .loopback4 }
+        guard let target = to ?? (s.connected ? s.remote : nil) else { throw .EDESTADDRREQ }
         guard bytes.count <= NetworkStack.maxDatagram else { throw .EMSGSIZE }
-        guard destination.port != 0, destination.address.isIPv4 || s.ipv6 else { throw .EINVAL }
-        guard routable(destination.address) else { throw .ENETUNREACH }
+        guard target.port != 0 else { throw .EINVAL }
+        let destination = try checkedDestination(s, target)
+        // IPv6 datagrams are not fragmented: they must fit the path (IPv6.swift).
+        guard destination.address.isIPv4 || bytes.count + 48 <= (isLocal(destination.address) ? NetworkStack.loopbackMTU : config.mtu)
+        else { throw .EMSGSIZE }
         var source: Endpoint
         if let from, s.isAny {
             source = from
@@ -368,7 +388,10 @@ extension NetworkStack {
             if case .keepCount = option { s.keepCount = t }
         case .reuseAddress(let on): s.reuseAddress = on
         case .reusePort(let on): s.reusePort = on
-        case .v6Only(let on): s.v6Only = on
+        case .v6Only(let on):
+            guard s.ipv6 else { throw .ENOPROTOOPT }
+            guard !s.bound else { throw .EINVAL }   // as Linux: fixed once bound
+            s.v6Only = on
         case .receiveBufferSize(let n):
             let size = min(max(n, 2048), 16 << 20)
             if size < s.receiveBuffer.limit { s.outOfOrder = [] }   // out-of-order data may not fit

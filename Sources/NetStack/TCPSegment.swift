@@ -109,9 +109,7 @@ extension NetworkStack {
                                   into: UnsafeMutableRawBufferPointer(start: packet.base + o + headerLength, count: length))
             }
         }
-        let sum = packet.sum(o, total) + pseudoHeaderSum(local.address, remote.address, protocolTCP, total)
-        packet.put16(checksumField(sum), at: o + 16)
-        sendIP(packet, from: local.address, to: remote.address, proto: protocolTCP)
+        sendTransport(packet, from: local.address, to: remote.address, proto: protocolTCP, checksumAt: 16)
     }
 
     /// Sends a segment of connection `s`: ACK field and window from its receive state.

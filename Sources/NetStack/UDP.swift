@@ -10,14 +10,14 @@ extension NetworkStack {
         guard p.count >= 8 else { return }
         let length = Int(p.be16(4))
         guard length >= 8, length <= p.count else { return }
-        if p.be16(6) != 0 {
+        if p.be16(6) != 0 || !source.isIPv4 {   // mandatory over IPv6 (RFC 8200 §8.1)
             guard checksumValid(onesComplementSum(p.slice(0, length)) + pseudoHeaderSum(source, destination, protocolUDP, length)) else { return }
         }
         let from = Endpoint(address: source, port: p.be16(0))
         let to = Endpoint(address: destination, port: p.be16(2))
         guard let s = bestMatch(.datagram, to, from) else {
             if isLocal(destination) && !isBroadcast(destination) {
-                sendUnreachable(code: 3, header, p, from: destination, to: source)
+                sendUnreachable(header, p, from: destination, to: source)
             }
             return
         }
@@ -74,9 +74,7 @@ extension NetworkStack {
         packet.put16(destination.port, at: o + 2)
         packet.put16(UInt16(truncatingIfNeeded: length), at: o + 4)
         packet.put(bytes, at: o + 8)
-        let sum = checksumField(packet.sum(o, length) + pseudoHeaderSum(source.address, destination.address, protocolUDP, length))
-        packet.put16(sum == 0 ? 0xffff : sum, at: o + 6)
-        sendIP(packet, from: source.address, to: destination.address, proto: protocolUDP)
+        sendTransport(packet, from: source.address, to: destination.address, proto: protocolUDP, checksumAt: 6)
     }
 }
 

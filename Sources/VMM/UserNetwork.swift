@@ -142,6 +142,18 @@ public final class UserNetwork: NetworkBackend {
         }
     }
 
+    /// The host ports of the published forwards, in order (what port 0 became).
+    public var publishedPorts: [UInt16] {
+        published.map { p in
+            var address = sockaddr_in()
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            _ = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(p.fd, $0, &length) }
+            }
+            return UInt16(bigEndian: address.sin_port)
+        }
+    }
+
     /// The first IPv4 `nameserver` of /etc/resolv.conf (127.0.0.1 if there is none).
     static func hostResolver() -> UInt32 {
         guard let file = fopen("/etc/resolv.conf", "r") else { return 0x7f00_0001 }
