@@ -30,6 +30,8 @@ objects=()
 "$lld" -shared -soname linux-vdso.so.1 --hash-style=both --version-script "$here/vdso/vdso.ver" \
     -T "$here/vdso/vdso.lds" -z max-page-size=4096 --build-id=none -z noexecstack \
     -o "$out/vdso.so" "$out/vdso.o"
+# The kernel carries the vDSO without its data page (page 1), which must be all zeros.
+cmp -s -n 4096 <(tail -c +4097 "$out/vdso.so") /dev/zero || { echo "Kernel/build.sh: the vDSO's data page (page 1) is not empty" >&2; exit 1; }
 "$clang" --target="$target" -DVDSO_PATH="\"$out/vdso.so\"" -c "$here/arch/vdso_blob.S" -o "$out/vdso_blob.o"
 objects+=("$out/vdso_blob.o")
 

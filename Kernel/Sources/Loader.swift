@@ -191,14 +191,16 @@ enum Loader {
     /// parameters it reads (written here, read-only for the app), page 2 code. Returns its
     /// address for AT_SYSINFO_EHDR.
     private static func mapVDSO() -> UInt64 {
-        let image = UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: UInt(arch_vdso_start())),
-                                           count: Int(arch_vdso_size()))
-        let pages = (image.count + 4095) / 4096
-        guard pages >= 3, let base = AddressSpace.findFree(length: UInt64(pages) * 4096),
+        // The kernel carries page 0 then the code; page 1 (vvar) is made here.
+        let blob = UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: UInt(arch_vdso_start())),
+                                          count: Int(arch_vdso_size()))
+        let pages = 2 + (blob.count - 4096 + 4095) / 4096
+        guard blob.count > 4096, let base = AddressSpace.findFree(length: UInt64(pages) * 4096),
               let frames = PhysicalMemory.allocateContiguous(pages: pages) else {
             fatalLoad("cannot map the vDSO: ", "give the VM more memory with --memory")
         }
-        directMap(frames).copyMemory(from: image.baseAddress!, byteCount: image.count)
+        directMap(frames).copyMemory(from: blob.baseAddress!, byteCount: 4096)
+        directMap(frames + 8192).copyMemory(from: blob.baseAddress! + 4096, byteCount: blob.count - 4096)
         let vvar = UnsafeMutableRawBufferPointer(start: directMap(frames + 4096), count: 32)
         vvar.writeLE(Clock.monotonicBaseTSC, at: 0)
         vvar.writeLE(Clock.scale, at: 8)
