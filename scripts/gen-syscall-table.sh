@@ -1,9 +1,9 @@
 #!/bin/sh
 # Regenerates the two generated sources of the LinuxABI target from the Linux UAPI headers:
 #
-#   Sources/LinuxABI/SyscallTable.swift  x86-64 syscall numbers (SyscallNumber.*) and
-#                                        syscallName(_:), from <asm/unistd_64.h>
-#   Sources/LinuxABI/ErrnoTable.swift    errno values (Errno.*) and Errno.name, from
+#   Sources/LinuxABI/SyscallTable.swift  x86-64 syscall numbers (SyscallNumber.*) and the
+#                                        packed name table of syscallName(_:), from <asm/unistd_64.h>
+#   Sources/LinuxABI/ErrnoTable.swift    errno values (Errno.*) and Errno.name's packed table, from
 #                                        <asm-generic/errno-base.h> and <asm-generic/errno.h>
 #
 # Usage: scripts/gen-syscall-table.sh [include-dir]   (default: /usr/include)
@@ -65,13 +65,23 @@ table=$( {
     echo '}'
     echo
     echo '/// The Linux name of x86-64 syscall `number` ("openat"), or nil when no such syscall exists.'
-    echo '/// A switch over constants: compiled to a jump table, no storage to initialise.'
     echo 'public func syscallName(_ number: Int) -> StaticString? {'
-    echo '    switch number {'
-    printf '%s\n' "$table" | awk '{ printf "    case %s: return \"%s\"\n", $1, $2 }'
-    echo '    default: return nil'
-    echo '    }'
+    echo '    packedName(syscallNames, number)'
     echo '}'
+    echo
+    echo '/// Every syscall name in number order, each ended by a NUL; a number with no syscall has an'
+    echo '/// empty name. One literal instead of a switch: a few bytes per name, not a case each.'
+    echo 'let syscallNames: StaticString = """'
+    # One name per line; a run of unused numbers is a line of NULs. The last line ends the
+    # literal (no escaped newline).
+    printf '%s\n' "$table" | awk '
+        BEGIN { expect = 0 }
+        { gap = ""; while (expect < $1) { gap = gap "\\0"; expect++ }
+          if (n > 0) print line[n] "\\"
+          if (gap != "") print "    " gap "\\"
+          line[++n] = "    " $2 "\\0"; expect = $1 + 1 }
+        END { print line[n] }'
+    echo '    """'
     echo
     echo 'extension SyscallNumber {'
     echo '    /// The largest syscall number syscallName(_:) knows.'
@@ -92,10 +102,20 @@ errnos=$(cat "$errno_base" "$errno_more" \
     echo
     echo '    /// The Linux name of this error ("ENOENT"); for aliases, the primary name. "E?" when unknown.'
     echo '    public var name: StaticString {'
-    echo '        switch rawValue {'
-    printf '%s\n' "$errnos" | awk '$2 ~ /^[0-9]+$/ { printf "        case %s: return \"%s\"\n", $2, $1 }'
-    echo '        default: return "E?"'
-    echo '        }'
+    echo '        packedName(errnoNames, Int(rawValue)) ?? "E?"'
     echo '    }'
     echo '}'
+    echo
+    echo '/// Every primary errno name in value order from 0, each ended by a NUL; a value with no'
+    echo '/// name of its own (0, aliases) has an empty name.'
+    echo 'let errnoNames: StaticString = """'
+    printf '%s\n' "$errnos" | awk '
+        BEGIN { expect = 1; printf "    \\0\\\n" }
+        $2 ~ /^[0-9]+$/ {
+          gap = ""; while (expect < $2) { gap = gap "\\0"; expect++ }
+          if (n > 0) print line[n] "\\"
+          if (gap != "") print "    " gap "\\"
+          line[++n] = "    " $1 "\\0"; expect = $2 + 1 }
+        END { print line[n] }'
+    echo '    """'
 } > "$out/ErrnoTable.swift"

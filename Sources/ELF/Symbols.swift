@@ -45,6 +45,8 @@ extension ELFFile {
 
     /// Section `index`, if the section header table and the section's bytes are in bounds.
     /// SHT_NOBITS and other sections without file bytes come back with an empty range or nil.
+    /// Out of line: `search` reads both the symbol table and its string table through it.
+    @inline(never)
     private func section(_ index: Int) -> Section? {
         guard let table = sectionHeaderTable, index >= 0, index < table.count else { return nil }
         let base = table.offset + index * ELFFile.sectionHeaderSize

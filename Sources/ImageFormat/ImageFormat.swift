@@ -49,8 +49,9 @@
 // '/' in ASCII), which is how `ImageReader.children(of:)` lists a directory.
 
 public enum ImageFormat {
-    /// The eight magic bytes at offset 0.
-    public static let magic: [UInt8] = Array("APUSIMG1".utf8)
+    /// The eight magic bytes at offset 0: "APUSIMG1" in ASCII. Spelled as numbers because
+    /// `Array(String.utf8)` would pull the whole String machinery into the kernel.
+    public static let magic: [UInt8] = [0x41, 0x50, 0x55, 0x53, 0x49, 0x4d, 0x47, 0x31]
     public static let version: UInt32 = 1
     public static let headerSize = 64
     public static let recordSize = 32

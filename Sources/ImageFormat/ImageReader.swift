@@ -198,7 +198,9 @@ public struct ImageReader {
         return (strings.lowerBound + relative.lowerBound)..<(strings.lowerBound + relative.upperBound)
     }
 
-    /// Path of record `index`, which init has validated.
+    /// Path of record `index`, which init has validated. Out of line: every search step
+    /// and listing step reads one.
+    @inline(never)
     func pathOfRecord(_ index: Int) -> UnsafeRawBufferPointer {
         let record = indexOffset + index * ImageFormat.recordSize
         let range = stringRange(offset: UInt64(view.u32(at: record)), length: UInt64(view.u32(at: record + 4)))
@@ -218,7 +220,9 @@ public struct ImageReader {
         return nil
     }
 
-    /// First index in `range` whose path is >= `prefix` followed by `last`.
+    /// First index in `range` whose path is >= `prefix` followed by `last`. Out of line:
+    /// listings call it from several places.
+    @inline(never)
     func lowerBound(_ prefix: UnsafeRawBufferPointer, _ last: UInt8, in range: Range<Int>) -> Int {
         var low = range.lowerBound
         var high = range.upperBound

@@ -436,7 +436,9 @@ public struct OpenFlags: OptionSet, Hashable, Sendable {
     public var rawValue: UInt32
     @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
 
-    public static let O_RDONLY: OpenFlags = []
+    // Computed, not `static let … = []`: that stored empty set is built lazily (a one-time
+    // initializer, and a check at every use) instead of being a constant.
+    @inlinable public static var O_RDONLY: OpenFlags { OpenFlags(rawValue: 0) }
     public static let O_WRONLY = OpenFlags(rawValue: 0o1)
     public static let O_RDWR = OpenFlags(rawValue: 0o2)
     public static let O_ACCMODE = OpenFlags(rawValue: 0o3)

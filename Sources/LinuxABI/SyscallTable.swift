@@ -391,396 +391,399 @@ extension SyscallNumber {
 }
 
 /// The Linux name of x86-64 syscall `number` ("openat"), or nil when no such syscall exists.
-/// A switch over constants: compiled to a jump table, no storage to initialise.
 public func syscallName(_ number: Int) -> StaticString? {
-    switch number {
-    case 0: return "read"
-    case 1: return "write"
-    case 2: return "open"
-    case 3: return "close"
-    case 4: return "stat"
-    case 5: return "fstat"
-    case 6: return "lstat"
-    case 7: return "poll"
-    case 8: return "lseek"
-    case 9: return "mmap"
-    case 10: return "mprotect"
-    case 11: return "munmap"
-    case 12: return "brk"
-    case 13: return "rt_sigaction"
-    case 14: return "rt_sigprocmask"
-    case 15: return "rt_sigreturn"
-    case 16: return "ioctl"
-    case 17: return "pread64"
-    case 18: return "pwrite64"
-    case 19: return "readv"
-    case 20: return "writev"
-    case 21: return "access"
-    case 22: return "pipe"
-    case 23: return "select"
-    case 24: return "sched_yield"
-    case 25: return "mremap"
-    case 26: return "msync"
-    case 27: return "mincore"
-    case 28: return "madvise"
-    case 29: return "shmget"
-    case 30: return "shmat"
-    case 31: return "shmctl"
-    case 32: return "dup"
-    case 33: return "dup2"
-    case 34: return "pause"
-    case 35: return "nanosleep"
-    case 36: return "getitimer"
-    case 37: return "alarm"
-    case 38: return "setitimer"
-    case 39: return "getpid"
-    case 40: return "sendfile"
-    case 41: return "socket"
-    case 42: return "connect"
-    case 43: return "accept"
-    case 44: return "sendto"
-    case 45: return "recvfrom"
-    case 46: return "sendmsg"
-    case 47: return "recvmsg"
-    case 48: return "shutdown"
-    case 49: return "bind"
-    case 50: return "listen"
-    case 51: return "getsockname"
-    case 52: return "getpeername"
-    case 53: return "socketpair"
-    case 54: return "setsockopt"
-    case 55: return "getsockopt"
-    case 56: return "clone"
-    case 57: return "fork"
-    case 58: return "vfork"
-    case 59: return "execve"
-    case 60: return "exit"
-    case 61: return "wait4"
-    case 62: return "kill"
-    case 63: return "uname"
-    case 64: return "semget"
-    case 65: return "semop"
-    case 66: return "semctl"
-    case 67: return "shmdt"
-    case 68: return "msgget"
-    case 69: return "msgsnd"
-    case 70: return "msgrcv"
-    case 71: return "msgctl"
-    case 72: return "fcntl"
-    case 73: return "flock"
-    case 74: return "fsync"
-    case 75: return "fdatasync"
-    case 76: return "truncate"
-    case 77: return "ftruncate"
-    case 78: return "getdents"
-    case 79: return "getcwd"
-    case 80: return "chdir"
-    case 81: return "fchdir"
-    case 82: return "rename"
-    case 83: return "mkdir"
-    case 84: return "rmdir"
-    case 85: return "creat"
-    case 86: return "link"
-    case 87: return "unlink"
-    case 88: return "symlink"
-    case 89: return "readlink"
-    case 90: return "chmod"
-    case 91: return "fchmod"
-    case 92: return "chown"
-    case 93: return "fchown"
-    case 94: return "lchown"
-    case 95: return "umask"
-    case 96: return "gettimeofday"
-    case 97: return "getrlimit"
-    case 98: return "getrusage"
-    case 99: return "sysinfo"
-    case 100: return "times"
-    case 101: return "ptrace"
-    case 102: return "getuid"
-    case 103: return "syslog"
-    case 104: return "getgid"
-    case 105: return "setuid"
-    case 106: return "setgid"
-    case 107: return "geteuid"
-    case 108: return "getegid"
-    case 109: return "setpgid"
-    case 110: return "getppid"
-    case 111: return "getpgrp"
-    case 112: return "setsid"
-    case 113: return "setreuid"
-    case 114: return "setregid"
-    case 115: return "getgroups"
-    case 116: return "setgroups"
-    case 117: return "setresuid"
-    case 118: return "getresuid"
-    case 119: return "setresgid"
-    case 120: return "getresgid"
-    case 121: return "getpgid"
-    case 122: return "setfsuid"
-    case 123: return "setfsgid"
-    case 124: return "getsid"
-    case 125: return "capget"
-    case 126: return "capset"
-    case 127: return "rt_sigpending"
-    case 128: return "rt_sigtimedwait"
-    case 129: return "rt_sigqueueinfo"
-    case 130: return "rt_sigsuspend"
-    case 131: return "sigaltstack"
-    case 132: return "utime"
-    case 133: return "mknod"
-    case 134: return "uselib"
-    case 135: return "personality"
-    case 136: return "ustat"
-    case 137: return "statfs"
-    case 138: return "fstatfs"
-    case 139: return "sysfs"
-    case 140: return "getpriority"
-    case 141: return "setpriority"
-    case 142: return "sched_setparam"
-    case 143: return "sched_getparam"
-    case 144: return "sched_setscheduler"
-    case 145: return "sched_getscheduler"
-    case 146: return "sched_get_priority_max"
-    case 147: return "sched_get_priority_min"
-    case 148: return "sched_rr_get_interval"
-    case 149: return "mlock"
-    case 150: return "munlock"
-    case 151: return "mlockall"
-    case 152: return "munlockall"
-    case 153: return "vhangup"
-    case 154: return "modify_ldt"
-    case 155: return "pivot_root"
-    case 156: return "_sysctl"
-    case 157: return "prctl"
-    case 158: return "arch_prctl"
-    case 159: return "adjtimex"
-    case 160: return "setrlimit"
-    case 161: return "chroot"
-    case 162: return "sync"
-    case 163: return "acct"
-    case 164: return "settimeofday"
-    case 165: return "mount"
-    case 166: return "umount2"
-    case 167: return "swapon"
-    case 168: return "swapoff"
-    case 169: return "reboot"
-    case 170: return "sethostname"
-    case 171: return "setdomainname"
-    case 172: return "iopl"
-    case 173: return "ioperm"
-    case 174: return "create_module"
-    case 175: return "init_module"
-    case 176: return "delete_module"
-    case 177: return "get_kernel_syms"
-    case 178: return "query_module"
-    case 179: return "quotactl"
-    case 180: return "nfsservctl"
-    case 181: return "getpmsg"
-    case 182: return "putpmsg"
-    case 183: return "afs_syscall"
-    case 184: return "tuxcall"
-    case 185: return "security"
-    case 186: return "gettid"
-    case 187: return "readahead"
-    case 188: return "setxattr"
-    case 189: return "lsetxattr"
-    case 190: return "fsetxattr"
-    case 191: return "getxattr"
-    case 192: return "lgetxattr"
-    case 193: return "fgetxattr"
-    case 194: return "listxattr"
-    case 195: return "llistxattr"
-    case 196: return "flistxattr"
-    case 197: return "removexattr"
-    case 198: return "lremovexattr"
-    case 199: return "fremovexattr"
-    case 200: return "tkill"
-    case 201: return "time"
-    case 202: return "futex"
-    case 203: return "sched_setaffinity"
-    case 204: return "sched_getaffinity"
-    case 205: return "set_thread_area"
-    case 206: return "io_setup"
-    case 207: return "io_destroy"
-    case 208: return "io_getevents"
-    case 209: return "io_submit"
-    case 210: return "io_cancel"
-    case 211: return "get_thread_area"
-    case 212: return "lookup_dcookie"
-    case 213: return "epoll_create"
-    case 214: return "epoll_ctl_old"
-    case 215: return "epoll_wait_old"
-    case 216: return "remap_file_pages"
-    case 217: return "getdents64"
-    case 218: return "set_tid_address"
-    case 219: return "restart_syscall"
-    case 220: return "semtimedop"
-    case 221: return "fadvise64"
-    case 222: return "timer_create"
-    case 223: return "timer_settime"
-    case 224: return "timer_gettime"
-    case 225: return "timer_getoverrun"
-    case 226: return "timer_delete"
-    case 227: return "clock_settime"
-    case 228: return "clock_gettime"
-    case 229: return "clock_getres"
-    case 230: return "clock_nanosleep"
-    case 231: return "exit_group"
-    case 232: return "epoll_wait"
-    case 233: return "epoll_ctl"
-    case 234: return "tgkill"
-    case 235: return "utimes"
-    case 236: return "vserver"
-    case 237: return "mbind"
-    case 238: return "set_mempolicy"
-    case 239: return "get_mempolicy"
-    case 240: return "mq_open"
-    case 241: return "mq_unlink"
-    case 242: return "mq_timedsend"
-    case 243: return "mq_timedreceive"
-    case 244: return "mq_notify"
-    case 245: return "mq_getsetattr"
-    case 246: return "kexec_load"
-    case 247: return "waitid"
-    case 248: return "add_key"
-    case 249: return "request_key"
-    case 250: return "keyctl"
-    case 251: return "ioprio_set"
-    case 252: return "ioprio_get"
-    case 253: return "inotify_init"
-    case 254: return "inotify_add_watch"
-    case 255: return "inotify_rm_watch"
-    case 256: return "migrate_pages"
-    case 257: return "openat"
-    case 258: return "mkdirat"
-    case 259: return "mknodat"
-    case 260: return "fchownat"
-    case 261: return "futimesat"
-    case 262: return "newfstatat"
-    case 263: return "unlinkat"
-    case 264: return "renameat"
-    case 265: return "linkat"
-    case 266: return "symlinkat"
-    case 267: return "readlinkat"
-    case 268: return "fchmodat"
-    case 269: return "faccessat"
-    case 270: return "pselect6"
-    case 271: return "ppoll"
-    case 272: return "unshare"
-    case 273: return "set_robust_list"
-    case 274: return "get_robust_list"
-    case 275: return "splice"
-    case 276: return "tee"
-    case 277: return "sync_file_range"
-    case 278: return "vmsplice"
-    case 279: return "move_pages"
-    case 280: return "utimensat"
-    case 281: return "epoll_pwait"
-    case 282: return "signalfd"
-    case 283: return "timerfd_create"
-    case 284: return "eventfd"
-    case 285: return "fallocate"
-    case 286: return "timerfd_settime"
-    case 287: return "timerfd_gettime"
-    case 288: return "accept4"
-    case 289: return "signalfd4"
-    case 290: return "eventfd2"
-    case 291: return "epoll_create1"
-    case 292: return "dup3"
-    case 293: return "pipe2"
-    case 294: return "inotify_init1"
-    case 295: return "preadv"
-    case 296: return "pwritev"
-    case 297: return "rt_tgsigqueueinfo"
-    case 298: return "perf_event_open"
-    case 299: return "recvmmsg"
-    case 300: return "fanotify_init"
-    case 301: return "fanotify_mark"
-    case 302: return "prlimit64"
-    case 303: return "name_to_handle_at"
-    case 304: return "open_by_handle_at"
-    case 305: return "clock_adjtime"
-    case 306: return "syncfs"
-    case 307: return "sendmmsg"
-    case 308: return "setns"
-    case 309: return "getcpu"
-    case 310: return "process_vm_readv"
-    case 311: return "process_vm_writev"
-    case 312: return "kcmp"
-    case 313: return "finit_module"
-    case 314: return "sched_setattr"
-    case 315: return "sched_getattr"
-    case 316: return "renameat2"
-    case 317: return "seccomp"
-    case 318: return "getrandom"
-    case 319: return "memfd_create"
-    case 320: return "kexec_file_load"
-    case 321: return "bpf"
-    case 322: return "execveat"
-    case 323: return "userfaultfd"
-    case 324: return "membarrier"
-    case 325: return "mlock2"
-    case 326: return "copy_file_range"
-    case 327: return "preadv2"
-    case 328: return "pwritev2"
-    case 329: return "pkey_mprotect"
-    case 330: return "pkey_alloc"
-    case 331: return "pkey_free"
-    case 332: return "statx"
-    case 333: return "io_pgetevents"
-    case 334: return "rseq"
-    case 335: return "uretprobe"
-    case 336: return "uprobe"
-    case 424: return "pidfd_send_signal"
-    case 425: return "io_uring_setup"
-    case 426: return "io_uring_enter"
-    case 427: return "io_uring_register"
-    case 428: return "open_tree"
-    case 429: return "move_mount"
-    case 430: return "fsopen"
-    case 431: return "fsconfig"
-    case 432: return "fsmount"
-    case 433: return "fspick"
-    case 434: return "pidfd_open"
-    case 435: return "clone3"
-    case 436: return "close_range"
-    case 437: return "openat2"
-    case 438: return "pidfd_getfd"
-    case 439: return "faccessat2"
-    case 440: return "process_madvise"
-    case 441: return "epoll_pwait2"
-    case 442: return "mount_setattr"
-    case 443: return "quotactl_fd"
-    case 444: return "landlock_create_ruleset"
-    case 445: return "landlock_add_rule"
-    case 446: return "landlock_restrict_self"
-    case 447: return "memfd_secret"
-    case 448: return "process_mrelease"
-    case 449: return "futex_waitv"
-    case 450: return "set_mempolicy_home_node"
-    case 451: return "cachestat"
-    case 452: return "fchmodat2"
-    case 453: return "map_shadow_stack"
-    case 454: return "futex_wake"
-    case 455: return "futex_wait"
-    case 456: return "futex_requeue"
-    case 457: return "statmount"
-    case 458: return "listmount"
-    case 459: return "lsm_get_self_attr"
-    case 460: return "lsm_set_self_attr"
-    case 461: return "lsm_list_modules"
-    case 462: return "mseal"
-    case 463: return "setxattrat"
-    case 464: return "getxattrat"
-    case 465: return "listxattrat"
-    case 466: return "removexattrat"
-    case 467: return "open_tree_attr"
-    case 468: return "file_getattr"
-    case 469: return "file_setattr"
-    case 470: return "listns"
-    default: return nil
-    }
+    packedName(syscallNames, number)
 }
+
+/// Every syscall name in number order, each ended by a NUL; a number with no syscall has an
+/// empty name. One literal instead of a switch: a few bytes per name, not a case each.
+let syscallNames: StaticString = """
+    read\0\
+    write\0\
+    open\0\
+    close\0\
+    stat\0\
+    fstat\0\
+    lstat\0\
+    poll\0\
+    lseek\0\
+    mmap\0\
+    mprotect\0\
+    munmap\0\
+    brk\0\
+    rt_sigaction\0\
+    rt_sigprocmask\0\
+    rt_sigreturn\0\
+    ioctl\0\
+    pread64\0\
+    pwrite64\0\
+    readv\0\
+    writev\0\
+    access\0\
+    pipe\0\
+    select\0\
+    sched_yield\0\
+    mremap\0\
+    msync\0\
+    mincore\0\
+    madvise\0\
+    shmget\0\
+    shmat\0\
+    shmctl\0\
+    dup\0\
+    dup2\0\
+    pause\0\
+    nanosleep\0\
+    getitimer\0\
+    alarm\0\
+    setitimer\0\
+    getpid\0\
+    sendfile\0\
+    socket\0\
+    connect\0\
+    accept\0\
+    sendto\0\
+    recvfrom\0\
+    sendmsg\0\
+    recvmsg\0\
+    shutdown\0\
+    bind\0\
+    listen\0\
+    getsockname\0\
+    getpeername\0\
+    socketpair\0\
+    setsockopt\0\
+    getsockopt\0\
+    clone\0\
+    fork\0\
+    vfork\0\
+    execve\0\
+    exit\0\
+    wait4\0\
+    kill\0\
+    uname\0\
+    semget\0\
+    semop\0\
+    semctl\0\
+    shmdt\0\
+    msgget\0\
+    msgsnd\0\
+    msgrcv\0\
+    msgctl\0\
+    fcntl\0\
+    flock\0\
+    fsync\0\
+    fdatasync\0\
+    truncate\0\
+    ftruncate\0\
+    getdents\0\
+    getcwd\0\
+    chdir\0\
+    fchdir\0\
+    rename\0\
+    mkdir\0\
+    rmdir\0\
+    creat\0\
+    link\0\
+    unlink\0\
+    symlink\0\
+    readlink\0\
+    chmod\0\
+    fchmod\0\
+    chown\0\
+    fchown\0\
+    lchown\0\
+    umask\0\
+    gettimeofday\0\
+    getrlimit\0\
+    getrusage\0\
+    sysinfo\0\
+    times\0\
+    ptrace\0\
+    getuid\0\
+    syslog\0\
+    getgid\0\
+    setuid\0\
+    setgid\0\
+    geteuid\0\
+    getegid\0\
+    setpgid\0\
+    getppid\0\
+    getpgrp\0\
+    setsid\0\
+    setreuid\0\
+    setregid\0\
+    getgroups\0\
+    setgroups\0\
+    setresuid\0\
+    getresuid\0\
+    setresgid\0\
+    getresgid\0\
+    getpgid\0\
+    setfsuid\0\
+    setfsgid\0\
+    getsid\0\
+    capget\0\
+    capset\0\
+    rt_sigpending\0\
+    rt_sigtimedwait\0\
+    rt_sigqueueinfo\0\
+    rt_sigsuspend\0\
+    sigaltstack\0\
+    utime\0\
+    mknod\0\
+    uselib\0\
+    personality\0\
+    ustat\0\
+    statfs\0\
+    fstatfs\0\
+    sysfs\0\
+    getpriority\0\
+    setpriority\0\
+    sched_setparam\0\
+    sched_getparam\0\
+    sched_setscheduler\0\
+    sched_getscheduler\0\
+    sched_get_priority_max\0\
+    sched_get_priority_min\0\
+    sched_rr_get_interval\0\
+    mlock\0\
+    munlock\0\
+    mlockall\0\
+    munlockall\0\
+    vhangup\0\
+    modify_ldt\0\
+    pivot_root\0\
+    _sysctl\0\
+    prctl\0\
+    arch_prctl\0\
+    adjtimex\0\
+    setrlimit\0\
+    chroot\0\
+    sync\0\
+    acct\0\
+    settimeofday\0\
+    mount\0\
+    umount2\0\
+    swapon\0\
+    swapoff\0\
+    reboot\0\
+    sethostname\0\
+    setdomainname\0\
+    iopl\0\
+    ioperm\0\
+    create_module\0\
+    init_module\0\
+    delete_module\0\
+    get_kernel_syms\0\
+    query_module\0\
+    quotactl\0\
+    nfsservctl\0\
+    getpmsg\0\
+    putpmsg\0\
+    afs_syscall\0\
+    tuxcall\0\
+    security\0\
+    gettid\0\
+    readahead\0\
+    setxattr\0\
+    lsetxattr\0\
+    fsetxattr\0\
+    getxattr\0\
+    lgetxattr\0\
+    fgetxattr\0\
+    listxattr\0\
+    llistxattr\0\
+    flistxattr\0\
+    removexattr\0\
+    lremovexattr\0\
+    fremovexattr\0\
+    tkill\0\
+    time\0\
+    futex\0\
+    sched_setaffinity\0\
+    sched_getaffinity\0\
+    set_thread_area\0\
+    io_setup\0\
+    io_destroy\0\
+    io_getevents\0\
+    io_submit\0\
+    io_cancel\0\
+    get_thread_area\0\
+    lookup_dcookie\0\
+    epoll_create\0\
+    epoll_ctl_old\0\
+    epoll_wait_old\0\
+    remap_file_pages\0\
+    getdents64\0\
+    set_tid_address\0\
+    restart_syscall\0\
+    semtimedop\0\
+    fadvise64\0\
+    timer_create\0\
+    timer_settime\0\
+    timer_gettime\0\
+    timer_getoverrun\0\
+    timer_delete\0\
+    clock_settime\0\
+    clock_gettime\0\
+    clock_getres\0\
+    clock_nanosleep\0\
+    exit_group\0\
+    epoll_wait\0\
+    epoll_ctl\0\
+    tgkill\0\
+    utimes\0\
+    vserver\0\
+    mbind\0\
+    set_mempolicy\0\
+    get_mempolicy\0\
+    mq_open\0\
+    mq_unlink\0\
+    mq_timedsend\0\
+    mq_timedreceive\0\
+    mq_notify\0\
+    mq_getsetattr\0\
+    kexec_load\0\
+    waitid\0\
+    add_key\0\
+    request_key\0\
+    keyctl\0\
+    ioprio_set\0\
+    ioprio_get\0\
+    inotify_init\0\
+    inotify_add_watch\0\
+    inotify_rm_watch\0\
+    migrate_pages\0\
+    openat\0\
+    mkdirat\0\
+    mknodat\0\
+    fchownat\0\
+    futimesat\0\
+    newfstatat\0\
+    unlinkat\0\
+    renameat\0\
+    linkat\0\
+    symlinkat\0\
+    readlinkat\0\
+    fchmodat\0\
+    faccessat\0\
+    pselect6\0\
+    ppoll\0\
+    unshare\0\
+    set_robust_list\0\
+    get_robust_list\0\
+    splice\0\
+    tee\0\
+    sync_file_range\0\
+    vmsplice\0\
+    move_pages\0\
+    utimensat\0\
+    epoll_pwait\0\
+    signalfd\0\
+    timerfd_create\0\
+    eventfd\0\
+    fallocate\0\
+    timerfd_settime\0\
+    timerfd_gettime\0\
+    accept4\0\
+    signalfd4\0\
+    eventfd2\0\
+    epoll_create1\0\
+    dup3\0\
+    pipe2\0\
+    inotify_init1\0\
+    preadv\0\
+    pwritev\0\
+    rt_tgsigqueueinfo\0\
+    perf_event_open\0\
+    recvmmsg\0\
+    fanotify_init\0\
+    fanotify_mark\0\
+    prlimit64\0\
+    name_to_handle_at\0\
+    open_by_handle_at\0\
+    clock_adjtime\0\
+    syncfs\0\
+    sendmmsg\0\
+    setns\0\
+    getcpu\0\
+    process_vm_readv\0\
+    process_vm_writev\0\
+    kcmp\0\
+    finit_module\0\
+    sched_setattr\0\
+    sched_getattr\0\
+    renameat2\0\
+    seccomp\0\
+    getrandom\0\
+    memfd_create\0\
+    kexec_file_load\0\
+    bpf\0\
+    execveat\0\
+    userfaultfd\0\
+    membarrier\0\
+    mlock2\0\
+    copy_file_range\0\
+    preadv2\0\
+    pwritev2\0\
+    pkey_mprotect\0\
+    pkey_alloc\0\
+    pkey_free\0\
+    statx\0\
+    io_pgetevents\0\
+    rseq\0\
+    uretprobe\0\
+    uprobe\0\
+    \0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\
+    pidfd_send_signal\0\
+    io_uring_setup\0\
+    io_uring_enter\0\
+    io_uring_register\0\
+    open_tree\0\
+    move_mount\0\
+    fsopen\0\
+    fsconfig\0\
+    fsmount\0\
+    fspick\0\
+    pidfd_open\0\
+    clone3\0\
+    close_range\0\
+    openat2\0\
+    pidfd_getfd\0\
+    faccessat2\0\
+    process_madvise\0\
+    epoll_pwait2\0\
+    mount_setattr\0\
+    quotactl_fd\0\
+    landlock_create_ruleset\0\
+    landlock_add_rule\0\
+    landlock_restrict_self\0\
+    memfd_secret\0\
+    process_mrelease\0\
+    futex_waitv\0\
+    set_mempolicy_home_node\0\
+    cachestat\0\
+    fchmodat2\0\
+    map_shadow_stack\0\
+    futex_wake\0\
+    futex_wait\0\
+    futex_requeue\0\
+    statmount\0\
+    listmount\0\
+    lsm_get_self_attr\0\
+    lsm_set_self_attr\0\
+    lsm_list_modules\0\
+    mseal\0\
+    setxattrat\0\
+    getxattrat\0\
+    listxattrat\0\
+    removexattrat\0\
+    open_tree_attr\0\
+    file_getattr\0\
+    file_setattr\0\
+    listns\0
+    """
 
 extension SyscallNumber {
     /// The largest syscall number syscallName(_:) knows.

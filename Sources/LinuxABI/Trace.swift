@@ -35,67 +35,141 @@ public struct SyscallSignature: Sendable {
 
     /// The signature of a syscall number; unknown ones show six raw hex arguments.
     public static func of(_ number: Int) -> SyscallSignature {
+        let packed = PackedSignature.of(number)
+        var arguments: [TraceArgument] = []
+        for i in 0..<packed.count { arguments.append(packed[i]) }
+        return SyscallSignature(arguments, returnsAddress: packed.returnsAddress)
+    }
+}
+
+/// A SyscallSignature in one word, what the kernel's trace path uses: the table below then
+/// compiles to constants (a lookup table) instead of one array object per syscall.
+/// Bits 4i…4i+3 hold argument i's `TraceArgument.code` (0: no further arguments), bit 24
+/// is `returnsAddress`.
+struct PackedSignature {
+    var bits: UInt32
+
+    /// Folds to a constant for constant arguments (hence always inlined).
+    @inline(__always)
+    init(_ a0: TraceArgument? = nil, _ a1: TraceArgument? = nil, _ a2: TraceArgument? = nil,
+         _ a3: TraceArgument? = nil, _ a4: TraceArgument? = nil, _ a5: TraceArgument? = nil,
+         returnsAddress: Bool = false) {
+        func code(_ argument: TraceArgument?) -> UInt32 { argument?.code ?? 0 }
+        bits = code(a0) | code(a1) << 4 | code(a2) << 8 | code(a3) << 12 | code(a4) << 16
+            | code(a5) << 20 | (returnsAddress ? 1 << 24 : 0)
+    }
+
+    var returnsAddress: Bool { bits & (1 << 24) != 0 }
+
+    /// The number of arguments shown.
+    var count: Int {
+        var n = 0
+        while n < 6 && (bits >> (4 * UInt32(n))) & 0xf != 0 { n += 1 }
+        return n
+    }
+
+    /// Argument `i`, 0 ..< count.
+    subscript(i: Int) -> TraceArgument {
+        TraceArgument(code: (bits >> (4 * UInt32(i))) & 0xf)
+    }
+
+    /// The signature of a syscall number; unknown ones show six raw hex arguments.
+    static func of(_ number: Int) -> PackedSignature {
         switch number {
-        case SyscallNumber.read: return .init([.fd, .bufferOut, .uint])
-        case SyscallNumber.pread64: return .init([.fd, .bufferOut, .uint, .int])
-        case SyscallNumber.write: return .init([.fd, .bufferIn(length: 2), .uint])
-        case SyscallNumber.pwrite64: return .init([.fd, .bufferIn(length: 2), .uint, .int])
-        case SyscallNumber.readv, SyscallNumber.writev: return .init([.fd, .pointer, .int])
-        case SyscallNumber.open: return .init([.string, .hex, .hex])
-        case SyscallNumber.openat: return .init([.fd, .string, .hex, .hex])
+        case SyscallNumber.read: return PackedSignature(.fd, .bufferOut, .uint)
+        case SyscallNumber.pread64: return PackedSignature(.fd, .bufferOut, .uint, .int)
+        case SyscallNumber.write: return PackedSignature(.fd, .bufferIn(length: 2), .uint)
+        case SyscallNumber.pwrite64: return PackedSignature(.fd, .bufferIn(length: 2), .uint, .int)
+        case SyscallNumber.readv, SyscallNumber.writev: return PackedSignature(.fd, .pointer, .int)
+        case SyscallNumber.open: return PackedSignature(.string, .hex, .hex)
+        case SyscallNumber.openat: return PackedSignature(.fd, .string, .hex, .hex)
         case SyscallNumber.close, SyscallNumber.fsync, SyscallNumber.fdatasync, SyscallNumber.dup:
-            return .init([.fd])
-        case SyscallNumber.fstat: return .init([.fd, .pointer])
-        case SyscallNumber.stat, SyscallNumber.lstat: return .init([.string, .pointer])
-        case SyscallNumber.newfstatat: return .init([.fd, .string, .pointer, .hex])
-        case SyscallNumber.statx: return .init([.fd, .string, .hex, .hex, .pointer])
-        case SyscallNumber.lseek: return .init([.fd, .int, .int])
-        case SyscallNumber.mmap: return .init([.pointer, .uint, .hex, .hex, .fd, .hex], returnsAddress: true)
-        case SyscallNumber.mprotect: return .init([.pointer, .uint, .hex])
-        case SyscallNumber.munmap: return .init([.pointer, .uint])
-        case SyscallNumber.mremap: return .init([.pointer, .uint, .uint, .hex, .pointer], returnsAddress: true)
-        case SyscallNumber.madvise: return .init([.pointer, .uint, .int])
-        case SyscallNumber.brk: return .init([.pointer], returnsAddress: true)
-        case SyscallNumber.rt_sigaction: return .init([.signal, .pointer, .pointer, .uint])
-        case SyscallNumber.rt_sigprocmask: return .init([.int, .pointer, .pointer, .uint])
-        case SyscallNumber.ioctl: return .init([.fd, .hex, .pointer])
-        case SyscallNumber.access: return .init([.string, .int])
-        case SyscallNumber.faccessat, SyscallNumber.faccessat2: return .init([.fd, .string, .int, .hex])
-        case SyscallNumber.readlink: return .init([.string, .bufferOut, .uint])
-        case SyscallNumber.readlinkat: return .init([.fd, .string, .bufferOut, .uint])
-        case SyscallNumber.getdents64: return .init([.fd, .pointer, .uint])
-        case SyscallNumber.fcntl: return .init([.fd, .int, .hex])
-        case SyscallNumber.exit, SyscallNumber.exit_group: return .init([.int])
-        case SyscallNumber.kill: return .init([.int, .signal])
-        case SyscallNumber.tkill: return .init([.int, .signal])
-        case SyscallNumber.tgkill: return .init([.int, .int, .signal])
-        case SyscallNumber.uname, SyscallNumber.sysinfo, SyscallNumber.set_tid_address: return .init([.pointer])
-        case SyscallNumber.arch_prctl: return .init([.hex, .pointer])
-        case SyscallNumber.set_robust_list: return .init([.pointer, .uint])
-        case SyscallNumber.rseq: return .init([.pointer, .uint, .hex, .hex])
-        case SyscallNumber.prlimit64: return .init([.int, .int, .pointer, .pointer])
-        case SyscallNumber.getrlimit: return .init([.int, .pointer])
-        case SyscallNumber.sched_getaffinity: return .init([.int, .uint, .pointer])
-        case SyscallNumber.getrandom: return .init([.pointer, .uint, .hex])
-        case SyscallNumber.clock_gettime, SyscallNumber.clock_getres: return .init([.clock, .pointer])
-        case SyscallNumber.clock_nanosleep: return .init([.clock, .hex, .pointer, .pointer])
-        case SyscallNumber.nanosleep: return .init([.pointer, .pointer])
-        case SyscallNumber.gettimeofday: return .init([.pointer, .pointer])
-        case SyscallNumber.time: return .init([.pointer])
-        case SyscallNumber.sigaltstack: return .init([.pointer, .pointer])
+            return PackedSignature(.fd)
+        case SyscallNumber.fstat: return PackedSignature(.fd, .pointer)
+        case SyscallNumber.stat, SyscallNumber.lstat: return PackedSignature(.string, .pointer)
+        case SyscallNumber.newfstatat: return PackedSignature(.fd, .string, .pointer, .hex)
+        case SyscallNumber.statx: return PackedSignature(.fd, .string, .hex, .hex, .pointer)
+        case SyscallNumber.lseek: return PackedSignature(.fd, .int, .int)
+        case SyscallNumber.mmap: return PackedSignature(.pointer, .uint, .hex, .hex, .fd, .hex, returnsAddress: true)
+        case SyscallNumber.mprotect: return PackedSignature(.pointer, .uint, .hex)
+        case SyscallNumber.munmap: return PackedSignature(.pointer, .uint)
+        case SyscallNumber.mremap: return PackedSignature(.pointer, .uint, .uint, .hex, .pointer, returnsAddress: true)
+        case SyscallNumber.madvise: return PackedSignature(.pointer, .uint, .int)
+        case SyscallNumber.brk: return PackedSignature(.pointer, returnsAddress: true)
+        case SyscallNumber.rt_sigaction: return PackedSignature(.signal, .pointer, .pointer, .uint)
+        case SyscallNumber.rt_sigprocmask: return PackedSignature(.int, .pointer, .pointer, .uint)
+        case SyscallNumber.ioctl: return PackedSignature(.fd, .hex, .pointer)
+        case SyscallNumber.access: return PackedSignature(.string, .int)
+        case SyscallNumber.faccessat, SyscallNumber.faccessat2: return PackedSignature(.fd, .string, .int, .hex)
+        case SyscallNumber.readlink: return PackedSignature(.string, .bufferOut, .uint)
+        case SyscallNumber.readlinkat: return PackedSignature(.fd, .string, .bufferOut, .uint)
+        case SyscallNumber.getdents64: return PackedSignature(.fd, .pointer, .uint)
+        case SyscallNumber.fcntl: return PackedSignature(.fd, .int, .hex)
+        case SyscallNumber.exit, SyscallNumber.exit_group: return PackedSignature(.int)
+        case SyscallNumber.kill: return PackedSignature(.int, .signal)
+        case SyscallNumber.tkill: return PackedSignature(.int, .signal)
+        case SyscallNumber.tgkill: return PackedSignature(.int, .int, .signal)
+        case SyscallNumber.uname, SyscallNumber.sysinfo, SyscallNumber.set_tid_address: return PackedSignature(.pointer)
+        case SyscallNumber.arch_prctl: return PackedSignature(.hex, .pointer)
+        case SyscallNumber.set_robust_list: return PackedSignature(.pointer, .uint)
+        case SyscallNumber.rseq: return PackedSignature(.pointer, .uint, .hex, .hex)
+        case SyscallNumber.prlimit64: return PackedSignature(.int, .int, .pointer, .pointer)
+        case SyscallNumber.getrlimit: return PackedSignature(.int, .pointer)
+        case SyscallNumber.sched_getaffinity: return PackedSignature(.int, .uint, .pointer)
+        case SyscallNumber.getrandom: return PackedSignature(.pointer, .uint, .hex)
+        case SyscallNumber.clock_gettime, SyscallNumber.clock_getres: return PackedSignature(.clock, .pointer)
+        case SyscallNumber.clock_nanosleep: return PackedSignature(.clock, .hex, .pointer, .pointer)
+        case SyscallNumber.nanosleep: return PackedSignature(.pointer, .pointer)
+        case SyscallNumber.gettimeofday: return PackedSignature(.pointer, .pointer)
+        case SyscallNumber.time: return PackedSignature(.pointer)
+        case SyscallNumber.sigaltstack: return PackedSignature(.pointer, .pointer)
         case SyscallNumber.getpid, SyscallNumber.gettid, SyscallNumber.getppid, SyscallNumber.getuid,
              SyscallNumber.geteuid, SyscallNumber.getgid, SyscallNumber.getegid, SyscallNumber.sched_yield:
-            return .init([])
-        case SyscallNumber.futex: return .init([.pointer, .hex, .uint, .pointer, .pointer, .uint])
-        case SyscallNumber.clone: return .init([.hex, .pointer, .pointer, .pointer, .hex])
-        case SyscallNumber.pipe2: return .init([.pointer, .hex])
-        case SyscallNumber.dup2: return .init([.fd, .fd])
-        case SyscallNumber.dup3: return .init([.fd, .fd, .hex])
-        case SyscallNumber.chdir, SyscallNumber.rmdir, SyscallNumber.unlink: return .init([.string])
-        case SyscallNumber.getcwd: return .init([.bufferOut, .uint])
-        case SyscallNumber.mkdirat: return .init([.fd, .string, .hex])
-        case SyscallNumber.unlinkat: return .init([.fd, .string, .hex])
-        default: return .init([.hex, .hex, .hex, .hex, .hex, .hex])
+            return PackedSignature()
+        case SyscallNumber.futex: return PackedSignature(.pointer, .hex, .uint, .pointer, .pointer, .uint)
+        case SyscallNumber.clone: return PackedSignature(.hex, .pointer, .pointer, .pointer, .hex)
+        case SyscallNumber.pipe2: return PackedSignature(.pointer, .hex)
+        case SyscallNumber.dup2: return PackedSignature(.fd, .fd)
+        case SyscallNumber.dup3: return PackedSignature(.fd, .fd, .hex)
+        case SyscallNumber.chdir, SyscallNumber.rmdir, SyscallNumber.unlink: return PackedSignature(.string)
+        case SyscallNumber.getcwd: return PackedSignature(.bufferOut, .uint)
+        case SyscallNumber.mkdirat: return PackedSignature(.fd, .string, .hex)
+        case SyscallNumber.unlinkat: return PackedSignature(.fd, .string, .hex)
+        default: return PackedSignature(.hex, .hex, .hex, .hex, .hex, .hex)
+        }
+    }
+}
+
+extension TraceArgument {
+    /// The 4-bit code in a PackedSignature: 1…9 the plain kinds, 10 + length index for
+    /// `bufferIn` (the table's length indices are 0…5), never 0.
+    var code: UInt32 {
+        switch self {
+        case .int: return 1
+        case .uint: return 2
+        case .hex: return 3
+        case .fd: return 4
+        case .pointer: return 5
+        case .string: return 6
+        case .bufferOut: return 7
+        case .signal: return 8
+        case .clock: return 9
+        case .bufferIn(let length): return 10 + UInt32(length)
+        }
+    }
+
+    init(code: UInt32) {
+        switch code {
+        case 1: self = .int
+        case 2: self = .uint
+        case 3: self = .hex
+        case 4: self = .fd
+        case 5: self = .pointer
+        case 6: self = .string
+        case 7: self = .bufferOut
+        case 8: self = .signal
+        case 9: self = .clock
+        default: self = .bufferIn(length: Int(code) - 10)
         }
     }
 }
@@ -118,12 +192,12 @@ public enum SyscallTrace {
             appendDecimal(Int64(call.number), to: &out)
         }
         out.append(UInt8(ascii: "("))
-        let signature = SyscallSignature.of(call.number)
+        let signature = PackedSignature.of(call.number)
         let succeeded = result.map { Errno(syscallReturn: $0) == nil } ?? false
-        for (i, kind) in signature.arguments.enumerated() {
+        for i in 0..<signature.count {
             if i > 0 { append(", ", to: &out) }
             let value = call[i]
-            switch kind {
+            switch signature[i] {
             case .int: appendDecimal(Int64(bitPattern: value), to: &out)
             case .uint: appendDecimal(value, to: &out)
             case .hex: appendHex(value, to: &out)
@@ -190,13 +264,13 @@ public enum SyscallTrace {
     }
 
     static func appendDecimal(_ value: UInt64, to out: inout [UInt8]) {
-        var digits: [UInt8] = []
-        var v = value
+        // Most significant digit first: no scratch array to reverse.
+        var divisor: UInt64 = 1
+        while value / divisor >= 10 { divisor *= 10 }
         repeat {
-            digits.append(UInt8(ascii: "0") + UInt8(v % 10))
-            v /= 10
-        } while v != 0
-        out.append(contentsOf: digits.reversed())
+            out.append(UInt8(ascii: "0") + UInt8(value / divisor % 10))
+            divisor /= 10
+        } while divisor > 0
     }
 
     static func appendHex(_ value: UInt64, to out: inout [UInt8]) {
@@ -213,7 +287,8 @@ public enum SyscallTrace {
     /// C-style quoting as strace does: \n \t \" \\ and \ooo for other non-printables.
     static func appendQuoted(_ bytes: [UInt8], limit: Int, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
-        for b in bytes.prefix(limit) {
+        for i in 0..<min(bytes.count, limit) {
+            let b = bytes[i]
             switch b {
             case UInt8(ascii: "\n"): append("\\n", to: &out)
             case UInt8(ascii: "\t"): append("\\t", to: &out)

@@ -16,34 +16,37 @@ public enum UtimeSpecial {
 extension FileSystem {
     /// The stat of `node`.
     func stat(node: Int) -> Stat {
-        let n = nodes[node]
+        // Field by field rather than through a copy of the Node, which would retain and
+        // release its three arrays.
+        let type = nodes[node].type
+        let links = nodes[node].links
         var s = Stat()
         s.device = FileSystem.deviceNumber
-        s.inode = n.ino
-        s.mode = n.type.modeBits | n.permissions
-        s.uid = n.uid
-        s.gid = n.gid
+        s.inode = nodes[node].ino
+        s.mode = type.modeBits | nodes[node].permissions
+        s.uid = nodes[node].uid
+        s.gid = nodes[node].gid
         s.blockSize = 4096
-        switch n.type {
+        switch type {
         case .directory:
-            s.linkCount = n.links == 0 ? 0 : directoryLinkCount(node)
+            s.linkCount = links == 0 ? 0 : directoryLinkCount(node)
             s.size = 4096
             s.blocks = 8
         case .regular, .symlink:
-            s.linkCount = UInt64(n.links)
+            s.linkCount = UInt64(links)
             s.size = Int64(contentSize(node))
             // Allocated 512-byte blocks, in whole pages as tmpfs allocates them.
-            s.blocks = n.type == .regular ? (s.size + 4095) / 4096 * 8 : 0
+            s.blocks = type == .regular ? (s.size + 4095) / 4096 * 8 : 0
         case .generated:
-            s.linkCount = UInt64(n.links)
+            s.linkCount = UInt64(links)
             s.size = 0  // like /proc: the size is known only by reading
         case .device(let device):
-            s.linkCount = UInt64(max(n.links, 1))
+            s.linkCount = UInt64(max(links, 1))
             s.specialDevice = device.rdev
         }
-        s.accessTime = n.accessTime
-        s.modificationTime = n.modificationTime
-        s.changeTime = n.changeTime
+        s.accessTime = nodes[node].accessTime
+        s.modificationTime = nodes[node].modificationTime
+        s.changeTime = nodes[node].changeTime
         return s
     }
 
@@ -54,6 +57,7 @@ extension FileSystem {
 
     /// newfstatat(2) (stat, lstat): `flags` may hold AT_SYMLINK_NOFOLLOW (lstat),
     /// AT_EMPTY_PATH and AT_NO_AUTOMOUNT.
+    @inline(never)  // the kernel calls it from several syscalls; one copy
     public mutating func fstatat(_ dirfd: Int32, _ path: UnsafeRawBufferPointer, flags: AtFlags) throws(Errno) -> Stat {
         guard flags.subtracting([.AT_SYMLINK_NOFOLLOW, .AT_EMPTY_PATH, .AT_NO_AUTOMOUNT]).isEmpty
         else { throw .EINVAL }
@@ -69,6 +73,7 @@ extension FileSystem {
     }
 
     /// fchmodat(2): AT_SYMLINK_NOFOLLOW is EOPNOTSUPP on a symlink (Linux has no symlink modes).
+    @inline(never)  // the kernel calls it from several syscalls; one copy
     public mutating func fchmodat(_ dirfd: Int32, _ path: UnsafeRawBufferPointer, mode: UInt32,
                                   flags: AtFlags) throws(Errno) {
         guard flags.subtracting([.AT_SYMLINK_NOFOLLOW, .AT_EMPTY_PATH]).isEmpty else { throw .EINVAL }
@@ -91,6 +96,7 @@ extension FileSystem {
     }
 
     /// fchownat(2) (chown, lchown): `flags` may hold AT_SYMLINK_NOFOLLOW and AT_EMPTY_PATH.
+    @inline(never)  // the kernel calls it from several syscalls; one copy
     public mutating func fchownat(_ dirfd: Int32, _ path: UnsafeRawBufferPointer, uid: UInt32, gid: UInt32,
                                   flags: AtFlags) throws(Errno) {
         guard flags.subtracting([.AT_SYMLINK_NOFOLLOW, .AT_EMPTY_PATH]).isEmpty else { throw .EINVAL }

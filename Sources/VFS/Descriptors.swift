@@ -133,6 +133,7 @@ extension FileSystem {
     }
 
     /// close(2). EBADF if `fd` is not open.
+    @inline(never)  // the kernel calls it from several syscalls; one copy
     public mutating func close(_ fd: Int32) throws(Errno) {
         let index = try openFileIndex(fd)
         setDescriptor(Int(fd), .free)
@@ -191,6 +192,7 @@ extension FileSystem {
     }
 
     /// fcntl(F_GETFL): access mode and status flags (O_LARGEFILE always, as on 64-bit Linux).
+    @inline(never)  // the kernel calls it from several syscalls; one copy
     public func statusFlags(_ fd: Int32) throws(Errno) -> OpenFlags {
         let index = try openFileIndex(fd)
         return (openFiles[index]?.flags ?? []).union(.O_LARGEFILE)
@@ -215,6 +217,7 @@ extension FileSystem {
     }
 
     /// Whether `fd` is open.
+    @inline(never)  // the kernel asks in many places; one copy
     public func isOpen(_ fd: Int32) -> Bool {
         (try? openFileIndex(fd)) != nil
     }
@@ -249,47 +252,51 @@ extension FileSystem {
         return file.path
     }
 
+    /// `n` (>= 0) in decimal, most significant digit first.
     private func decimalName(_ n: Int) -> [UInt8] {
         var digits: [UInt8] = []
-        var v = n
+        var divisor = 1
+        while n / divisor >= 10 { divisor *= 10 }
         repeat {
-            digits.append(UInt8(ascii: "0") + UInt8(v % 10))
-            v /= 10
-        } while v > 0
-        return digits.reversed()
+            digits.append(UInt8(ascii: "0") + UInt8(n / divisor % 10))
+            divisor /= 10
+        } while divisor > 0
+        return digits
     }
 
     /// `path` (relative to `dirfd`) made absolute and lexically normalized: "." and empty
     /// components dropped, ".." taking one off (never above the root).
     func absolutePath(_ dirfd: Int32, _ path: UnsafeRawBufferPointer) -> [UInt8] {
-        var components: [ArraySlice<UInt8>] = []
-        func add(_ bytes: [UInt8]) {
-            for component in bytes.split(separator: slash) {
-                if component.count == 1 && component.first == dot { continue }
-                if component.count == 2 && component.allSatisfy({ $0 == dot }) {
-                    _ = components.popLast()
-                    continue
-                }
-                components.append(component)
-            }
-        }
         let bytes = Array(path)
+        var result: [UInt8] = []
         if bytes.first != slash {
             let base = dirfd == AtFlags.AT_FDCWD ? cwd : ((try? descriptionNode(dirfd)) ?? cwd)
-            if let basePath = try? pathOfDirectory(base) { add(basePath) }
+            if let basePath = try? pathOfDirectory(base) { appendNormalized(basePath, to: &result) }
         }
-        add(bytes)
-        if components.isEmpty { return [slash] }
-        var result: [UInt8] = []
-        for component in components {
-            result.append(slash)
-            result.append(contentsOf: component)
-        }
-        return result
+        appendNormalized(bytes, to: &result)
+        return result.isEmpty ? [slash] : result
     }
 
-    /// What `fd` refers to: for the kernel's ioctl, poll and mmap decisions.
+    /// What `fd` refers to: for the kernel's ioctl, poll and mmap decisions.    /// What `fd` refers to: for the kernel's ioctl, poll and mmap decisions.
     public func nodeType(_ fd: Int32) throws(Errno) -> NodeType {
         nodes[try descriptionNode(fd)].type
+    }
+}
+
+/// Appends `path`'s components to the normalized absolute path `result` ("/a/b", or empty
+/// for the root): "." and empty components are dropped, ".." takes the last component off
+/// (never above the root).
+func appendNormalized(_ path: [UInt8], to result: inout [UInt8]) {
+    var components = PathComponents(path)
+    while let component = components.next() {
+        let start = component.lowerBound
+        if component.count == 1 && path[start] == dot { continue }
+        if component.count == 2 && path[start] == dot && path[start + 1] == dot {
+            // Remove "/last": bytes up to and including the last slash.
+            while let byte = result.popLast(), byte != slash {}
+            continue
+        }
+        result.append(slash)
+        for i in component { result.append(path[i]) }
     }
 }

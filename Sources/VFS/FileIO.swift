@@ -383,17 +383,21 @@ extension FileSystem {
         if position >= 2 && !full {
             let resumeName: [UInt8]? = file.directoryCookie == position ? file.directoryName : nil
             var k: Int64 = 2
-            forEachChild(of: dir) { child in
+            var walk = walkChildren(of: dir)
+            while let child = nextChild(&walk) {
                 defer { k += 1 }
-                if let resumeName {
-                    if compareNames(child.name, resumeName) <= 0 { return true }
-                } else if k < position {
+                let more = child.name.withBytes { name -> Bool in
+                    if let resumeName {
+                        if compareNames(resumeName, name) >= 0 { return true }
+                    } else if k < position {
+                        return true
+                    }
+                    guard emit(name, child.ino, child.type.direntType, next: k + 1) else { return false }
+                    position = k + 1
+                    lastName = Array(name)
                     return true
                 }
-                guard emit(child.name, child.ino, child.type.direntType, next: k + 1) else { return false }
-                position = k + 1
-                lastName = Array(child.name)
-                return true
+                if !more { break }
             }
         }
         if written == 0 && full { throw .EINVAL }

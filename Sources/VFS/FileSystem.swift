@@ -235,44 +235,47 @@ public struct FileSystem<Host: FileSystemHost> {
         let path = Array(path)
         guard path.first == slash else { throw .EINVAL }
         guard path.count <= FileSystemLimits.maxPath else { throw .ENAMETOOLONG }
-        var names: [[UInt8]] = []
-        for component in path.split(separator: slash) {
+        // First every component is checked, so a bad path changes nothing; then the
+        // directories above the last component are made.
+        var components = PathComponents(path)
+        var lastComponent: Range<Int>? = nil
+        while let component = components.next() {
             guard component.count <= FileSystemLimits.maxName else { throw .ENAMETOOLONG }
-            guard !(component.count == 1 && component.first == dot),
-                  !(component.count == 2 && component.allSatisfy({ $0 == dot }))
-            else { throw .EINVAL }
-            names.append(Array(component))
+            guard !isDotOrDotDot(path, component) else { throw .EINVAL }
+            lastComponent = component
         }
-        guard let last = names.popLast() else { throw .EEXIST }
+        guard let lastComponent else { throw .EEXIST }
+        let last = Array(path[lastComponent])
         let time = host.now()
         var directory = FileSystem.rootNode
-        for name in names {
-            guard let next = ensureDirectory(under: directory, named: name, time: time, permissions: 0o555)
+        components = PathComponents(path)
+        while let component = components.next(), component != lastComponent {
+            guard let next = ensureDirectory(under: directory, named: Array(path[component]), time: time,
+                                             permissions: 0o555)
             else { throw .ENOTDIR }
             directory = next
         }
-        let node: Int
+        let type: NodeType
+        let permissions: UInt32
         switch kind {
         case .directory:
             if let existing = child(of: directory, named: last), nodes[existing].type == .directory { return }
-            node = makeNode(.directory, permissions: 0o555, time: time)
-            nodes[node].parent = directory
-            nodes[node].name = last
+            (type, permissions) = (.directory, 0o555)
         case .generated(let id):
-            node = makeNode(.generated(id), permissions: 0o444, time: time)
+            (type, permissions) = (.generated(id), 0o444)
         case .symlink(let target):
             guard !target.isEmpty, target.count <= FileSystemLimits.maxPath else { throw .EINVAL }
-            node = makeNode(.symlink, permissions: 0o777, time: time)
-            nodes[node].data = target
+            (type, permissions) = (.symlink, 0o777)
         case .device(let device):
-            node = makeNode(.device(device), permissions: 0o666, time: time)
+            (type, permissions) = (.device(device), 0o666)
         case .descriptorDirectory:
-            node = makeNode(.directory, permissions: 0o500, time: time)
-            nodes[node].parent = directory
-            nodes[node].name = last
-            descriptorDirectory = node
+            (type, permissions) = (.directory, 0o500)
         }
+        let node = makeNode(type, permissions: permissions, time: time)
+        if case .symlink(let target) = kind { nodes[node].data = target }
+        if case .descriptorDirectory = kind { descriptorDirectory = node }
         if let old = child(of: directory, named: last) { dropLink(old) }
+        // Also records a directory's parent and name (for ".." and getcwd).
         setEntry(in: directory, named: last, to: node)
     }
 }
@@ -289,6 +292,34 @@ public enum FileSystemLimits {
 
 let slash = UInt8(ascii: "/")
 let dot = UInt8(ascii: ".")
+
+/// The '/'-separated components of a path, in order, as index ranges; empty components
+/// (repeated, leading or trailing slashes) are skipped. A plain loop rather than
+/// `split(separator:)`, whose generic machinery costs the kernel more than this.
+struct PathComponents {
+    let path: [UInt8]
+    var position = 0
+
+    init(_ path: [UInt8]) { self.path = path }
+
+    mutating func next() -> Range<Int>? {
+        while position < path.count && path[position] == slash { position += 1 }
+        guard position < path.count else { return nil }
+        let start = position
+        while position < path.count && path[position] != slash { position += 1 }
+        return start..<position
+    }
+}
+
+/// Whether `path[component]` is "." or "..".
+func isDotOrDotDot(_ path: [UInt8], _ component: Range<Int>) -> Bool {
+    let start = component.lowerBound
+    switch component.count {
+    case 1: return path[start] == dot
+    case 2: return path[start] == dot && path[start + 1] == dot
+    default: return false
+    }
+}
 
 /// The bytes of a static string (mount-time names).
 func bytes(_ s: StaticString) -> [UInt8] {

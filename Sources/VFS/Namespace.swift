@@ -117,7 +117,11 @@ extension FileSystem {
         if exchange && target == nil { throw .ENOENT }
         if noReplace && target != nil { throw .EEXIST }
         if !isDirectory(source) && (old.trailingSlash || new.trailingSlash) {
-            if !exchange || !(target.map(isDirectory) ?? false) { throw .ENOTDIR }
+            // `if let`, not `target.map(isDirectory)`: that method reference would capture
+            // (copy) the whole file system.
+            var targetIsDirectory = false
+            if let target { targetIsDirectory = isDirectory(target) }
+            if !exchange || !targetIsDirectory { throw .ENOTDIR }
         }
         if target == nil {
             guard nodes[new.parent].links > 0 || new.parent == FileSystem.rootNode else { throw .ENOENT }
@@ -185,6 +189,7 @@ extension FileSystem {
     // MARK: Current directory
 
     /// chdir(2).
+    @inline(never)  // the kernel calls it from several syscalls; one copy
     public mutating func chdir(_ path: UnsafeRawBufferPointer) throws(Errno) {
         let node = try resolveAt(AtFlags.AT_FDCWD, path, follow: true)
         guard isDirectory(node) else { throw .ENOTDIR }

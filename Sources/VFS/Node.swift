@@ -62,19 +62,17 @@ struct Node {
     }
 }
 
-/// -1, 0 or 1: byte order of two names.
-func compareNames<A: Collection, B: Collection>(_ a: A, _ b: B) -> Int
-where A.Element == UInt8, B.Element == UInt8 {
-    var x = a.makeIterator()
-    var y = b.makeIterator()
-    while true {
-        switch (x.next(), y.next()) {
-        case (nil, nil): return 0
-        case (nil, _): return -1
-        case (_, nil): return 1
-        case (let p?, let q?): if p != q { return p < q ? -1 : 1 }
-        }
+/// -1, 0 or 1: byte order of two names (a proper prefix sorts first).
+func compareNames(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Int {
+    for i in 0..<min(a.count, b.count) where a[i] != b[i] {
+        return a[i] < b[i] ? -1 : 1
     }
+    if a.count == b.count { return 0 }
+    return a.count < b.count ? -1 : 1
+}
+
+func compareNames(_ a: [UInt8], _ b: UnsafeRawBufferPointer) -> Int {
+    a.withUnsafeBytes { compareNames($0, b) }
 }
 
 extension FileSystem {
@@ -148,23 +146,23 @@ extension FileSystem {
 
     /// Position of `name` in `dir`'s overlay entries: (true, index) if present, else
     /// (false, insertion point).
-    func findEntry<C: Collection>(in dir: Int, named name: C) -> (found: Bool, position: Int)
-    where C.Element == UInt8 {
+    func findEntry(in dir: Int, named name: [UInt8]) -> (found: Bool, position: Int) {
         let entries = nodes[dir].entries
-        var low = 0
-        var high = entries.count
-        while low < high {
-            let middle = low + (high - low) / 2
-            let order = compareNames(entries[middle].name, name)
-            if order == 0 { return (true, middle) }
-            if order < 0 { low = middle + 1 } else { high = middle }
+        return name.withUnsafeBytes { key in
+            var low = 0
+            var high = entries.count
+            while low < high {
+                let middle = low + (high - low) / 2
+                let order = compareNames(entries[middle].name, key)
+                if order == 0 { return (true, middle) }
+                if order < 0 { low = middle + 1 } else { high = middle }
+            }
+            return (false, low)
         }
-        return (false, low)
     }
 
     /// The image index of `name` inside image directory `directoryIndex`, or nil.
-    func imageChild<C: Collection>(of directoryIndex: Int, named name: C) -> Int?
-    where C.Element == UInt8 {
+    func imageChild(of directoryIndex: Int, named name: [UInt8]) -> Int? {
         let directory = image.entry(at: directoryIndex)
         var key: [UInt8] = []
         key.reserveCapacity(directory.path.count + 1 + name.count)
@@ -177,7 +175,7 @@ extension FileSystem {
     /// The node `name` names in directory `dir`, or nil. An image entry becomes a node on
     /// its first lookup and is recorded in the overlay list. A removed directory has no
     /// children.
-    mutating func child<C: Collection>(of dir: Int, named name: C) -> Int? where C.Element == UInt8 {
+    mutating func child(of dir: Int, named name: [UInt8]) -> Int? {
         guard nodes[dir].links > 0 || dir == FileSystem.rootNode else { return nil }
         if dir == descriptorDirectory { refreshDescriptorDirectory() }
         let (found, position) = findEntry(in: dir, named: name)
@@ -188,7 +186,7 @@ extension FileSystem {
         let lower = nodes[dir].image
         guard lower >= 0, let index = imageChild(of: lower, named: name) else { return nil }
         let node = materialize(imageIndex: index, in: dir)
-        nodes[dir].entries.insert(DirectoryEntry(name: Array(name), node: node), at: position)
+        nodes[dir].entries.insert(DirectoryEntry(name: name, node: node), at: position)
         return node
     }
 
@@ -236,73 +234,78 @@ extension FileSystem {
         return node
     }
 
-    /// One child in a listing.
-    struct Child {
-        var name: UnsafeRawBufferPointer
-        var ino: UInt64
-        var type: NodeType
-    }
-
-    /// Calls `body` for each child of `dir` in name order (the merge of overlay entries and
-    /// the image directory, overlay first, whiteouts hidden) until it returns false.
-    func forEachChild(of dir: Int, _ body: (Child) -> Bool) {
-        let entries = nodes[dir].entries
+    /// The children of `dir` in name order, for `nextChild`.
+    func walkChildren(of dir: Int) -> ChildWalk {
         let lower = nodes[dir].image
         var imageChildren = lower >= 0 ? image.children(of: image.entry(at: lower)) : nil
-        var nextImage = imageChildren?.next()
-        var k = 0
-        func emitEntry(_ entry: DirectoryEntry) -> Bool {
-            if entry.node == DirectoryEntry.whiteout { return true }
-            let node = nodes[entry.node]
-            return entry.name.withUnsafeBytes { body(Child(name: $0, ino: node.ino, type: node.type)) }
-        }
-        func emitImage(_ entry: ImageEntry) -> Bool {
-            let type: NodeType
-            switch entry.kind {
-            case .file: type = .regular
-            case .directory: type = .directory
-            case .symlink: type = .symlink
-            }
-            return body(Child(name: entry.name, ino: UInt64(entry.index) + 1, type: type))
-        }
+        let nextImage = imageChildren?.next()
+        return ChildWalk(entries: nodes[dir].entries, imageChildren: imageChildren, nextImage: nextImage)
+    }
+
+    /// The next child of a walk, or nil at its end: the merge of the directory's overlay
+    /// entries and its image directory in name order, an overlay entry first and hiding the
+    /// image's entry of the same name, whiteouts left out. One walker, not a closure-taking
+    /// loop, so the merge is compiled once rather than once per caller.
+    func nextChild(_ walk: inout ChildWalk) -> Child? {
         while true {
-            if k < entries.count, let lowerEntry = nextImage {
-                let order = compareNames(entries[k].name, lowerEntry.name)
-                if order <= 0 {
-                    if !emitEntry(entries[k]) { return }
-                    k += 1
-                    if order == 0 { nextImage = imageChildren?.next() }
-                } else {
-                    if !emitImage(lowerEntry) { return }
-                    nextImage = imageChildren?.next()
+            let entry: DirectoryEntry
+            if walk.overlayPosition < walk.entries.count {
+                entry = walk.entries[walk.overlayPosition]
+                if let lowerEntry = walk.nextImage {
+                    let order = compareNames(entry.name, lowerEntry.name)
+                    if order > 0 {
+                        walk.nextImage = walk.imageChildren?.next()
+                        return child(ofImage: lowerEntry)
+                    }
+                    if order == 0 { walk.nextImage = walk.imageChildren?.next() }
                 }
-            } else if k < entries.count {
-                if !emitEntry(entries[k]) { return }
-                k += 1
-            } else if let lowerEntry = nextImage {
-                if !emitImage(lowerEntry) { return }
-                nextImage = imageChildren?.next()
+                walk.overlayPosition += 1
+            } else if let lowerEntry = walk.nextImage {
+                walk.nextImage = walk.imageChildren?.next()
+                return child(ofImage: lowerEntry)
             } else {
-                return
+                return nil
             }
+            if entry.node == DirectoryEntry.whiteout { continue }
+            return Child(name: .overlay(entry.name), ino: nodes[entry.node].ino, type: nodes[entry.node].type)
         }
+    }
+
+    /// The listing entry of an image child (its ino and type come from the image).
+    private func child(ofImage entry: ImageEntry) -> Child {
+        let type: NodeType
+        switch entry.kind {
+        case .file: type = .regular
+        case .directory: type = .directory
+        case .symlink: type = .symlink
+        }
+        return Child(name: .image(entry.name), ino: UInt64(entry.index) + 1, type: type)
     }
 
     func isEmptyDirectory(_ dir: Int) -> Bool {
-        var empty = true
-        forEachChild(of: dir) { _ in empty = false; return false }
-        return empty
+        countChildren(of: dir, directoriesOnly: false, limit: 1) == 0
+    }
+
+    /// How many children (only subdirectories if `directoriesOnly`) `dir` has, counting no
+    /// further than `limit`.
+    func countChildren(of dir: Int, directoriesOnly: Bool, limit: Int) -> Int {
+        var count = 0
+        var walk = walkChildren(of: dir)
+        while count < limit, let child = nextChild(&walk) {
+            if !directoriesOnly || child.type == .directory { count += 1 }
+        }
+        return count
     }
 
     // MARK: Contents
 
     /// A regular file's size, a symlink's target length; 0 otherwise.
     func contentSize(_ node: Int) -> Int {
-        let n = nodes[node]
-        switch n.type {
+        switch nodes[node].type {
         case .regular, .symlink:
-            if n.image >= 0 { return Int(image.entry(at: n.image).size) }
-            return n.data.count
+            let index = nodes[node].image
+            if index >= 0 { return Int(image.entry(at: index).size) }
+            return nodes[node].data.count
         default:
             return 0
         }
@@ -310,9 +313,9 @@ extension FileSystem {
 
     /// A symlink's target.
     func linkTarget(_ node: Int) -> [UInt8] {
-        let n = nodes[node]
-        if n.image >= 0 { return Array(image.entry(at: n.image).linkTarget ?? UnsafeRawBufferPointer(start: nil, count: 0)) }
-        return n.data
+        let index = nodes[node].image
+        if index >= 0 { return Array(image.entry(at: index).linkTarget ?? UnsafeRawBufferPointer(start: nil, count: 0)) }
+        return nodes[node].data
     }
 
     /// Moves an image file's bytes into the node, so it can be written; ENOSPC if the host
@@ -327,11 +330,37 @@ extension FileSystem {
 
     /// st_nlink of a directory: itself, ".", and each subdirectory's "..".
     func directoryLinkCount(_ dir: Int) -> UInt64 {
-        var count: UInt64 = 2
-        forEachChild(of: dir) { child in
-            if child.type == .directory { count += 1 }
-            return true
-        }
-        return count
+        2 + UInt64(countChildren(of: dir, directoriesOnly: true, limit: Int.max))
     }
+}
+
+/// One child in a listing.
+struct Child {
+    var name: ChildName
+    var ino: UInt64
+    var type: NodeType
+}
+
+/// A child's name: an overlay entry's own bytes, or a view into the image (whose bytes
+/// outlive the file system).
+enum ChildName {
+    case overlay([UInt8])
+    case image(UnsafeRawBufferPointer)
+
+    func withBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        switch self {
+        case .overlay(let bytes): return bytes.withUnsafeBytes(body)
+        case .image(let bytes): return body(bytes)
+        }
+    }
+}
+
+/// A walk over a directory's children (`FileSystem.walkChildren`, `nextChild`). It holds its
+/// own copy of the overlay list; the caller does not change the directory meanwhile.
+struct ChildWalk {
+    let entries: [DirectoryEntry]
+    var overlayPosition = 0
+    var imageChildren: ImageChildren?
+    /// The image directory's next child not yet returned or hidden.
+    var nextImage: ImageEntry?
 }

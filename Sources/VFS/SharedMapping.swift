@@ -92,6 +92,7 @@ extension FileSystem {
     /// The bytes of the regular file at `path` (symlinks followed) straight from the image,
     /// for the kernel's ELF loader: nil if the file was changed in the VM (its bytes then
     /// live in the overlay) or is not a regular file.
+    @inline(never)  // the kernel calls it from several syscalls; one copy
     public mutating func imageContents(path: UnsafeRawBufferPointer) throws(Errno) -> UnsafeRawBufferPointer? {
         // Resolved first, on its own: resolving may materialize the node.
         let node = try resolveAt(AtFlags.AT_FDCWD, path, follow: true)

@@ -57,4 +57,20 @@ final class TraceTests: XCTestCase {
         XCTAssertEqual(render(SyscallArguments(number: 999, 1, 2, 3, 4, 5, 6), Errno.ENOSYS.negatedReturn),
                        "syscall_999(0x1, 0x2, 0x3, 0x4, 0x5, 0x6) = -1 ENOSYS")
     }
+
+    func testSignatures() {
+        let write = SyscallSignature.of(SyscallNumber.write)
+        XCTAssertEqual(write.arguments, [.fd, .bufferIn(length: 2), .uint])
+        XCTAssertFalse(write.returnsAddress)
+        let mmap = SyscallSignature.of(SyscallNumber.mmap)
+        XCTAssertEqual(mmap.arguments, [.pointer, .uint, .hex, .hex, .fd, .hex])
+        XCTAssertTrue(mmap.returnsAddress)
+        XCTAssertEqual(SyscallSignature.of(SyscallNumber.getpid).arguments, [])
+        XCTAssertEqual(SyscallSignature.of(SyscallNumber.clock_nanosleep).arguments, [.clock, .hex, .pointer, .pointer])
+        XCTAssertEqual(SyscallSignature.of(SyscallNumber.tgkill).arguments, [.int, .int, .signal])
+        XCTAssertEqual(SyscallSignature.of(SyscallNumber.getcwd).arguments, [.bufferOut, .uint])
+        XCTAssertEqual(SyscallSignature.of(SyscallNumber.openat).arguments, [.fd, .string, .hex, .hex])
+        XCTAssertEqual(SyscallSignature.of(999).arguments, Array(repeating: .hex, count: 6))
+        for n in 0...SyscallNumber.highestKnown { XCTAssertLessThanOrEqual(SyscallSignature.of(n).arguments.count, 6) }
+    }
 }

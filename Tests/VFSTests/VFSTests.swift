@@ -789,6 +789,19 @@ final class DescriptorDirectoryTests: XCTestCase {
         try fs.chdir("/")
         XCTAssertEqual(try fs.readlink("/proc/self/fd/\(dir)"), "/usr/share", "a directory keeps its own path")
     }
+
+    func testDescriptorPathsAreNormalizedLexically() throws {
+        let image = try ImageBuffer()
+        var fs = image.mount()
+        try withPath("/proc/self/fd") { (p) throws(Errno) in try fs.addSynthetic(path: p, .descriptorDirectory) }
+        try fs.chdir("/usr")
+        let above = try fs.open("../../..//etc/./../etc//hosts")
+        XCTAssertEqual(try fs.readlink("/proc/self/fd/\(above)"), "/etc/hosts", "\"..\" stops at the root")
+        let absolute = try fs.open("//etc/hosts")
+        XCTAssertEqual(try fs.readlink("/proc/self/fd/\(absolute)"), "/etc/hosts")
+        let created = try fs.open("share/../../tmp/./made", [.O_CREAT, .O_WRONLY])
+        XCTAssertEqual(try fs.readlink("/proc/self/fd/\(created)"), "/tmp/made")
+    }
 }
 
 final class ReadOnlyTreeTests: XCTestCase {
