@@ -78,6 +78,7 @@ static void on_alarm(int sig) {
 }
 
 int ckvm_arm_watchdog(struct kvm_run *run, uint64_t milliseconds) {
+    watchdog_fired = 0;
     watchdog_run = run;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -89,6 +90,14 @@ int ckvm_arm_watchdog(struct kvm_run *run, uint64_t milliseconds) {
     t.it_value.tv_usec = (milliseconds % 1000) * 1000;
     if (setitimer(ITIMER_REAL, &t, NULL) < 0) return -errno;
     return 0;
+}
+
+void ckvm_disarm_watchdog(void) {
+    struct itimerval t;
+    memset(&t, 0, sizeof t);
+    setitimer(ITIMER_REAL, &t, NULL);
+    watchdog_run = NULL;  // the run page may be unmapped next
+    watchdog_fired = 0;
 }
 
 int ckvm_watchdog_fired(void) { return watchdog_fired; }

@@ -215,6 +215,7 @@ public final class VirtualMachine {
         do { try BootSetup.writeBootInfo(info, arguments: block, into: memory) } catch { throw .boot(error) }
 
         if config.timeoutMilliseconds > 0 { _ = ckvm_arm_watchdog(run, config.timeoutMilliseconds) }
+        defer { if config.timeoutMilliseconds > 0 { ckvm_disarm_watchdog() } }
         try networkDevice?.start()
         timeline.firstRun = monotonicNanos()
         timeline.firstRunTSC = info.bootTSC

@@ -53,6 +53,9 @@ uint64_t ckvm_rdtsc(void);
 int ckvm_arm_watchdog(struct kvm_run *run, uint64_t milliseconds);
 /// Nonzero once the watchdog has fired.
 int ckvm_watchdog_fired(void);
+/// Stops the watchdog and forgets its kvm_run (before that page is unmapped: an alarm after
+/// the VM is gone must not write into it).
+void ckvm_disarm_watchdog(void);
 
 // ---- virtio devices (Sources/VMM/Virtio*.swift, NetworkDevice*.swift, TapBackend.swift,
 // PortForwarder.swift). Appended; nothing above changes.
