@@ -58,4 +58,16 @@ final class ApusVMMTests: XCTestCase {
     func testEvents() throws { try matrix.events() }
     func testVolumes() throws { try matrix.volumes() }
     func testProcfs() throws { try matrix.procfs() }
+
+    // Network (NetworkCases.swift)
+    func testNetSockets() throws { try matrix.netSockets() }
+    func testNetOutbound() throws { try matrix.netOutbound() }
+    func testNetHostsVolumeOverImage() throws { try matrix.netHostsVolumeOverImage() }
+    func testNetBulk() throws { try matrix.netBulk() }
+    func testNetPublishedHTTP() throws { try matrix.netPublishedHTTP() }
+    func testNetStopBySignal() throws { try matrix.netStopBySignal() }
+    func testNetRedis() throws { try matrix.netRedis() }
+    func testNetRedisDefaultBind() throws { try matrix.netRedisDefaultBind() }
+    func testNetNginx() throws { try matrix.netNginx() }
+    func testNetPublishErrors() throws { try matrix.netPublishErrors() }
 }
