@@ -317,6 +317,16 @@ enum SysEvents {
         return UInt64(try KernelObjects.install(.epoll(EpollInstance()), flags: .O_RDONLY, cloexec: false))
     }
 
+    /// Descriptor `fd` was closed (or replaced by dup2/dup3): no epoll instance watches it any
+    /// more, so the number can be added again once reused. (Linux drops an interest when the
+    /// last descriptor of its open file closes; descriptors here are counted per number, so a
+    /// dup of a watched descriptor does not keep the interest alive.)
+    static func forget(_ fd: Int32) {
+        for case .epoll(let ep)? in KernelObjects.table where ep.interests.contains(where: { $0.fd == fd }) {
+            ep.interests.removeAll { $0.fd == fd }
+        }
+    }
+
     private static func instance(_ fd: Int32) throws(Errno) -> EpollInstance {
         guard let id = KernelObjects.id(of: fd), case .epoll(let ep) = KernelObjects.object(id) else {
             throw SysIO.fs.isOpen(fd) ? .EINVAL : .EBADF

@@ -239,6 +239,7 @@ enum SysIO {
     static func close(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         let object = KernelObjects.id(of: a.fd(0))
         try fs.close(a.fd(0))
+        SysEvents.forget(a.fd(0))
         if let object { KernelObjects.release(object) }
         return 0
     }
@@ -252,7 +253,9 @@ enum SysIO {
     /// dup2/dup3 replace `new`: its old kernel object (if any) loses a descriptor.
     private static func replacing(_ old: Int32, _ new: Int32, _ body: () throws(Errno) -> Int32) throws(Errno) -> UInt64 {
         let replaced = old == new ? nil : KernelObjects.id(of: new)
+        let wasOpen = old != new && fs.isOpen(new)
         let fd = try body()
+        if wasOpen { SysEvents.forget(new) }
         if let replaced { KernelObjects.release(replaced) }
         return old == new ? UInt64(fd) : duplicated(old, fd)
     }

@@ -124,16 +124,17 @@ public struct BuildResult: Sendable {
 public enum ImageBuild {
     /// Part of every cache key: a builder that lays images out differently must not reuse
     /// its predecessor's cache entries.
-    public static let builderVersion = "apus-build 1"
+    public static let builderVersion = "apus-build 2"
     public static let caBundlePath = "/etc/ssl/certs/ca-certificates.crt"
     public static let ldCachePath = "/etc/ld.so.cache"
 
     /// The files programs commonly expect, for a single user root (uid 0). Paths the build
-    /// already has (from --add) are left as the user made them.
+    /// already has (from --add) are left as the user made them. /etc/hosts and
+    /// /etc/resolv.conf are not here: the kernel provides them from the VM's network (and a
+    /// `-v FILE:/etc/hosts` volume can bring another /etc/hosts).
     static let generatedFiles: [(path: String, text: String)] = [
         ("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
         ("/etc/group", "root:x:0:\n"),
-        ("/etc/hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"),
         ("/etc/nsswitch.conf", """
             passwd:    files
             group:     files

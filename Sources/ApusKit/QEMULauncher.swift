@@ -1,4 +1,5 @@
 import GuestABI
+import CKVM
 import VMM
 #if canImport(Glibc)
 import Glibc
@@ -15,6 +16,14 @@ enum QEMULauncher {
                     environment: [[UInt8]], startNanos: UInt64) throws(RunError) -> Int32 {
         guard let qemu = findExecutable("qemu-system-x86_64") else {
             throw RunError("qemu-system-x86_64 not found on PATH (install qemu-system-x86, or use --vmm apus)")
+        }
+        // QEMU reports a taken port as a failed "hostfwd" rule after it started; checking
+        // first gives the same one-line error (and exit 125) as the apus VMM.
+        for f in options.publish {
+            let fd = ckvm_ipv4_bind(f.proto == .tcp ? Int32(SOCK_STREAM.rawValue) : Int32(SOCK_DGRAM.rawValue),
+                                    f.hostAddress.value, f.hostPort)
+            guard fd >= 0 else { throw RunError(PortForwarder.Error.bind(f, -fd).message) }
+            close(fd)
         }
         let tscKHz = calibrateTSCKHz()
         let bundlePath = try writeBundle(image: image, arguments: arguments, environment: environment, tscKHz: tscKHz,
@@ -71,6 +80,7 @@ enum QEMULauncher {
             close(inputFDs[1])
             throw RunError("cannot start \(qemu): \(String(cString: strerror(rc)))")
         }
+        _ = ckvm_forward_termination(pid)
         StdinForwarder.start(to: inputFDs[1])
 
         var decoder = SerialFrameDecoder()

@@ -285,3 +285,22 @@ int ckvm_poll_ns(struct pollfd *fds, unsigned long count, int64_t timeout_ns) {
     int r = ppoll(fds, (nfds_t)count, timeout_ns >= 0 ? &t : NULL, NULL);
     return r < 0 ? -errno : r;
 }
+
+static volatile pid_t forwarded_child;
+
+static void forward_signal(int sig) {
+    if (forwarded_child > 0) kill(forwarded_child, sig);
+}
+
+int ckvm_forward_termination(int pid) {
+    forwarded_child = pid;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = forward_signal;
+    sa.sa_flags = SA_RESTART;
+    int signals[] = {SIGTERM, SIGINT, SIGHUP};
+    for (unsigned i = 0; i < sizeof signals / sizeof signals[0]; i++) {
+        if (sigaction(signals[i], &sa, NULL) < 0) return -errno;
+    }
+    return 0;
+}

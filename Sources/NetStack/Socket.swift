@@ -43,6 +43,10 @@ final class Socket {
     /// connection is in the listener's accept queue, ordered by acceptOrder.
     var listener: Socket?
     var acceptOrder: UInt64 = 0
+    /// Listener: connections are handed out on their SYN, before any answer (listenAny with
+    /// deferHandshake). Connection: its SYN-ACK waits for completeHandshake.
+    var defersHandshake = false
+    var handshakeDeferred = false
 
     // TCP connection
     var state = TCPState.closed

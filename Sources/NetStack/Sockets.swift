@@ -86,10 +86,14 @@ extension NetworkStack {
     }
 
     /// TCP: accept SYNs to any address/port that no other socket takes (user-mode network).
-    public func listenAny(_ id: SocketID) throws(Errno) {
+    /// With `deferHandshake`, accept returns a connection as soon as its SYN arrives, before
+    /// anything is answered: the caller first finds out whether the real destination takes
+    /// it, then calls completeHandshake, or abort to refuse it (the peer sees ECONNREFUSED).
+    public func listenAny(_ id: SocketID, deferHandshake: Bool = false) throws(Errno) {
         let s = try socket(id)
         guard s.kind == .stream, config.acceptsAnyDestination, s.state == .closed else { throw .EINVAL }
         s.isAny = true
+        s.defersHandshake = deferHandshake
         s.state = .listen
         s.backlog = 128
     }
@@ -105,7 +109,8 @@ extension NetworkStack {
     /// The oldest established connection of listener `l` not yet accepted.
     func nextAccepted(_ l: Socket) -> Socket? {
         var first: Socket?
-        for case let c? in sockets where c.listener === l && c.synchronized && c.acceptOrder < first?.acceptOrder ?? .max {
+        for case let c? in sockets where c.listener === l && (c.synchronized || c.handshakeDeferred)
+            && c.acceptOrder < first?.acceptOrder ?? .max {
             first = c
         }
         return first

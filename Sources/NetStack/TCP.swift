@@ -79,8 +79,27 @@ extension NetworkStack {
         c.rcvNxt = seg.seq &+ 1
         startConnection(c)
         applySynOptions(c, seg)
+        if l.defersHandshake {
+            // Handed out at once; the SYN-ACK waits for completeHandshake (or abort refuses).
+            c.handshakeDeferred = true
+            acceptCounter &+= 1
+            c.acceptOrder = acceptCounter
+            changed()
+            return
+        }
         tcpSend(c, seq: c.iss, flags: tcpSYN | tcpACK)
         c.retransmitAt = now + c.rto
+    }
+
+    /// Answers a connection held by a deferring listener: the SYN-ACK goes out and the
+    /// handshake goes on as usual. (`abort` refuses it instead: RST, ECONNREFUSED for the peer.)
+    public func completeHandshake(_ id: SocketID, now: UInt64) {
+        tick(now)
+        defer { drainLoopback() }
+        guard let s = try? socket(id), s.handshakeDeferred else { return }
+        s.handshakeDeferred = false
+        tcpSend(s, seq: s.iss, flags: tcpSYN | tcpACK)
+        s.retransmitAt = now + s.rto
     }
 
     /// Chooses the ISN and the receive window scale of a new connection.
@@ -116,6 +135,11 @@ extension NetworkStack {
 
     /// RFC 9293 §3.10.7.3-4: a segment for a connection in SYN-SENT or a later state.
     private func segmentArrives(_ s: Socket, _ seg: TCPSegment, _ data: UnsafeRawBufferPointer) {
+        if s.handshakeDeferred {
+            // Nothing was answered yet: the peer's retransmitted SYNs wait; its RST ends it.
+            if seg.has(tcpRST) { closeConnection(s) }
+            return
+        }
         s.lastReceiveAt = now
         s.keepaliveProbes = 0
         if s.state == .synSent {

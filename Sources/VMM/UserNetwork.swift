@@ -13,9 +13,10 @@ import Glibc
 /// TCP port 53 go to the first IPv4 nameserver of the host's /etc/resolv.conf); connections
 /// to 10.0.2.2 reach the host's loopback (127.0.0.1).
 ///
-/// - Outbound TCP: the stack takes every SYN (`listenAny`), the handshake completes with the
-///   guest, then a non-blocking host connect() goes to the original destination; if it fails
-///   the guest's connection is reset (so a refused port looks like a reset after connect).
+/// - Outbound TCP: the stack takes every SYN (`listenAny`) without answering it, a
+///   non-blocking host connect() goes to the original destination, and only when that
+///   succeeds does the guest get its SYN-ACK; a refused or failed host connect becomes a
+///   reset, so the guest's connect fails with ECONNREFUSED as it would against the host.
 /// - Outbound UDP: one host socket per (guest endpoint, destination) flow, forgotten after
 ///   60 s idle; replies come back with the original destination as their source.
 /// - Published ports (`-p`): a host socket listens on hostAddress:hostPort; each accepted
@@ -124,7 +125,7 @@ public final class UserNetwork: NetworkBackend {
         stack = NetworkStack(interface: config, seed: seed)
         do {
             anyTCP = try stack.open(.stream, ipv6: false)
-            try stack.listenAny(anyTCP)
+            try stack.listenAny(anyTCP, deferHandshake: true)
             anyUDP = try stack.open(.datagram, ipv6: false)
             try stack.bindAny(anyUDP)
         } catch {
@@ -243,7 +244,22 @@ public final class UserNetwork: NetworkBackend {
     public func shutdown() {
         guard !isShutDown else { return }
         isShutDown = true
-        for link in links { finish(link, now: monotonicNanos(), reset: true) }
+        // The guest is gone, but what it sent before it stopped still reaches the host side
+        // (it was acknowledged to the guest once it reached this stack): up to 1 s.
+        let deadline = monotonicNanos() + 1_000_000_000
+        while monotonicNanos() < deadline {
+            var waiting: [pollfd] = []
+            for link in links where !link.closed && !link.hostConnecting {
+                guard moveToHost(link, now: monotonicNanos()) else { continue }
+                if !link.toHost.isEmpty { waiting.append(pollfd(fd: link.host, events: Int16(POLLOUT), revents: 0)) }
+            }
+            if waiting.isEmpty { break }
+            _ = waiting.withUnsafeMutableBufferPointer { ckvm_poll_ns($0.baseAddress, UInt($0.count), 10_000_000) }
+        }
+        for link in links {
+            if link.toHost.isEmpty { Glibc.shutdown(link.host, Int32(SHUT_WR)) }
+            finish(link, now: monotonicNanos(), reset: !link.toHost.isEmpty)
+        }
         links = []
         for f in flows { close(f.host) }
         flows = []
@@ -296,14 +312,19 @@ public final class UserNetwork: NetworkBackend {
             var noDelay: Int32 = 1
             setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &noDelay, 4)
             try? stack.setOption(s, .noDelay(true))
-            links.append(Link(host: fd, guest: s, hostConnecting: true, guestConnecting: false))
+            // The guest's SYN is answered once the host connect succeeds (refused: a reset,
+            // which the guest's connect reports as ECONNREFUSED, as with a real host).
+            links.append(Link(host: fd, guest: s, hostConnecting: true, guestConnecting: true))
         }
     }
 
     private func hostEvent(_ link: Link, _ revents: Int16) {
         if link.hostConnecting {
             if ckvm_socket_error(link.host) != 0 { link.closed = true; return }
-            if revents & Int16(POLLOUT) != 0 { link.hostConnecting = false }
+            if revents & Int16(POLLOUT) != 0 {
+                link.hostConnecting = false
+                stack.completeHandshake(link.guest, now: monotonicNanos())
+            }
         }
         if revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 && !link.hostConnecting && !link.hostEOF {
             let room = link.toGuest.room
@@ -323,34 +344,7 @@ public final class UserNetwork: NetworkBackend {
             guard readiness.contains(.writable) else { return }
             link.guestConnecting = false
         }
-        // guest → host
-        while !link.guestEOF && link.toHost.tail < link.toHost.storage.count {
-            do {
-                let n = try stack.receive(link.guest, into: link.toHost.room, peek: false, now: now)
-                if n == 0 { link.guestEOF = true } else { link.toHost.tail += n }
-            } catch .EAGAIN {
-                break
-            } catch {
-                finish(link, now: now, reset: true)
-                return
-            }
-        }
-        if !link.hostConnecting {
-            while !link.toHost.isEmpty {
-                let q = link.toHost.queued
-                let n = send(link.host, q.baseAddress, q.count, Int32(MSG_NOSIGNAL))
-                if n < 0 {
-                    if errno == EAGAIN { break }
-                    finish(link, now: now, reset: true)
-                    return
-                }
-                link.toHost.consumed(n)
-            }
-            if link.guestEOF && link.toHost.isEmpty && !link.hostShut {
-                Glibc.shutdown(link.host, Int32(SHUT_WR))
-                link.hostShut = true
-            }
-        }
+        guard moveToHost(link, now: now) else { return }
         // host → guest
         while !link.toGuest.isEmpty {
             do {
@@ -371,6 +365,46 @@ public final class UserNetwork: NetworkBackend {
         if readiness.contains(.hangup) && link.toHost.isEmpty && link.toGuest.isEmpty || link.hostShut && link.guestShut {
             finish(link, now: now, reset: false)
         }
+    }
+
+
+    /// Guest → host, until the host stops taking bytes or the stack has none: the stack may
+    /// hold more than one buffer's worth, and nothing else would come to move the rest once
+    /// the guest has sent everything. False when the link had to be closed.
+    private func moveToHost(_ link: Link, now: UInt64) -> Bool {
+        var moving = true
+        while moving {
+            moving = false
+            while !link.guestEOF && link.toHost.tail < link.toHost.storage.count {
+                do {
+                    let n = try stack.receive(link.guest, into: link.toHost.room, peek: false, now: now)
+                    if n == 0 { link.guestEOF = true } else { link.toHost.tail += n }
+                } catch .EAGAIN {
+                    break
+                } catch {
+                    finish(link, now: now, reset: true)
+                    return false
+                }
+            }
+            guard !link.hostConnecting else { break }
+            while !link.toHost.isEmpty {
+                let q = link.toHost.queued
+                let n = send(link.host, q.baseAddress, q.count, Int32(MSG_NOSIGNAL))
+                if n < 0 {
+                    if errno == EAGAIN { break }
+                    finish(link, now: now, reset: true)
+                    return false
+                }
+                link.toHost.consumed(n)
+            }
+            if link.guestEOF && link.toHost.isEmpty && !link.hostShut {
+                Glibc.shutdown(link.host, Int32(SHUT_WR))
+                link.hostShut = true
+            }
+            // Emptied a full buffer: there may be more in the stack.
+            moving = link.toHost.isEmpty && !link.guestEOF && stack.availableBytes(link.guest) > 0
+        }
+        return true
     }
 
     private func finish(_ link: Link, now: UInt64, reset: Bool) {

@@ -247,6 +247,16 @@ static void epoll_readiness(void) {
     printf("epoll peer closed: %d ready, data %u, EPOLLRDHUP %s\n", n, out[0].data.u32, (out[0].events & EPOLLRDHUP) ? "yes" : "no");
     close(a);
     close(s);
+    // A closed descriptor leaves the interest list: its number can be added again.
+    int sv[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    ev.events = EPOLLIN;
+    CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, sv[0], &ev) == 0);
+    close(sv[0]);
+    int again = socket(AF_INET, SOCK_STREAM, 0);
+    printf("epoll add after close and reuse: %d\n", again == sv[0] ? epoll_ctl(ep, EPOLL_CTL_ADD, again, &ev) : -2);
+    close(again);
+    close(sv[1]);
     close(ep);
 }
 

@@ -56,6 +56,9 @@ int ckvm_watchdog_fired(void);
 /// Stops the watchdog and forgets its kvm_run (before that page is unmapped: an alarm after
 /// the VM is gone must not write into it).
 void ckvm_disarm_watchdog(void);
+/// From now on SIGTERM, SIGINT and SIGHUP sent to this process go to child `pid` instead
+/// (it stops, and the caller sees it exit), so no child outlives an interrupted run.
+int ckvm_forward_termination(int pid);
 
 // ---- virtio devices (Sources/VMM/Virtio*.swift, NetworkDevice*.swift, TapBackend.swift,
 // PortForwarder.swift). Appended; nothing above changes.
