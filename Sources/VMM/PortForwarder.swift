@@ -42,47 +42,15 @@ public final class PortForwarder {
     public let forward: NetworkConfiguration.PortForward
     public let guest: NetworkConfiguration.IPv4Address
     let listener: Int32
-    static let bufferSize = 64 * 1024
     static let maxConnections = 256
     static let udpIdleNanos: UInt64 = 60_000_000_000
-
-    /// A byte queue of fixed capacity: data lives in [head, tail).
-    struct Buffer {
-        let storage: UnsafeMutableRawBufferPointer
-        var head = 0
-        var tail = 0
-        init() { storage = .allocate(byteCount: PortForwarder.bufferSize, alignment: 16) }
-        var isEmpty: Bool { head == tail }
-        var hasRoom: Bool { tail < storage.count }
-        func free() { storage.deallocate() }
-
-        /// read(2) from `fd` into the free room: bytes read, 0 at EOF, -errno.
-        mutating func fill(from fd: Int32) -> Int {
-            let n = read(fd, storage.baseAddress! + tail, storage.count - tail)
-            if n < 0 { return -Int(errno) }
-            tail += n
-            return n
-        }
-
-        /// write(2) the queued bytes to `fd`: 0 or -errno (EAGAIN is not an error).
-        mutating func drain(to fd: Int32) -> Int {
-            while !isEmpty {
-                let n = send(fd, storage.baseAddress! + head, tail - head, Int32(MSG_NOSIGNAL))
-                if n < 0 { return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -Int(errno) }
-                head += n
-            }
-            head = 0
-            tail = 0
-            return 0
-        }
-    }
 
     final class Connection {
         let client: Int32
         let server: Int32
         var connecting = true
-        var toServer = Buffer()
-        var toClient = Buffer()
+        var toServer = RelayBuffer()
+        var toClient = RelayBuffer()
         var clientEOF = false
         var serverEOF = false
         var serverShut = false

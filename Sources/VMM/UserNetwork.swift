@@ -32,7 +32,6 @@ public final class UserNetwork: NetworkBackend {
     public static let gatewayAddress = NetworkConfiguration.IPv4Address(10, 0, 2, 2)
     public static let dnsAddress = NetworkConfiguration.IPv4Address(10, 0, 2, 3)
     public static let prefixLength: UInt8 = 24
-    static let bufferSize = 64 * 1024
     static let maxLinks = 1024
     static let udpIdleNanos: UInt64 = 60_000_000_000
 
@@ -41,27 +40,13 @@ public final class UserNetwork: NetworkBackend {
         .init(address: guestAddress, prefixLength: prefixLength, gateway: gatewayAddress, dns: dnsAddress)
     }
 
-    /// A byte queue of fixed capacity: data in [head, tail).
-    struct Buffer {
-        let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: UserNetwork.bufferSize, alignment: 16)
-        var head = 0, tail = 0
-        var isEmpty: Bool { head == tail }
-        var room: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(rebasing: storage[tail...]) }
-        var queued: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: storage[head..<tail]) }
-        mutating func consumed(_ n: Int) {
-            head += n
-            if head == tail { head = 0; tail = 0 }
-        }
-        func free() { storage.deallocate() }
-    }
-
     /// One TCP connection relayed between a host socket and a stack socket.
     final class Link {
         let host: Int32
         let guest: SocketID
         var hostConnecting: Bool
         var guestConnecting: Bool
-        var toHost = Buffer(), toGuest = Buffer()
+        var toHost = RelayBuffer(), toGuest = RelayBuffer()
         var hostEOF = false, guestEOF = false
         var hostShut = false, guestShut = false
         var closed = false
@@ -327,11 +312,8 @@ public final class UserNetwork: NetworkBackend {
             }
         }
         if revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 && !link.hostConnecting && !link.hostEOF {
-            let room = link.toGuest.room
-            let n = read(link.host, room.baseAddress, room.count)
-            if n > 0 { link.toGuest.tail += n }
-            else if n == 0 { link.hostEOF = true }
-            else if errno != EAGAIN { link.closed = true }
+            let n = link.toGuest.fill(from: link.host)
+            if n == 0 { link.hostEOF = true } else if n < 0 && n != -Int(EAGAIN) { link.closed = true }
         }
     }
 
@@ -375,10 +357,10 @@ public final class UserNetwork: NetworkBackend {
         var moving = true
         while moving {
             moving = false
-            while !link.guestEOF && link.toHost.tail < link.toHost.storage.count {
+            while !link.guestEOF && link.toHost.hasRoom {
                 do {
                     let n = try stack.receive(link.guest, into: link.toHost.room, peek: false, now: now)
-                    if n == 0 { link.guestEOF = true } else { link.toHost.tail += n }
+                    if n == 0 { link.guestEOF = true } else { link.toHost.added(n) }
                 } catch .EAGAIN {
                     break
                 } catch {
@@ -387,15 +369,9 @@ public final class UserNetwork: NetworkBackend {
                 }
             }
             guard !link.hostConnecting else { break }
-            while !link.toHost.isEmpty {
-                let q = link.toHost.queued
-                let n = send(link.host, q.baseAddress, q.count, Int32(MSG_NOSIGNAL))
-                if n < 0 {
-                    if errno == EAGAIN { break }
-                    finish(link, now: now, reset: true)
-                    return false
-                }
-                link.toHost.consumed(n)
+            if link.toHost.drain(to: link.host) < 0 {
+                finish(link, now: now, reset: true)
+                return false
             }
             if link.guestEOF && link.toHost.isEmpty && !link.hostShut {
                 Glibc.shutdown(link.host, Int32(SHUT_WR))

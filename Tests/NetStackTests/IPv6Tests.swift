@@ -337,18 +337,7 @@ final class IPv6LinkTests: XCTestCase {
         link.keepLog = false
         link.loss = 0.02
         var random = TestRandom(state: 8)
-        let forward = Pump(link.a, c, link.b, s, random.bytes(300_000), close: true)
-        let backward = Pump(link.b, s, link.a, c, random.bytes(300_000), close: true)
-        XCTAssertTrue(link.run(for: 300 * sec) {
-            forward.run(link.now)
-            backward.run(link.now)
-            return forward.done && backward.done
-        })
-        assertSameBytes(forward.received, forward.data)
-        assertSameBytes(backward.received, backward.data)
-        XCTAssertTrue(link.run { link.a.state(c) == .timeWait || link.b.state(s) == .timeWait })
-        XCTAssertEqual(try link.b.receiveAll(s, now: link.now), [])
-        XCTAssertEqual(try link.a.receiveAll(c, now: link.now), [])
+        transferAndClose(link, c, s, random.bytes(300_000), random.bytes(300_000), within: 300 * sec)
     }
 
     func testConnectToClosedPortIsRefused() throws {
@@ -492,10 +481,7 @@ final class IPv6RobustnessTests: XCTestCase {
 
     func testRandomIPv6Frames() throws {
         let stack = try busyStack()
-        var random = TestRandom(state: 21)
-        var now: UInt64 = 0
-        for i in 0..<5000 {
-            var frame = random.bytes(Int(random.next() % 200))
+        let now = feedRandomFrames(stack, seed: 21, count: 5000) { frame, i in
             if frame.count >= 54 {   // make it reach the IPv6 parser
                 frame.put48(i % 3 == 0 ? 0x3333_ff00_0001 : stackMAC, at: 0)
                 frame.put16(0x86dd, at: 12)
@@ -503,53 +489,19 @@ final class IPv6RobustnessTests: XCTestCase {
                 if i % 2 == 0 { frame.put(i % 4 == 0 ? stack6 : linkLocal(1), at: 38) }
                 if i % 5 == 0 { frame.put16(UInt16(frame.count - 54), at: 18) }
             }
-            stack.feed(frame, now: now)
-            now += ms
-            if i % 100 == 0 { stack.advance(now: now); _ = stack.drain() }
         }
         try checkStillWorks(stack, now: now)
     }
 
     func testMutatedValidIPv6Frames() throws {
         let stack = try busyStack()
-        let frames = corpus()
-        var random = TestRandom(state: 22)
-        var now: UInt64 = 0
-        for i in 0..<20000 {
-            var frame = frames[Int(random.next() % UInt64(frames.count))]
-            switch random.next() % 5 {
-            case 0:
-                frame.removeLast(Int(random.next() % UInt64(frame.count)))
-            case 1:
-                for _ in 0...(random.next() % 4) {
-                    let at = Int(random.next() % UInt64(frame.count))
-                    frame[at] ^= UInt8(1 << (random.next() % 8))
-                }
-            case 2:
-                for _ in 0...(random.next() % 3) {
-                    let at = 14 + Int(random.next() % UInt64(max(frame.count - 14, 1)))
-                    if at < frame.count { frame[at] = UInt8(truncatingIfNeeded: random.next()) }
-                }
-            case 3:
-                frame += random.bytes(Int(random.next() % 100))
-            default:   // valid again after changing a transport byte: fix the checksum
-                guard let p = ParsedIPv6(frame), p.payload.count > 14 else { break }
-                var body = p.payload
-                body[Int(random.next() % UInt64(body.count))] = UInt8(truncatingIfNeeded: random.next())
-                frame = ipv6Frame(from: p.source, to: p.destination, next: p.next, body, hopLimit: p.hopLimit,
-                                  destinationMAC: p.destinationMAC)
-            }
-            stack.feed(frame, now: now)
-            now += 10 * ms
-            if i % 50 == 0 {
-                stack.advance(now: now)
-                _ = stack.drain()
-            }
-        }
-        for _ in 0..<100 {
-            now += 10 * sec
-            stack.advance(now: now)
-            _ = stack.drain()
+        let now = feedMutatedFrames(stack, corpus(), seed: 22, count: 20000) { frame, random in
+            // Valid again after changing a transport byte: rebuilt with its checksum.
+            guard let p = ParsedIPv6(frame), p.payload.count > 14 else { return }
+            var body = p.payload
+            body[Int(random.next() % UInt64(body.count))] = UInt8(truncatingIfNeeded: random.next())
+            frame = ipv6Frame(from: p.source, to: p.destination, next: p.next, body, hopLimit: p.hopLimit,
+                              destinationMAC: p.destinationMAC)
         }
         XCTAssertLessThan(stack.sockets.compactMap { $0 }.count, 20)
         XCTAssertLessThanOrEqual(stack.neighbours.count, NetworkStack.maxNeighbours)

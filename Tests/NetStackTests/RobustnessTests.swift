@@ -63,64 +63,84 @@ final class RobustnessTests: XCTestCase {
 
     func testRandomFrames() throws {
         let stack = try busyStack()
-        var random = TestRandom(state: 11)
-        var now: UInt64 = 0
-        for i in 0..<5000 {
-            var frame = random.bytes(Int(random.next() % 200))
+        let now = feedRandomFrames(stack, seed: 11, count: 5000) { frame, i in
             if i % 2 == 0 && frame.count >= 34 {   // make it reach the IPv4 parser
                 frame.put48(stackMAC, at: 0)
                 frame.put16(0x0800, at: 12)
                 frame[14] = 0x45
             }
-            stack.feed(frame, now: now)
-            now += ms
-            if i % 100 == 0 { stack.advance(now: now); _ = stack.drain() }
         }
         try checkStillWorks(stack, now: now)
     }
 
     func testMutatedValidFrames() throws {
         let stack = try busyStack()
-        let frames = corpus()
-        var random = TestRandom(state: 12)
-        var now: UInt64 = 0
-        for i in 0..<20000 {
-            var frame = frames[Int(random.next() % UInt64(frames.count))]
-            switch random.next() % 5 {
-            case 0:   // truncate
-                frame.removeLast(Int(random.next() % UInt64(frame.count)))
-            case 1:   // flip bits
-                for _ in 0...(random.next() % 4) {
-                    let at = Int(random.next() % UInt64(frame.count))
-                    frame[at] ^= UInt8(1 << (random.next() % 8))
-                }
-            case 2:   // bogus lengths, offsets, options: random bytes in the headers
-                for _ in 0...(random.next() % 3) {
-                    let at = 14 + Int(random.next() % UInt64(max(frame.count - 14, 1)))
-                    if at < frame.count { frame[at] = UInt8(truncatingIfNeeded: random.next()) }
-                }
-            case 3:   // extend with garbage
-                frame += random.bytes(Int(random.next() % 100))
-            default:   // the valid frame, fixing TCP checksums after changing the flags
-                if frame.count > 47, frame[23] == 6 {
-                    frame[47] = UInt8(truncatingIfNeeded: random.next())
-                    fixTCPChecksum(&frame)
-                }
+        let now = feedMutatedFrames(stack, corpus(), seed: 12, count: 20000) { frame, random in
+            // The valid frame, fixing TCP checksums after changing the flags.
+            if frame.count > 47, frame[23] == 6 {
+                frame[47] = UInt8(truncatingIfNeeded: random.next())
+                fixTCPChecksum(&frame)
             }
-            stack.feed(frame, now: now)
-            now += 10 * ms
-            if i % 50 == 0 {
-                stack.advance(now: now)
-                _ = stack.drain()
-            }
-        }
-        // Everything the storm created times out and goes away.
-        for _ in 0..<100 {
-            now += 10 * sec
-            stack.advance(now: now)
-            _ = stack.drain()
         }
         XCTAssertLessThan(stack.sockets.compactMap { $0 }.count, 20)
         try checkStillWorks(stack, now: now)
     }
+}
+
+/// Feeds `count` random frames of up to 200 bytes, `aim` adjusting frame i so that it gets
+/// past the first checks; returns the virtual time reached.
+func feedRandomFrames(_ stack: NetworkStack, seed: UInt64, count: Int, aim: (inout [UInt8], Int) -> Void) -> UInt64 {
+    var random = TestRandom(state: seed)
+    var now: UInt64 = 0
+    for i in 0..<count {
+        var frame = random.bytes(Int(random.next() % 200))
+        aim(&frame, i)
+        stack.feed(frame, now: now)
+        now += ms
+        if i % 100 == 0 { stack.advance(now: now); _ = stack.drain() }
+    }
+    return now
+}
+
+/// Feeds `count` frames made from valid `frames`: truncated, bit-flipped, with random header
+/// bytes (bogus lengths, offsets, options), extended with garbage, or made valid again after a
+/// change by `revalidate`; then lets everything the storm created time out. Returns the
+/// virtual time reached.
+func feedMutatedFrames(_ stack: NetworkStack, _ frames: [[UInt8]], seed: UInt64, count: Int,
+                       revalidate: (inout [UInt8], inout TestRandom) -> Void) -> UInt64 {
+    var random = TestRandom(state: seed)
+    var now: UInt64 = 0
+    for i in 0..<count {
+        var frame = frames[Int(random.next() % UInt64(frames.count))]
+        switch random.next() % 5 {
+        case 0:
+            frame.removeLast(Int(random.next() % UInt64(frame.count)))
+        case 1:
+            for _ in 0...(random.next() % 4) {
+                let at = Int(random.next() % UInt64(frame.count))
+                frame[at] ^= UInt8(1 << (random.next() % 8))
+            }
+        case 2:
+            for _ in 0...(random.next() % 3) {
+                let at = 14 + Int(random.next() % UInt64(max(frame.count - 14, 1)))
+                if at < frame.count { frame[at] = UInt8(truncatingIfNeeded: random.next()) }
+            }
+        case 3:
+            frame += random.bytes(Int(random.next() % 100))
+        default:
+            revalidate(&frame, &random)
+        }
+        stack.feed(frame, now: now)
+        now += 10 * ms
+        if i % 50 == 0 {
+            stack.advance(now: now)
+            _ = stack.drain()
+        }
+    }
+    for _ in 0..<100 {
+        now += 10 * sec
+        stack.advance(now: now)
+        _ = stack.drain()
+    }
+    return now
 }

@@ -33,6 +33,25 @@ final class Pump {
     var done: Bool { received.count == data.count }
 }
 
+/// Sends `forward` from `c` (on link.a) to `s` (on link.b) and `backward` the other way at
+/// once, each side closing after its bytes; checks that every byte arrived, that both sides
+/// saw the end of the stream, and that the close finished (one side in TIME_WAIT).
+func transferAndClose(_ link: SimulatedLink, _ c: SocketID, _ s: SocketID, _ forward: [UInt8], _ backward: [UInt8],
+                      within: UInt64, file: StaticString = #filePath, line: UInt = #line) {
+    let there = Pump(link.a, c, link.b, s, forward, close: true)
+    let back = Pump(link.b, s, link.a, c, backward, close: true)
+    XCTAssertTrue(link.run(for: within) {
+        there.run(link.now)
+        back.run(link.now)
+        return there.done && back.done
+    }, file: file, line: line)
+    assertSameBytes(there.received, there.data)
+    assertSameBytes(back.received, back.data)
+    XCTAssertTrue(link.run { link.a.state(c) == .timeWait || link.b.state(s) == .timeWait }, file: file, line: line)
+    XCTAssertEqual(try link.b.receiveAll(s, now: link.now), [], file: file, line: line)
+    XCTAssertEqual(try link.a.receiveAll(c, now: link.now), [], file: file, line: line)
+}
+
 final class TCPTransferTests: XCTestCase {
     func bulk(seed: UInt64, loss: Double, both: Bool, size: Int = 1 << 20) {
         let link = SimulatedLink(seed: seed)
@@ -42,18 +61,7 @@ final class TCPTransferTests: XCTestCase {
         link.duplication = loss / 2
         link.reordering = loss
         var random = TestRandom(state: seed)
-        let forward = Pump(link.a, c, link.b, s, random.bytes(size), close: true)
-        let backward = Pump(link.b, s, link.a, c, both ? random.bytes(size) : [], close: true)
-        XCTAssertTrue(link.run(for: 600 * sec) {
-            forward.run(link.now)
-            backward.run(link.now)
-            return forward.done && backward.done
-        })
-        assertSameBytes(forward.received, forward.data)
-        assertSameBytes(backward.received, backward.data)
-        // Both sides see the end of stream and finish the close.
-        XCTAssertTrue(link.run { link.a.state(c) == .timeWait || link.b.state(s) == .timeWait })
-        XCTAssertEqual(try link.b.receiveAll(s, now: link.now), [])
+        transferAndClose(link, c, s, random.bytes(size), both ? random.bytes(size) : [], within: 600 * sec)
     }
 
     func testBulkTransferCleanLink() { bulk(seed: 3, loss: 0, both: false) }
