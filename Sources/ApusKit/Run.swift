@@ -351,7 +351,9 @@ private func networkConfiguration(_ options: RunOptions, seed: UInt64) throws(Ru
     case .user:
         do {
             let backend = try UserNetwork(forwards: options.publish, seed: seed)
-            return NetworkConfiguration(backend: backend, mac: mac, ipv4: UserNetwork.guestConfiguration)
+            var config = NetworkConfiguration(backend: backend, mac: mac, ipv4: UserNetwork.guestConfiguration)
+            config.startsOnDemand = options.publish.isEmpty
+            return config
         } catch {
             throw RunError(error.message, exitCode: HostExitCode.startFailure)
         }

@@ -63,6 +63,10 @@ public struct NetworkConfiguration {
     /// which the device ends early (see `NetworkDevice.sleep`). Without interrupts no irqchip
     /// is created, which saves ~3 ms of VM setup and teardown on this host.
     public var guestInterrupts = false
+    /// Start the I/O thread only when the guest's driver first touches the device (a program
+    /// that never opens a socket then pays nothing for the network). Only when nothing from
+    /// the host side can arrive before that: no published ports.
+    public var startsOnDemand = false
 
     /// `mac` nil: a locally administered 52:54:00:xx:xx:xx address derived from the process
     /// id (`MACAddress.derived(from:)`; pass one derived from the boot seed for more spread).

@@ -223,6 +223,9 @@ public final class NetworkDevice: @unchecked Sendable {
     // MARK: the I/O thread
 
     /// Starts the I/O thread.
+    /// Whether the I/O thread runs (or ran).
+    var isStarted: Bool { thread != nil || finished }
+
     func start() throws(VMMError) {
         guard thread == nil, !finished else { return }
         let context = Unmanaged.passRetained(self).toOpaque()

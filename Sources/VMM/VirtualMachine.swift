@@ -216,7 +216,7 @@ public final class VirtualMachine {
 
         if config.timeoutMilliseconds > 0 { _ = ckvm_arm_watchdog(run, config.timeoutMilliseconds) }
         defer { if config.timeoutMilliseconds > 0 { ckvm_disarm_watchdog() } }
-        try networkDevice?.start()
+        if !(config.network?.startsOnDemand ?? false) { try networkDevice?.start() }
         timeline.firstRun = monotonicNanos()
         timeline.firstRunTSC = info.bootTSC
         let status: ExitStatus
@@ -273,6 +273,10 @@ public final class VirtualMachine {
         guard let device = networkDevice, device.contains(mmio.phys_addr) else {
             if mmio.is_write == 0 { run.pointee.mmio.data = (0, 0, 0, 0, 0, 0, 0, 0) }
             return
+        }
+        // A device that starts on demand gets its I/O thread when the driver first looks.
+        if !device.isStarted {
+            do { try device.start() } catch { warn("network: \(error.message); the guest's network device stays idle") }
         }
         let offset = mmio.phys_addr - device.base
         if mmio.is_write != 0 {
