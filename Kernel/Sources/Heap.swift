@@ -9,6 +9,11 @@ import GuestABI
 /// page, records what each page holds so `free` needs no header: the class index (1…8) for
 /// small-block pages, or `largeFlag | pageCount` on the first page of a large block.
 ///
+/// A freed large block of up to `reuseMaxPages` pages is kept for the next block of the same
+/// size (at most `reuseLimitPages` pages in all), still tagged: the network's buffers and
+/// sendfile's copy buffer come and go per request, and taking fresh memory each time would
+/// touch new pages (a host page fault each) or, later, map window pages.
+///
 /// A large block is physically contiguous while never-used memory has a long enough run;
 /// after that (memory the app freed is scattered single pages) it is made of pages from
 /// anywhere, mapped contiguously in the heap window (`WindowBlocks`), so the kernel's large
@@ -20,6 +25,19 @@ enum Heap {
     nonisolated(unsafe) static var freeLists: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
     nonisolated(unsafe) static var pageInfo: UnsafeMutablePointer<UInt32>? = nil
     nonisolated(unsafe) static var bytesInUse = 0
+    static let reuseMaxPages = 64
+    static let reuseLimitPages = 512
+    /// Heads of the lists of kept large blocks, by page count (one page of heads; 0: empty).
+    nonisolated(unsafe) static var reuseHeads: UnsafeMutablePointer<UInt64>? = nil
+    nonisolated(unsafe) static var reusePages = 0
+
+    private static func ensureReuseHeads() -> UnsafeMutablePointer<UInt64>? {
+        if let heads = reuseHeads { return heads }
+        guard let page = PhysicalMemory.allocatePage() else { return nil }
+        let heads = directMap(page).bindMemory(to: UInt64.self, capacity: 512)
+        reuseHeads = heads
+        return heads
+    }
 
     private static func ensurePageInfo() -> UnsafeMutablePointer<UInt32> {
         if let info = pageInfo { return info }
@@ -85,6 +103,13 @@ enum Heap {
         }
         guard alignment <= 4096 else { return nil }
         let pages = (size + 4095) / 4096
+        if pages <= reuseMaxPages, let heads = reuseHeads, heads[pages] != 0 {
+            let block = UnsafeMutableRawPointer(bitPattern: UInt(heads[pages]))!
+            heads[pages] = block.load(as: UInt64.self)
+            reusePages -= pages
+            bytesInUse += pages * 4096
+            return block
+        }
         guard let first = PhysicalMemory.allocateContiguous(pages: pages) else {
             guard let block = WindowBlocks.allocate(pages: pages) else { return nil }
             bytesInUse += pages * 4096
@@ -107,9 +132,15 @@ enum Heap {
         let tag = info[page]
         if tag & largeFlag != 0 {
             let pages = Int(tag & ~largeFlag)
+            bytesInUse -= pages * 4096
+            if pages <= reuseMaxPages && reusePages + pages <= reuseLimitPages, let heads = ensureReuseHeads() {
+                pointer.storeBytes(of: heads[pages], as: UInt64.self)
+                heads[pages] = UInt64(UInt(bitPattern: pointer))
+                reusePages += pages
+                return
+            }
             info[page] = 0
             for i in 0..<pages { PhysicalMemory.free(PhysicalAddress(physical.raw + UInt64(i) * 4096)) }
-            bytesInUse -= pages * 4096
         } else if tag >= 1 && tag <= UInt32(classCount) {
             let head = listHead(Int(tag) - 1)
             pointer.storeBytes(of: head.pointee, as: UInt64.self)

@@ -147,7 +147,10 @@ enum SysIO {
                              count: UInt64) throws(Errno) -> UInt64 {
         var position: Int64? = inOffset == 0 ? nil : Int64(bitPattern: try UserMemory.load(UInt64.self, inOffset))
         var outPosition: Int64? = outOffset == 0 ? nil : Int64(bitPattern: try UserMemory.load(UInt64.self, outOffset))
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 16)
+        // Sized to the request: a small file (a web server's page) stays a small allocation;
+        // 64 KiB blocks come from the kernel's page-mapped heap window, whose mapping and
+        // unmapping cost more than the copy itself.
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(max(1, min(count, 65536))), alignment: 16)
         defer { buffer.deallocate() }
         var total: UInt64 = 0
         while total < min(count, SyscallResult.maxReadWriteCount) {
