@@ -106,10 +106,11 @@ enum Sockets {
         flags & C.MSG_DONTWAIT != 0 || ((try? SysIO.fs.statusFlags(fd))?.contains(.O_NONBLOCK) ?? false)
     }
 
-    private static func install(_ s: Socket, typeFlags: Int32) throws(Errno) -> Int32 {
+    /// A new descriptor for a socket object, with socket()'s SOCK_NONBLOCK/SOCK_CLOEXEC.
+    private static func install(_ object: KernelObject, typeFlags: Int32) throws(Errno) -> Int32 {
         var flags = OpenFlags.O_RDWR
         if typeFlags & C.SOCK_NONBLOCK != 0 { flags.insert(.O_NONBLOCK) }
-        return try KernelObjects.install(.socket(s), flags: flags, cloexec: typeFlags & C.SOCK_CLOEXEC != 0)
+        return try KernelObjects.install(object, flags: flags, cloexec: typeFlags & C.SOCK_CLOEXEC != 0)
     }
 
     private static func readAddress(_ address: UInt64, _ length: UInt64) throws(Errno) -> SocketAddress {
@@ -148,21 +149,12 @@ enum Sockets {
             }
             let ipv6 = domain == C.AF_INET6
             let id = try Network.current.open(kind, ipv6: ipv6)
-            return UInt64(try install(Socket(id: id, kind: kind, ipv6: ipv6), typeFlags: type))
+            return UInt64(try install(.socket(Socket(id: id, kind: kind, ipv6: ipv6)), typeFlags: type))
         case C.AF_UNIX:
-            let s = try UnixSocket(type: base)
-            return UInt64(try install2(s, typeFlags: type))
-        case C.AF_NETLINK:
-            throw .EAFNOSUPPORT
+            return UInt64(try install(.unixSocket(UnixSocket(type: base)), typeFlags: type))
         default:
             throw .EAFNOSUPPORT
         }
-    }
-
-    private static func install2(_ s: UnixSocket, typeFlags: Int32) throws(Errno) -> Int32 {
-        var flags = OpenFlags.O_RDWR
-        if typeFlags & C.SOCK_NONBLOCK != 0 { flags.insert(.O_NONBLOCK) }
-        return try KernelObjects.install(.unixSocket(s), flags: flags, cloexec: typeFlags & C.SOCK_CLOEXEC != 0)
     }
 
     /// socketpair(domain, type, protocol, int sv[2]): AF_UNIX only.
@@ -171,10 +163,11 @@ enum Sockets {
         let type = a.int32(1)
         let out = try UserMemory.writable(a[3], 8)
         let (first, second) = try UnixSocket.pair(type: type & C.SOCK_TYPE_MASK)
-        let fd0 = try install2(first, typeFlags: type)
+        let fd0 = try install(.unixSocket(first), typeFlags: type)
         let fd1: Int32
-        do { fd1 = try install2(second, typeFlags: type) } catch {
-            _ = try? SysIO.fs.close(fd0)
+        do { fd1 = try install(.unixSocket(second), typeFlags: type) } catch {
+            // Through close(), so the first end's object is released too.
+            _ = try? SysIO.close(SyscallArguments(number: SyscallNumber.close, UInt64(fd0)))
             throw error
         }
         out.writeLE(UInt32(bitPattern: fd0), at: 0)
@@ -217,7 +210,7 @@ enum Sockets {
     private static func accept(_ fd: Int32, _ address: UInt64, _ lengthAddress: UInt64, flags: Int32) throws(Errno) -> UInt64 {
         if let u = unix(fd) {
             guard let peer = try u.accept(nonblocking: nonblocking(fd)) else { return 0 }
-            let newFD = try install2(peer, typeFlags: flags)
+            let newFD = try install(.unixSocket(peer), typeFlags: flags)
             try? writeAddress(.unix(path: []), address, lengthAddress)
             return UInt64(newFD)
         }
@@ -233,7 +226,7 @@ enum Sockets {
         }
         let peer = Socket(id: accepted.0, kind: .stream, ipv6: s.ipv6)
         let newFD: Int32
-        do { newFD = try install(peer, typeFlags: flags) } catch {
+        do { newFD = try install(.socket(peer), typeFlags: flags) } catch {
             stack.abort(accepted.0, now: Clock.monotonicNanos)
             throw error
         }
