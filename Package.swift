@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "ApusManifest", dependencies: ["ApusKit", .product(name: "Yams", package: "Yams")]),
         .executableTarget(
             name: "apus",
-            dependencies: ["ApusKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["ApusKit", "GuestABI", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(name: "apus-manifest", dependencies: ["ApusKit", "ApusManifest"]),
         .testTarget(name: "GuestABITests", dependencies: ["GuestABI"]),

@@ -91,7 +91,7 @@ public final class InMemoryImage {
                 (fd, offset, path) = borrowed
             } else {
                 path = hostPaths[placement.entryID] ?? ""
-                fd = open(path, O_RDONLY | O_CLOEXEC)
+                fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)  // a FIFO must not block: mmap refuses it
                 offset = 0
             }
             let result = fd < 0 ? MAP_FAILED : mmap(target, Int(placement.size), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, off_t(offset))

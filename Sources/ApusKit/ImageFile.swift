@@ -57,11 +57,12 @@ enum ImageFileWriter {
     /// size changed since the layout was made is an error (the index already says its size).
     private static func copy(_ hostPath: String, size: UInt64, to fd: Int32, path: String, at offset: UInt64,
                              buffer: inout [UInt8], hash: inout SHA256) throws(StoreError) {
-        let input = open(hostPath, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: a file swapped for a FIFO since the layout was made must not hang the build.
+        let input = open(hostPath, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard input >= 0 else { throw StoreError(.build, "\(hostPath): \(errnoText())") }
         defer { close(input) }
         var st = stat()
-        guard fstat(input, &st) == 0, UInt64(st.st_size) == size else {
+        guard fstat(input, &st) == 0, st.st_mode & S_IFMT == S_IFREG, UInt64(st.st_size) == size else {
             throw StoreError(.build, "\(hostPath) changed while the image was being built; build again")
         }
         var done: UInt64 = 0

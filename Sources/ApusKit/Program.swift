@@ -22,7 +22,8 @@ public final class MappedFile {
 
     public init(path: String) throws(RunError) {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below).
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw RunError("\(path): \(String(cString: strerror(errno)))") }
         var st = stat()
         guard fstat(fd, &st) == 0 else { close(fd); throw RunError("\(path): \(String(cString: strerror(errno)))") }

@@ -48,7 +48,9 @@ enum QEMULauncher {
             // QEMU's own user-mode network (slirp): the same addresses as apus's (guest
             // 10.0.2.15, gateway 10.0.2.2, DNS 10.0.2.3); -p becomes hostfwd. virtio-mmio in its
             // modern (virtio 1.x) form, which is all the kernel's driver speaks.
-            var netdev = "user,id=net0"
+            // outbound=off is slirp's restrict=on: the guest reaches no host and no network
+            // (10.0.2.2 included); forwarded ports still reach it.
+            var netdev = "user,id=net0" + (options.networkPolicy.outbound ? "" : ",restrict=on")
             for f in options.publish {
                 netdev += ",hostfwd=\(f.proto == .tcp ? "tcp" : "udp"):\(f.hostAddress):\(f.hostPort)-:\(f.guestPort)"
             }
@@ -57,7 +59,9 @@ enum QEMULauncher {
         case .tap:
             throw RunError("--network tap is not available with --vmm qemu (use the default user network)")
         }
-        if options.timeoutSeconds > 0 { argv = ["timeout", "--signal=KILL", "\(options.timeoutSeconds)"] + argv }
+        if options.timeoutSeconds > 0 {
+            argv = ["timeout", "--signal=KILL", "\(Double(options.timeoutMilliseconds) / 1000)"] + argv
+        }
 
         var pipeFDs: [Int32] = [-1, -1], inputFDs: [Int32] = [-1, -1]
         guard pipe(&pipeFDs) == 0, pipe(&inputFDs) == 0 else { throw RunError("pipe: \(String(cString: strerror(errno)))") }
@@ -121,7 +125,7 @@ enum QEMULauncher {
         if let panicText { throw RunError("guest kernel panic: \(panicText)", exitCode: HostExitCode.kernelPanic) }
         guard let status else {
             if options.timeoutSeconds > 0 && waitStatus & 0x7f == SIGKILL {
-                throw RunError("the guest did not finish within \(Int(options.timeoutSeconds * 1000)) ms and was stopped",
+                throw RunError("the guest did not finish within \(options.timeoutMilliseconds) ms and was stopped",
                                exitCode: HostExitCode.vmFailure)
             }
             let how = waitStatus & 0x7f == 0 ? "QEMU exited with status \((waitStatus >> 8) & 0xff)" : "QEMU was killed by signal \(waitStatus & 0x7f)"

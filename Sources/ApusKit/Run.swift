@@ -32,6 +32,8 @@ public struct RunOptions {
     public var memoryExplicit = false
     /// `--network`: user (default), tap or none.
     public var network = NetworkMode.user
+    /// `--network user,host-loopback=…,outbound=…`.
+    public var networkPolicy = UserNetwork.Policy()
     /// `-p`: ports of the guest published on the host.
     public var publish: [PortMapping.Forward] = []
 
@@ -49,6 +51,14 @@ public struct RunOptions {
 
 extension RunOptions {
     public static let defaultMemory = "128M"
+    /// The largest --timeout: its milliseconds fit every timer the VMMs use.
+    public static let maxTimeoutSeconds: Double = 1_000_000_000
+
+    /// --timeout for the VMM's watchdog: 0 is no limit, and any positive value is at least one
+    /// millisecond (a sub-millisecond timeout rounds up, never down to "no limit").
+    public var timeoutMilliseconds: UInt64 {
+        timeoutSeconds > 0 ? max(1, UInt64((min(timeoutSeconds, Self.maxTimeoutSeconds) * 1000).rounded(.up))) : 0
+    }
 
     /// The checked options of `apus run`, or the one-line problem with them. An empty
     /// `memory` means "not given": the default, or a store image's own.
@@ -68,6 +78,9 @@ extension RunOptions {
         }
         guard timeout >= 0 && timeout.isFinite else {
             return .failure(RunOptionsError("--timeout must be a number of seconds ≥ 0"))
+        }
+        guard timeout <= maxTimeoutSeconds else {
+            return .failure(RunOptionsError("--timeout \(timeout): at most \(Int(maxTimeoutSeconds)) seconds (about 31 years; 0 means no limit)"))
         }
         guard hostname.utf8.count <= BootInfo.hostnameCapacity, !hostname.utf8.contains(0), !hostname.contains("/") else {
             return .failure(RunOptionsError("--hostname \(hostname): at most 64 bytes, no '/' or NUL"))
@@ -92,10 +105,29 @@ extension RunOptions {
             case .failure(let problem): return .failure(problem)
             }
         }
-        guard let mode = NetworkMode(rawValue: network) else {
+        let networkWords = network.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        guard let mode = NetworkMode(rawValue: networkWords[0]) else {
             return .failure(RunOptionsError("--network \(network): unknown network (choose user, tap or none)"))
         }
         options.network = mode
+        for setting in networkWords.dropFirst() {
+            guard mode == .user else {
+                return .failure(RunOptionsError("--network \(network): only the user network takes settings (host-loopback=on|off, outbound=on|off)"))
+            }
+            let pair = setting.split(separator: "=", maxSplits: 1).map(String.init)
+            guard pair.count == 2, pair[1] == "on" || pair[1] == "off" else {
+                return .failure(RunOptionsError("--network \(network): '\(setting)' is not a setting (host-loopback=on|off, outbound=on|off)"))
+            }
+            switch pair[0] {
+            case "host-loopback": options.networkPolicy.hostLoopback = pair[1] == "on"
+            case "outbound": options.networkPolicy.outbound = pair[1] == "on"
+            default:
+                return .failure(RunOptionsError("--network \(network): unknown setting '\(pair[0])' (host-loopback=on|off, outbound=on|off)"))
+            }
+        }
+        if monitor == .qemu && options.networkPolicy.outbound && !options.networkPolicy.hostLoopback {
+            return .failure(RunOptionsError("--network \(network): QEMU's user network cannot refuse the host's loopback alone; add outbound=off, or use --vmm apus"))
+        }
         switch PortMapping.parseAll(publish) {
         case .success(let forwards): options.publish = forwards
         case .failure(let problem): return .failure(problem)
@@ -212,7 +244,9 @@ public struct HostConsole: ConsoleSink {
     public mutating func write(_ stream: ConsoleStream, _ bytes: UnsafeRawBufferPointer) {
         let fd: Int32 = stream == .stdout ? 1 : 2
         var offset = 0
-        while offset < bytes.count {
+        // The --timeout watchdog interrupts a write blocked on a full pipe (EINTR, or a short
+        // write when some bytes went through): the rest is dropped and the run loop stops the VM.
+        while offset < bytes.count, ckvm_watchdog_fired() == 0 {
             let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
             if n < 0 {
                 if errno == EINTR { continue }
@@ -229,11 +263,13 @@ public struct HostConsole: ConsoleSink {
         _ = nanosleep(&request, nil)
     }
 
+    /// A read blocked on the host's stdin ends when the --timeout watchdog fires (EINTR: the
+    /// handler is installed without SA_RESTART); the run loop then stops the VM.
     public mutating func readStdin(into buffer: UnsafeMutableRawBufferPointer) -> Int {
         while true {
             let n = read(0, buffer.baseAddress, buffer.count)
             if n >= 0 { return n }
-            if errno != EINTR { return -Int(errno) }
+            if errno != EINTR || ckvm_watchdog_fired() != 0 { return -Int(errno) }
         }
     }
 }
@@ -323,7 +359,7 @@ private func runOnKVM(_ options: RunOptions, kernel: MappedFile, image: UnsafeRa
         let vm = try VirtualMachine()
         var config = VMConfiguration(memorySize: options.memorySize, kernel: kernel.bytes, image: image,
                                      arguments: arguments, environment: environment, seed: seed)
-        config.timeoutMilliseconds = UInt64(options.timeoutSeconds * 1000)
+        config.timeoutMilliseconds = options.timeoutMilliseconds
         if options.trace { config.bootFlags |= BootInfo.flagTraceSyscalls }
         config.hostname = Array(options.hostname.utf8)
         config.workingDirectory = Array(options.workingDirectory.utf8)
@@ -350,7 +386,7 @@ private func networkConfiguration(_ options: RunOptions, seed: UInt64) throws(Ru
         return nil
     case .user:
         do {
-            let backend = try UserNetwork(forwards: options.publish, seed: seed)
+            let backend = try UserNetwork(forwards: options.publish, seed: seed, policy: options.networkPolicy)
             var config = NetworkConfiguration(backend: backend, mac: mac, ipv4: UserNetwork.guestConfiguration)
             config.startsOnDemand = options.publish.isEmpty
             return config

@@ -14,9 +14,13 @@ public enum Manifest {
 
     /// Reads the manifest at `path`. Relative host paths in it are relative to its directory.
     public static func load(path: String) throws(StoreError) -> BuildSpec {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw StoreError(.invalid, "\(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
+            throw StoreError(.invalid, "\(path): not a regular file (a manifest is a YAML file)")
+        }
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -37,6 +41,10 @@ public enum Manifest {
         func fail(_ node: Node?, _ message: String) -> StoreError {
             let at = node?.mark.map { ":\($0.line)" } ?? ""
             return StoreError(.invalid, "\(label)\(at): \(message)")
+        }
+        // Yams composes nodes recursively: a deeply nested document would overflow the stack.
+        if let depth = YAMLNesting.exceeds(YAMLNesting.limit, in: text) {
+            throw StoreError(.invalid, "\(label):\(depth.line): nested more than \(YAMLNesting.limit) levels deep (a manifest needs 3)")
         }
         let root: Node?
         do {
@@ -181,5 +189,78 @@ public enum Manifest {
             }
         }
         return out
+    }
+}
+
+/// An upper bound of a YAML document's nesting, found without parsing it: indentation levels,
+/// compact sequence entries (`- - x`) and flow collections (`[[x]]`, `{a: {b: c}}`), outside
+/// comments, quoted scalars and block scalars. It may count a few levels more than a parser
+/// would (a `[` that starts a plain scalar), never fewer.
+enum YAMLNesting {
+    static let limit = 64
+
+    /// The first line where the bound passes `limit`, or nil.
+    static func exceeds(_ limit: Int, in text: String) -> (line: Int, depth: Int)? {
+        var indents: [Int] = []          // the block indentation levels open at this line
+        var flow = 0                     // open [ and { of flow collections
+        var quote: UInt8? = nil          // the open quote of a scalar that spans lines
+        var blockScalarIndent: Int? = nil
+        var lineNumber = 0
+        for line in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            lineNumber += 1
+            let bytes = Array(line)
+            var i = 0
+            while i < bytes.count, bytes[i] == UInt8(ascii: " ") { i += 1 }
+            let indent = i
+            if let scalarIndent = blockScalarIndent {
+                if i == bytes.count || indent > scalarIndent { continue }  // a block scalar's text
+                blockScalarIndent = nil
+            }
+            if quote == nil && flow == 0 {
+                if i == bytes.count || bytes[i] == UInt8(ascii: "#") { continue }
+                while let last = indents.last, last > indent { indents.removeLast() }
+                if indents.last != indent { indents.append(indent) }
+            }
+            var depth = indents.count + flow
+            var nodeStart = true         // the next character may open a node
+            var last: UInt8 = UInt8(ascii: " ")
+            while i < bytes.count {
+                let c = bytes[i]
+                if let q = quote {
+                    if c == q {
+                        if q == UInt8(ascii: "'"), i + 1 < bytes.count, bytes[i + 1] == q { i += 2; continue }
+                        quote = nil
+                    } else if c == UInt8(ascii: "\\") && q == UInt8(ascii: "\"") {
+                        i += 1
+                    }
+                    i += 1
+                    continue
+                }
+                switch c {
+                case UInt8(ascii: "#") where last == UInt8(ascii: " ") || last == UInt8(ascii: "\t"):
+                    i = bytes.count
+                    continue
+                case UInt8(ascii: "\""), UInt8(ascii: "'"):
+                    if nodeStart { quote = c }
+                case UInt8(ascii: "["), UInt8(ascii: "{"):
+                    if nodeStart { flow += 1; depth += 1 }
+                case UInt8(ascii: "]"), UInt8(ascii: "}"):
+                    if flow > 0 { flow -= 1 }
+                case UInt8(ascii: "-"), UInt8(ascii: "?"):
+                    if nodeStart, i + 1 == bytes.count || bytes[i + 1] == UInt8(ascii: " ") { depth += 1 }
+                case UInt8(ascii: "|"), UInt8(ascii: ">"):
+                    if nodeStart && flow == 0 { blockScalarIndent = indent }
+                default: break
+                }
+                if depth > limit { return (lineNumber, depth) }
+                if c != UInt8(ascii: " ") && c != UInt8(ascii: "\t") {
+                    nodeStart = c == UInt8(ascii: "[") || c == UInt8(ascii: "{") || c == UInt8(ascii: ",")
+                        || c == UInt8(ascii: "-") || c == UInt8(ascii: "?") || c == UInt8(ascii: ":")
+                }
+                last = c
+                i += 1
+            }
+        }
+        return nil
     }
 }

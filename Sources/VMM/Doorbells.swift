@@ -50,7 +50,7 @@ public func handleDoorbell<Sink: ConsoleSink>(offset: UInt64, value: UInt64, mem
             sink.write(stream, UnsafeRawBufferPointer(buffer))
             return .resume
         case .panic:
-            return .panic(String(decoding: buffer, as: UTF8.self))
+            return .panic(GuestText.decode(UnsafeRawBufferPointer(buffer), limit: GuestText.panicLimit))
         default:
             let n = sink.readStdin(into: buffer)
             var answer = request
@@ -64,5 +64,35 @@ public func handleDoorbell<Sink: ConsoleSink>(offset: UInt64, value: UInt64, mem
             answer.encode(into: raw)
             return .resume
         }
+    }
+}
+
+/// Text the guest hands the VMM for its own messages (a kernel panic): the guest chooses the
+/// length (up to all of guest memory) and the bytes, so the host copies at most `limit`
+/// bytes and shows control characters and invalid UTF-8 escaped, never raw: a message cannot
+/// grow the VMM's memory with the guest's size or drive the user's terminal.
+public enum GuestText {
+    /// A kernel panic line is under 200 bytes; 4 KiB leaves room for a long one.
+    public static let panicLimit = 4096
+
+    public static func decode(_ bytes: UnsafeRawBufferPointer, limit: Int) -> String {
+        let shown = UnsafeRawBufferPointer(rebasing: bytes.prefix(limit))
+        var text = ""
+        text.reserveCapacity(shown.count)
+        for scalar in String(decoding: shown, as: UTF8.self).unicodeScalars {
+            switch scalar.value {
+            case 0x0a, 0x09: text.unicodeScalars.append(scalar)
+            case 0..<0x20, 0x7f, 0x80..<0xa0: text += "\\x" + hex2(scalar.value)
+            case 0xfffd: text += "\\ufffd"
+            default: text.unicodeScalars.append(scalar)
+            }
+        }
+        if bytes.count > limit { text += "… (\(bytes.count - limit) more bytes not shown)" }
+        return text
+    }
+
+    private static func hex2(_ v: UInt32) -> String {
+        let digits = String(v, radix: 16)
+        return digits.count < 2 ? "0" + digits : digits
     }
 }

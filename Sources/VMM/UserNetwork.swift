@@ -18,7 +18,13 @@ import Glibc
 ///   succeeds does the guest get its SYN-ACK; a refused or failed host connect becomes a
 ///   reset, so the guest's connect fails with ECONNREFUSED as it would against the host.
 /// - Outbound UDP: one host socket per (guest endpoint, destination) flow, forgotten after
-///   60 s idle; replies come back with the original destination as their source.
+///   60 s idle; replies come back with the original destination as their source. At most
+///   `maxFlows` flows: a new one beyond that replaces the least recently used, so a guest that
+///   sprays datagrams at new destinations holds a bounded number of host descriptors.
+/// - Policy (`--network user,host-loopback=off,outbound=off`): without host loopback the guest
+///   cannot reach the host's 127.0.0.0/8 (through 10.0.2.2 or directly); without outbound it
+///   reaches nothing but the peers of its published ports (no connects, no datagrams, no DNS).
+///   Destinations that are never a host peer (0.0.0.0/8, multicast, broadcast) are dropped.
 /// - Published ports (`-p`): a host socket listens on hostAddress:hostPort; each accepted
 ///   connection opens a stack connection from 10.0.2.2 to the guest's port. UDP: each host
 ///   peer gets its own stack socket connected to the guest port.
@@ -33,7 +39,31 @@ public final class UserNetwork: NetworkBackend {
     public static let dnsAddress = NetworkConfiguration.IPv4Address(10, 0, 2, 3)
     public static let prefixLength: UInt8 = 24
     static let maxLinks = 1024
+    static let maxFlows = 256
     static let udpIdleNanos: UInt64 = 60_000_000_000
+
+    /// What the guest may reach through the user network.
+    public struct Policy: Equatable, Sendable {
+        /// The host's loopback (services listening only on 127.0.0.1) through 10.0.2.2.
+        public var hostLoopback = true
+        /// Connections and datagrams the guest starts (DNS included); published ports work without.
+        public var outbound = true
+        public init(hostLoopback: Bool = true, outbound: Bool = true) {
+            self.hostLoopback = hostLoopback
+            self.outbound = outbound
+        }
+    }
+
+    /// A flow's identity: the guest's endpoint and the destination it sends to.
+    struct FlowKey: Hashable {
+        let guestHigh: UInt64, guestLow: UInt64, guestPort: UInt16
+        let destinationHigh: UInt64, destinationLow: UInt64, destinationPort: UInt16
+        init(guest: Endpoint, destination: Endpoint) {
+            guestHigh = guest.address.high; guestLow = guest.address.low; guestPort = guest.port
+            destinationHigh = destination.address.high; destinationLow = destination.address.low
+            destinationPort = destination.port
+        }
+    }
 
     /// The guest's IPv4 configuration for the boot info.
     public static var guestConfiguration: NetworkConfiguration.IPv4 {
@@ -64,6 +94,7 @@ public final class UserNetwork: NetworkBackend {
         let guest: Endpoint
         let destination: Endpoint
         var lastActive: UInt64
+        var key: FlowKey { FlowKey(guest: guest, destination: destination) }
         init(host: Int32, guest: Endpoint, destination: Endpoint, now: UInt64) {
             self.host = host
             self.guest = guest
@@ -93,16 +124,19 @@ public final class UserNetwork: NetworkBackend {
     private let anyUDP: SocketID
     private var published: [(forward: NetworkConfiguration.PortForward, fd: Int32)] = []
     private var links: [Link] = []
-    private var flows: [Flow] = []
+    private var flows: [FlowKey: Flow] = [:]
     private var peers: [Peer] = []
     private let resolver: UInt32
     private var datagram = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 16)
     private enum Slot { case listener(Int), link(Link), flow(Flow), peerListener(Int) }
-    private var slots: [Slot] = []
+    /// What each descriptor of the last `pollDescriptors()` answer stands for.
+    private var slots: [Int32: Slot] = [:]
+    public let policy: Policy
     private var isShutDown = false
 
     /// Binds the published ports now, so a port in use fails before the guest starts.
-    public init(forwards: [NetworkConfiguration.PortForward], seed: UInt64) throws(PortForwarder.Error) {
+    public init(forwards: [NetworkConfiguration.PortForward], seed: UInt64, policy: Policy = Policy()) throws(PortForwarder.Error) {
+        self.policy = policy
         var config = InterfaceConfig(mac: MACAddress((0x52, 0x55, 0x0a, 0x00, 0x02, 0x02)),
                                      ipv4: Self.gatewayAddress.value, ipv4PrefixLength: Self.prefixLength,
                                      ipv4Gateway: 0)
@@ -140,6 +174,9 @@ public final class UserNetwork: NetworkBackend {
         }
     }
 
+    /// The number of outbound UDP flows (each holds one host socket).
+    public var flowCount: Int { flows.count }
+
     /// The first IPv4 `nameserver` of /etc/resolv.conf (127.0.0.1 if there is none).
     static func hostResolver() -> UInt32 {
         guard let file = fopen("/etc/resolv.conf", "r") else { return 0x7f00_0001 }
@@ -156,10 +193,16 @@ public final class UserNetwork: NetworkBackend {
 
     /// Where a guest destination goes on the host: the gateway is the host's loopback, the
     /// DNS address is the host's resolver.
-    private func hostDestination(_ e: Endpoint) -> UInt32? {
-        guard let a = e.address.ipv4 else { return nil }
-        if a == Self.gatewayAddress.value { return 0x7f00_0001 }
+    /// nil: the policy or the address forbids it (the guest's connect is reset, its datagram
+    /// dropped).
+    func hostDestination(_ e: Endpoint) -> UInt32? {
+        guard policy.outbound, let a = e.address.ipv4 else { return nil }
         if a == Self.dnsAddress.value { return e.port == 53 ? resolver : nil }
+        let isLoopback = a == Self.gatewayAddress.value || a >> 24 == 127
+        if isLoopback { return policy.hostLoopback ? (a == Self.gatewayAddress.value ? 0x7f00_0001 : a) : nil }
+        // "This network" (0.0.0.0/8: connect() there reaches the host itself), multicast and
+        // broadcast are never a peer of the guest's.
+        if a >> 24 == 0 || a >> 28 == 0xe || a == 0xffff_ffff { return nil }
         return a
     }
 
@@ -191,18 +234,18 @@ public final class UserNetwork: NetworkBackend {
         slots.removeAll(keepingCapacity: true)
         for (i, p) in published.enumerated() {
             fds.append(pollfd(fd: p.fd, events: Int16(POLLIN), revents: 0))
-            slots.append(p.forward.proto == .tcp ? .listener(i) : .peerListener(i))
+            slots[p.fd] = p.forward.proto == .tcp ? .listener(i) : .peerListener(i)
         }
         for link in links {
             var events: Int16 = 0
             if link.hostConnecting || !link.toHost.isEmpty { events |= Int16(POLLOUT) }
             if !link.hostConnecting && !link.hostEOF && link.toGuest.isEmpty { events |= Int16(POLLIN) }
             fds.append(pollfd(fd: link.host, events: events, revents: 0))
-            slots.append(.link(link))
+            slots[link.host] = .link(link)
         }
-        for flow in flows {
+        for flow in flows.values {
             fds.append(pollfd(fd: flow.host, events: Int16(POLLIN), revents: 0))
-            slots.append(.flow(flow))
+            slots[flow.host] = .flow(flow)
         }
         return fds
     }
@@ -211,8 +254,8 @@ public final class UserNetwork: NetworkBackend {
         guard !isShutDown else { return }
         if let d = stack.nextDeadline, d <= now { stack.advance(now: now) }
         for p in ready where p.revents != 0 {
-            guard let i = slots.indices.first(where: { slotFD(slots[$0]) == p.fd }) else { continue }
-            switch slots[i] {
+            guard let slot = slots[p.fd] else { continue }
+            switch slot {
             case .listener(let k): acceptHost(published[k], now: now)
             case .peerListener(let k): receivePublishedUDP(published[k], now: now)
             case .link(let link): hostEvent(link, p.revents)
@@ -246,20 +289,13 @@ public final class UserNetwork: NetworkBackend {
             finish(link, now: monotonicNanos(), reset: !link.toHost.isEmpty)
         }
         links = []
-        for f in flows { close(f.host) }
-        flows = []
+        for f in flows.values { close(f.host) }
+        flows = [:]
         for p in published { close(p.fd) }
         published = []
         datagram.deallocate()
     }
 
-    private func slotFD(_ s: Slot) -> Int32 {
-        switch s {
-        case .listener(let k), .peerListener(let k): return published[k].fd
-        case .link(let l): return l.host
-        case .flow(let f): return f.host
-        }
-    }
 
     // MARK: TCP
 
@@ -398,14 +434,19 @@ public final class UserNetwork: NetworkBackend {
     private func relayGuestUDP(now: UInt64) {
         while let r = try? stack.receiveFrom(anyUDP, into: datagram, peek: false) {
             guard let address = hostDestination(r.to) else { continue }
+            let key = FlowKey(guest: r.from, destination: r.to)
             let flow: Flow
-            if let f = flows.first(where: { $0.guest == r.from && $0.destination == r.to }) {
+            if let f = flows[key] {
                 flow = f
             } else {
+                if flows.count >= Self.maxFlows, let oldest = flows.values.min(by: { $0.lastActive < $1.lastActive }) {
+                    close(oldest.host)
+                    flows[oldest.key] = nil
+                }
                 let fd = ckvm_ipv4_connect(Int32(SOCK_DGRAM.rawValue), address, r.to.port)
                 guard fd >= 0 else { continue }
                 flow = Flow(host: fd, guest: r.from, destination: r.to, now: now)
-                flows.append(flow)
+                flows[key] = flow
             }
             flow.lastActive = now
             _ = send(flow.host, datagram.baseAddress, r.count, Int32(MSG_NOSIGNAL))
@@ -453,8 +494,10 @@ public final class UserNetwork: NetworkBackend {
     }
 
     private func expireUDP(now: UInt64) {
-        for f in flows where now &- f.lastActive > Self.udpIdleNanos { close(f.host) }
-        flows.removeAll { now &- $0.lastActive > Self.udpIdleNanos }
+        for f in flows.values where now &- f.lastActive > Self.udpIdleNanos {
+            close(f.host)
+            flows[f.key] = nil
+        }
         for p in peers where now &- p.lastActive > Self.udpIdleNanos { stack.close(p.guest, now: now) }
         peers.removeAll { now &- $0.lastActive > Self.udpIdleNanos }
     }

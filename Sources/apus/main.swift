@@ -1,4 +1,5 @@
 import ApusKit
+import GuestABI
 import ArgumentParser
 import VMM
 #if canImport(Glibc)
@@ -116,8 +117,10 @@ struct Run: ParsableCommand {
     @Option(help: ArgumentHelp("""
                 How the guest reaches the network: user (default: the VMM relays through host \
                 sockets, no privileges needed; the guest is 10.0.2.15, the host's loopback is \
-                10.0.2.2), tap (a tap device, needs root or CAP_NET_ADMIN) or none (loopback only).
-                """, valueName: "user|tap|none"))
+                10.0.2.2), tap (a tap device, needs root or CAP_NET_ADMIN) or none (loopback only). \
+                The user network takes settings: host-loopback=off (10.0.2.2 and 127.0.0.0/8 \
+                unreachable), outbound=off (nothing but published ports); both default to on.
+                """, valueName: "user[,host-loopback=off][,outbound=off]|tap|none"))
     var network: String = "user"
 
     @Argument(help: ArgumentHelp("The program to run.", valueName: "PROGRAM"))
@@ -148,6 +151,12 @@ struct Run: ParsableCommand {
 func fail(_ message: String) -> ExitCode {
     FileDescriptorOutput.stderr("apus: \(message)\n")
     return ExitCode(StoreCommands.failure)
+}
+
+/// A bad flag value found after parsing: `apus: MESSAGE` and 125, as every usage error.
+func usageError(_ message: String) -> ExitCode {
+    FileDescriptorOutput.stderr("apus: \(message)\n")
+    return ExitCode(HostExitCode.startFailure)
 }
 
 enum FileDescriptorOutput {
@@ -252,7 +261,7 @@ struct Build: ParsableCommand {
             if words.count > 1 { spec.arguments = Array(words.dropFirst()) }
         } else {
             guard let program = words.first else {
-                throw fail("build: give a PROGRAM (or -f MANIFEST); see apus build --help")
+                throw usageError("build: give a PROGRAM (or -f MANIFEST); see apus build --help")
             }
             spec = BuildSpec(program: program)
             spec.arguments = Array(words.dropFirst())
@@ -263,7 +272,7 @@ struct Build: ParsableCommand {
         if let hostname { spec.hostname = hostname }
         if let memory {
             guard let size = MemorySize.parse(memory) else {
-                throw fail("--memory \(memory): not a size (use a number with K, M or G, e.g. 64M)")
+                throw usageError("--memory \(memory): not a size (use a number with K, M or G, e.g. 64M)")
             }
             spec.memory = size
         }
@@ -273,7 +282,7 @@ struct Build: ParsableCommand {
             case .success(let file):
                 // Command-line paths are relative to the current directory, even with -f.
                 spec.files.append(FileSpec(host: absoluteFromHere(file.host), image: file.image))
-            case .failure(let problem): throw fail(problem.message)
+            case .failure(let problem): throw usageError(problem.message)
             }
         }
         let store = try openStore()
@@ -401,4 +410,28 @@ struct Version: ParsableCommand {
 if let options = FastRunParser.parse(Array(CommandLine.arguments.dropFirst())) {
     exit(runProgram(options, startNanos: startNanos))
 }
-Apus.main()
+runParsedCommand()
+
+/// ArgumentParser's path, with apus's error contract: help and version as ArgumentParser
+/// prints them, a verb's own failure with the status it chose, and every usage error (an
+/// unknown flag, a bad or missing value) as one `apus:` line and exit 125, like docker.
+func runParsedCommand() -> Never {
+    do {
+        var command = try Apus.parseAsRoot()
+        try command.run()
+        exit(0)
+    } catch let code as ExitCode {
+        exit(code.rawValue)
+    } catch {
+        if Apus.exitCode(for: error) == .success { Apus.exit(withError: error) }  // --help, --version
+        var message = Apus.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+        if let first = message.first, first.isUppercase, message.dropFirst().first?.isLowercase == true {
+            message = first.lowercased() + message.dropFirst()  // "Unknown option" → "unknown option", as apus's own
+        }
+        let verbs = Apus.configuration.subcommands.map { $0._commandName }
+        let verb = CommandLine.arguments.dropFirst().first { verbs.contains($0) }
+        let help = verb.map { "apus \($0) --help" } ?? "apus --help"
+        FileDescriptorOutput.stderr("apus: \(message.hasSuffix(".") ? String(message.dropLast()) : message) (see '\(help)')\n")
+        exit(HostExitCode.startFailure)
+    }
+}

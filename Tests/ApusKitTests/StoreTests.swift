@@ -408,6 +408,42 @@ final class StoreTests: XCTestCase {
         XCTAssertNil(BuildSpec.decode("apus-build-spec 1\nprogram\n"))
     }
 
+    /// Yams composes recursively: deep nesting is refused before it gets there, in every
+    /// form YAML has for it; the README's own manifest and ordinary ones are not.
+    func testDeeplyNestedManifestIsRefusedNotAStackOverflow() {
+        let depth = 200_000
+        let documents = [
+            "program: /p\nargs: " + String(repeating: "[", count: depth) + String(repeating: "]", count: depth) + "\n",
+            "program: /p\nenv: " + String(repeating: "{a: ", count: depth) + "b" + String(repeating: "}", count: depth) + "\n",
+            "program: /p\nargs:\n" + String(repeating: "- ", count: depth) + "x\n",
+            "program: /p\nfiles:\n" + (0..<2_000).map { String(repeating: " ", count: $0 + 1) + "k\($0):\n" }.joined() + "   x\n",
+        ]
+        for text in documents {
+            do {
+                _ = try Manifest.parse(text, label: "deep.yaml", directory: "/")
+                XCTFail("accepted a document nested \(depth) deep")
+            } catch {
+                XCTAssertTrue(error.message.contains("nested more than 64 levels"), error.message)
+                XCTAssertFalse(error.message.contains("\n"))
+            }
+        }
+        let ordinary = """
+            # comment with [[[[ brackets and - - - dashes
+            name: web
+            program: ./server
+            args: ["--config", '[[[not nesting]]]', "a - b"]
+            env:
+              A: "x: [y"
+              B: |
+                [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[
+                - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - -
+            files:
+              - ./static:/srv/static
+              - {from: ./conf, to: /etc/conf}
+            """
+        XCTAssertNoThrow(try Manifest.parse(ordinary, label: "ok.yaml", directory: "/"))
+    }
+
     func testManifestErrorsNameTheKey() {
         func problem(_ text: String) -> String {
             do { _ = try Manifest.parse(text, label: "Apusfile.yaml", directory: "/"); return "" } catch { return error.message }

@@ -5,6 +5,9 @@
 
 import Foundation
 import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
 
 final class CLITests: XCTestCase {
     override func setUpWithError() throws {
@@ -60,6 +63,41 @@ final class CLITests: XCTestCase {
         }
     }
 
+    /// The error contract: a usage error of any verb (an unknown flag or verb, a bad or missing
+    /// value, a value out of range) is exactly one `apus:` line on stderr and exit 125, never
+    /// ArgumentParser's multi-line usage with its own status.
+    func testUsageErrorsAreOneLineAnd125() throws {
+        try Harness.requireGuests()
+        let cases: [[String]] = [
+            ["run", "--memory", "abc", "./hello.musl"],
+            ["run", "--no-such-flag", "./hello.musl"],
+            ["run"],
+            ["run", "--timeout", "abc", "./hello.musl"],
+            ["run", "--timeout", "1e308", "./hello.musl"],
+            ["run", "--timeout", "-1", "./hello.musl"],
+            ["run", "--timeout", "nan", "./hello.musl"],
+            ["run", "--network", "bogus", "./hello.musl"],
+            ["run", "-p", "99999:80", "./hello.musl"],
+            ["run", "--memory"],
+            ["build", "--memory", "lots", "/bin/true"],
+            ["build", "--no-such-flag"],
+            ["build"],
+            ["rmi"],
+            ["inspect"],
+            ["images", "--bogus"],
+            ["no-such-verb"],
+        ]
+        for args in cases {
+            let r = try apus(args)
+            let what = r.commandLine
+            XCTAssertEqual(r.status, 125, "\(what): exit status\nstderr: \(r.stderrText)")
+            let lines = r.stderrText.split(separator: "\n", omittingEmptySubsequences: false)
+            XCTAssertTrue(r.stderrText.hasPrefix("apus: "), "\(what): stderr must start with \"apus: \":\n\(r.stderrText)")
+            XCTAssertTrue(lines.count == 2 && lines[1].isEmpty, "\(what): stderr must be exactly one line:\n\(r.stderrText)")
+            XCTAssertEqual(r.stdoutText, "", "\(what): stdout must be empty")
+        }
+    }
+
     /// Not-runnable PROGRAMs: exit 125, exactly one stderr line starting "apus: ", nothing on
     /// stdout, and fast (< 2 s: nothing was booted). Checked with the default VMM and qemu.
     func testNotRunnableInputs() throws {
@@ -72,8 +110,13 @@ final class CLITests: XCTestCase {
             "./script.sh",            // #!/bin/sh script
             "./a-directory",          // a directory
         ]
+        // A FIFO: opening it for reading would wait for a writer forever.
+        let fifo = NSTemporaryDirectory() + "apus-cli-fifo-\(getpid())"
+        unlink(fifo)
+        XCTAssertEqual(mkfifo(fifo, 0o600), 0, "mkfifo \(fifo)")
+        defer { unlink(fifo) }
         for vmmFlags in [[], ["--vmm", "qemu"], ["--vmm", "apus"]] {
-            for input in inputs {
+            for input in inputs + [fifo] {
                 let r = try apus(["run"] + vmmFlags + [input])
                 let what = r.commandLine
                 XCTAssertEqual(r.status, 125, "\(what): exit status\nstderr: \(r.stderrText)")

@@ -222,6 +222,80 @@ final class UserNetworkTests: XCTestCase {
         XCTAssertEqual(got?.0, answer)
     }
 
+    /// A guest spraying datagrams at new destinations holds at most `maxFlows` host sockets
+    /// (the probe saw 12,600 descriptors in 5 s before the bound); the newest flow still works.
+    func testUDPFlowsAreBounded() throws {
+        try makeNetwork()
+        let server = ckvm_ipv4_bind(Int32(SOCK_DGRAM.rawValue), loopback.value, 0)
+        defer { close(server) }
+        let descriptorsBefore = openDescriptorCount()
+        let out = try guest.open(.datagram, ipv6: false)
+        let gateway = IPAddress(ipv4: UserNetwork.gatewayAddress.value)
+        // 3,000 destinations (closed loopback ports: nothing answers), a few at a time.
+        var sent = 0
+        XCTAssertTrue(pump {
+            for _ in 0..<100 where sent < 3_000 {
+                _ = guestSendTo(out, [1], to: Endpoint(address: gateway, port: UInt16(20_000 + sent)))
+                sent += 1
+            }
+            return sent == 3_000 && !guest.hasOutput
+        })
+        XCTAssertLessThanOrEqual(net.flowCount, UserNetwork.maxFlows)
+        XCTAssertLessThanOrEqual(openDescriptorCount() - descriptorsBefore, UserNetwork.maxFlows + 8)
+        // The newest flow is the one that works.
+        XCTAssertEqual(guestSendTo(out, Array("late".utf8), to: Endpoint(address: gateway, port: port(of: server))), 4)
+        var buffer = [UInt8](repeating: 0, count: 64)
+        var address: UInt32 = 0, sourcePort: UInt16 = 0, n = -1
+        XCTAssertTrue(pump { n = ckvm_udp_recvfrom(server, &buffer, 64, &address, &sourcePort); return n >= 0 })
+        XCTAssertEqual(Array(buffer[0..<max(n, 0)]), Array("late".utf8))
+    }
+
+    private func openDescriptorCount() -> Int {
+        guard let dir = opendir("/proc/self/fd") else { return 0 }
+        defer { closedir(dir) }
+        var count = 0
+        while readdir(dir) != nil { count += 1 }
+        return count
+    }
+
+    /// host-loopback=off: 10.0.2.2 and 127.0.0.0/8 are refused (TCP reset, UDP dropped);
+    /// outbound=off: nothing the guest starts leaves, published ports still work.
+    func testPolicyRefusesHostLoopbackAndOutbound() throws {
+        let server = ckvm_ipv4_bind(Int32(SOCK_STREAM.rawValue), loopback.value, 0)
+        defer { close(server) }
+        XCTAssertEqual(listen(server, 4), 0)
+        for (policy, target) in [(UserNetwork.Policy(hostLoopback: false), UserNetwork.gatewayAddress.value),
+                                 (UserNetwork.Policy(outbound: false), UserNetwork.gatewayAddress.value)] {
+            guest = NetworkStack(interface: InterfaceConfig(mac: MACAddress((0x52, 0x54, 0, 1, 2, 3)), ipv4: UserNetwork.guestAddress.value,
+                                                            ipv4PrefixLength: 24, ipv4Gateway: UserNetwork.gatewayAddress.value), seed: 7)
+            net?.shutdown()
+            net = try UserNetwork(forwards: [], seed: 11, policy: policy)
+            let s = try guest.open(.stream, ipv6: false)
+            guestConnect(s, to: Endpoint(address: IPAddress(ipv4: target), port: port(of: server)))
+            XCTAssertTrue(pump { guest.readiness(s).contains(.error) }, "\(policy): the connect was not refused")
+            XCTAssertEqual(guest.takeError(s), .ECONNREFUSED)
+            XCTAssertEqual(ckvm_accept(server), -Int32(EAGAIN), "\(policy): the host server saw a connection")
+        }
+        // Both off: DNS and other outbound datagrams make no flow; a published port still answers.
+        net?.shutdown()
+        guest = NetworkStack(interface: InterfaceConfig(mac: MACAddress((0x52, 0x54, 0, 1, 2, 3)), ipv4: UserNetwork.guestAddress.value,
+                                                        ipv4PrefixLength: 24, ipv4Gateway: UserNetwork.gatewayAddress.value), seed: 7)
+        net = try UserNetwork(forwards: [.init(.tcp, hostAddress: loopback, hostPort: 0, guestPort: 80)], seed: 11,
+                              policy: UserNetwork.Policy(hostLoopback: false, outbound: false))
+        let out = try guest.open(.datagram, ipv6: false)
+        _ = guestSendTo(out, [1, 2, 3], to: Endpoint(address: IPAddress(ipv4: UserNetwork.dnsAddress.value), port: 53))
+        _ = guestSendTo(out, [1, 2, 3], to: Endpoint(address: IPAddress(ipv4: 0x0808_0808), port: 53))
+        pump { !guest.hasOutput }
+        XCTAssertEqual(net.flowCount, 0)
+        let listener = try guest.open(.stream, ipv6: false)
+        try guest.bind(listener, to: Endpoint(address: .any4, port: 80))
+        try guest.listen(listener, backlog: 4)
+        let client = ckvm_ipv4_connect(Int32(SOCK_STREAM.rawValue), loopback.value, try XCTUnwrap(net.publishedPorts.first))
+        XCTAssertGreaterThanOrEqual(client, 0)
+        defer { close(client) }
+        XCTAssertTrue(pump { guestAccept(listener) != nil }, "a published port works with outbound=off")
+    }
+
     func testPortInUseIsAClearError() throws {
         let taken = ckvm_ipv4_bind(Int32(SOCK_STREAM.rawValue), loopback.value, 0)
         defer { close(taken) }

@@ -134,6 +134,21 @@ final class DoorbellTests: XCTestCase {
         let outcome = withMemory { handleDoorbell(offset: Doorbell.panic.rawValue, value: 0x100, memory: $0, sink: &console) }
         XCTAssertEqual(outcome, .panic("oops"))
     }
+
+    /// The guest chooses the panic text's length: the host copies a bounded prefix, whatever
+    /// the guest asked for (all of guest memory here).
+    func testPanicTextIsBoundedAndEscaped() {
+        for i in 0..<ram.count { ram[i] = UInt8(ascii: "A") }
+        ram.replaceSubrange(0x800..<0x806, with: [0x1b, 0x5b, 0x32, 0x4a, 0x07, 0x0a])  // ESC [ 2 J, BEL, newline
+        putRequest(at: 0x100, stream: 3, length: UInt32(ram.count - 0x800), buffer: 0x800)
+        var console = RecordingConsole()
+        let outcome = withMemory { handleDoorbell(offset: Doorbell.panic.rawValue, value: 0x100, memory: $0, sink: &console) }
+        guard case .panic(let text) = outcome else { return XCTFail("expected a panic, got \(outcome)") }
+        XCTAssertLessThan(text.utf8.count, GuestText.panicLimit + 200, "the host copy is bounded")
+        XCTAssertTrue(text.hasPrefix("\\x1b[2J\\x07\nAAA"), "control bytes are shown escaped: \(text.prefix(20))")
+        XCTAssertFalse(text.unicodeScalars.contains { $0.value == 0x1b || $0.value == 0x07 })
+        XCTAssertTrue(text.hasSuffix("(\(ram.count - 0x800 - GuestText.panicLimit) more bytes not shown)"))
+    }
 }
 
 final class BootSetupTests: XCTestCase {
