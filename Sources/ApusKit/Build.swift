@@ -246,7 +246,8 @@ public enum ImageBuild {
         let hex = try store.commit(ImageStore.Commit(blob: (blob, digest.hex), configText: text, name: name,
                                                      cache: (key, CacheEntry(config: "", auto: auto, inputs: plan.inputs)),
                                                      interrupt: interrupt))
-        let image = StoredImage(name: name, digest: hex, config: config, blobPath: store.blobPath(digest.hex))
+        let image = StoredImage(name: name, digest: hex, config: config, blobPath: store.blobPath(digest.hex),
+                                storeRoot: store.root)
         return BuildResult(image: image, cacheHit: false, seconds: seconds(since: start),
                            warnings: plan.importer.warnings + warnings)
     }

@@ -61,6 +61,8 @@ public struct StoredImage: Sendable {
     public var config: ImageConfig
     /// The image file (blobs/<config.imageDigest>).
     public var blobPath: String
+    /// The store it was found in.
+    public var storeRoot: String
 }
 
 public final class ImageStore: @unchecked Sendable {
@@ -91,11 +93,13 @@ public final class ImageStore: @unchecked Sendable {
     var namesDirectory: String { root + "/names" }
     var cacheDirectory: String { root + "/cache" }
     var tmpDirectory: String { root + "/tmp" }
+    var verifiedDirectory: String { root + "/verified" }
 
     public func blobPath(_ hex: String) -> String { blobsDirectory + "/" + hex }
     func configPath(_ hex: String) -> String { configsDirectory + "/" + hex }
     func namePath(_ name: String) -> String { namesDirectory + "/" + name }
     func cachePath(_ key: String) -> String { cacheDirectory + "/" + key }
+    func verifiedPath(_ hex: String) -> String { verifiedDirectory + "/" + hex }
 
     // MARK: Names and references
 
@@ -167,7 +171,7 @@ public final class ImageStore: @unchecked Sendable {
         guard SHA256.hash(text).hex == hex, let config = ImageConfig.decode(text) else {
             throw StoreError(.corrupt, "image \(label): its config \(configPath(hex)) is corrupt; remove the image with apus rmi \(label)")
         }
-        return StoredImage(name: name, digest: hex, config: config, blobPath: blobPath(config.imageDigest))
+        return StoredImage(name: name, digest: hex, config: config, blobPath: blobPath(config.imageDigest), storeRoot: root)
     }
 
     /// Every name and the config digest it points at, sorted by name. Damaged names are
@@ -185,7 +189,7 @@ public final class ImageStore: @unchecked Sendable {
 
     /// Creates the store's directories (idempotent).
     public func prepare() throws(StoreError) {
-        for dir in [root, blobsDirectory, configsDirectory, namesDirectory, cacheDirectory, tmpDirectory] {
+        for dir in [root, blobsDirectory, configsDirectory, namesDirectory, cacheDirectory, tmpDirectory, verifiedDirectory] {
             try makeDirectories(dir)
         }
     }
@@ -235,6 +239,7 @@ public final class ImageStore: @unchecked Sendable {
                     guard fchmod(file.fd, 0o444) == 0 else { throw StoreError(.io, "chmod \(file.path): \(errnoText())") }
                     try file.moveTo(blobPath(hex))
                     try syncDirectory(blobsDirectory)
+                    recordVerified(hex)  // the build hashed these bytes as it wrote them
                 }
             }
             try c.interrupt?(.blobCommitted)
@@ -255,6 +260,45 @@ public final class ImageStore: @unchecked Sendable {
             collectGarbageLocked()
             return configHex
         }
+    }
+
+    // MARK: Integrity of image files
+
+    // A blob is named by the SHA-256 of its bytes, and nothing boots that does not hash to its
+    // name. Hashing a large image at every run would cost more than the boot, so a check that
+    // passed leaves a stamp, verified/<hex>: what fstat said of the file then (device, inode,
+    // mode, size, mtime and ctime to the nanosecond). Any write to the file, a replacement or
+    // a touch changes the stamp and the next run hashes again; ctime cannot be set back by
+    // the file's owner, so restoring mtime does not hide a change.
+
+    /// Checks that the mapped image `file` is the blob `hex`, hashing it unless its stamp is
+    /// current. The bytes hashed are the mapping that boots.
+    public func verifyBlob(_ file: MappedFile, hex: String, label: String) throws(StoreError) {
+        var st = stat()
+        guard fstat(file.fd, &st) == 0 else { throw StoreError(.io, "\(file.path): \(errnoText())") }
+        let stamp = FileFingerprint.stampOf(st) + "\n"
+        if readSmallFile(verifiedPath(hex)) == stamp { return }
+        var hash = SHA256()
+        hash.update(file.bytes)
+        guard hash.finalize().hex == hex else {
+            throw StoreError(.corrupt, "image \(label) is corrupt: its file \(file.path) no longer has the SHA-256 it was stored under (changed on disk since it was built); remove it with apus rmi \(label) and build it again")
+        }
+        writeStamp(stamp, hex: hex)
+    }
+
+    /// After a build wrote blob `hex`: its stamp, so the first run does not hash it again.
+    func recordVerified(_ hex: String) {
+        var st = stat()
+        guard stat(blobPath(hex), &st) == 0 else { return }
+        writeStamp(FileFingerprint.stampOf(st) + "\n", hex: hex)
+    }
+
+    /// Best effort: a store this user cannot write (another user's, read-only media) is
+    /// verified by hashing at every run instead.
+    private func writeStamp(_ stamp: String, hex: String) {
+        guard (try? makeDirectories(verifiedDirectory)) != nil, let file = try? temporaryFile() else { return }
+        let ok = Array(stamp.utf8).withUnsafeBytes { writeAll(file.fd, $0, at: 0) }
+        if !ok || (try? file.moveTo(verifiedPath(hex))) == nil { file.discard() }
     }
 
     /// Points `name` at the existing config `hex` (a cache hit) and collects garbage.
@@ -351,6 +395,9 @@ public final class ImageStore: @unchecked Sendable {
         }
         for hex in listDirectory(blobsDirectory) where !liveBlobs.contains(hex) {
             unlink(blobPath(hex))
+        }
+        for hex in listDirectory(verifiedDirectory) where !liveBlobs.contains(hex) {
+            unlink(verifiedPath(hex))
         }
         for name in listDirectory(tmpDirectory) {
             // "<pid>.<random>": the writer's pid; its file is garbage once it is gone.

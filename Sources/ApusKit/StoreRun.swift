@@ -47,7 +47,12 @@ enum StoreRun {
         let config = stored.config
         let label = stored.name ?? "sha256:" + stored.digest.prefix(12)
         let file: ImageFile
-        do { file = try ImageFile(path: stored.blobPath, label: label) } catch { throw RunError(error.message) }
+        do {
+            file = try ImageFile(path: stored.blobPath, label: label)
+            try ImageStore(root: stored.storeRoot).verifyBlob(file.file, hex: stored.config.imageDigest, label: label)
+        } catch {
+            throw RunError(error.message)
+        }
 
         var effective = options
         if !options.memoryExplicit, let memory = config.memory { effective.memorySize = memory }

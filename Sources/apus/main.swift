@@ -351,6 +351,7 @@ struct Inspect: ParsableCommand {
         do {
             let image = try store.find(reference)
             let file = try ImageFile(path: image.blobPath, label: image.name ?? reference)
+            try store.verifyBlob(file.file, hex: image.config.imageDigest, label: image.name ?? reference)
             FileDescriptorOutput.stdout(json ? StoreCommands.inspectJSON(image, file: file, store: store)
                                              : StoreCommands.inspectText(image, file: file, store: store, now: Int64(time(nil))))
         } catch {

@@ -334,6 +334,47 @@ final class StoreTests: XCTestCase {
         }
     }
 
+    /// Blobs are checked against their names before they boot: a built image passes on its
+    /// build's stamp, a changed byte is caught (mtime put back or not), and a missing or stale
+    /// stamp costs one hash, after which the stamp is current again.
+    func testBlobsAreVerifiedAgainstTheirDigest() throws {
+        var spec = BuildSpec(program: program)
+        spec.name = "checked"
+        let built = try ImageBuild.build(spec, store: store)
+        let hex = built.image.config.imageDigest
+        let stampPath = store.root + "/verified/" + hex
+        XCTAssertTrue(FileManager.default.fileExists(atPath: stampPath), "the build leaves a stamp")
+        XCTAssertNoThrow(try store.verifyBlob(ImageFile(path: built.image.blobPath, label: "checked").file, hex: hex, label: "checked"))
+
+        unlink(stampPath)
+        XCTAssertNoThrow(try store.verifyBlob(ImageFile(path: built.image.blobPath, label: "checked").file, hex: hex, label: "checked"))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: stampPath), "a hash that matched leaves a stamp")
+
+        // One bit of the program's bytes (past the index, so the image still parses), with the
+        // file's times put back as they were.
+        var before = stat()
+        XCTAssertEqual(stat(built.image.blobPath, &before), 0)
+        chmod(built.image.blobPath, 0o644)
+        let fd = open(built.image.blobPath, O_RDWR)
+        let offset = off_t(before.st_size - 1)
+        var byte: UInt8 = 0
+        XCTAssertEqual(pread(fd, &byte, 1, offset), 1)
+        byte ^= 0x10
+        XCTAssertEqual(pwrite(fd, &byte, 1, offset), 1)
+        var times = [before.st_atim, before.st_mtim]
+        XCTAssertEqual(futimens(fd, &times), 0)
+        close(fd)
+        chmod(built.image.blobPath, 0o444)
+        let file = try ImageFile(path: built.image.blobPath, label: "checked")
+        XCTAssertThrowsError(try store.verifyBlob(file.file, hex: hex, label: "checked")) { error in
+            XCTAssertEqual((error as? StoreError)?.kind, .corrupt)
+            XCTAssertTrue("\(error)".contains("image checked is corrupt"), "\(error)")
+            XCTAssertTrue("\(error)".contains("apus rmi checked"), "\(error)")
+        }
+        _ = try store.remove("checked")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: stampPath), "garbage collection removes the stamp")
+    }
+
     func testBuildErrors() throws {
         func problem(_ spec: BuildSpec) -> String {
             do { _ = try ImageBuild.build(spec, store: store); return "" } catch { return error.message }

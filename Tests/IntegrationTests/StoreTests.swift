@@ -5,6 +5,9 @@
 
 import Foundation
 import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
 
 final class StoreTests: XCTestCase {
     var home = ""
@@ -162,6 +165,36 @@ final class StoreTests: XCTestCase {
         try "program: /bin/true\nargs: notalist\n".write(toFile: work + "/bad2.yaml", atomically: true, encoding: .utf8)
         assertOneErrorLine(try apus(["build", "-f", "bad2.yaml"]), status: 1, mentioning: ["args", "list"])
         assertOneErrorLine(try apus(["build", "-f", "missing.yaml"]), status: 1, mentioning: ["missing.yaml"])
+    }
+
+    /// An image file whose bytes changed on disk but still parse (one flipped bit in the
+    /// program, mtime put back): refused before boot on both VMMs, as `apus inspect` does.
+    func testTamperedImageIsRefused() throws {
+        var r = try apus(["build", "-t", "victim", Harness.guestPath("hello.musl")])
+        XCTAssertEqual(r.status, 0, r.stderrText)
+        XCTAssertEqual(try apus(["run", "victim"]).stdoutText, "Hello from Apus!\n")
+        for blob in storeFiles("blobs") {
+            let path = home + "/blobs/" + blob
+            var before = stat()
+            XCTAssertEqual(stat(path, &before), 0)
+            chmod(path, 0o644)
+            let fd = open(path, O_RDWR)
+            // The middle of the last page holding file data: the program's bytes, not the index.
+            let offset = off_t(before.st_size - 4096 + 100)
+            var byte: UInt8 = 0
+            XCTAssertEqual(pread(fd, &byte, 1, offset), 1)
+            byte ^= 0x01
+            XCTAssertEqual(pwrite(fd, &byte, 1, offset), 1)
+            var times = [before.st_atim, before.st_mtim]
+            XCTAssertEqual(futimens(fd, &times), 0)
+            close(fd)
+        }
+        for vmm in ["apus", "qemu"] {
+            r = try apus(["run", "--vmm", vmm, "victim"])
+            assertOneErrorLine(r, status: 125, mentioning: ["image victim is corrupt", "SHA-256", "apus rmi victim"])
+            XCTAssertEqual(r.stdoutText, "")
+        }
+        assertOneErrorLine(try apus(["inspect", "victim"]), status: 1, mentioning: ["victim is corrupt"])
     }
 
     /// A corrupt image file in the store: one clear line, exit 125, nothing booted.
