@@ -62,6 +62,7 @@ final class ApusVMMTests: XCTestCase {
     // Network (NetworkCases.swift)
     func testNetSockets() throws { try matrix.netSockets() }
     func testNetOutbound() throws { try matrix.netOutbound() }
+    func testNetPolicy() throws { try matrix.netPolicy() }
     func testNetHostsVolumeOverImage() throws { try matrix.netHostsVolumeOverImage() }
     func testNetBulk() throws { try matrix.netBulk() }
     func testNetPublishedHTTP() throws { try matrix.netPublishedHTTP() }

@@ -34,6 +34,28 @@ extension VMMMatrix {
     /// busybox wget gets a small file, fetch.c a 5 MB body byte for byte (every variant, the
     /// dynamic one included); both again through a name from an /etc/hosts given with -v.
     /// A closed port and `--network none` fail the way a client reports it, never a hang.
+    /// `--network user,…` policies: without host loopback, or without outbound, the guest's
+    /// fetch of a host server through 10.0.2.2 fails and the server sees nothing; by default
+    /// it works (netOutbound). QEMU takes outbound=off (slirp's restrict=on) and refuses
+    /// host-loopback=off alone.
+    func netPolicy() throws {
+        let server = try HostTCPServer.http(files: ["/small.txt": Data("hello\n".utf8)])
+        defer { server.stop() }
+        var policies = ["user,outbound=off", "user,host-loopback=off,outbound=off"]
+        if vmm == "apus" { policies.append("user,host-loopback=off") }
+        for policy in policies {
+            guard let r = try apusOnly(Invocation(program: "./fetch.musl", args: ["get", "10.0.2.2", String(server.port), "/small.txt"],
+                                                  apusFlags: ["--network", policy])) else { continue }
+            XCTAssertNotEqual(r.status, 0, "[\(vmm)] --network \(policy): the fetch of the host's loopback succeeded\n\(r.stdoutText)")
+            XCTAssertEqual(r.stdoutText, "", "[\(vmm)] --network \(policy)")
+        }
+        XCTAssertTrue(server.records.isEmpty, "[\(vmm)] the host server saw requests: \(server.records)")
+        if vmm == "qemu", let r = try apusOnly(Invocation(program: "./hello.musl", apusFlags: ["--network", "user,host-loopback=off"])) {
+            XCTAssertEqual(r.status, 125, "[qemu] host-loopback=off alone must be refused\n\(r.stderrText)")
+            XCTAssertTrue(r.stderrText.hasPrefix("apus: "), r.stderrText)
+        }
+    }
+
     func netOutbound() throws {
         guard let busybox = try requireBusybox() else { return }
         let small = Data("hello from the host\n".utf8)
