@@ -74,6 +74,11 @@ func examine(_ bytes: UnsafeRawBufferPointer) {
     }
     // Every entry but the root has exactly one parent directory, so listings see each once.
     check(listed == image.entryCount - 1, "listings saw \(listed) children of \(image.entryCount - 1)")
+    // A lookup of arbitrary bytes (the kernel looks up what the guest names) finds that path
+    // exactly or nothing. The probe: the image's last bytes up to a NUL, at most 64.
+    let tail = UnsafeRawBufferPointer(rebasing: bytes[max(bytes.count - 64, 0)...])
+    let probe = UnsafeRawBufferPointer(rebasing: tail[(tail.lastIndex(of: 0).map { $0 + 1 } ?? 0)...])
+    if let found = image.lookup(path: probe) { check(found.path.elementsEqual(probe), "lookup found another path") }
 
     roundTrip(image, bytes)
 }
