@@ -13,6 +13,9 @@ let package = Package(
     products: [
         .executable(name: "apus", targets: ["apus"]),
         .executable(name: "apus-manifest", targets: ["apus-manifest"]),
+        // For the libFuzzer harnesses in Fuzz/ (a separate package that depends on this one
+        // by path): the parsers of untrusted input. Nothing else links it.
+        .library(name: "ApusFuzzTargets", targets: ["ELF", "ImageFormat", "GuestABI", "NetStack", "VMM"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
