@@ -1,0 +1,225 @@
+import CKVM
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The system calls the VMM may make once the guest runs, and the seccomp-BPF program built
+/// from them (`Sandbox` installs it before the first KVM_RUN).
+///
+/// The table is the whole policy: one rule per system call, with the thread that needs it
+/// and why, and for the calls whose danger is in an argument (ioctl's request, socket's
+/// family, mmap's protection) the argument values allowed. It was found by tracing every run
+/// of the integration suite (`strace -f`: the hello guest, stdin, --timeout, crash reports,
+/// the network guests with -p and outbound connections, redis, nginx, the Go server, tap)
+/// from the first KVM_RUN to the exit, and adds nothing that was not seen there, except
+/// where a rule says so.
+///
+/// Threads: "vCPU" is the main thread (KVM_RUN loop, doorbells, console, teardown and apus's
+/// exit path); "I/O" is the network device's thread (NetworkDevice.swift: virtqueues, the
+/// user network's host sockets, published ports, the tap device); "runtime" is the Swift
+/// runtime and libc underneath either (allocator, locks, thread start and end).
+///
+/// Program layout (classic BPF over `struct seccomp_data`):
+///
+///     load arch;  arch != AUDIT_ARCH_X86_64        → trap
+///     load nr;    nr ≥ 0x40000000 (the x32 ABI)     → trap
+///     per rule:   nr == rule.number  → allow, or → [load argument; allowed? → allow : trap],
+///                                     or → fail with the rule's errno
+///     otherwise                                     → trap
+///
+/// Every denial is SECCOMP_RET_TRAP: the kernel sends SIGSYS to the calling thread, whose
+/// handler (CKVM's `ckvm_seccomp_install`) writes one `apus:` line naming the call and exits
+/// 125, instead of the silent SIGSYS death of SECCOMP_RET_KILL_PROCESS. Rules are ordered with
+/// the hottest calls first (KVM_RUN's ioctl, poll, read, write): a call costs one compare per
+/// rule before its own.
+public enum SeccompFilter {
+    /// A condition on one argument. Only the argument's low 32 bits are compared: every
+    /// argument checked here is an `int` or `unsigned int` in the kernel's prototype (ioctl's
+    /// cmd, socket's family, the protection bits), so the kernel ignores the high bits too.
+    public enum Condition: Sendable {
+        /// The argument is one of these values.
+        case oneOf(argument: Int, [Value])
+        /// None of these bits is set in the argument.
+        case bitsClear(argument: Int, mask: UInt32, name: String)
+    }
+
+    public struct Value: Sendable {
+        public let value: UInt32
+        public let name: String
+        init(_ value: UInt32, _ name: String) {
+            self.value = value
+            self.name = name
+        }
+        init(_ value: UInt, _ name: String) {
+            self.init(UInt32(truncatingIfNeeded: value), name)
+        }
+        init(_ value: Int32, _ name: String) {
+            self.init(UInt32(bitPattern: value), name)
+        }
+    }
+
+    /// What the filter does with a call.
+    public enum Action: Sendable {
+        /// Let it through, if the condition (when there is one) holds; else trap.
+        case allow(Condition?)
+        /// Fail it with this errno without running it: for a call that libc makes on its own
+        /// and copes with failing, where stopping the VMM would be wrong.
+        case fail(Int32)
+    }
+
+    /// One system call the filter knows (x86-64 number). Every other call traps.
+    public struct Rule: Sendable {
+        public let name: String
+        public let number: UInt32
+        public let action: Action
+        /// Which thread needs it, and for what.
+        public let reason: String
+        init(_ name: String, _ number: UInt32, _ condition: Condition? = nil, _ reason: String) {
+            self.init(name, number, action: .allow(condition), reason)
+        }
+        init(_ name: String, _ number: UInt32, action: Action, _ reason: String) {
+            self.name = name
+            self.number = number
+            self.action = action
+            self.reason = reason
+        }
+    }
+
+    static let protExec = UInt32(PROT_EXEC)
+    static let futexPrivate = CKVM_FUTEX_PRIVATE_FLAG
+    static let futexRealtime = CKVM_FUTEX_CLOCK_REALTIME
+    /// glibc's set-id signal (SIGRTMIN + 1), which it uses to run set*id on every thread.
+    static let glibcSetXIDSignal: UInt32 = 33
+
+    /// The table. x86-64 numbers (the ABI's; `SeccompFilterTests` checks each against its
+    /// name).
+    public static let rules: [Rule] = [
+        Rule("ioctl", 16, .oneOf(argument: 1, [
+            Value(CKVM_RUN, "KVM_RUN"),
+            Value(CKVM_IOEVENTFD, "KVM_IOEVENTFD"),
+            Value(CKVM_GET_REGS, "KVM_GET_REGS"),
+            Value(CKVM_IRQFD, "KVM_IRQFD"),
+            Value(CKVM_IRQ_LINE, "KVM_IRQ_LINE"),
+        ]), """
+            vCPU: KVM_RUN; KVM_IOEVENTFD when the virtio-net driver's notifies move into the \
+            kernel (and their removal at teardown); KVM_GET_REGS for the rip/rsp of a failure \
+            report; KVM_IRQFD removal and KVM_IRQ_LINE for a VM that takes interrupts. No new VM, \
+            vCPU or memory region, no register, MSR or CPUID change once the guest runs
+            """),
+        Rule("ppoll", 271, nil, "I/O: the loop's wait; vCPU: the sleep doorbell with a network"),
+        Rule("read", 0, nil, "vCPU: stdin for the guest; both: draining eventfds; I/O: host sockets, the tap device"),
+        Rule("write", 1, nil, "vCPU: the guest's stdout/stderr, `apus:` lines, eventfd signals; I/O: the tap device, eventfds; the SIGSYS report"),
+        Rule("sendto", 44, nil, "I/O: send() of relayed TCP bytes and UDP datagrams (MSG_NOSIGNAL)"),
+        Rule("recvfrom", 45, nil, "I/O: recv() of UDP flows and published UDP ports"),
+        Rule("close", 3, nil, "I/O: finished connections and flows; vCPU: teardown of the VM's descriptors"),
+        Rule("futex", 202, .oneOf(argument: 1, [
+            Value(CKVM_FUTEX_WAIT | futexPrivate, "FUTEX_WAIT_PRIVATE"),
+            Value(CKVM_FUTEX_WAKE | futexPrivate, "FUTEX_WAKE_PRIVATE"),
+            Value(CKVM_FUTEX_WAIT, "FUTEX_WAIT"),
+            Value(CKVM_FUTEX_WAKE, "FUTEX_WAKE"),
+            Value(CKVM_FUTEX_WAIT_BITSET | futexRealtime, "FUTEX_WAIT_BITSET|FUTEX_CLOCK_REALTIME"),
+            Value(CKVM_FUTEX_WAIT_BITSET | futexPrivate, "FUTEX_WAIT_BITSET_PRIVATE"),
+            Value(CKVM_FUTEX_WAIT_BITSET | futexPrivate | futexRealtime, "FUTEX_WAIT_BITSET_PRIVATE|FUTEX_CLOCK_REALTIME"),
+        ]), "runtime: a contended pthread mutex (the network device's lock: WAIT/WAKE_PRIVATE), pthread_join (WAIT_BITSET on the tid word)"),
+        Rule("socket", 41, .oneOf(argument: 0, [Value(Int32(AF_INET), "AF_INET")]),
+             "I/O: a host socket per outbound TCP connection or UDP flow of the user network, and per connection to a port published on the tap network; IPv4 only"),
+        Rule("connect", 42, nil, "I/O: those sockets' connects"),
+        Rule("accept4", 288, nil, "I/O: connections to published ports"),
+        Rule("getsockopt", 55, nil, "I/O: SO_ERROR after a non-blocking connect"),
+        Rule("setsockopt", 54, nil, "I/O: TCP_NODELAY on relayed connections"),
+        Rule("shutdown", 48, nil, "I/O: a half-close relayed from the other side"),
+        Rule("mmap", 9, .bitsClear(argument: 2, mask: protExec, name: "PROT_EXEC"),
+             "runtime: the allocator and the I/O thread's stack; never executable memory"),
+        Rule("mprotect", 10, .bitsClear(argument: 2, mask: protExec, name: "PROT_EXEC"),
+             "runtime: the allocator growing a thread's heap, a thread stack; never executable"),
+        Rule("munmap", 11, nil, "runtime: the allocator, a finished thread's stack; vCPU: the kvm_run page and guest memory at teardown"),
+        Rule("madvise", 28, nil, "runtime: the allocator returning pages (MADV_DONTNEED)"),
+        Rule("brk", 12, nil, "runtime: the allocator"),
+        Rule("mremap", 25, nil, "runtime: realloc of a large block"),
+        Rule("clock_gettime", 228, nil, "both: monotonic time (the vDSO answers it; this is its fallback)"),
+        Rule("clock_nanosleep", 230, nil, "vCPU: the sleep doorbell without a network (nanosleep); I/O: the pause after a failed poll (usleep)"),
+        Rule("rt_sigprocmask", 14, nil, "runtime: pthread_create and thread start mask signals (the I/O thread blocks all but SIGSYS)"),
+        Rule("rt_sigaction", 13, .oneOf(argument: 0, [Value(glibcSetXIDSignal, "SIGSETXID"), Value(SIGABRT, "SIGABRT")]),
+             "runtime: glibc's first pthread_create installs its set-id signal's handler; abort() resets SIGABRT"),
+        Rule("rt_sigreturn", 15, nil, "vCPU: return from the --timeout watchdog's SIGALRM handler"),
+        Rule("setitimer", 38, nil, "vCPU: disarming the --timeout watchdog"),
+        Rule("clone", 56, .oneOf(argument: 0, [Value(CKVM_CLONE_PTHREAD_FLAGS, "pthread_create's flags")]),
+             "vCPU: the network I/O thread, started when the driver first touches the device; threads only, never a process"),
+        Rule("clone3", 435, action: .fail(ENOSYS),
+             "runtime: glibc tries clone3 first, whose flags sit in memory the filter cannot read; ENOSYS makes it use clone, whose flags it checks"),
+        Rule("set_robust_list", 273, nil, "runtime: thread start"),
+        Rule("rseq", 334, nil, "runtime: thread start (glibc registers restartable sequences)"),
+        Rule("gettid", 186, nil, "runtime: thread start; abort()"),
+        Rule("getpid", 39, nil, "runtime: abort()"),
+        Rule("tgkill", 234, .oneOf(argument: 2, [Value(SIGABRT, "SIGABRT")]),
+             "runtime: abort() raising SIGABRT on a fatal error, so that the failure is the runtime's report"),
+        Rule("getrandom", 318, nil, "runtime: the Swift hashing seed when a process first hashes after setup"),
+        Rule("openat", 257, action: .fail(EACCES), """
+            runtime: the VMM opens no file once the guest runs, but glibc's malloc reads \
+            /proc/sys/vm/overcommit_memory the first time a thread's heap shrinks and copes with \
+            a failure; every open fails instead of stopping the VMM
+            """),
+        Rule("open", 2, action: .fail(EACCES), "as openat"),
+        Rule("exit", 60, nil, "I/O: the thread's end"),
+        Rule("exit_group", 231, nil, "vCPU: apus's exit; the SIGSYS report"),
+    ]
+
+    /// The filter as classic BPF instructions, in table order.
+    public static func program(_ rules: [Rule] = rules) -> [sock_filter] {
+        let trap = CKVM_SECCOMP_RET_TRAP
+        let allow = CKVM_SECCOMP_RET_ALLOW
+        var p: [sock_filter] = [
+            load(CKVM_SECCOMP_DATA_ARCH),
+            jump(CKVM_BPF_JUMP_EQUAL, CKVM_AUDIT_ARCH_X86_64, ifTrue: 1, ifFalse: 0),
+            ret(trap),
+            load(CKVM_SECCOMP_DATA_NR),
+            jump(CKVM_BPF_JUMP_GREATER_EQUAL, CKVM_X32_SYSCALL_BIT, ifTrue: 0, ifFalse: 1),
+            ret(trap),
+        ]
+        var numbers = Set<UInt32>()
+        for rule in rules {
+            // A second rule for a number would never be reached: the first one decides.
+            precondition(numbers.insert(rule.number).inserted, "seccomp table: \(rule.name) listed twice")
+            var block: [sock_filter]
+            switch rule.action {
+            case .fail(let errno):
+                block = [ret(CKVM_SECCOMP_RET_ERRNO | (UInt32(errno) & CKVM_SECCOMP_RET_DATA))]
+            case .allow(nil):
+                block = [ret(allow)]
+            case .allow(.oneOf(let argument, let values)):
+                // [load arg] [== v0 → allow] … [== vn-1 → allow] [trap] [allow]
+                block = [load(argumentOffset(argument))]
+                for (i, v) in values.enumerated() {
+                    block.append(jump(CKVM_BPF_JUMP_EQUAL, v.value, ifTrue: UInt8(values.count - i), ifFalse: 0))
+                }
+                block += [ret(trap), ret(allow)]
+            case .allow(.bitsClear(let argument, let mask, _)):
+                block = [load(argumentOffset(argument)),
+                         jump(CKVM_BPF_JUMP_BITS_SET, mask, ifTrue: 0, ifFalse: 1),
+                         ret(trap), ret(allow)]
+            }
+            precondition(block.count <= 255, "seccomp table: \(rule.name)'s block is too long for a BPF jump")
+            p.append(jump(CKVM_BPF_JUMP_EQUAL, rule.number, ifTrue: 0, ifFalse: UInt8(block.count)))
+            p += block
+        }
+        p.append(ret(trap))
+        return p
+    }
+
+    private static func argumentOffset(_ index: Int) -> UInt32 {
+        precondition(index >= 0 && index < 6)
+        return CKVM_SECCOMP_DATA_ARGS + UInt32(index * 8)  // the low word (little-endian)
+    }
+
+    private static func load(_ offset: UInt32) -> sock_filter {
+        sock_filter(code: CKVM_BPF_LOAD_WORD, jt: 0, jf: 0, k: offset)
+    }
+
+    private static func jump(_ code: UInt16, _ k: UInt32, ifTrue: UInt8, ifFalse: UInt8) -> sock_filter {
+        sock_filter(code: code, jt: ifTrue, jf: ifFalse, k: k)
+    }
+
+    private static func ret(_ action: UInt32) -> sock_filter {
+        sock_filter(code: CKVM_BPF_RETURN, jt: 0, jf: 0, k: action)
+    }
+}
