@@ -1,6 +1,7 @@
 #include "ckvm.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -474,6 +475,41 @@ int ckvm_seccomp_install(const struct sock_filter *program, unsigned short lengt
     long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &fprog);
     if (r < 0) return -errno;
     return r == 0 ? 0 : -ESRCH;  // TSYNC: the id of a thread that could not be synchronized
+}
+
+#include <sched.h>
+#include <sys/mount.h>
+#include <linux/capability.h>
+
+// unshare(2) by number: glibc declares it only with _GNU_SOURCE.
+int ckvm_enter_empty_root(int *step) {
+    *step = 0;
+    // No uid/gid maps are written (that would cost three /proc writes): inside, the VMM's ids
+    // show as the overflow id, outside (signals, /proc, ps) they stay the user's.
+    if (syscall(SYS_unshare, CLONE_NEWUSER | CLONE_NEWNS) < 0) return -errno;
+    *step = 1;
+    // Nothing mounted in this mount namespace (a copy of the host's) may propagate back.
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) return -errno;
+    *step = 2;
+    // Any existing directory serves as the mount point: it is only passed through.
+    const char *points[] = {"/tmp", "/mnt", "/proc"};
+    const char *point = NULL;
+    for (unsigned i = 0; i < sizeof points / sizeof points[0] && !point; i++) {
+        if (mount("apus-empty-root", points[i], "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                  "size=4k,mode=0555") == 0) point = points[i];
+    }
+    if (!point) return -errno;
+    *step = 3;
+    // chroot rather than pivot_root: no detach of the old root (an RCU grace period, ~50 us).
+    // The old tree stays in this namespace but no path reaches it, and without capabilities
+    // (next) no chroot, mount or setns can lead back to it.
+    if (chroot(point) < 0 || chdir("/") < 0) return -errno;
+    *step = 4;
+    struct __user_cap_header_struct header = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof data);
+    if (syscall(SYS_capset, &header, data) < 0) return -errno;
+    return 0;
 }
 
 long ckvm_syscall6(long number, long a0, long a1, long a2, long a3, long a4, long a5) {

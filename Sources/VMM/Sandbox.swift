@@ -12,18 +12,28 @@ import Glibc
 public struct SandboxPolicy: Equatable, Sendable {
     /// Install `SeccompFilter` (after PR_SET_NO_NEW_PRIVS).
     public var seccomp = true
+    /// Give up the file system first where the kernel allows it without privileges: a user
+    /// and mount namespace of the VMM's own whose root is an empty read-only tmpfs
+    /// (`ckvm_enter_empty_root`). Where user namespaces are unavailable (a sysctl, a
+    /// container, AppArmor's restriction of unprivileged ones) the run goes on without it.
+    public var emptyRoot = true
     /// Test only: right after the filter is installed, the vCPU thread makes a forbidden call
     /// (execve with no program: harmless even unfiltered), to check that the run stops with
     /// the sandbox's report. Set by
     /// `APUS_SANDBOX_TEST=forbidden-call`; never useful otherwise.
     public var testForbiddenCall = false
 
-    public init(seccomp: Bool = true) { self.seccomp = seccomp }
+    public init(seccomp: Bool = true, emptyRoot: Bool = true) {
+        self.seccomp = seccomp
+        self.emptyRoot = emptyRoot
+    }
 
     /// The policy of `apus run`, from its environment:
     ///   APUS_SECCOMP=off (or 0, unconfined) runs without the filter, for debugging the VMM
     ///   with tools that need more system calls (strace works either way: ptrace is outside
     ///   the filter's reach); on (or 1, or unset) is the default.
+    ///   APUS_USERNS=off (or 0) keeps the host's file system (no user namespace); on (or 1,
+    ///   or unset) is the default.
     ///   APUS_SANDBOX_TEST=forbidden-call: the test hook above.
     /// An unknown value is an error naming the variable.
     public static func fromEnvironment(_ lookup: (String) -> String?) -> Result<SandboxPolicy, SandboxError> {
@@ -32,6 +42,11 @@ public struct SandboxPolicy: Equatable, Sendable {
         case nil, "", "on", "1": policy.seccomp = true
         case "off", "0", "unconfined": policy.seccomp = false
         case let other?: return .failure(SandboxError("APUS_SECCOMP=\(other): expected on or off"))
+        }
+        switch lookup("APUS_USERNS") {
+        case nil, "", "on", "1": policy.emptyRoot = true
+        case "off", "0": policy.emptyRoot = false
+        case let other?: return .failure(SandboxError("APUS_USERNS=\(other): expected on or off"))
         }
         switch lookup("APUS_SANDBOX_TEST") {
         case nil, "": break
@@ -50,14 +65,28 @@ public struct SandboxError: Error, Equatable {
 /// Enters the sandbox: called once per process by `VirtualMachine.boot`, on the vCPU thread,
 /// after every file, device and listening socket the run needs is open and before the first
 /// KVM_RUN (and before the I/O thread starts, which then inherits it; the filter is installed
-/// with TSYNC, so a thread started earlier is covered too).
+/// with TSYNC, so a thread started earlier is covered too). First the empty root (a new
+/// user namespace needs a single-threaded process), then the filter. Nothing after setup
+/// opens a path: the image, kernel, volumes and /dev/kvm are mapped or open, the published
+/// ports bound, the tap device configured, /etc/resolv.conf read.
 enum Sandbox {
     /// The exit status when the filter stops the VMM: apus's own failure.
     static let violationExitCode = HostExitCode.startFailure
     /// x86-64 execve(2).
     static let execve = 59
 
+    /// Whether the last `enter` gave the process an empty root, and if not, why.
+    nonisolated(unsafe) static var emptyRootOutcome: Result<Void, SandboxError>? = nil
+
     static func enter(_ policy: SandboxPolicy) throws(VMMError) {
+        if policy.emptyRoot {
+            // Before the filter, which forbids unshare, mount and pivot_root.
+            var step: Int32 = 0
+            let r = ckvm_enter_empty_root(&step)
+            let steps = ["unshare", "mount propagation", "mount tmpfs", "chroot", "capset"]
+            emptyRootOutcome = r == 0 ? .success(())
+                : .failure(SandboxError("\(steps[Int(min(max(step, 0), 4))]): \(String(cString: strerror(-r)))"))
+        }
         guard policy.seccomp else { return }
         let program = SeccompFilter.program()
         let r = program.withUnsafeBufferPointer {

@@ -23,15 +23,19 @@ import Glibc
 ///
 ///     load arch;  arch != AUDIT_ARCH_X86_64        → trap
 ///     load nr;    nr ≥ 0x40000000 (the x32 ABI)     → trap
-///     per rule:   nr == rule.number  → allow, or → [load argument; allowed? → allow : trap],
-///                                     or → fail with the rule's errno
-///     otherwise                                     → trap
+///     a binary search over the rules' numbers; at a rule's number:
+///                 allow | fail with its errno | [load an argument; allowed? → allow : trap]
+///     a number in no rule                           → trap
 ///
 /// Every denial is SECCOMP_RET_TRAP: the kernel sends SIGSYS to the calling thread, whose
 /// handler (CKVM's `ckvm_seccomp_install`) writes one `apus:` line naming the call and exits
-/// 125, instead of the silent SIGSYS death of SECCOMP_RET_KILL_PROCESS. Rules are ordered with
-/// the hottest calls first (KVM_RUN's ioctl, poll, read, write): a call costs one compare per
-/// rule before its own.
+/// 125, instead of the silent SIGSYS death of SECCOMP_RET_KILL_PROCESS.
+///
+/// Cost: Linux (≥ 5.11) runs the filter once per syscall number when it is installed and
+/// answers the calls that are allowed whatever their arguments (read, write, ppoll, …) from
+/// a bitmap, without running it again; only the argument-checked calls (ioctl: KVM_RUN at
+/// every exit) run it each time. The search tree keeps both short: about 12 instructions per
+/// number instead of a walk through the whole table.
 public enum SeccompFilter {
     /// A condition on one argument. Only the argument's low 32 bits are compared: every
     /// argument checked here is an `int` or `unsigned int` in the kernel's prototype (ioctl's
@@ -164,46 +168,74 @@ public enum SeccompFilter {
         Rule("exit_group", 231, nil, "vCPU: apus's exit; the SIGSYS report"),
     ]
 
-    /// The filter as classic BPF instructions, in table order.
+    /// Rules per leaf of the search tree.
+    static let leafSize = 4
+
+    /// The filter as classic BPF instructions.
     public static func program(_ rules: [Rule] = rules) -> [sock_filter] {
-        let trap = CKVM_SECCOMP_RET_TRAP
-        let allow = CKVM_SECCOMP_RET_ALLOW
-        var p: [sock_filter] = [
-            load(CKVM_SECCOMP_DATA_ARCH),
-            jump(CKVM_BPF_JUMP_EQUAL, CKVM_AUDIT_ARCH_X86_64, ifTrue: 1, ifFalse: 0),
-            ret(trap),
-            load(CKVM_SECCOMP_DATA_NR),
-            jump(CKVM_BPF_JUMP_GREATER_EQUAL, CKVM_X32_SYSCALL_BIT, ifTrue: 0, ifFalse: 1),
-            ret(trap),
-        ]
         var numbers = Set<UInt32>()
         for rule in rules {
             // A second rule for a number would never be reached: the first one decides.
             precondition(numbers.insert(rule.number).inserted, "seccomp table: \(rule.name) listed twice")
-            var block: [sock_filter]
-            switch rule.action {
-            case .fail(let errno):
-                block = [ret(CKVM_SECCOMP_RET_ERRNO | (UInt32(errno) & CKVM_SECCOMP_RET_DATA))]
-            case .allow(nil):
-                block = [ret(allow)]
-            case .allow(.oneOf(let argument, let values)):
-                // [load arg] [== v0 → allow] … [== vn-1 → allow] [trap] [allow]
-                block = [load(argumentOffset(argument))]
-                for (i, v) in values.enumerated() {
-                    block.append(jump(CKVM_BPF_JUMP_EQUAL, v.value, ifTrue: UInt8(values.count - i), ifFalse: 0))
-                }
-                block += [ret(trap), ret(allow)]
-            case .allow(.bitsClear(let argument, let mask, _)):
-                block = [load(argumentOffset(argument)),
-                         jump(CKVM_BPF_JUMP_BITS_SET, mask, ifTrue: 0, ifFalse: 1),
-                         ret(trap), ret(allow)]
-            }
-            precondition(block.count <= 255, "seccomp table: \(rule.name)'s block is too long for a BPF jump")
-            p.append(jump(CKVM_BPF_JUMP_EQUAL, rule.number, ifTrue: 0, ifFalse: UInt8(block.count)))
-            p += block
         }
-        p.append(ret(trap))
-        return p
+        let prefix = [
+            load(CKVM_SECCOMP_DATA_ARCH),
+            jump(CKVM_BPF_JUMP_EQUAL, CKVM_AUDIT_ARCH_X86_64, ifTrue: 1, ifFalse: 0),
+            ret(CKVM_SECCOMP_RET_TRAP),
+            load(CKVM_SECCOMP_DATA_NR),
+            jump(CKVM_BPF_JUMP_GREATER_EQUAL, CKVM_X32_SYSCALL_BIT, ifTrue: 0, ifFalse: 1),
+            ret(CKVM_SECCOMP_RET_TRAP),
+        ]
+        return prefix + searchTree(rules.sorted { $0.number < $1.number }[...])
+    }
+
+    /// Rules sorted by number as a binary search on the accumulator (the syscall number):
+    /// `nr ≥ pivot` jumps over the lower half; a leaf compares its few numbers and traps
+    /// when none matches. cBPF jumps only forward, so each node is followed by its lower
+    /// half, then its upper half.
+    private static func searchTree(_ rules: ArraySlice<Rule>) -> [sock_filter] {
+        guard rules.count > leafSize else {
+            var leaf: [sock_filter] = []
+            for rule in rules {
+                let block = ruleBlock(rule)
+                leaf.append(jump(CKVM_BPF_JUMP_EQUAL, rule.number, ifTrue: 0, ifFalse: UInt8(block.count)))
+                leaf += block
+            }
+            leaf.append(ret(CKVM_SECCOMP_RET_TRAP))
+            return leaf
+        }
+        let middle = rules.startIndex + rules.count / 2
+        let lower = searchTree(rules[..<middle])
+        let upper = searchTree(rules[middle...])
+        precondition(lower.count <= 255, "seccomp table: a subtree is too long for a BPF jump")
+        return [jump(CKVM_BPF_JUMP_GREATER_EQUAL, rules[middle].number, ifTrue: UInt8(lower.count), ifFalse: 0)]
+            + lower + upper
+    }
+
+    /// What follows a rule's number match: a return, or an argument check ending in returns.
+    private static func ruleBlock(_ rule: Rule) -> [sock_filter] {
+        let trap = CKVM_SECCOMP_RET_TRAP
+        let allow = CKVM_SECCOMP_RET_ALLOW
+        var block: [sock_filter]
+        switch rule.action {
+        case .fail(let errno):
+            block = [ret(CKVM_SECCOMP_RET_ERRNO | (UInt32(errno) & CKVM_SECCOMP_RET_DATA))]
+        case .allow(nil):
+            block = [ret(allow)]
+        case .allow(.oneOf(let argument, let values)):
+            // [load arg] [== v0 → allow] … [== vn-1 → allow] [trap] [allow]
+            block = [load(argumentOffset(argument))]
+            for (i, v) in values.enumerated() {
+                block.append(jump(CKVM_BPF_JUMP_EQUAL, v.value, ifTrue: UInt8(values.count - i), ifFalse: 0))
+            }
+            block += [ret(trap), ret(allow)]
+        case .allow(.bitsClear(let argument, let mask, _)):
+            block = [load(argumentOffset(argument)),
+                     jump(CKVM_BPF_JUMP_BITS_SET, mask, ifTrue: 0, ifFalse: 1),
+                     ret(trap), ret(allow)]
+        }
+        precondition(block.count <= 255, "seccomp table: \(rule.name)'s block is too long for a BPF jump")
+        return block
     }
 
     private static func argumentOffset(_ index: Int) -> UInt32 {

@@ -163,6 +163,13 @@ static const uint32_t CKVM_X32_SYSCALL_BIT = 0x40000000;
 /// with `exit_code` (write and exit_group must therefore be allowed). Returns 0 or -errno
 /// (-ESRCH when another thread could not be synchronized).
 int ckvm_seccomp_install(const struct sock_filter *program, unsigned short length, int exit_code);
+/// Gives up the file system, where the kernel lets an ordinary user do so: a new user and
+/// mount namespace, an empty read-only tmpfs as the root (chroot), then no capabilities in
+/// that namespace. The process must be single-threaded (else EINVAL). Returns 0, or -errno
+/// with `*step` naming what failed (0 unshare, 1 mount propagation, 2 the tmpfs, 3 chroot,
+/// 4 capset). After a failure past step 0 the process is in a user namespace of its own
+/// without a new root, which changes nothing it can do.
+int ckvm_enter_empty_root(int *step);
 /// The x86-64 name of system call `number`, or NULL if this table does not know it.
 const char *ckvm_syscall_name(long number);
 /// A raw system call (tests, and the sandbox's test hook). The result, or -errno.
