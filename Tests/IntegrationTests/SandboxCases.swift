@@ -12,8 +12,8 @@ import Glibc
 
 extension VMMMatrix {
     /// The test hook makes the vCPU thread call execve right after the filter is installed:
-    /// one `apus:` line naming it, exit 125, nothing else — also with the network's I/O
-    /// thread running (-p starts it before the guest).
+    /// one `apus:` line naming it, exit 125, nothing else — also with a published port bound
+    /// (the network's I/O thread is covered by SeccompFilterTests' thread case).
     func sandboxStopsAForbiddenCall() throws {
         var environment = Harness.apusEnvironment
         environment["APUS_SANDBOX_TEST"] = "forbidden-call"
@@ -29,30 +29,45 @@ extension VMMMatrix {
     }
 
     /// While a guest runs (busybox cat, echoing a line back), the apus process has
-    /// NoNewPrivs and one seccomp filter; with APUS_SECCOMP=off it has neither and runs the
-    /// same. A bad APUS_SECCOMP value is one `apus:` line and 125.
+    /// NoNewPrivs and one seccomp filter, and its root is an empty directory (where user
+    /// namespaces are available: probed with util-linux's unshare). APUS_SECCOMP=off and
+    /// APUS_USERNS=off turn each off and the guest runs the same. A bad value is one `apus:`
+    /// line and 125.
     func sandboxIsOnByDefault() throws {
         guard let busybox = try requireBusybox() else { return }
-        for setting in [nil, "off"] {
+        let unshare = try Runner.run("/usr/bin/env", ["unshare", "--user", "--mount", "true"], cwd: "/",
+                                     environment: nil, timeout: 10)
+        let namespaces = unshare.status == 0
+        for (variable, value) in [("", ""), ("APUS_SECCOMP", "off"), ("APUS_USERNS", "off")] {
             var environment = Harness.apusEnvironment
-            environment["APUS_SECCOMP"] = setting
-            let status = try statusWhileRunning(busybox: busybox, environment: environment)
-            let what = "[\(vmm)] APUS_SECCOMP=\(setting ?? "(unset)")"
-            XCTAssertEqual(status["Seccomp"], setting == nil ? "2" : "0", "\(what): /proc/PID/status")
-            XCTAssertEqual(status["NoNewPrivs"], setting == nil ? "1" : "0", "\(what): /proc/PID/status")
-            if setting == nil { XCTAssertEqual(status["Seccomp_filters"], "1", what) }
+            if !variable.isEmpty { environment[variable] = value }
+            let (status, root) = try statusWhileRunning(busybox: busybox, environment: environment)
+            let what = "[\(vmm)] \(variable.isEmpty ? "default" : "\(variable)=\(value)")"
+            let filtered = variable != "APUS_SECCOMP"
+            XCTAssertEqual(status["Seccomp"], filtered ? "2" : "0", "\(what): /proc/PID/status")
+            XCTAssertEqual(status["NoNewPrivs"], filtered ? "1" : "0", "\(what): /proc/PID/status")
+            if filtered { XCTAssertEqual(status["Seccomp_filters"], "1", what) }
+            if variable == "APUS_USERNS" || !namespaces {
+                XCTAssertTrue(root.contains("proc"), "\(what): the host's root, got \(root)")
+            } else {
+                XCTAssertEqual(root, [], "\(what): an empty root")
+                XCTAssertEqual(status["CapEff"], "0000000000000000", "\(what): no capabilities")
+            }
         }
-        var environment = Harness.apusEnvironment
-        environment["APUS_SECCOMP"] = "maybe"
-        let r = try Runner.run(Harness.apusBinary, ["run", "./hello.musl"], cwd: Harness.guestsDir,
-                               environment: environment, timeout: Harness.timeout(vmm: vmm))
-        XCTAssertEqual(r.status, 125, r.stderrText)
-        XCTAssertEqual(r.stderrText, "apus: APUS_SECCOMP=maybe: expected on or off\n")
+        for variable in ["APUS_SECCOMP", "APUS_USERNS"] {
+            var environment = Harness.apusEnvironment
+            environment[variable] = "maybe"
+            let r = try Runner.run(Harness.apusBinary, ["run", "./hello.musl"], cwd: Harness.guestsDir,
+                                   environment: environment, timeout: Harness.timeout(vmm: vmm))
+            XCTAssertEqual(r.status, 125, r.stderrText)
+            XCTAssertEqual(r.stderrText, "apus: \(variable)=maybe: expected on or off\n")
+        }
     }
 
     /// Starts `apus run busybox cat`, writes a line and waits for its echo (the guest runs:
-    /// setup is over), reads the apus process's /proc status, then ends stdin.
-    private func statusWhileRunning(busybox: String, environment: [String: String]) throws -> [String: String] {
+    /// setup is over), reads the apus process's /proc status and lists its root directory
+    /// (/proc/PID/root), then ends stdin.
+    private func statusWhileRunning(busybox: String, environment: [String: String]) throws -> ([String: String], [String]) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Harness.apusBinary)
         process.arguments = ["run", "--timeout", "30", busybox, "cat"]
@@ -75,13 +90,15 @@ extension VMMMatrix {
             echoed += chunk
         }
         XCTAssertEqual(String(decoding: echoed, as: UTF8.self), "ping\n", "busybox cat under apus did not echo")
-        let text = (try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8)) ?? ""
+        let proc = "/proc/\(process.processIdentifier)"
+        let root = (try? FileManager.default.contentsOfDirectory(atPath: proc + "/root")) ?? ["(unreadable)"]
+        let text = (try? String(contentsOfFile: proc + "/status", encoding: .utf8)) ?? ""
         var fields: [String: String] = [:]
         for line in text.split(separator: "\n") {
             let parts = line.split(separator: ":", maxSplits: 1)
             if parts.count == 2 { fields[String(parts[0])] = parts[1].trimmingCharacters(in: .whitespaces) }
         }
-        return fields
+        return (fields, root)
     }
 
     /// `apus run` as an ordinary user in the kvm group (the README's setup): a static guest,
