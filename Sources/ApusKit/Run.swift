@@ -403,6 +403,7 @@ enum Timings {
         add("memory ready", t.memoryReady - start)
         add("kernel loaded", t.kernelLoaded - start)
         add("vcpu ready", t.vcpuReady - start)
+        if t.sandboxed != 0 { add("sandbox entered", t.sandboxed - start) }
         add("first KVM_RUN", t.firstRun - start)
         add("kernel entry", guestNanos(t.guest.kernelEntry))
         add("app entry", guestNanos(t.guest.appEntry))
@@ -410,6 +411,7 @@ enum Timings {
         add("app exit", guestNanos(t.guest.exit))
         add("vm stopped", t.exited - start)
         lines.append("  VM exits: \(t.exitCount)")
+        if !t.sandbox.isEmpty { lines.append("  sandbox: \(t.sandbox)") }
         stderrLine(lines.joined(separator: "\n"))
     }
 }

@@ -75,19 +75,19 @@ enum Sandbox {
     /// x86-64 execve(2).
     static let execve = 59
 
-    /// Whether the last `enter` gave the process an empty root, and if not, why.
-    nonisolated(unsafe) static var emptyRootOutcome: Result<Void, SandboxError>? = nil
-
-    static func enter(_ policy: SandboxPolicy) throws(VMMError) {
+    /// Returns what it entered, for `--timings`: "seccomp filter, empty root", or why the
+    /// empty root is missing.
+    static func enter(_ policy: SandboxPolicy) throws(VMMError) -> String {
+        var parts: [String] = []
         if policy.emptyRoot {
-            // Before the filter, which forbids unshare, mount and pivot_root.
+            // Before the filter, which forbids unshare, mount and chroot.
             var step: Int32 = 0
             let r = ckvm_enter_empty_root(&step)
             let steps = ["unshare", "mount propagation", "mount tmpfs", "chroot", "capset"]
-            emptyRootOutcome = r == 0 ? .success(())
-                : .failure(SandboxError("\(steps[Int(min(max(step, 0), 4))]): \(String(cString: strerror(-r)))"))
+            parts.append(r == 0 ? "empty root"
+                         : "no empty root (\(steps[Int(min(max(step, 0), 4))]): \(String(cString: strerror(-r))))")
         }
-        guard policy.seccomp else { return }
+        guard policy.seccomp else { return parts.isEmpty ? "off" : parts.joined(separator: ", ") }
         let program = SeccompFilter.program()
         let r = program.withUnsafeBufferPointer {
             ckvm_seccomp_install($0.baseAddress, UInt16($0.count), violationExitCode)
@@ -98,5 +98,6 @@ enum Sandbox {
         if policy.testForbiddenCall {
             _ = ckvm_syscall6(execve, 0, 0, 0, 0, 0, 0)
         }
+        return (["seccomp filter"] + parts).joined(separator: ", ")
     }
 }

@@ -39,6 +39,9 @@ public struct RunTimeline {
     public var memoryReady: UInt64 = 0
     public var kernelLoaded: UInt64 = 0
     public var vcpuReady: UInt64 = 0
+    /// When the sandbox was entered (0: no sandbox), and what it holds (Sandbox.swift).
+    public var sandboxed: UInt64 = 0
+    public var sandbox = ""
     public var firstRun: UInt64 = 0
     public var exited: UInt64 = 0
     /// Host TSC read together with `firstRun`, to place the guest's TSC stamps.
@@ -221,7 +224,10 @@ public final class VirtualMachine {
 
         if config.timeoutMilliseconds > 0 { _ = ckvm_arm_watchdog(run, config.timeoutMilliseconds) }
         defer { if config.timeoutMilliseconds > 0 { ckvm_disarm_watchdog() } }
-        if let sandbox = config.sandbox { try Sandbox.enter(sandbox) }
+        if let sandbox = config.sandbox {
+            timeline.sandbox = try Sandbox.enter(sandbox)
+            timeline.sandboxed = monotonicNanos()
+        }
         if !(config.network?.startsOnDemand ?? false) { try networkDevice?.start() }
         timeline.firstRun = monotonicNanos()
         timeline.firstRunTSC = info.bootTSC

@@ -301,8 +301,11 @@ final class SeccompFilterTests: XCTestCase {
         XCTAssertEqual(try policy(["APUS_SECCOMP": "on"]).get(), SandboxPolicy(seccomp: true))
         XCTAssertEqual(try policy(["APUS_SECCOMP": "off"]).get(), SandboxPolicy(seccomp: false))
         XCTAssertEqual(try policy(["APUS_SECCOMP": "unconfined"]).get(), SandboxPolicy(seccomp: false))
+        XCTAssertEqual(try policy(["APUS_USERNS": "off"]).get(), SandboxPolicy(seccomp: true, emptyRoot: false))
+        XCTAssertEqual(try policy(["APUS_USERNS": "0", "APUS_SECCOMP": "0"]).get(), SandboxPolicy(seccomp: false, emptyRoot: false))
         XCTAssertEqual(try policy(["APUS_SANDBOX_TEST": "forbidden-call"]).get().testForbiddenCall, true)
         XCTAssertEqual(policy(["APUS_SECCOMP": "maybe"]), .failure(SandboxError("APUS_SECCOMP=maybe: expected on or off")))
+        XCTAssertEqual(policy(["APUS_USERNS": "yes"]), .failure(SandboxError("APUS_USERNS=yes: expected on or off")))
         guard case .failure = policy(["APUS_SANDBOX_TEST": "x"]) else { return XCTFail("unknown hook accepted") }
     }
 }
