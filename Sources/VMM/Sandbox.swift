@@ -74,10 +74,16 @@ enum Sandbox {
     static let violationExitCode = HostExitCode.startFailure
     /// x86-64 execve(2).
     static let execve = 59
+    /// Whether this process entered the sandbox (it is process-wide and cannot be left).
+    nonisolated(unsafe) private static var entered = false
 
     /// Returns what it entered, for `--timings`: "seccomp filter, empty root", or why the
     /// empty root is missing.
     static func enter(_ policy: SandboxPolicy) throws(VMMError) -> String {
+        // The sandbox binds the whole process for good: a second VM in the same process
+        // (a library user) runs inside the first one's, whose filter forbids entering again.
+        guard !entered else { return "entered before" }
+        entered = true
         var parts: [String] = []
         if policy.emptyRoot {
             // Before the filter, which forbids unshare, mount and chroot.

@@ -111,7 +111,7 @@ public enum SeccompFilter {
         Rule("munmap", 11, nil, "runtime: the allocator, a finished thread's stack; vCPU: the kvm_run page and guest memory at teardown"),
         Rule("brk", 12, nil, "runtime: the allocator"),
         Rule("rt_sigaction", 13, .oneOf(argument: 0, [Value(glibcSetXIDSignal, "SIGSETXID"), Value(SIGABRT, "SIGABRT")]),
-             "runtime: glibc's first pthread_create installs its set-id signal's handler; abort() resets SIGABRT"),
+             "runtime: glibc's first pthread_create installs its set-id signal's handler; abort() resets SIGABRT (not seen in the traces)"),
         Rule("rt_sigprocmask", 14, nil, "runtime: pthread_create and thread start mask signals (the I/O thread blocks all but SIGSYS)"),
         Rule("rt_sigreturn", 15, nil, "vCPU: return from the --timeout watchdog's SIGALRM handler"),
         Rule("ioctl", 16, .oneOf(argument: 1, [
@@ -123,13 +123,14 @@ public enum SeccompFilter {
         ]), """
             vCPU: KVM_RUN; KVM_IOEVENTFD when the virtio-net driver's notifies move into the \
             kernel (and their removal at teardown); KVM_GET_REGS for the rip/rsp of a failure \
-            report; KVM_IRQFD removal and KVM_IRQ_LINE for a VM that takes interrupts. No new VM, \
+            report; KVM_IRQFD removal and KVM_IRQ_LINE for a VM that takes interrupts (not seen: \
+            the CLI's VMs take none). No new VM, \
             vCPU or memory region, no register, MSR or CPUID change once the guest runs
             """),
-        Rule("mremap", 25, nil, "runtime: realloc of a large block"),
+        Rule("mremap", 25, nil, "runtime: realloc of a large block (not seen in the traces)"),
         Rule("madvise", 28, nil, "runtime: the allocator returning pages (MADV_DONTNEED)"),
         Rule("setitimer", 38, nil, "vCPU: disarming the --timeout watchdog"),
-        Rule("getpid", 39, nil, "runtime: abort()"),
+        Rule("getpid", 39, nil, "runtime: abort() (not seen in the traces)"),
         Rule("socket", 41, .oneOf(argument: 0, [Value(Int32(AF_INET), "AF_INET")]),
              "I/O: a host socket per outbound TCP connection or UDP flow of the user network, and per connection to a port published on the tap network; IPv4 only"),
         Rule("connect", 42, nil, "I/O: those sockets' connects"),
@@ -150,12 +151,12 @@ public enum SeccompFilter {
             Value(CKVM_FUTEX_WAIT_BITSET | futexRealtime, "FUTEX_WAIT_BITSET|FUTEX_CLOCK_REALTIME"),
             Value(CKVM_FUTEX_WAIT_BITSET | futexPrivate, "FUTEX_WAIT_BITSET_PRIVATE"),
             Value(CKVM_FUTEX_WAIT_BITSET | futexPrivate | futexRealtime, "FUTEX_WAIT_BITSET_PRIVATE|FUTEX_CLOCK_REALTIME"),
-        ]), "runtime: a contended pthread mutex (the network device's lock: WAIT/WAKE_PRIVATE), pthread_join (WAIT_BITSET on the tid word)"),
-        Rule("clock_gettime", 228, nil, "both: monotonic time (the vDSO answers it; this is its fallback)"),
+        ]), "runtime: a contended pthread mutex (the network device's lock: WAIT/WAKE_PRIVATE), pthread_join (WAIT_BITSET on the tid word); the shared WAIT/WAKE and the other BITSET forms were not seen in the traces but are what the same glibc paths use for shared or timed waits"),
+        Rule("clock_gettime", 228, nil, "both: monotonic time (the vDSO answers it, so not seen in the traces; this is its fallback)"),
         Rule("clock_nanosleep", 230, nil, "vCPU: the sleep doorbell without a network (nanosleep); I/O: the pause after a failed poll (usleep)"),
         Rule("exit_group", 231, nil, "vCPU: apus's exit; the SIGSYS report"),
         Rule("tgkill", 234, .oneOf(argument: 2, [Value(SIGABRT, "SIGABRT")]),
-             "runtime: abort() raising SIGABRT on a fatal error, so that the failure is the runtime's report"),
+             "runtime: abort() raising SIGABRT on a fatal error, so that the failure is the runtime's report (not seen in the traces)"),
         Rule("openat", 257, action: .fail(EACCES), """
             runtime: the VMM opens no file once the guest runs, but glibc's malloc reads \
             /proc/sys/vm/overcommit_memory the first time a thread's heap shrinks and copes with \
@@ -164,7 +165,7 @@ public enum SeccompFilter {
         Rule("ppoll", 271, nil, "I/O: the loop's wait; vCPU: the sleep doorbell with a network"),
         Rule("set_robust_list", 273, nil, "runtime: thread start"),
         Rule("accept4", 288, nil, "I/O: connections to published ports"),
-        Rule("getrandom", 318, nil, "runtime: the Swift hashing seed when a process first hashes after setup"),
+        Rule("getrandom", 318, nil, "runtime: the Swift hashing seed when a process first hashes after setup (not seen in the traces)"),
         Rule("rseq", 334, nil, "runtime: thread start (glibc registers restartable sequences)"),
         Rule("clone3", 435, action: .fail(ENOSYS),
              "runtime: glibc tries clone3 first, whose flags sit in memory the filter cannot read; ENOSYS makes it use clone, whose flags it checks"),
