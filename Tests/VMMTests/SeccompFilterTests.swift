@@ -293,6 +293,27 @@ final class SeccompFilterTests: XCTestCase {
         XCTAssertEqual(stderr, "apus: the VMM was stopped by its sandbox: forbidden system call 59 (execve)\n")
     }
 
+    /// A thread started after the filter (it inherits it), with the I/O thread's signal mask
+    /// (NetworkDevice.start: everything blocked but SIGSYS), reports the same way.
+    func testALaterThreadInheritsAndReports() {
+        let (status, stderr) = inSandboxedChild {
+            var mask = sigset_t(), previous = sigset_t()
+            sigfillset(&mask)
+            sigdelset(&mask, SIGSYS)
+            pthread_sigmask(SIG_SETMASK, &mask, &previous)
+            var thread = pthread_t()
+            let r = pthread_create(&thread, nil, { _ in
+                _ = ckvm_syscall6(NR.socket, Int(AF_NETLINK), Int(SOCK_RAW.rawValue), 0, 0, 0, 0)
+                return nil
+            }, nil)
+            pthread_sigmask(SIG_SETMASK, &previous, nil)
+            if r != 0 { _exit(6) }
+            pthread_join(thread, nil)
+        }
+        XCTAssertEqual(status, 125)
+        XCTAssertEqual(stderr, "apus: the VMM was stopped by its sandbox: forbidden system call 41 (socket)\n")
+    }
+
     func testPolicyFromEnvironment() {
         func policy(_ env: [String: String]) -> Result<SandboxPolicy, SandboxError> {
             SandboxPolicy.fromEnvironment { env[$0] }
