@@ -36,7 +36,7 @@ import Glibc
 /// a bitmap, without running it again; only the argument-checked calls (ioctl: KVM_RUN at
 /// every exit) run it each time. The search tree keeps both short (at most about 20
 /// instructions for a number instead of a walk through the whole table), and the leaves
-/// share their returns (115 instructions in all): installing costs the kernel ~0.1 ms, a
+/// share their returns (123 instructions in all): installing costs the kernel ~0.1 ms, a
 /// filtered call ~50-70 ns more than an unfiltered one on the development machine.
 public enum SeccompFilter {
     /// A condition on one argument. Only the argument's low 32 bits are compared: every
@@ -66,8 +66,8 @@ public enum SeccompFilter {
 
     /// What the filter does with a call.
     public enum Action: Sendable {
-        /// Let it through, if the condition (when there is one) holds; else trap.
-        case allow(Condition?)
+        /// Let it through if every condition holds (none: always); else trap.
+        case allow([Condition])
         /// Fail it with this errno without running it: for a call that libc makes on its own
         /// and copes with failing, where stopping the VMM would be wrong.
         case fail(Int32)
@@ -80,10 +80,10 @@ public enum SeccompFilter {
         public let action: Action
         /// Which thread needs it, and for what.
         public let reason: String
-        init(_ name: String, _ number: UInt32, _ condition: Condition? = nil, _ reason: String) {
-            self.init(name, number, action: .allow(condition), reason)
+        init(_ name: String, _ number: UInt32, _ conditions: Condition..., reason: String) {
+            self.init(name, number, action: .allow(conditions), reason: reason)
         }
-        init(_ name: String, _ number: UInt32, action: Action, _ reason: String) {
+        init(_ name: String, _ number: UInt32, action: Action, reason: String) {
             self.name = name
             self.number = number
             self.action = action
@@ -100,49 +100,53 @@ public enum SeccompFilter {
     /// The table, in syscall-number order (x86-64 numbers, the ABI's; `SeccompFilterTests`
     /// checks each against its name).
     public static let rules: [Rule] = [
-        Rule("read", 0, nil, "vCPU: stdin for the guest; both: draining eventfds; I/O: host sockets, the tap device"),
-        Rule("write", 1, nil, "vCPU: the guest's stdout/stderr, `apus:` lines, eventfd signals; I/O: the tap device, eventfds; the SIGSYS report"),
-        Rule("open", 2, action: .fail(EACCES), "as openat"),
-        Rule("close", 3, nil, "I/O: finished connections and flows; vCPU: teardown of the VM's descriptors"),
+        Rule("read", 0, reason: "vCPU: stdin for the guest; both: draining eventfds; I/O: host sockets, the tap device"),
+        Rule("write", 1, reason: "vCPU: the guest's stdout/stderr, `apus:` lines, eventfd signals; I/O: the tap device, eventfds; the SIGSYS report"),
+        Rule("open", 2, action: .fail(EACCES), reason: "as openat"),
+        Rule("close", 3, reason: "I/O: finished connections and flows; vCPU: teardown of the VM's descriptors"),
         Rule("mmap", 9, .bitsClear(argument: 2, mask: protExec, name: "PROT_EXEC"),
-             "runtime: the allocator and the I/O thread's stack; never executable memory"),
+             reason: "runtime: the allocator and the I/O thread's stack; never executable memory"),
         Rule("mprotect", 10, .bitsClear(argument: 2, mask: protExec, name: "PROT_EXEC"),
-             "runtime: the allocator growing a thread's heap, a thread stack; never executable"),
-        Rule("munmap", 11, nil, "runtime: the allocator, a finished thread's stack; vCPU: the kvm_run page and guest memory at teardown"),
-        Rule("brk", 12, nil, "runtime: the allocator"),
+             reason: "runtime: the allocator growing a thread's heap, a thread stack; never executable"),
+        Rule("munmap", 11, reason: "runtime: the allocator, a finished thread's stack; vCPU: the kvm_run page and guest memory at teardown"),
+        Rule("brk", 12, reason: "runtime: the allocator"),
         Rule("rt_sigaction", 13, .oneOf(argument: 0, [Value(glibcSetXIDSignal, "SIGSETXID"), Value(SIGABRT, "SIGABRT")]),
-             "runtime: glibc's first pthread_create installs its set-id signal's handler; abort() resets SIGABRT (not seen in the traces)"),
-        Rule("rt_sigprocmask", 14, nil, "runtime: pthread_create and thread start mask signals (the I/O thread blocks all but SIGSYS)"),
-        Rule("rt_sigreturn", 15, nil, "vCPU: return from the --timeout watchdog's SIGALRM handler"),
+             reason: "runtime: glibc's first pthread_create installs its set-id signal's handler; abort() resets SIGABRT (not seen in the traces)"),
+        Rule("rt_sigprocmask", 14, reason: "runtime: pthread_create and thread start mask signals (the I/O thread blocks all but SIGSYS)"),
+        Rule("rt_sigreturn", 15, reason: "vCPU: return from the --timeout watchdog's SIGALRM handler"),
         Rule("ioctl", 16, .oneOf(argument: 1, [
             Value(CKVM_RUN, "KVM_RUN"),
             Value(CKVM_IOEVENTFD, "KVM_IOEVENTFD"),
             Value(CKVM_GET_REGS, "KVM_GET_REGS"),
             Value(CKVM_IRQFD, "KVM_IRQFD"),
             Value(CKVM_IRQ_LINE, "KVM_IRQ_LINE"),
-        ]), """
+        ]), reason: """
             vCPU: KVM_RUN; KVM_IOEVENTFD when the virtio-net driver's notifies move into the \
             kernel (and their removal at teardown); KVM_GET_REGS for the rip/rsp of a failure \
             report; KVM_IRQFD removal and KVM_IRQ_LINE for a VM that takes interrupts (not seen: \
             the CLI's VMs take none). No new VM, \
             vCPU or memory region, no register, MSR or CPUID change once the guest runs
             """),
-        Rule("mremap", 25, nil, "runtime: realloc of a large block (not seen in the traces)"),
-        Rule("madvise", 28, nil, "runtime: the allocator returning pages (MADV_DONTNEED)"),
-        Rule("setitimer", 38, nil, "vCPU: disarming the --timeout watchdog"),
-        Rule("getpid", 39, nil, "runtime: abort() (not seen in the traces)"),
+        Rule("mremap", 25, reason: "runtime: realloc of a large block (not seen in the traces)"),
+        Rule("madvise", 28, reason: "runtime: the allocator returning pages (MADV_DONTNEED)"),
+        Rule("setitimer", 38, reason: "vCPU: disarming the --timeout watchdog"),
+        Rule("getpid", 39, reason: "runtime: abort() (not seen in the traces)"),
         Rule("socket", 41, .oneOf(argument: 0, [Value(Int32(AF_INET), "AF_INET")]),
-             "I/O: a host socket per outbound TCP connection or UDP flow of the user network, and per connection to a port published on the tap network; IPv4 only"),
-        Rule("connect", 42, nil, "I/O: those sockets' connects"),
-        Rule("sendto", 44, nil, "I/O: send() of relayed TCP bytes and UDP datagrams (MSG_NOSIGNAL)"),
-        Rule("recvfrom", 45, nil, "I/O: recv() of UDP flows and published UDP ports"),
-        Rule("shutdown", 48, nil, "I/O: a half-close relayed from the other side"),
-        Rule("setsockopt", 54, nil, "I/O: TCP_NODELAY on relayed connections"),
-        Rule("getsockopt", 55, nil, "I/O: SO_ERROR after a non-blocking connect"),
+             reason: "I/O: a host socket per outbound TCP connection or UDP flow of the user network, and per connection to a port published on the tap network; IPv4 only"),
+        Rule("connect", 42, reason: "I/O: those sockets' connects"),
+        Rule("sendto", 44, reason: "I/O: send() of relayed TCP bytes and UDP datagrams (MSG_NOSIGNAL)"),
+        Rule("recvfrom", 45, reason: "I/O: recv() of UDP flows and published UDP ports"),
+        Rule("shutdown", 48, reason: "I/O: a half-close relayed from the other side"),
+        Rule("setsockopt", 54, .oneOf(argument: 1, [Value(Int32(IPPROTO_TCP), "IPPROTO_TCP")]),
+             .oneOf(argument: 2, [Value(Int32(TCP_NODELAY), "TCP_NODELAY")]),
+             reason: "I/O: TCP_NODELAY on relayed connections; no other option (no socket filters, no ULPs)"),
+        Rule("getsockopt", 55, .oneOf(argument: 1, [Value(Int32(SOL_SOCKET), "SOL_SOCKET")]),
+             .oneOf(argument: 2, [Value(Int32(SO_ERROR), "SO_ERROR")]),
+             reason: "I/O: SO_ERROR after a non-blocking connect"),
         Rule("clone", 56, .oneOf(argument: 0, [Value(CKVM_CLONE_PTHREAD_FLAGS, "pthread_create's flags")]),
-             "vCPU: the network I/O thread, started when the driver first touches the device; threads only, never a process"),
-        Rule("exit", 60, nil, "I/O: the thread's end"),
-        Rule("gettid", 186, nil, "runtime: thread start; abort()"),
+             reason: "vCPU: the network I/O thread, started when the driver first touches the device; threads only, never a process"),
+        Rule("exit", 60, reason: "I/O: the thread's end"),
+        Rule("gettid", 186, reason: "runtime: thread start; abort()"),
         Rule("futex", 202, .oneOf(argument: 1, [
             Value(CKVM_FUTEX_WAIT | futexPrivate, "FUTEX_WAIT_PRIVATE"),
             Value(CKVM_FUTEX_WAKE | futexPrivate, "FUTEX_WAKE_PRIVATE"),
@@ -151,24 +155,24 @@ public enum SeccompFilter {
             Value(CKVM_FUTEX_WAIT_BITSET | futexRealtime, "FUTEX_WAIT_BITSET|FUTEX_CLOCK_REALTIME"),
             Value(CKVM_FUTEX_WAIT_BITSET | futexPrivate, "FUTEX_WAIT_BITSET_PRIVATE"),
             Value(CKVM_FUTEX_WAIT_BITSET | futexPrivate | futexRealtime, "FUTEX_WAIT_BITSET_PRIVATE|FUTEX_CLOCK_REALTIME"),
-        ]), "runtime: a contended pthread mutex (the network device's lock: WAIT/WAKE_PRIVATE), pthread_join (WAIT_BITSET on the tid word); the shared WAIT/WAKE and the other BITSET forms were not seen in the traces but are what the same glibc paths use for shared or timed waits"),
-        Rule("clock_gettime", 228, nil, "both: monotonic time (the vDSO answers it, so not seen in the traces; this is its fallback)"),
-        Rule("clock_nanosleep", 230, nil, "vCPU: the sleep doorbell without a network (nanosleep); I/O: the pause after a failed poll (usleep)"),
-        Rule("exit_group", 231, nil, "vCPU: apus's exit; the SIGSYS report"),
+        ]), reason: "runtime: a contended pthread mutex (the network device's lock: WAIT/WAKE_PRIVATE), pthread_join (WAIT_BITSET on the tid word); the shared WAIT/WAKE and the other BITSET forms were not seen in the traces but are what the same glibc paths use for shared or timed waits"),
+        Rule("clock_gettime", 228, reason: "both: monotonic time (the vDSO answers it, so not seen in the traces; this is its fallback)"),
+        Rule("clock_nanosleep", 230, reason: "vCPU: the sleep doorbell without a network (nanosleep); I/O: the pause after a failed poll (usleep)"),
+        Rule("exit_group", 231, reason: "vCPU: apus's exit; the SIGSYS report"),
         Rule("tgkill", 234, .oneOf(argument: 2, [Value(SIGABRT, "SIGABRT")]),
-             "runtime: abort() raising SIGABRT on a fatal error, so that the failure is the runtime's report (not seen in the traces)"),
-        Rule("openat", 257, action: .fail(EACCES), """
+             reason: "runtime: abort() raising SIGABRT on a fatal error, so that the failure is the runtime's report (not seen in the traces)"),
+        Rule("openat", 257, action: .fail(EACCES), reason: """
             runtime: the VMM opens no file once the guest runs, but glibc's malloc reads \
             /proc/sys/vm/overcommit_memory the first time a thread's heap shrinks and copes with \
             a failure; every open fails instead of stopping the VMM
             """),
-        Rule("ppoll", 271, nil, "I/O: the loop's wait; vCPU: the sleep doorbell with a network"),
-        Rule("set_robust_list", 273, nil, "runtime: thread start"),
-        Rule("accept4", 288, nil, "I/O: connections to published ports"),
-        Rule("getrandom", 318, nil, "runtime: the Swift hashing seed when a process first hashes after setup (not seen in the traces)"),
-        Rule("rseq", 334, nil, "runtime: thread start (glibc registers restartable sequences)"),
+        Rule("ppoll", 271, reason: "I/O: the loop's wait; vCPU: the sleep doorbell with a network"),
+        Rule("set_robust_list", 273, reason: "runtime: thread start"),
+        Rule("accept4", 288, reason: "I/O: connections to published ports"),
+        Rule("getrandom", 318, reason: "runtime: the Swift hashing seed when a process first hashes after setup (not seen in the traces)"),
+        Rule("rseq", 334, reason: "runtime: thread start (glibc registers restartable sequences)"),
         Rule("clone3", 435, action: .fail(ENOSYS),
-             "runtime: glibc tries clone3 first, whose flags sit in memory the filter cannot read; ENOSYS makes it use clone, whose flags it checks"),
+             reason: "runtime: glibc tries clone3 first, whose flags sit in memory the filter cannot read; ENOSYS makes it use clone, whose flags it checks"),
     ]
 
     /// Rules per leaf of the search tree.
@@ -210,28 +214,36 @@ public enum SeccompFilter {
                 let matchAt = p.count
                 p.append(jump(CKVM_BPF_JUMP_EQUAL, rules[i].number, ifTrue: 0, ifFalse: 0))
                 switch rules[i].action {
-                case .allow(nil):
+                case .allow(let conditions) where conditions.isEmpty:
                     toAllow.append(matchAt)
                     continue  // no block: jt goes to the leaf's allow, jf to the next rule
                 case .fail(let errno):
                     p.append(ret(CKVM_SECCOMP_RET_ERRNO | (UInt32(errno) & CKVM_SECCOMP_RET_DATA)))
-                case .allow(.oneOf(let argument, let values)):
-                    p.append(load(argumentOffset(argument)))
-                    for _ in values.dropLast() {
-                        toAllow.append(p.count)
-                        p.append(jump(CKVM_BPF_JUMP_EQUAL, 0, ifTrue: 0, ifFalse: 0))
+                case .allow(let conditions):
+                    // Each condition in turn: a failed one traps, a met one goes on to the
+                    // next (falls through), the last met one allows.
+                    for (c, condition) in conditions.enumerated() {
+                        let last = c == conditions.count - 1
+                        switch condition {
+                        case .oneOf(let argument, let values):
+                            precondition(!values.isEmpty && values.count < 255, "seccomp table: \(rules[i].name)'s values")
+                            p.append(load(argumentOffset(argument)))
+                            for (k, v) in values.enumerated() {
+                                let at = p.count
+                                // Equal: on to the next condition (after this one's compares).
+                                p.append(jump(CKVM_BPF_JUMP_EQUAL, v.value, ifTrue: UInt8(values.count - 1 - k), ifFalse: 0))
+                                if last { toAllow.append(at) }
+                                if k == values.count - 1 { toTrap.append(at) }
+                            }
+                        case .bitsClear(let argument, let mask, _):
+                            p.append(load(argumentOffset(argument)))
+                            // Any bit set → trap (jt); clear → allow or on (jf): patched below
+                            // like the others, with the two targets swapped.
+                            toTrap.append(p.count)
+                            if last { toAllow.append(p.count) }
+                            p.append(jump(CKVM_BPF_JUMP_BITS_SET, mask, ifTrue: 0, ifFalse: 0))
+                        }
                     }
-                    toAllow.append(p.count)
-                    toTrap.append(p.count)
-                    p.append(jump(CKVM_BPF_JUMP_EQUAL, 0, ifTrue: 0, ifFalse: 0))
-                    for (k, v) in values.enumerated() { p[p.count - values.count + k].k = v.value }
-                case .allow(.bitsClear(let argument, let mask, _)):
-                    p.append(load(argumentOffset(argument)))
-                    toTrap.append(p.count)
-                    toAllow.append(p.count)
-                    // Any bit set → trap (jt), else → allow (jf): patched below like the others,
-                    // with the two targets swapped.
-                    p.append(jump(CKVM_BPF_JUMP_BITS_SET, mask, ifTrue: 0, ifFalse: 0))
                 }
                 p[matchAt].jf = jumpOffset(p.count - matchAt - 1, rules[i].name)
             }

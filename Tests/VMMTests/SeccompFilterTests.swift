@@ -73,31 +73,44 @@ final class SeccompFilterTests: XCTestCase {
         XCTAssertLessThan(SeccompFilter.program().count, 4096, "BPF_MAXINSNS")
     }
 
+    /// Arguments that meet every condition of a rule (the first allowed value of each).
+    private func meeting(_ conditions: [SeccompFilter.Condition]) -> [UInt64] {
+        var args = [UInt64](repeating: 0, count: 6)
+        for condition in conditions {
+            if case .oneOf(let argument, let values) = condition { args[argument] = UInt64(values[0].value) }
+        }
+        return args
+    }
+
     func testEveryRuleIsAllowedWithItsArguments() throws {
         for rule in SeccompFilter.rules {
             switch rule.action {
             case .fail(let errno):
                 XCTAssertEqual(try machine.run(nr: rule.number), CKVM_SECCOMP_RET_ERRNO | UInt32(errno), rule.name)
-            case .allow(nil):
-                XCTAssertEqual(try machine.run(nr: rule.number, args: [0, 0, 0, 0, 0, 0]), allow, rule.name)
-            case .allow(.oneOf(let argument, let values)):
-                for v in values {
-                    var args = [UInt64](repeating: 0, count: 6)
-                    args[argument] = UInt64(v.value)
-                    XCTAssertEqual(try machine.run(nr: rule.number, args: args), allow, "\(rule.name)(\(v.name))")
-                    // The kernel truncates these int arguments: high bits do not matter.
-                    args[argument] |= 0xdead_beef_0000_0000
-                    XCTAssertEqual(try machine.run(nr: rule.number, args: args), allow, "\(rule.name)(\(v.name) | high bits)")
+            case .allow(let conditions):
+                XCTAssertEqual(try machine.run(nr: rule.number, args: meeting(conditions)), allow, rule.name)
+                for condition in conditions {
+                    switch condition {
+                    case .oneOf(let argument, let values):
+                        for v in values {
+                            var args = meeting(conditions)
+                            args[argument] = UInt64(v.value)
+                            XCTAssertEqual(try machine.run(nr: rule.number, args: args), allow, "\(rule.name)(\(v.name))")
+                            // The kernel truncates these int arguments: high bits do not matter.
+                            args[argument] |= 0xdead_beef_0000_0000
+                            XCTAssertEqual(try machine.run(nr: rule.number, args: args), allow, "\(rule.name)(\(v.name) | high bits)")
+                        }
+                        var args = meeting(conditions)
+                        args[argument] = 0x1234_5678
+                        XCTAssertEqual(try machine.run(nr: rule.number, args: args), trap, "\(rule.name) with another value")
+                    case .bitsClear(let argument, let mask, let name):
+                        var args = meeting(conditions)
+                        args[argument] = UInt64(~mask)
+                        XCTAssertEqual(try machine.run(nr: rule.number, args: args), allow, "\(rule.name) without \(name)")
+                        args[argument] = UInt64(mask)
+                        XCTAssertEqual(try machine.run(nr: rule.number, args: args), trap, "\(rule.name) with \(name)")
+                    }
                 }
-                var args = [UInt64](repeating: 0, count: 6)
-                args[argument] = 0x1234_5678
-                XCTAssertEqual(try machine.run(nr: rule.number, args: args), trap, "\(rule.name) with another value")
-            case .allow(.bitsClear(let argument, let mask, let name)):
-                var args = [UInt64](repeating: 0, count: 6)
-                args[argument] = UInt64(~mask)
-                XCTAssertEqual(try machine.run(nr: rule.number, args: args), allow, "\(rule.name) without \(name)")
-                args[argument] = UInt64(mask)
-                XCTAssertEqual(try machine.run(nr: rule.number, args: args), trap, "\(rule.name) with \(name)")
             }
         }
     }
@@ -107,11 +120,16 @@ final class SeccompFilterTests: XCTestCase {
         guard let rule = SeccompFilter.rules.first(where: { $0.number == nr }) else { return trap }
         switch rule.action {
         case .fail(let errno): return CKVM_SECCOMP_RET_ERRNO | UInt32(errno)
-        case .allow(nil): return allow
-        case .allow(.oneOf(let argument, let values)):
-            return values.contains { $0.value == UInt32(truncatingIfNeeded: args[argument]) } ? allow : trap
-        case .allow(.bitsClear(let argument, let mask, _)):
-            return UInt32(truncatingIfNeeded: args[argument]) & mask == 0 ? allow : trap
+        case .allow(let conditions):
+            let met = conditions.allSatisfy { condition in
+                switch condition {
+                case .oneOf(let argument, let values):
+                    return values.contains { $0.value == UInt32(truncatingIfNeeded: args[argument]) }
+                case .bitsClear(let argument, let mask, _):
+                    return UInt32(truncatingIfNeeded: args[argument]) & mask == 0
+                }
+            }
+            return met ? allow : trap
         }
     }
 
@@ -124,6 +142,9 @@ final class SeccompFilterTests: XCTestCase {
             [UInt64(AF_INET), UInt64(CKVM_RUN), UInt64(PROT_READ | PROT_WRITE), 0, 0, 0],
             [UInt64(CKVM_CLONE_PTHREAD_FLAGS), 128, UInt64(SIGABRT), 0, 0, 0],
             [33, UInt64(CKVM_IOEVENTFD), 0x22, 0, 0, 0],
+            [3, UInt64(IPPROTO_TCP), UInt64(TCP_NODELAY), 0, 0, 0],
+            [3, UInt64(SOL_SOCKET), UInt64(SO_ERROR), 0, 0, 0],
+            [3, UInt64(IPPROTO_TCP), UInt64(SO_ERROR), 0, 0, 0],
         ]
         for nr in UInt32(0)..<600 {
             for args in patterns {
@@ -150,6 +171,9 @@ final class SeccompFilterTests: XCTestCase {
             ("socket AF_NETLINK", socket, [UInt64(AF_NETLINK), 3]),
             ("socket AF_PACKET", socket, [UInt64(AF_PACKET), 3]),
             ("socket AF_INET6", socket, [UInt64(AF_INET6), 1]),
+            ("setsockopt SO_ATTACH_FILTER", 54, [3, UInt64(SOL_SOCKET), 26]),
+            ("setsockopt TCP_ULP", 54, [3, UInt64(IPPROTO_TCP), 31]),
+            ("getsockopt SO_PEERCRED", 55, [3, UInt64(SOL_SOCKET), 17]),
             ("mmap PROT_EXEC", 9, [0, 4096, UInt64(PROT_READ | PROT_EXEC), UInt64(MAP_PRIVATE | MAP_ANONYMOUS)]),
             ("mprotect PROT_EXEC", 10, [0, 4096, UInt64(PROT_READ | PROT_WRITE | PROT_EXEC)]),
             ("clone of a process", UInt32(NR.clone), [UInt64(SIGCHLD)]),
@@ -175,6 +199,7 @@ final class SeccompFilterTests: XCTestCase {
         XCTAssertEqual(try machine.run(nr: 0), allow, "read")
         XCTAssertEqual(try machine.run(nr: ioctl, args: [5, UInt64(CKVM_RUN), 0]), allow, "KVM_RUN")
         XCTAssertEqual(try machine.run(nr: socket, args: [UInt64(AF_INET), 1, 0]), allow, "socket AF_INET")
+        XCTAssertEqual(try machine.run(nr: 54, args: [3, UInt64(IPPROTO_TCP), UInt64(TCP_NODELAY), 0, 4]), allow, "TCP_NODELAY")
         XCTAssertEqual(try machine.run(nr: 9, args: [0, 4096, UInt64(PROT_READ | PROT_WRITE), 0x22]), allow, "mmap RW")
     }
 
