@@ -117,6 +117,9 @@ extension VMMMatrix {
             throw XCTSkip("runs as root only (it creates a user); this suite already runs as uid \(geteuid())")
         }
         let user = "apus-test"
+        for tool in ["/usr/sbin/useradd", "/usr/sbin/usermod", "/usr/sbin/groupadd", "/usr/sbin/runuser", "/usr/bin/getent"] {
+            try Harness.require(Harness.isExecutableFile(tool), "\(tool) is missing (passwd, util-linux)")
+        }
         func root(_ command: String, _ args: [String]) throws -> RunResult {
             try Runner.run(command, args, cwd: "/", environment: nil, timeout: 30)
         }
@@ -171,9 +174,10 @@ extension VMMMatrix {
                       "--network tap as \(user): \(r.stderrText)")
     }
 
-    /// A fresh directory under the temporary directory, readable and searchable by everyone.
+    /// A fresh directory under /tmp (not $TMPDIR, which may sit in a home other users cannot
+    /// enter), readable and searchable by everyone.
     private func makeScratchDirectory(prefix: String) throws -> String {
-        var template = Array((NSTemporaryDirectory() + prefix + ".XXXXXX").utf8CString)
+        var template = Array(("/tmp/" + prefix + ".XXXXXX").utf8CString)
         guard let made = mkdtemp(&template) else { throw Harness.MissingRequirement(description: "mkdtemp failed") }
         let path = String(cString: made)
         chmod(path, 0o755)
