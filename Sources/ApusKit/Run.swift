@@ -354,6 +354,11 @@ private func runOnKVM(_ options: RunOptions, kernel: MappedFile, image: UnsafeRa
                       environment: [[UInt8]], startNanos: UInt64, host: HostStamps) throws(RunError) -> Int32 {
     var console = HostConsole()
     let seed = hostSeed()
+    let sandbox: SandboxPolicy
+    switch SandboxPolicy.fromEnvironment({ getenv($0).map { String(cString: $0) } }) {
+    case .success(let policy): sandbox = policy
+    case .failure(let problem): throw RunError(problem.message)
+    }
     let network = try networkConfiguration(options, seed: seed.0)
     do {
         let vm = try VirtualMachine()
@@ -364,12 +369,13 @@ private func runOnKVM(_ options: RunOptions, kernel: MappedFile, image: UnsafeRa
         config.hostname = Array(options.hostname.utf8)
         config.workingDirectory = Array(options.workingDirectory.utf8)
         config.network = network
+        config.sandbox = sandbox
         let result = try vm.boot(config, sink: &console)
         if options.timings { Timings.print(result.timeline, host: host, start: startNanos, platform: vm.platform) }
         return result.status.shellStatus
     } catch {
         switch error {
-        case .noKVM, .outOfHostMemory, .boot: throw RunError(error.message, exitCode: HostExitCode.startFailure)
+        case .noKVM, .outOfHostMemory, .boot, .sandbox: throw RunError(error.message, exitCode: HostExitCode.startFailure)
         case .stackOverflow: throw RunError(error.message, exitCode: ExitStatus.signaled(11).shellStatus)
         case .unexpectedExit(let text) where text.hasPrefix("guest kernel panic"):
             throw RunError(error.message, exitCode: HostExitCode.kernelPanic)
@@ -433,6 +439,7 @@ enum Timings {
         add("memory ready", t.memoryReady - start)
         add("kernel loaded", t.kernelLoaded - start)
         add("vcpu ready", t.vcpuReady - start)
+        if t.sandboxed != 0 { add("sandbox entered", t.sandboxed - start) }
         add("first KVM_RUN", t.firstRun - start)
         add("kernel entry", guestNanos(t.guest.kernelEntry))
         add("app entry", guestNanos(t.guest.appEntry))
@@ -440,6 +447,7 @@ enum Timings {
         add("app exit", guestNanos(t.guest.exit))
         add("vm stopped", t.exited - start)
         lines.append("  VM exits: \(t.exitCount)")
+        if !t.sandbox.isEmpty { lines.append("  sandbox: \(t.sandbox)") }
         stderrLine(lines.joined(separator: "\n"))
     }
 }

@@ -232,9 +232,12 @@ public final class NetworkDevice: @unchecked Sendable {
         var tid = pthread_t()
         // The thread blocks every signal (it inherits this mask): process-directed signals
         // such as the watchdog's SIGALRM must reach the vCPU thread, whose KVM_RUN they stop.
+        // Except SIGSYS: the sandbox's report of a forbidden call (a blocked SIGSYS from
+        // seccomp kills the thread's process silently instead).
         var all = sigset_t()
         var previous = sigset_t()
         sigfillset(&all)
+        sigdelset(&all, SIGSYS)
         pthread_sigmask(SIG_SETMASK, &all, &previous)
         defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
         let r = pthread_create(&tid, nil, { raw in

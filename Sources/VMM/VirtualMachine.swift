@@ -15,6 +15,8 @@ public enum VMMError: Error {
     /// The app overflowed its stack; on pvm the fault cannot be delivered (the exception frame
     /// would go on the overflowed stack), so the VM stops and the VMM reports it.
     case stackOverflow(rip: UInt64, rsp: UInt64)
+    /// The sandbox could not be entered (Sandbox.swift).
+    case sandbox(String)
 
     public var message: String {
         switch self {
@@ -26,6 +28,7 @@ public enum VMMError: Error {
         case .timedOut(let ms): return "the guest did not finish within \(ms) ms and was stopped"
         case .stackOverflow(let rip, let rsp):
             return "program killed by SIGSEGV: stack overflow (rsp 0x\(String(rsp, radix: 16)) below the stack) at rip 0x\(String(rip, radix: 16))"
+        case .sandbox(let why): return why
         }
     }
 }
@@ -36,6 +39,9 @@ public struct RunTimeline {
     public var memoryReady: UInt64 = 0
     public var kernelLoaded: UInt64 = 0
     public var vcpuReady: UInt64 = 0
+    /// When the sandbox was entered (0: no sandbox), and what it holds (Sandbox.swift).
+    public var sandboxed: UInt64 = 0
+    public var sandbox = ""
     public var firstRun: UInt64 = 0
     public var exited: UInt64 = 0
     /// Host TSC read together with `firstRun`, to place the guest's TSC stamps.
@@ -72,6 +78,8 @@ public struct VMConfiguration {
     /// A virtio-net interface (slot 0) and the ports to publish; nil: no network, no I/O
     /// thread, no extra descriptors (the VM boots exactly as without networking).
     public var network: NetworkConfiguration? = nil
+    /// What the VMM gives up before the first KVM_RUN (Sandbox.swift); nil: nothing.
+    public var sandbox: SandboxPolicy? = nil
 
     public init(memorySize: UInt64, kernel: UnsafeRawBufferPointer, image: UnsafeRawBufferPointer,
                 arguments: [[UInt8]], environment: [[UInt8]], seed: (UInt64, UInt64, UInt64, UInt64)) {
@@ -216,6 +224,10 @@ public final class VirtualMachine {
 
         if config.timeoutMilliseconds > 0 { _ = ckvm_arm_watchdog(run, config.timeoutMilliseconds) }
         defer { if config.timeoutMilliseconds > 0 { ckvm_disarm_watchdog() } }
+        if let sandbox = config.sandbox {
+            timeline.sandbox = try Sandbox.enter(sandbox)
+            timeline.sandboxed = monotonicNanos()
+        }
         if !(config.network?.startsOnDemand ?? false) { try networkDevice?.start() }
         timeline.firstRun = monotonicNanos()
         timeline.firstRunTSC = info.bootTSC

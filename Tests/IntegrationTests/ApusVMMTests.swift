@@ -71,4 +71,9 @@ final class ApusVMMTests: XCTestCase {
     func testNetRedisDefaultBind() throws { try matrix.netRedisDefaultBind() }
     func testNetNginx() throws { try matrix.netNginx() }
     func testNetPublishErrors() throws { try matrix.netPublishErrors() }
+
+    // The VMM's sandbox (SandboxCases.swift).
+    func testSandboxStopsAForbiddenCall() throws { try matrix.sandboxStopsAForbiddenCall() }
+    func testSandboxIsOnByDefault() throws { try matrix.sandboxIsOnByDefault() }
+    func testRunsAsAnOrdinaryUser() throws { try matrix.runsAsAnOrdinaryUser() }
 }

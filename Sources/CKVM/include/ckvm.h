@@ -119,4 +119,60 @@ int ckvm_eventfd(void);
 /// poll(2) with a nanosecond timeout (negative: wait forever), via ppoll. Count or -errno.
 int ckvm_poll_ns(struct pollfd *fds, unsigned long count, int64_t timeout_ns);
 
+// ---- the VMM's sandbox (Sources/VMM/Sandbox.swift, SeccompFilter.swift). Appended.
+
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <linux/audit.h>
+
+static const uint32_t CKVM_AUDIT_ARCH_X86_64 = AUDIT_ARCH_X86_64;
+static const uint32_t CKVM_SECCOMP_RET_ALLOW = SECCOMP_RET_ALLOW;
+static const uint32_t CKVM_SECCOMP_RET_TRAP = SECCOMP_RET_TRAP;
+static const uint32_t CKVM_SECCOMP_RET_ERRNO = SECCOMP_RET_ERRNO;
+static const uint32_t CKVM_SECCOMP_RET_DATA = SECCOMP_RET_DATA;
+/// Classic BPF opcodes the filter uses: load a 32-bit word of seccomp_data, compare the
+/// accumulator with a constant (equal, ≥, any bit set), jump, return a constant.
+static const uint16_t CKVM_BPF_LOAD_WORD = BPF_LD | BPF_W | BPF_ABS;
+static const uint16_t CKVM_BPF_JUMP_EQUAL = BPF_JMP | BPF_JEQ | BPF_K;
+static const uint16_t CKVM_BPF_JUMP_GREATER_EQUAL = BPF_JMP | BPF_JGE | BPF_K;
+static const uint16_t CKVM_BPF_JUMP_BITS_SET = BPF_JMP | BPF_JSET | BPF_K;
+static const uint16_t CKVM_BPF_RETURN = BPF_RET | BPF_K;
+/// struct seccomp_data: nr, arch, then args[6] (u64 each; the low word first on x86-64).
+static const uint32_t CKVM_SECCOMP_DATA_NR = offsetof(struct seccomp_data, nr);
+static const uint32_t CKVM_SECCOMP_DATA_ARCH = offsetof(struct seccomp_data, arch);
+static const uint32_t CKVM_SECCOMP_DATA_ARGS = offsetof(struct seccomp_data, args);
+/// futex(2) operations (the op argument, with its private and clock flags).
+#include <linux/futex.h>
+static const uint32_t CKVM_FUTEX_WAIT = FUTEX_WAIT;
+static const uint32_t CKVM_FUTEX_WAKE = FUTEX_WAKE;
+static const uint32_t CKVM_FUTEX_WAIT_BITSET = FUTEX_WAIT_BITSET;
+static const uint32_t CKVM_FUTEX_PRIVATE_FLAG = FUTEX_PRIVATE_FLAG;
+static const uint32_t CKVM_FUTEX_CLOCK_REALTIME = FUTEX_CLOCK_REALTIME;
+/// The clone(2) flags of glibc's pthread_create: a thread sharing everything, with its TLS
+/// and tid words.
+#include <linux/sched.h>
+static const uint32_t CKVM_CLONE_PTHREAD_FLAGS = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD
+    | CLONE_SYSVSEM | CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID;
+/// Bit 30 of the syscall number selects the x32 ABI on x86-64 (__X32_SYSCALL_BIT).
+static const uint32_t CKVM_X32_SYSCALL_BIT = 0x40000000;
+
+/// Enters the seccomp sandbox for the whole process: PR_SET_NO_NEW_PRIVS, a SIGSYS handler,
+/// then `program` as a filter on every thread (SECCOMP_FILTER_FLAG_TSYNC). A call the filter
+/// answers with SECCOMP_RET_TRAP makes the handler write one line on stderr —
+/// "apus: the VMM was stopped by its sandbox: forbidden system call N (name)" — and _exit
+/// with `exit_code` (write and exit_group must therefore be allowed). Returns 0 or -errno
+/// (-ESRCH when another thread could not be synchronized).
+int ckvm_seccomp_install(const struct sock_filter *program, unsigned short length, int exit_code);
+/// Gives up the file system, where the kernel lets an ordinary user do so: a new user and
+/// mount namespace, an empty read-only tmpfs as the root (chroot), then no capabilities in
+/// that namespace. The process must be single-threaded (else EINVAL). Returns 0, or -errno
+/// with `*step` naming what failed (0 unshare, 1 mount propagation, 2 the tmpfs, 3 chroot,
+/// 4 capset). After a failure past step 0 the process is in a user namespace of its own
+/// without a new root, which changes nothing it can do.
+int ckvm_enter_empty_root(int *step);
+/// The x86-64 name of system call `number`, or NULL if this table does not know it.
+const char *ckvm_syscall_name(long number);
+/// A raw system call (tests, and the sandbox's test hook). The result, or -errno.
+long ckvm_syscall6(long number, long a0, long a1, long a2, long a3, long a4, long a5);
+
 #endif
