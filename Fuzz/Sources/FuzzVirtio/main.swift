@@ -192,10 +192,11 @@ struct Guest {
         let n = UInt64(size)
         let used = l.device..<(l.device + 6 + 8 * n)
         let table = l.descriptors..<(l.descriptors + 16 * n)
-        guard table.upperBound <= UInt64(ramSize) else { return false }   // in ROM: no writes
-        let r = UnsafeRawBufferPointer(ram)
+        // The table is in one region (the queue was made); read it from there.
+        guard let r = memory.bytes(at: PhysicalAddress(l.descriptors), count: 16 * n).map(UnsafeRawBufferPointer.init)
+        else { return false }
         for i in 0..<Int(size) {
-            let base = Int(l.descriptors) + 16 * i
+            let base = 16 * i
             let address = r.readLE(UInt64.self, at: base), length = UInt64(r.readLE(UInt32.self, at: base + 8))
             let flags = r.readLE(UInt16.self, at: base + 12)
             guard flags & VirtioRing.descriptorWrite != 0, length > 0 else { continue }
