@@ -7,8 +7,8 @@
 #   scripts/fuzz.sh                 every harness, 45 s each (what CI runs, with less time)
 #   scripts/fuzz.sh 3600 FuzzELF    one harness for an hour
 #
-# The repository's corpus is only read: what a run learns stays in the scratch copy (kept
-# with the findings under .build-fuzz/findings/ when a run fails).
+# The repository's corpus is only read: a run works on a scratch copy, deleted afterwards.
+# A failing run leaves its reproducer and its log in .build-fuzz/findings/.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
