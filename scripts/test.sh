@@ -11,6 +11,6 @@ scripts/build.sh
 export APUS_BIN="$(swift build -c release --show-bin-path)/apus"
 export APUS_GUESTS="$repo/out/guests"
 swift test --disable-swift-testing
-# Every parser of untrusted input under libFuzzer + ASan, 20 s each (under 4 minutes with the
+# Every parser of untrusted input under libFuzzer + ASan, 30 s each (about 4.5 minutes with the
 # build): any crash, failed invariant, leak or timeout fails the suite.
-scripts/fuzz.sh 20
+scripts/fuzz.sh 30
