@@ -158,6 +158,7 @@ pvh_high:
 //   120 rip  128 cs  136 rflags  144 rsp  152 ss
 .global syscall_entry
 syscall_entry:
+    movb $1, kernel_active(%rip)
     mov %rsp, scratch_user_rsp(%rip)
     mov kernel_stack_top(%rip), %rsp
     push $0x2b                      // ss
@@ -207,6 +208,7 @@ return_to_user_frame:
     pop %rax
     pop %rcx
     pop %r11
+    movb $0, kernel_active(%rip)    // from here on a trap is the app's
     iretq
 
 // enter_user(frame): first entry to user mode. frame points to a SyscallFrame (all registers,
@@ -296,18 +298,27 @@ trap_common:
     fxsave64 (%rsp)
     mov %rsp, %r12                  // r12 = the fxsave image (callee-saved)
     cld
+    // Whose trap is it? kernel_active says whether the kernel was running, whatever the
+    // interrupted rip: an app that jumps into the kernel's part of the address space faults
+    // there as the app (on pvm it runs at the same CPL as the kernel, so CS cannot tell).
+    // r13 (saved above, callee-saved in the call) keeps the answer: 1 = the kernel.
+    movzbl kernel_active(%rip), %r13d
+    test %r13d, %r13d
+    jnz 1f
     // A trap from the app runs its Swift handler on the (idle) kernel stack, below the frame
     // and FPU areas a syscall uses: on pvm the CPU pushed this trap frame on the app's own
     // stack, where a signal frame for the app's handler has to go.
-    movabs $0x7f8000000000, %rax
-    cmp %rax, 136(%rbx)             // the interrupted rip
-    jae 1f
+    movb $1, kernel_active(%rip)
     mov kernel_stack_top(%rip), %rsp
     sub $(160 + 512 + 64), %rsp
 1:  mov %rbx, %rdi
     mov %r12, %rsi
+    mov %r13d, %edx
     call trap_dispatch
-    mov %r12, %rsp
+    test %r13d, %r13d
+    jnz 2f
+    movb $0, kernel_active(%rip)    // resuming the app
+2:  mov %r12, %rsp
     fxrstor64 (%rsp)
     mov %rbx, %rsp
     pop %r15
@@ -418,6 +429,13 @@ pvh_gdt_pointer:
     .word pvh_gdt_end - pvh_gdt - 1
     .long pvh_gdt - KERNEL_VBASE
 
+// kernel_active: 1 while the kernel runs (from boot, from each syscall_entry and each trap
+// taken in the app, until the iretq back to the app). Traps read it to tell the app's faults
+// from the kernel's.
+.global kernel_active
+kernel_active:
+    .byte 1
+.p2align 3
 .global kernel_stack_top
 kernel_stack_top:
     .quad syscall_stack_top

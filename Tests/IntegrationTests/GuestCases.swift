@@ -142,6 +142,38 @@ extension VMMMatrix {
         }
     }
 
+    /// A call through a NULL function pointer (in a PIE the code lies far above rip 0) and a
+    /// call into the kernel's part of the address space are the app's own faults: 139 with a
+    /// crash report (signal, fault address, rip, registers), or the program's SIGSEGV handler
+    /// runs and it carries on; never a guest kernel panic.
+    func wildJumps() throws {
+        func checkReport(_ apus: RunResult, _ what: String, address: String) {
+            guard !apus.timedOut else { return }
+            let report = apus.stderrText
+            for needle in ["SIGSEGV", "executing \(address)", "at rip \(address) ", "rax 0x", "r15 0x"] {
+                XCTAssertTrue(report.contains(needle), "[\(vmm)] \(what): the crash report lacks \"\(needle)\":\n\(report)")
+            }
+        }
+        for variant in Harness.variants {
+            let (_, null) = try differential(Invocation(program: "./segv.\(variant)", args: ["nullcall"]),
+                                             compareStderr: false, expectStatus: 139)
+            checkReport(null, "segv.\(variant) nullcall", address: "0x0")
+            for target in kernelRangeTargets {
+                let (_, jump) = try differential(Invocation(program: "./segv.\(variant)", args: ["jump", target]),
+                                                 compareStderr: false, expectStatus: 139)
+                checkReport(jump, "segv.\(variant) jump \(target)", address: "0x\(target)")
+                try differential(Invocation(program: "./segv.\(variant)", args: ["jump-handler", target]),
+                                 compareStderr: false, expectStatus: 0)
+            }
+        }
+    }
+
+    /// Addresses in the kernel's part of the address space (PML4 slot 255) that no boot maps:
+    /// above the kernel's window, and the direct map's and the kernel text's addresses before
+    /// they were randomized (a program that knows them finds nothing there). All are
+    /// unmapped in a Linux process too, so the native run gives the expected result.
+    var kernelRangeTargets: [String] { ["7fffc0000000"] }
+
     /// ud2 → SIGILL (132); idiv by zero → SIGFPE (136). Only status and stdout are checked.
     func otherFaults() throws {
         for variant in ["musl", "glibc-pie"] {
