@@ -13,9 +13,12 @@ enum BootProtocol: UInt64 {
 
 /// The kernel's entry from arch/entry.S. Reads like the boot order, one step a line.
 @_cdecl("kernel_main")
-func kernelMain(_ protocolRaw: UInt64, _ infoAddress: UInt64) -> Never {
+func kernelMain(_ protocolRaw: UInt64, _ infoAddress: UInt64, _ directMapBase: UInt64) -> Never {
     let entryTSC = arch_rdtsc()
     guard let proto = BootProtocol(rawValue: protocolRaw) else { haltForever() }
+    // 0. Where this boot put the direct map (chosen by the VMM, or by the PVH entry).
+    guard let layout = KernelLayout(directMapBase: directMapBase) else { haltForever() }
+    Kernel.directMapBase = layout.directMapBase
 
     // 1. Find the boot info (apus VMM: a page it wrote; PVH: built from hvm_start_info).
     let boot: BootInfo
@@ -52,6 +55,8 @@ func kernelMain(_ protocolRaw: UInt64, _ infoAddress: UInt64) -> Never {
 enum Kernel {
     nonisolated(unsafe) static var boot = BootInfo()
     nonisolated(unsafe) static var timeline = Timeline()
+    /// This boot's `KernelLayout.directMapBase` (set first thing in kernel_main).
+    nonisolated(unsafe) static var directMapBase: UInt64 = 0
 
     /// Copies the timeline into the boot info page, where the VMM reads it after the exit.
     static func publishTimeline() {
@@ -65,7 +70,7 @@ enum Kernel {
 /// A pointer to physical memory through the direct map.
 @inline(__always)
 func directMap(_ address: PhysicalAddress) -> UnsafeMutableRawPointer {
-    UnsafeMutableRawPointer(bitPattern: UInt(GuestABI.directMapBase &+ address.raw))!
+    UnsafeMutableRawPointer(bitPattern: UInt(Kernel.directMapBase &+ address.raw))!
 }
 
 /// The physical address of a kernel image address (code, data, bss).
@@ -77,7 +82,7 @@ func kernelPhysical(_ pointer: UnsafeRawPointer) -> PhysicalAddress {
 /// The physical address behind a direct-map pointer.
 @inline(__always)
 func directMapPhysical(_ pointer: UnsafeRawPointer) -> PhysicalAddress {
-    PhysicalAddress(UInt64(UInt(bitPattern: pointer)) &- GuestABI.directMapBase)
+    PhysicalAddress(UInt64(UInt(bitPattern: pointer)) &- Kernel.directMapBase)
 }
 
 func haltForever() -> Never {

@@ -77,7 +77,7 @@ enum Platform {
         let gdt = UnsafeMutableRawBufferPointer(start: base, count: Int(SegmentLayout.gdtLimit) + 1)
         let tssAddress = UInt64(UInt(bitPattern: base)) + 0x100
         let tss = UnsafeMutableRawBufferPointer(start: base + 0x100, count: 104)
-        let trapStackTop = GuestABI.directMapBase + stack.raw + 4 * 4096
+        let trapStackTop = Kernel.directMapBase + stack.raw + 4 * 4096
         tss.writeLE(trapStackTop, at: 4)   // RSP0
         tss.writeLE(UInt16(104), at: 102)  // no I/O permission bitmap
         SegmentLayout.writeGDT(into: gdt, tssBase: tssAddress)

@@ -6,13 +6,18 @@
 // The code is position independent (RIP-relative), built with the small PIC code model.
 // Boot protocols:
 //   _start64  — apus VMM: 64-bit mode with the VMM's page tables, rdi = boot protocol
-//               (1 pvm, 2 native), rsi = boot info physical address. On pvm the vCPU starts
+//               (1 pvm, 2 native), rsi = boot info physical address, rdx = the direct map's
+//               base (KernelLayout, chosen by the VMM for this boot). On pvm the vCPU starts
 //               in emulated mode, where every instruction is interpreted: the first thing
 //               done is switching to flat native mode (MSR write + iretq, see below).
 //   _start32  — PVH (QEMU -M microvm -kernel): 32-bit protected mode, paging off,
 //               ebx = physical address of hvm_start_info. Builds page tables, enters long mode.
 
 #define KERNEL_VBASE 0x7fff00000000
+// GuestABI.directMapWindowStart and KernelLayout.directMapSlots (a host test keeps them equal):
+// the direct map starts at DIRECT_MAP_WINDOW + slot GiB, slot < DIRECT_MAP_SLOTS.
+#define DIRECT_MAP_WINDOW 0x7f8040000000
+#define DIRECT_MAP_SLOTS 248
 #define PVM_NATIVE_MSR 0x4b564d10
 #define BOOT_PROTOCOL_PVH 3
 
@@ -30,6 +35,7 @@
 .global _start64
 _start64:
     lea boot_stack_top(%rip), %rsp
+    mov %rdx, %r12                  // the direct map's base, kept across the wrmsr
     cmp $1, %edi
     jne 1f
     // pvm: arm flat native mode, then enter it. The write alone leaves the vCPU interpreting
@@ -51,7 +57,8 @@ _start64:
 1:
     lea boot_stack_top(%rip), %rsp
     xor %ebp, %ebp
-    // kernel_main(protocol: rdi, info: rsi)
+    // kernel_main(protocol: rdi, info: rsi, direct map base: rdx)
+    mov %r12, %rdx
     call kernel_main
 2:  hlt
     jmp 2b
@@ -63,11 +70,31 @@ _start32:
     cli
     mov %ebx, %esi                  // keep the start_info pointer in esi
 
+    // The direct map's slot for this boot (KernelLayout.directMapSlot): random bits from
+    // rdrand when CPUID has it (retried: it may fail transiently), else the TSC's low bits.
+    mov $1, %eax
+    cpuid
+    bt $30, %ecx
+    jnc 6f
+    mov $32, %edi
+5:  rdrand %eax
+    jc 7f
+    dec %edi
+    jnz 5b
+6:  rdtsc
+7:  xor %edx, %edx
+    mov $DIRECT_MAP_SLOTS, %ecx
+    div %ecx
+    mov %edx, %ebp                  // ebp = slot, until kernel_main gets the base
+
     // Boot page tables (physical addresses: paging is off). 2 MiB pages.
-    //   pvh_pd[0..3]: 4 page directories mapping physical 0..4 GiB
-    //   pvh_pml4[0]   -> pvh_pdpt_low  (identity 0..4 GiB, dropped by the kernel after boot)
-    //   pvh_pml4[255] -> pvh_pdpt_high: entries 0..3 -> pvh_pd[0..3] (direct map, 4 GiB),
-    //                    entry 508 -> pvh_pd[0] (the kernel at KERNEL_VBASE)
+    //   pvh_pd[0..3]:  physical 0..4 GiB, never executable (the direct map)
+    //   pvh_pd_exec:   physical 0..1 GiB, executable (the kernel and, until the kernel drops
+    //                  it, the identity mapping this code runs on)
+    //   pvh_pml4[0]   -> pvh_pdpt_low:  entry 0 -> pvh_pd_exec (identity 0..1 GiB)
+    //   pvh_pml4[255] -> pvh_pdpt_high: entries 1+slot..4+slot -> pvh_pd[0..3] (direct map,
+    //                    4 GiB at DIRECT_MAP_WINDOW + slot GiB), entry 508 -> pvh_pd_exec
+    //                    (the kernel at KERNEL_VBASE)
     mov $(pvh_pd - KERNEL_VBASE), %edi
     xor %ecx, %ecx
 3:  mov %ecx, %eax
@@ -76,25 +103,30 @@ _start32:
     mov %eax, (%edi,%ecx,8)
     mov %ecx, %eax
     shr $11, %eax                   // high dword: bits 32+ of the physical address
+    or $0x80000000, %eax            // NX
     mov %eax, 4(%edi,%ecx,8)
     inc %ecx
     cmp $2048, %ecx
     jne 3b
 
+    mov $(pvh_pd_exec - KERNEL_VBASE), %edi
+    xor %ecx, %ecx
+8:  mov %ecx, %eax
+    shl $21, %eax
+    or $0x83, %eax
+    mov %eax, (%edi,%ecx,8)
+    inc %ecx
+    cmp $512, %ecx
+    jne 8b
+
     mov $(pvh_pdpt_low - KERNEL_VBASE), %edi
-    mov $(pvh_pd - KERNEL_VBASE + 0x3), %eax
-    mov %eax, 0(%edi)
-    add $0x1000, %eax
-    mov %eax, 8(%edi)
-    add $0x1000, %eax
-    mov %eax, 16(%edi)
-    add $0x1000, %eax
-    mov %eax, 24(%edi)
+    movl $(pvh_pd_exec - KERNEL_VBASE + 0x3), 0(%edi)
 
     mov $(pvh_pdpt_high - KERNEL_VBASE), %edi
+    movl $(pvh_pd_exec - KERNEL_VBASE + 0x3), 508*8(%edi)
+    lea 8(%edi,%ebp,8), %edi        // entry 1 + slot
     mov $(pvh_pd - KERNEL_VBASE + 0x3), %eax
     mov %eax, 0(%edi)
-    mov %eax, 508*8(%edi)
     add $0x1000, %eax
     mov %eax, 8(%edi)
     add $0x1000, %eax
@@ -136,6 +168,10 @@ pvh_long_mode:
     jmp *%rax
 pvh_high:
     lea boot_stack_top(%rip), %rsp
+    mov %ebp, %edx                  // the slot, zero-extended
+    shl $30, %rdx
+    movabs $DIRECT_MAP_WINDOW, %rax
+    add %rax, %rdx                  // rdx = the direct map's base
     xor %ebp, %ebp
     mov $BOOT_PROTOCOL_PVH, %edi
     mov %esi, %esi                  // zero-extend the start_info pointer
@@ -448,6 +484,7 @@ pvh_pml4:      .skip 4096
 pvh_pdpt_low:  .skip 4096
 pvh_pdpt_high: .skip 4096
 pvh_pd:        .skip 4096 * 4
+pvh_pd_exec:   .skip 4096
 .global boot_stack_top
 boot_stack:    .skip 65536
 boot_stack_top:

@@ -25,10 +25,14 @@
 // address could only be interpreted. The kernel takes the last PML4 slot of the lower half
 // (the top 512 GiB below 2^47); the application gets everything below it.
 //   [0, kernelRegionStart)  → the application (empty at boot)
-//   directMapBase + p       → physical p, for all RAM, the doorbell page and the image
+//   directMapBase + p       → physical p, for all RAM, the doorbell page and the image;
+//                             never executable. directMapBase is chosen per boot
+//                             (`KernelLayout`): 1 GiB aligned in [directMapWindowStart,
+//                             directMapWindowEnd)
 //   kernelVirtualBase + p   → physical p, for p in [0, 1 GiB): the kernel runs here
 //   [heapWindowStart, heapWindowEnd) → empty at boot; the kernel maps large heap blocks
 //                             there from scattered pages when no contiguous RAM is left
+// The first GiB of the slot, where the direct map lay before it was randomized, stays empty.
 
 /// A guest-physical address. Distinct from virtual addresses on purpose.
 public struct PhysicalAddress: Hashable, Comparable, Sendable {
@@ -53,8 +57,12 @@ public enum GuestABI {
     public static let kernelPhysicalBase = PhysicalAddress(0x10_0000)
     /// Start of the kernel's part of the address space (PML4 slot 255); apps live below it.
     public static let kernelRegionStart: UInt64 = 0x7f80_0000_0000
-    /// All guest-physical memory is mapped at directMapBase + physical.
-    public static let directMapBase: UInt64 = 0x7f80_0000_0000
+    /// The direct map (all guest-physical memory at directMapBase + physical) starts at a
+    /// 1 GiB boundary chosen per boot in [directMapWindowStart, directMapWindowEnd - its span).
+    public static let directMapWindowStart: UInt64 = kernelRegionStart + (1 << 30)
+    public static let directMapWindowEnd: UInt64 = heapWindowStart
+    /// The most the direct map spans: RAM, the doorbell and device pages, the image.
+    public static let maxDirectMapSpan: UInt64 = imageAddress.raw + maxImageSize
     /// Kernel code and data: virtual = kernelVirtualBase + physical (PDPT entry 508 of slot 255).
     public static let kernelVirtualBase: UInt64 = 0x7fff_0000_0000
     /// Kernel-managed virtual range between the direct map (≤ 12 GiB) and the kernel
@@ -76,6 +84,38 @@ public enum GuestABI {
     public static let imageAddress = PhysicalAddress(0x1_0000_0000)
     /// The image slot and the direct map end here; larger images are refused by the host.
     public static let maxImageSize: UInt64 = 0x1_0000_0000
+}
+
+/// The per-boot placement of the kernel's mappings inside its PML4 slot. The VMM chooses it
+/// from host randomness (getrandom) and passes `directMapBase` in rdx at the kernel's entry;
+/// the PVH entry (QEMU) chooses its own from rdrand, or the TSC where rdrand is missing, with
+/// the same rule (`directMapSlot(random:)`), in arch/entry.S.
+public struct KernelLayout: Equatable, Sendable {
+    /// Virtual address of physical 0 in the direct map.
+    public var directMapBase: UInt64
+    /// Virtual address of physical 0 in the kernel's own mapping: the kernel image runs at
+    /// kernelVirtualBase + p_paddr. Fixed at the link address (see docs/ARCHITECTURE.md).
+    public var kernelVirtualBase: UInt64 { GuestABI.kernelVirtualBase }
+
+    /// How many 1 GiB positions the direct map can take (its span at most `maxDirectMapSpan`).
+    public static let directMapSlots: UInt64 =
+        (GuestABI.directMapWindowEnd - GuestABI.directMapWindowStart - GuestABI.maxDirectMapSpan) >> 30 + 1
+
+    /// The direct map's position for `random` (any 64 bits): slot `random mod directMapSlots`.
+    public static func directMapSlot(random: UInt64) -> UInt64 { random % directMapSlots }
+
+    public init(random: UInt64) {
+        directMapBase = GuestABI.directMapWindowStart + Self.directMapSlot(random: random) << 30
+    }
+
+    /// A layout the kernel was told about: nil unless the direct map is 1 GiB aligned and lies
+    /// wholly in its window (the kernel refuses to boot otherwise).
+    public init?(directMapBase: UInt64) {
+        guard directMapBase & ((1 << 30) - 1) == 0, directMapBase >= GuestABI.directMapWindowStart,
+              directMapBase <= GuestABI.directMapWindowEnd - GuestABI.maxDirectMapSpan
+        else { return nil }
+        self.directMapBase = directMapBase
+    }
 }
 
 /// The GDT both sides use (Linux's layout; PVM requires these selectors): the VMM installs it

@@ -150,6 +150,32 @@ final class GuestABITests: XCTestCase {
         XCTAssertEqual(decoder.pendingCount, 5)
     }
 
+    /// Every direct map the layout can choose is 1 GiB aligned, lies in its window with its
+    /// whole span, misses the first GiB of the slot (its old fixed place), and is accepted by
+    /// the kernel's check; arch/entry.S's PVH path uses the same window and slot count.
+    func testKernelLayoutDirectMapChoices() {
+        XCTAssertEqual(KernelLayout.directMapSlots, 248)           // entry.S DIRECT_MAP_SLOTS
+        XCTAssertEqual(GuestABI.directMapWindowStart, 0x7f80_4000_0000)  // entry.S DIRECT_MAP_WINDOW
+        var seen = Set<UInt64>()
+        for slot in 0..<KernelLayout.directMapSlots + 3 {
+            let layout = KernelLayout(random: slot)
+            let base = layout.directMapBase
+            XCTAssertEqual(base & ((1 << 30) - 1), 0)
+            XCTAssertGreaterThanOrEqual(base, GuestABI.kernelRegionStart + (1 << 30))
+            XCTAssertLessThanOrEqual(base + GuestABI.maxDirectMapSpan, GuestABI.directMapWindowEnd)
+            XCTAssertEqual(KernelLayout(directMapBase: base), layout)
+            seen.insert(base)
+        }
+        XCTAssertEqual(UInt64(seen.count), KernelLayout.directMapSlots)
+        XCTAssertEqual(KernelLayout(random: .max).directMapBase >> 39, 255)
+        // What the kernel refuses: unaligned, the old place, past the window, the app's half.
+        for bad: UInt64 in [GuestABI.directMapWindowStart + 0x1000, GuestABI.kernelRegionStart,
+                            GuestABI.directMapWindowEnd - GuestABI.maxDirectMapSpan + (1 << 30),
+                            GuestABI.heapWindowStart, 0x7000_0000_0000, 0] {
+            XCTAssertNil(KernelLayout(directMapBase: bad), "accepted \(String(bad, radix: 16))")
+        }
+    }
+
     func testMemoryMapIsConsistent() {
         XCTAssertLessThan(GuestABI.argumentsAddress.raw + GuestABI.argumentsCapacity, GuestABI.bootPageTablesAddress.raw + 1)
         XCTAssertLessThanOrEqual(GuestABI.bootPageTablesAddress.raw + GuestABI.bootPageTablesSize, GuestABI.kernelPhysicalBase.raw)
@@ -159,7 +185,8 @@ final class GuestABITests: XCTestCase {
         XCTAssertEqual(GuestABI.kernelRegionStart >> 39, 255)
         XCTAssertEqual(GuestABI.kernelVirtualBase >> 39, 255)
         XCTAssertLessThan(GuestABI.kernelVirtualBase + (1 << 30), 1 << 47)
-        XCTAssertLessThanOrEqual(GuestABI.directMapBase + GuestABI.imageAddress.raw + GuestABI.maxImageSize, GuestABI.kernelVirtualBase)
+        XCTAssertLessThanOrEqual(GuestABI.directMapWindowEnd, GuestABI.heapWindowStart)
+        XCTAssertLessThanOrEqual(GuestABI.heapWindowEnd, GuestABI.kernelVirtualBase)
         XCTAssertLessThanOrEqual(QEMUBundle.argumentsOffset + GuestABI.argumentsCapacity, QEMUBundle.imageOffset)
     }
 }
