@@ -40,6 +40,8 @@ func kernelMain(_ protocolRaw: UInt64, _ infoAddress: UInt64, _ directMapBase: U
     Console.allocateBuffers()
     // 3. The platform: descriptor tables, syscall entry, what pages must look like.
     Platform.initialize(boot.platform, protocol: proto)
+    //    The kernel's own mapping: only its image, text read-only, nothing else executable.
+    KernelImage.protect(userAccessible: Platform.kernelPagesAreUserAccessible)
     // 4. Time and randomness from what the host measured.
     Clock.initialize(boot: boot, entryTSC: entryTSC)
     Random.initialize(seed: boot.seed)

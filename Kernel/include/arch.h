@@ -86,6 +86,9 @@ static inline uint64_t arch_read_rbp(void) {
 // Symbols of arch/entry.S and linker.ld, as addresses (Swift cannot import C arrays of
 // unknown size).
 extern char syscall_entry[];
+extern char kernel_image_start[];
+extern char kernel_text_end[];
+extern char kernel_data_start[];
 extern char kernel_image_end[];
 extern uint64_t trap_vector_table[22];
 extern uint64_t trap_timer_stub;
@@ -96,6 +99,9 @@ _Noreturn void enter_user_with_fpu(uint64_t frame);
 
 static inline uint64_t arch_syscall_entry_address(void) { return (uint64_t)syscall_entry; }
 static inline uint64_t arch_kernel_image_end(void) { return (uint64_t)kernel_image_end; }
+static inline uint64_t arch_kernel_image_start(void) { return (uint64_t)kernel_image_start; }
+static inline uint64_t arch_kernel_text_end(void) { return (uint64_t)kernel_text_end; }
+static inline uint64_t arch_kernel_data_start(void) { return (uint64_t)kernel_data_start; }
 static inline uint64_t arch_trap_handler(int vector) { return trap_vector_table[vector]; }
 static inline uint64_t arch_timer_handler(void) { return trap_timer_stub; }
 static inline uint64_t arch_kernel_stack_top(void) { return kernel_stack_top; }

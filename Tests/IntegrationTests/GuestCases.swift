@@ -169,10 +169,56 @@ extension VMMMatrix {
     }
 
     /// Addresses in the kernel's part of the address space (PML4 slot 255) that no boot maps:
-    /// above the kernel's window, and the direct map's and the kernel text's addresses before
-    /// they were randomized (a program that knows them finds nothing there). All are
+    /// above the kernel's window, the direct map's old fixed place, and the low part of the
+    /// kernel's window (boot info, page tables: once executable aliases of data). All are
     /// unmapped in a Linux process too, so the native run gives the expected result.
-    var kernelRangeTargets: [String] { ["7fffc0000000"] }
+    var kernelRangeTargets: [String] { ["7fffc0000000", "7f8000001000", "7fff00001000"] }
+
+    /// W^X as Solo5's test_wnox checks it: executing from the stack, the heap and a read-write
+    /// mmap, and writing to the program's own code, each raise SIGSEGV (caught, so one run
+    /// checks all four), as on Linux.
+    func writeXorExecute() throws {
+        for variant in Harness.variants {
+            try differential(Invocation(program: "./wnox.\(variant)"), expectStatus: 0)
+        }
+    }
+
+    /// Stack, heap, mmap and (for a PIE) code addresses differ between two runs.
+    func addressRandomization() throws {
+        for variant in Harness.variants {
+            var runs: [[Substring: Substring]] = []
+            for _ in 0..<2 {
+                guard let r = try apusOnly(Invocation(program: "./wnox.\(variant)", args: ["addresses"])) else { return }
+                XCTAssertEqual(r.status, 0, "[\(vmm)] wnox.\(variant) addresses: \(r.stderrText)")
+                var fields: [Substring: Substring] = [:]
+                for line in r.stdoutText.split(separator: "\n") {
+                    let parts = line.split(separator: " ")
+                    if parts.count == 2 { fields[parts[0]] = parts[1] }
+                }
+                XCTAssertEqual(Set(fields.keys), ["stack", "heap", "mmap", "code"], "[\(vmm)] wnox.\(variant): \(r.stdoutText)")
+                runs.append(fields)
+            }
+            let randomized: [Substring] = variant == "glibc-pie" || variant == "gcc"
+                ? ["stack", "heap", "mmap", "code"] : ["stack", "heap", "mmap"]
+            for key in randomized {
+                XCTAssertNotEqual(runs[0][key], runs[1][key], "[\(vmm)] wnox.\(variant): \(key) at the same address twice")
+            }
+        }
+    }
+
+    /// The kernel's old fixed addresses hold nothing a program can read: the direct map moved
+    /// to a random place, the kernel's window keeps only the kernel image. And the direct map
+    /// is never executable: calling into the GDT's page (found with sgdt; it is a direct-map
+    /// page on both platforms) faults.
+    func kernelAddressProbes() throws {
+        let old = ["7f8000000000", "7f8000001000", "7f8000010000", "7fff00000000", "7fff00001000", "7fff00010000"]
+        for variant in Harness.variants {
+            try differential(Invocation(program: "./wnox.\(variant)", args: ["probe"] + old), expectStatus: 0)
+            guard let r = try apusOnly(Invocation(program: "./wnox.\(variant)", args: ["gdt-exec"])) else { continue }
+            XCTAssertEqual(r.status, 0, "[\(vmm)] wnox.\(variant) gdt-exec: \(r.stdoutText)\(r.stderrText)")
+            XCTAssertEqual(r.stdoutText, "execute the GDT's page: SIGSEGV\n", "[\(vmm)] wnox.\(variant) gdt-exec")
+        }
+    }
 
     /// ud2 → SIGILL (132); idiv by zero → SIGFPE (136). Only status and stdout are checked.
     func otherFaults() throws {
