@@ -16,9 +16,13 @@ enum BootProtocol: UInt64 {
 func kernelMain(_ protocolRaw: UInt64, _ infoAddress: UInt64, _ directMapBase: UInt64) -> Never {
     let entryTSC = arch_rdtsc()
     guard let proto = BootProtocol(rawValue: protocolRaw) else { haltForever() }
-    // 0. Where this boot put the direct map (chosen by the VMM, or by the PVH entry).
-    guard let layout = KernelLayout(directMapBase: directMapBase) else { haltForever() }
+    // 0. Where this boot put the direct map (chosen by the VMM, or by the PVH entry) and the
+    //    kernel (found from where it runs; entry.S relocated it there).
+    guard let layout = KernelLayout(directMapBase: directMapBase,
+                                    kernelVirtualBase: arch_kernel_image_start() &- GuestABI.kernelPhysicalBase.raw)
+    else { haltForever() }
     Kernel.directMapBase = layout.directMapBase
+    Kernel.virtualBase = layout.kernelVirtualBase
 
     // 1. Find the boot info (apus VMM: a page it wrote; PVH: built from hvm_start_info).
     let boot: BootInfo
@@ -59,6 +63,8 @@ enum Kernel {
     nonisolated(unsafe) static var timeline = Timeline()
     /// This boot's `KernelLayout.directMapBase` (set first thing in kernel_main).
     nonisolated(unsafe) static var directMapBase: UInt64 = 0
+    /// This boot's `KernelLayout.kernelVirtualBase`: the kernel image runs at it + physical.
+    nonisolated(unsafe) static var virtualBase: UInt64 = 0
 
     /// Copies the timeline into the boot info page, where the VMM reads it after the exit.
     static func publishTimeline() {
@@ -78,7 +84,7 @@ func directMap(_ address: PhysicalAddress) -> UnsafeMutableRawPointer {
 /// The physical address of a kernel image address (code, data, bss).
 @inline(__always)
 func kernelPhysical(_ pointer: UnsafeRawPointer) -> PhysicalAddress {
-    PhysicalAddress(UInt64(UInt(bitPattern: pointer)) &- GuestABI.kernelVirtualBase)
+    PhysicalAddress(UInt64(UInt(bitPattern: pointer)) &- Kernel.virtualBase)
 }
 
 /// The physical address behind a direct-map pointer.

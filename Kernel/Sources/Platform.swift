@@ -123,7 +123,7 @@ enum PVHBoot {
         boot.memorySize = min(ramEnd, moduleAddress.raw)
         boot.argumentsAddress = moduleAddress + QEMUBundle.argumentsOffset
         boot.imageAddress = moduleAddress + QEMUBundle.imageOffset
-        boot.kernelEnd = arch_kernel_image_end() - GuestABI.kernelVirtualBase
+        boot.kernelEnd = arch_kernel_image_end() - Kernel.virtualBase
         return boot
     }
 }

@@ -189,7 +189,7 @@ public final class VirtualMachine {
         guard kernel.end + (4 << 20) <= config.memorySize else { throw .boot(.kernelTooLarge) }
         timeline.kernelLoaded = monotonicNanos()
 
-        try setRegisters(entry: kernel.entry, layout: layout)
+        try setRegisters(entry: BootSetup.entryAddress(kernel, layout: layout), layout: layout)
         timeline.vcpuReady = monotonicNanos()
 
         var info = BootInfo()

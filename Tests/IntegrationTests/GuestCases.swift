@@ -169,10 +169,10 @@ extension VMMMatrix {
     }
 
     /// Addresses in the kernel's part of the address space (PML4 slot 255) that no boot maps:
-    /// above the kernel's window, the direct map's old fixed place, and the low part of the
-    /// kernel's window (boot info, page tables: once executable aliases of data). All are
-    /// unmapped in a Linux process too, so the native run gives the expected result.
-    var kernelRangeTargets: [String] { ["7fffc0000000", "7f8000001000", "7fff00001000"] }
+    /// the kernel's and the direct map's old fixed places (the kernel's entry, the boot info
+    /// page) and the top GiB of the slot. All are unmapped in a Linux process too, so the
+    /// native run gives the expected result.
+    var kernelRangeTargets: [String] { ["7fff00100000", "7f8000001000", "7fffc0000000"] }
 
     /// W^X as Solo5's test_wnox checks it: executing from the stack, the heap and a read-write
     /// mmap, and writing to the program's own code, each raise SIGSEGV (caught, so one run
@@ -206,12 +206,14 @@ extension VMMMatrix {
         }
     }
 
-    /// The kernel's old fixed addresses hold nothing a program can read: the direct map moved
-    /// to a random place, the kernel's window keeps only the kernel image. And the direct map
-    /// is never executable: calling into the GDT's page (found with sgdt; it is a direct-map
-    /// page on both platforms) faults.
+    /// The kernel's old fixed addresses hold nothing a program can read: the kernel (its ELF
+    /// headers, text, data) and the direct map (boot info, page tables, the kernel's
+    /// physical pages) moved to random places. And the direct map is never executable:
+    /// calling into the GDT's page (found with sgdt; a direct-map page on both platforms)
+    /// faults.
     func kernelAddressProbes() throws {
-        let old = ["7f8000000000", "7f8000001000", "7f8000010000", "7fff00000000", "7fff00001000", "7fff00010000"]
+        let old = ["7fff00100000", "7fff00101000", "7fff00130000", "7fff00140000", "7fff00000000",
+                   "7f8000000000", "7f8000001000", "7f8000010000", "7f8000100000"]
         for variant in Harness.variants {
             try differential(Invocation(program: "./wnox.\(variant)", args: ["probe"] + old), expectStatus: 0)
             guard let r = try apusOnly(Invocation(program: "./wnox.\(variant)", args: ["gdt-exec"])) else { continue }

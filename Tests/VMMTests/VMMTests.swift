@@ -163,8 +163,12 @@ final class BootSetupTests: XCTestCase {
                 return nil
             }
             let direct = layout.directMapBase
-            XCTAssertEqual(translate(layout.kernelVirtualBase + 0x10_1234)?.physical, 0x10_1234)
-            XCTAssertEqual(translate(layout.kernelVirtualBase + 0x10_1234)?.executable, true)
+            let kernel = layout.kernelVirtualBase
+            XCTAssertEqual(translate(kernel + 0x10_1234)?.physical, 0x10_1234)
+            XCTAssertEqual(translate(kernel + 0x10_1234)?.executable, true)
+            XCTAssertEqual(translate(kernel + GuestABI.kernelSpan - 1)?.physical, GuestABI.kernelSpan - 1)
+            XCTAssertNil(translate(kernel + GuestABI.kernelSpan))
+            XCTAssertNil(translate(GuestABI.kernelLinkBase + 0x10_0000))  // never at the link address
             XCTAssertEqual(translate(direct + 0x1_2345_6000)?.physical, 0x1_2345_6000)
             XCTAssertEqual(translate(direct + GuestABI.doorbellAddress.raw)?.physical, GuestABI.doorbellAddress.raw)
             XCTAssertEqual(translate(direct + (5 << 30) - 1)?.physical, (5 << 30) - 1)
