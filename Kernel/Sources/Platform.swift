@@ -24,6 +24,7 @@ enum Platform {
         if platform == .native { loadGDTAndTSS() }
         loadIDT()
         if platform == .native {
+            enableUMIP()
             arch_wrmsr(msrSTAR, SegmentLayout.star)
             arch_wrmsr(msrSFMASK, SegmentLayout.syscallFlagMask)
             arch_wrmsr(msrEFER, arch_rdmsr(msrEFER) | 1)  // SCE
@@ -34,6 +35,18 @@ enum Platform {
             // Drop the identity mapping the 32-bit entry needed: that range is the app's.
             PageTable.clearAppRegion()
         }
+    }
+
+    /// Native only: with CR4.UMIP (when the CPU has it) sgdt, sidt, sldt, smsw and str fault
+    /// in user mode, so a program cannot learn where the descriptor tables lie in the direct
+    /// map. The kernel never uses them. Not on pvm, where the kernel shares the app's CPL.
+    private static func enableUMIP() {
+        var a: UInt32 = 0, b: UInt32 = 0, c: UInt32 = 0, d: UInt32 = 0
+        arch_cpuid(0, 0, &a, &b, &c, &d)
+        guard a >= 7 else { return }
+        arch_cpuid(7, 0, &a, &b, &c, &d)
+        guard c & (1 << 2) != 0 else { return }
+        arch_write_cr4(arch_read_cr4() | (1 << 11))
     }
 
     /// Every page must carry U on pvm (kernel pages included); on native only user pages do.

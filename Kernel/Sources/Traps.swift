@@ -42,6 +42,10 @@ func trapDispatch(_ address: UInt64, _ fpuImage: UInt64, _ kernelWasRunning: UIn
         m.hex(frame.errorCode)
         m.append(" rip ")
         m.hex(frame.rip)
+        // The kernel runs at a random place: the link-time address is what objdump shows.
+        m.append(" (linked at ")
+        m.hex(frame.rip &- Kernel.virtualBase &+ GuestABI.kernelLinkBase)
+        m.append(")")
         if frame.vector == 14 {
             m.append(" address ")
             m.hex(arch_read_cr2())

@@ -29,6 +29,12 @@ static inline uint64_t arch_read_cr3(void) {
 static inline void arch_write_cr3(uint64_t v) {
     __asm__ volatile("mov %0, %%cr3" : : "r"(v) : "memory");
 }
+static inline uint64_t arch_read_cr4(void) {
+    uint64_t v; __asm__ volatile("mov %%cr4, %0" : "=r"(v)); return v;
+}
+static inline void arch_write_cr4(uint64_t v) {
+    __asm__ volatile("mov %0, %%cr4" : : "r"(v) : "memory");
+}
 static inline void arch_invlpg(uint64_t address) {
     __asm__ volatile("invlpg (%0)" : : "r"(address) : "memory");
 }

@@ -210,7 +210,7 @@ extension VMMMatrix {
     /// headers, text, data) and the direct map (boot info, page tables, the kernel's
     /// physical pages) moved to random places. And the direct map is never executable:
     /// calling into the GDT's page (found with sgdt; a direct-map page on both platforms)
-    /// faults.
+    /// faults. On the native platform UMIP, where the CPU has it, refuses sgdt itself.
     func kernelAddressProbes() throws {
         let old = ["7fff00100000", "7fff00101000", "7fff00130000", "7fff00140000", "7fff00000000",
                    "7f8000000000", "7f8000001000", "7f8000010000", "7f8000100000"]
@@ -218,7 +218,11 @@ extension VMMMatrix {
             try differential(Invocation(program: "./wnox.\(variant)", args: ["probe"] + old), expectStatus: 0)
             guard let r = try apusOnly(Invocation(program: "./wnox.\(variant)", args: ["gdt-exec"])) else { continue }
             XCTAssertEqual(r.status, 0, "[\(vmm)] wnox.\(variant) gdt-exec: \(r.stdoutText)\(r.stderrText)")
-            XCTAssertEqual(r.stdoutText, "execute the GDT's page: SIGSEGV\n", "[\(vmm)] wnox.\(variant) gdt-exec")
+            XCTAssertTrue(["execute the GDT's page: SIGSEGV\n", "sgdt: refused\n"].contains(r.stdoutText),
+                          "[\(vmm)] wnox.\(variant) gdt-exec: \(r.stdoutText)")
+            if vmm == "apus" {  // pvm answers sgdt for app code: the NX check must have run
+                XCTAssertEqual(r.stdoutText, "execute the GDT's page: SIGSEGV\n", "[\(vmm)] wnox.\(variant) gdt-exec")
+            }
         }
     }
 
