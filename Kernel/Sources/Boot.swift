@@ -49,6 +49,7 @@ func kernelMain(_ protocolRaw: UInt64, _ infoAddress: UInt64, _ directMapBase: U
     // 4. Time and randomness from what the host measured.
     Clock.initialize(boot: boot, entryTSC: entryTSC)
     Random.initialize(seed: boot.seed)
+    WindowBlocks.placeStart(random: Random.next())
     // 5. The program: image, ELF, address space, stack — then user mode.
     let process = Loader.loadProgram(boot: boot)
     Kernel.timeline.appEntry = arch_rdtsc()
