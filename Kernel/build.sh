@@ -69,7 +69,8 @@ objcopy=$(dirname "$(command -v "$clang")")/llvm-objcopy
 [ -x "$objcopy" ] || objcopy=objcopy
 readelf=$(dirname "$(command -v "$clang")")/llvm-readelf
 [ -x "$readelf" ] || readelf=readelf
-if "$readelf" -r "$out/apus-kernel.elf" | grep -E '^[0-9a-f]{16} ' | grep -v R_X86_64_RELATIVE; then
+relocations=$("$readelf" -r "$out/apus-kernel.elf")
+if grep -E ' R_X86_64_' <<<"$relocations" | grep -v ' R_X86_64_RELATIVE '; then
     echo "Kernel/build.sh: the kernel has relocations other than R_X86_64_RELATIVE (above)" >&2
     exit 1
 fi
