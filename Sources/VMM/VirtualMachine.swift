@@ -331,11 +331,12 @@ public final class VirtualMachine {
     static let gdtAddress = PhysicalAddress(GuestABI.bootPageTablesAddress.raw + GuestABI.bootPageTablesSize - 0x1000)
     static let tssAddress = PhysicalAddress(gdtAddress.raw + 0x800)
 
-    /// 64 random bits from the host (getrandom), for the kernel's layout.
+    /// 64 random bits from the host (getrandom), for the kernel's layout; the TSC if getrandom
+    /// ever fails, so the layout never falls back to one fixed place.
     static func hostRandom() -> UInt64 {
         var value: UInt64 = 0
-        _ = withUnsafeMutableBytes(of: &value) { ckvm_getrandom($0.baseAddress, 8) }
-        return value
+        let n = withUnsafeMutableBytes(of: &value) { ckvm_getrandom($0.baseAddress, 8) }
+        return n == 8 ? value : ckvm_rdtsc()
     }
 
     private func writeDescriptorTables(_ layout: KernelLayout) throws(BootSetup.Error) {
