@@ -48,7 +48,8 @@ public struct PhysicalAddress: Hashable, Comparable, Sendable {
 
 public enum GuestABI {
     /// Bumped on any incompatible change of the layouts below. The kernel refuses other versions.
-    public static let version: UInt32 = 1
+    /// 2: the kernel is entered at its `KernelLayout` place with the direct map's base in rdx.
+    public static let version: UInt32 = 2
 
     public static let bootInfoAddress = PhysicalAddress(0x1000)
     public static let bootInfoSize: UInt64 = 0x1000
