@@ -59,10 +59,20 @@ objects+=("$out/Kernel.o")
 "$clang" --target="$target" -ffunction-sections -c "$here/arch/entry.S" -o "$out/entry.o"
 objects+=("$out/entry.o")
 
-"$lld" -static -nostdlib --no-pie --gc-sections -z max-page-size=4096 -z noexecstack \
+# A static PIE: each boot runs the kernel at a random place (KernelLayout) and arch/entry.S
+# applies .rela.dyn's R_X86_64_RELATIVE entries first; it can apply no other kind.
+"$lld" -static -nostdlib -pie --no-dynamic-linker --apply-dynamic-relocs --gc-sections \
+    -z max-page-size=4096 -z noexecstack \
     --lto-O2 -mllvm -relocation-model=pic -mllvm -enable-machine-outliner \
     -T "$here/linker.ld" -o "$out/apus-kernel.elf" "${objects[@]}"
 objcopy=$(dirname "$(command -v "$clang")")/llvm-objcopy
 [ -x "$objcopy" ] || objcopy=objcopy
+readelf=$(dirname "$(command -v "$clang")")/llvm-readelf
+[ -x "$readelf" ] || readelf=readelf
+relocations=$("$readelf" -r "$out/apus-kernel.elf")
+if grep -E ' R_X86_64_' <<<"$relocations" | grep -v ' R_X86_64_RELATIVE '; then
+    echo "Kernel/build.sh: the kernel has relocations other than R_X86_64_RELATIVE (above)" >&2
+    exit 1
+fi
 "$objcopy" --strip-all "$out/apus-kernel.elf" "$out/apus-kernel.stripped.elf"
 echo "kernel: $out/apus-kernel.elf ($(stat -c %s "$out/apus-kernel.stripped.elf") bytes stripped)"

@@ -13,9 +13,16 @@ enum BootProtocol: UInt64 {
 
 /// The kernel's entry from arch/entry.S. Reads like the boot order, one step a line.
 @_cdecl("kernel_main")
-func kernelMain(_ protocolRaw: UInt64, _ infoAddress: UInt64) -> Never {
+func kernelMain(_ protocolRaw: UInt64, _ infoAddress: UInt64, _ directMapBase: UInt64) -> Never {
     let entryTSC = arch_rdtsc()
     guard let proto = BootProtocol(rawValue: protocolRaw) else { haltForever() }
+    // 0. Where this boot put the direct map (chosen by the VMM, or by the PVH entry) and the
+    //    kernel (found from where it runs; entry.S relocated it there).
+    guard let layout = KernelLayout(directMapBase: directMapBase,
+                                    kernelVirtualBase: arch_kernel_image_start() &- GuestABI.kernelPhysicalBase.raw)
+    else { haltForever() }
+    Kernel.directMapBase = layout.directMapBase
+    Kernel.virtualBase = layout.kernelVirtualBase
 
     // 1. Find the boot info (apus VMM: a page it wrote; PVH: built from hvm_start_info).
     let boot: BootInfo
@@ -37,9 +44,12 @@ func kernelMain(_ protocolRaw: UInt64, _ infoAddress: UInt64) -> Never {
     Console.allocateBuffers()
     // 3. The platform: descriptor tables, syscall entry, what pages must look like.
     Platform.initialize(boot.platform, protocol: proto)
+    //    The kernel's own mapping: only its image, text read-only, nothing else executable.
+    KernelImage.protect(userAccessible: Platform.kernelPagesAreUserAccessible)
     // 4. Time and randomness from what the host measured.
     Clock.initialize(boot: boot, entryTSC: entryTSC)
     Random.initialize(seed: boot.seed)
+    WindowBlocks.placeStart(random: Random.next())
     // 5. The program: image, ELF, address space, stack — then user mode.
     let process = Loader.loadProgram(boot: boot)
     Kernel.timeline.appEntry = arch_rdtsc()
@@ -52,6 +62,10 @@ func kernelMain(_ protocolRaw: UInt64, _ infoAddress: UInt64) -> Never {
 enum Kernel {
     nonisolated(unsafe) static var boot = BootInfo()
     nonisolated(unsafe) static var timeline = Timeline()
+    /// This boot's `KernelLayout.directMapBase` (set first thing in kernel_main).
+    nonisolated(unsafe) static var directMapBase: UInt64 = 0
+    /// This boot's `KernelLayout.kernelVirtualBase`: the kernel image runs at it + physical.
+    nonisolated(unsafe) static var virtualBase: UInt64 = 0
 
     /// Copies the timeline into the boot info page, where the VMM reads it after the exit.
     static func publishTimeline() {
@@ -65,19 +79,19 @@ enum Kernel {
 /// A pointer to physical memory through the direct map.
 @inline(__always)
 func directMap(_ address: PhysicalAddress) -> UnsafeMutableRawPointer {
-    UnsafeMutableRawPointer(bitPattern: UInt(GuestABI.directMapBase &+ address.raw))!
+    UnsafeMutableRawPointer(bitPattern: UInt(Kernel.directMapBase &+ address.raw))!
 }
 
 /// The physical address of a kernel image address (code, data, bss).
 @inline(__always)
 func kernelPhysical(_ pointer: UnsafeRawPointer) -> PhysicalAddress {
-    PhysicalAddress(UInt64(UInt(bitPattern: pointer)) &- GuestABI.kernelVirtualBase)
+    PhysicalAddress(UInt64(UInt(bitPattern: pointer)) &- Kernel.virtualBase)
 }
 
 /// The physical address behind a direct-map pointer.
 @inline(__always)
 func directMapPhysical(_ pointer: UnsafeRawPointer) -> PhysicalAddress {
-    PhysicalAddress(UInt64(UInt(bitPattern: pointer)) &- GuestABI.directMapBase)
+    PhysicalAddress(UInt64(UInt(bitPattern: pointer)) &- Kernel.directMapBase)
 }
 
 func haltForever() -> Never {

@@ -180,11 +180,11 @@ enum Console {
     /// True for buffers inside the direct map (physically contiguous by construction).
     private static func isDirectMapped(_ p: UnsafeRawPointer, count: Int) -> Bool {
         let a = UInt64(UInt(bitPattern: p))
-        return a >= GuestABI.directMapBase && a &- GuestABI.directMapBase &+ UInt64(count) <= Kernel.boot.memorySize
+        return a >= Kernel.directMapBase && a &- Kernel.directMapBase &+ UInt64(count) <= Kernel.boot.memorySize
     }
 
     static func ring(_ doorbell: Doorbell, _ value: UInt64) {
-        arch_store64(GuestABI.directMapBase &+ GuestABI.doorbellAddress.raw &+ doorbell.rawValue, value)
+        arch_store64(Kernel.directMapBase &+ GuestABI.doorbellAddress.raw &+ doorbell.rawValue, value)
     }
 
     /// Ends the VM with the app's status.

@@ -175,6 +175,14 @@ enum WindowBlocks {
     nonisolated(unsafe) static var freeRanges: UnsafeMutablePointer<UInt64>? = nil
     nonisolated(unsafe) static var freeCount = 0
 
+    /// Puts the first block at a random page of the window's lower half (once, at boot,
+    /// before any block exists), so the kernel's large blocks have no fixed address either.
+    static func placeStart(random: UInt64) {
+        guard next == GuestABI.heapWindowStart, freeCount == 0 else { return }
+        let halfPages = (GuestABI.heapWindowEnd - GuestABI.heapWindowStart) / 2 / 4096
+        next = GuestABI.heapWindowStart + (random % halfPages) * 4096
+    }
+
     static func allocate(pages: Int) -> UnsafeMutableRawPointer? {
         guard pages <= PhysicalMemory.freePages else { return nil }
         let span = UInt64(pages + 1) * 4096

@@ -24,6 +24,7 @@ enum Platform {
         if platform == .native { loadGDTAndTSS() }
         loadIDT()
         if platform == .native {
+            enableUMIP()
             arch_wrmsr(msrSTAR, SegmentLayout.star)
             arch_wrmsr(msrSFMASK, SegmentLayout.syscallFlagMask)
             arch_wrmsr(msrEFER, arch_rdmsr(msrEFER) | 1)  // SCE
@@ -34,6 +35,18 @@ enum Platform {
             // Drop the identity mapping the 32-bit entry needed: that range is the app's.
             PageTable.clearAppRegion()
         }
+    }
+
+    /// Native only: with CR4.UMIP (when the CPU has it) sgdt, sidt, sldt, smsw and str fault
+    /// in user mode, so a program cannot learn where the descriptor tables lie in the direct
+    /// map. The kernel never uses them. Not on pvm, where the kernel shares the app's CPL.
+    private static func enableUMIP() {
+        var a: UInt32 = 0, b: UInt32 = 0, c: UInt32 = 0, d: UInt32 = 0
+        arch_cpuid(0, 0, &a, &b, &c, &d)
+        guard a >= 7 else { return }
+        arch_cpuid(7, 0, &a, &b, &c, &d)
+        guard c & (1 << 2) != 0 else { return }
+        arch_write_cr4(arch_read_cr4() | (1 << 11))
     }
 
     /// Every page must carry U on pvm (kernel pages included); on native only user pages do.
@@ -77,7 +90,7 @@ enum Platform {
         let gdt = UnsafeMutableRawBufferPointer(start: base, count: Int(SegmentLayout.gdtLimit) + 1)
         let tssAddress = UInt64(UInt(bitPattern: base)) + 0x100
         let tss = UnsafeMutableRawBufferPointer(start: base + 0x100, count: 104)
-        let trapStackTop = GuestABI.directMapBase + stack.raw + 4 * 4096
+        let trapStackTop = Kernel.directMapBase + stack.raw + 4 * 4096
         tss.writeLE(trapStackTop, at: 4)   // RSP0
         tss.writeLE(UInt16(104), at: 102)  // no I/O permission bitmap
         SegmentLayout.writeGDT(into: gdt, tssBase: tssAddress)
@@ -123,7 +136,7 @@ enum PVHBoot {
         boot.memorySize = min(ramEnd, moduleAddress.raw)
         boot.argumentsAddress = moduleAddress + QEMUBundle.argumentsOffset
         boot.imageAddress = moduleAddress + QEMUBundle.imageOffset
-        boot.kernelEnd = arch_kernel_image_end() - GuestABI.kernelVirtualBase
+        boot.kernelEnd = arch_kernel_image_end() - Kernel.virtualBase
         return boot
     }
 }

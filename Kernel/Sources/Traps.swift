@@ -20,12 +20,16 @@ struct TrapFrame {
                                              .rsi, .rdi, .rax]
 }
 
-/// Exceptions: a fault in the app becomes its signal's default action with a crash report
-/// (handlers arrive with the compatibility core); a fault in the kernel is a panic.
+/// Exceptions: a fault in the app runs its handler or takes its signal's default action with a
+/// crash report; a fault in the kernel is a panic. `kernelWasRunning` comes from entry.S's
+/// `kernel_active` flag, not from rip: an app that jumps into the kernel's part of the
+/// address space (a wild pointer, or on purpose) faults there as the app and gets its SIGSEGV.
+/// Every value the report prints from the frame is the app's, so nothing here computes with
+/// them in a way that could trap.
 @_cdecl("trap_dispatch")
-func trapDispatch(_ address: UInt64, _ fpuImage: UInt64) {
+func trapDispatch(_ address: UInt64, _ fpuImage: UInt64, _ kernelWasRunning: UInt32) {
     let frame = TrapFrame(words: UnsafeMutablePointer(bitPattern: UInt(address))!)
-    let fromKernel = frame.rip >= GuestABI.kernelRegionStart
+    let fromKernel = kernelWasRunning != 0
     if frame.vector == UInt64(LocalAPIC.timerVector) {
         LocalAPIC.acknowledge()
         if !fromKernel { Scheduler.timerTick(frame, fpuImage: fpuImage) }
@@ -38,6 +42,10 @@ func trapDispatch(_ address: UInt64, _ fpuImage: UInt64) {
         m.hex(frame.errorCode)
         m.append(" rip ")
         m.hex(frame.rip)
+        // The kernel runs at a random place: the link-time address is what objdump shows.
+        m.append(" (linked at ")
+        m.hex(frame.rip &- Kernel.virtualBase &+ GuestABI.kernelLinkBase)
+        m.append(")")
         if frame.vector == 14 {
             m.append(" address ")
             m.hex(arch_read_cr2())
@@ -100,7 +108,10 @@ enum CrashReport {
 
         var at = Message("apus:   at rip ")
         at.hex(frame.rip)
-        if let process = Loader.process, let elf = try? ELFFile(bytes: process.elfBytes),
+        // The program's symbols are at link-time addresses: rip - loadBase, when rip is at or
+        // above the load base (rip 0 in a PIE, from a NULL function pointer, is below it).
+        if let process = Loader.process, frame.rip >= process.loadBase,
+           let elf = try? ELFFile(bytes: process.elfBytes),
            let symbol = elf.symbol(containing: frame.rip - process.loadBase) {
             at.append(" <")
             at.append(bytes: symbol.name)

@@ -6,13 +6,26 @@
 // The code is position independent (RIP-relative), built with the small PIC code model.
 // Boot protocols:
 //   _start64  — apus VMM: 64-bit mode with the VMM's page tables, rdi = boot protocol
-//               (1 pvm, 2 native), rsi = boot info physical address. On pvm the vCPU starts
+//               (1 pvm, 2 native), rsi = boot info physical address, rdx = the direct map's
+//               base (KernelLayout, chosen by the VMM for this boot). On pvm the vCPU starts
 //               in emulated mode, where every instruction is interpreted: the first thing
 //               done is switching to flat native mode (MSR write + iretq, see below).
 //   _start32  — PVH (QEMU -M microvm -kernel): 32-bit protected mode, paging off,
 //               ebx = physical address of hvm_start_info. Builds page tables, enters long mode.
 
+// The link address (GuestABI.kernelLinkBase): the kernel never runs there. Each boot maps it
+// at K + physical instead, K = KERNEL_WINDOW + g GiB + c * 2 MiB (KernelLayout), and
+// apply_relocations fixes its absolute addresses for K before any Swift code runs.
 #define KERNEL_VBASE 0x7fff00000000
+#define KERNEL_PBASE 0x100000
+#define KERNEL_WINDOW 0x7fe000000000
+#define KERNEL_WINDOW_FIRST_GIB 384
+#define KERNEL_SLOTS 63116
+#define KERNEL_SLOTS_PER_GIB 509
+// GuestABI.directMapWindowStart and KernelLayout.directMapSlots (a host test keeps them equal):
+// the direct map starts at DIRECT_MAP_WINDOW + slot GiB, slot < DIRECT_MAP_SLOTS.
+#define DIRECT_MAP_WINDOW 0x7f8040000000
+#define DIRECT_MAP_SLOTS 248
 #define PVM_NATIVE_MSR 0x4b564d10
 #define BOOT_PROTOCOL_PVH 3
 
@@ -22,7 +35,7 @@
     .long 4                 // descriptor size
     .long 18                // XEN_ELFNOTE_PHYS32_ENTRY
     .asciz "Xen"
-    .long _start32 - KERNEL_VBASE
+    .long _start32_phys
 
 // ---------------------------------------------------------------------------------------------
 .section .text.boot, "ax"
@@ -30,6 +43,7 @@
 .global _start64
 _start64:
     lea boot_stack_top(%rip), %rsp
+    mov %rdx, %r12                  // the direct map's base, kept across the wrmsr
     cmp $1, %edi
     jne 1f
     // pvm: arm flat native mode, then enter it. The write alone leaves the vCPU interpreting
@@ -50,11 +64,37 @@ _start64:
     iretq
 1:
     lea boot_stack_top(%rip), %rsp
+    call apply_relocations
     xor %ebp, %ebp
-    // kernel_main(protocol: rdi, info: rsi)
+    // kernel_main(protocol: rdi, info: rsi, direct map base: rdx)
+    mov %r12, %rdx
     call kernel_main
 2:  hlt
     jmp 2b
+
+// apply_relocations: every absolute address in the kernel's data is an R_X86_64_RELATIVE entry
+// of .rela.dyn (Kernel/build.sh refuses any other kind): write addend + delta at offset +
+// delta, delta = where the image runs - where it was linked. Position independent; clobbers
+// rax, rcx, r8-r11 only (the entries' arguments stay in rdi, rsi, r12, ebp).
+apply_relocations:
+    lea kernel_image_start(%rip), %r8
+    movabs $(KERNEL_VBASE + KERNEL_PBASE), %rax
+    sub %rax, %r8
+    lea __rela_dyn_start(%rip), %r9
+    lea __rela_dyn_end(%rip), %r10
+1:  cmp %r10, %r9
+    jae 3f
+    cmpl $8, 8(%r9)                 // r_info's type: R_X86_64_RELATIVE
+    jne 2f
+    mov (%r9), %rcx                 // r_offset
+    add %r8, %rcx
+    mov 16(%r9), %r11               // r_addend
+    add %r8, %r11
+    mov %r11, (%rcx)
+    add $24, %r9
+    jmp 1b
+2:  ud2
+3:  ret
 
 // --- PVH entry --------------------------------------------------------------------------------
 .code32
@@ -63,12 +103,51 @@ _start32:
     cli
     mov %ebx, %esi                  // keep the start_info pointer in esi
 
+    // The direct map's slot for this boot (KernelLayout.directMapSlot): random bits from
+    // rdrand when CPUID has it (retried: it may fail transiently), else the TSC's low bits.
+    mov $1, %eax
+    cpuid
+    bt $30, %ecx
+    jnc 6f
+    mov $32, %edi
+5:  rdrand %eax
+    jc 7f
+    dec %edi
+    jnz 5b
+6:  rdtsc
+7:  mov %eax, pvh_random_phys        // the 64-bit part derives the kernel's base from it again
+    xor %edx, %edx
+    mov $DIRECT_MAP_SLOTS, %ecx
+    div %ecx
+    mov %edx, %ebp                  // ebp = slot, until kernel_main gets the base
+    // The kernel's place (KernelLayout): k = (random / DIRECT_MAP_SLOTS) mod KERNEL_SLOTS,
+    // g = k / KERNEL_SLOTS_PER_GIB, c = k mod KERNEL_SLOTS_PER_GIB. pvh_pd_kernel maps
+    // physical 0..8 MiB at entries c..c+3, and pvh_pdpt_high[KERNEL_WINDOW_FIRST_GIB + g] -> it.
+    xor %edx, %edx
+    mov $KERNEL_SLOTS, %ecx
+    div %ecx
+    mov %edx, %eax
+    xor %edx, %edx
+    mov $KERNEL_SLOTS_PER_GIB, %ecx
+    div %ecx
+    mov $pvh_pdpt_high_phys, %edi
+    movl $(pvh_pd_kernel_phys + 0x3), (KERNEL_WINDOW_FIRST_GIB*8)(%edi,%eax,8)
+    mov $pvh_pd_kernel_phys, %edi
+    lea (%edi,%edx,8), %edi
+    movl $0x83, 0(%edi)
+    movl $(0x200000 + 0x83), 8(%edi)
+    movl $(0x400000 + 0x83), 16(%edi)
+    movl $(0x600000 + 0x83), 24(%edi)
+
     // Boot page tables (physical addresses: paging is off). 2 MiB pages.
-    //   pvh_pd[0..3]: 4 page directories mapping physical 0..4 GiB
-    //   pvh_pml4[0]   -> pvh_pdpt_low  (identity 0..4 GiB, dropped by the kernel after boot)
-    //   pvh_pml4[255] -> pvh_pdpt_high: entries 0..3 -> pvh_pd[0..3] (direct map, 4 GiB),
-    //                    entry 508 -> pvh_pd[0] (the kernel at KERNEL_VBASE)
-    mov $(pvh_pd - KERNEL_VBASE), %edi
+    //   pvh_pd[0..3]:  physical 0..4 GiB, never executable (the direct map)
+    //   pvh_pd_exec:   physical 0..1 GiB, executable: the identity mapping this code runs
+    //                  on until the jump to the kernel's place (the kernel drops it)
+    //   pvh_pd_kernel: the kernel (above)
+    //   pvh_pml4[0]   -> pvh_pdpt_low:  entry 0 -> pvh_pd_exec (identity 0..1 GiB)
+    //   pvh_pml4[255] -> pvh_pdpt_high: entries 1+slot..4+slot -> pvh_pd[0..3] (direct map,
+    //                    4 GiB at DIRECT_MAP_WINDOW + slot GiB), the kernel's entry (above)
+    mov $pvh_pd_phys, %edi
     xor %ecx, %ecx
 3:  mov %ecx, %eax
     shl $21, %eax
@@ -76,13 +155,28 @@ _start32:
     mov %eax, (%edi,%ecx,8)
     mov %ecx, %eax
     shr $11, %eax                   // high dword: bits 32+ of the physical address
+    or $0x80000000, %eax            // NX
     mov %eax, 4(%edi,%ecx,8)
     inc %ecx
     cmp $2048, %ecx
     jne 3b
 
-    mov $(pvh_pdpt_low - KERNEL_VBASE), %edi
-    mov $(pvh_pd - KERNEL_VBASE + 0x3), %eax
+    mov $pvh_pd_exec_phys, %edi
+    xor %ecx, %ecx
+8:  mov %ecx, %eax
+    shl $21, %eax
+    or $0x83, %eax
+    mov %eax, (%edi,%ecx,8)
+    inc %ecx
+    cmp $512, %ecx
+    jne 8b
+
+    mov $pvh_pdpt_low_phys, %edi
+    movl $(pvh_pd_exec_phys + 0x3), 0(%edi)
+
+    mov $pvh_pdpt_high_phys, %edi
+    lea 8(%edi,%ebp,8), %edi        // entry 1 + slot
+    mov $(pvh_pd_phys + 0x3), %eax
     mov %eax, 0(%edi)
     add $0x1000, %eax
     mov %eax, 8(%edi)
@@ -91,25 +185,14 @@ _start32:
     add $0x1000, %eax
     mov %eax, 24(%edi)
 
-    mov $(pvh_pdpt_high - KERNEL_VBASE), %edi
-    mov $(pvh_pd - KERNEL_VBASE + 0x3), %eax
-    mov %eax, 0(%edi)
-    mov %eax, 508*8(%edi)
-    add $0x1000, %eax
-    mov %eax, 8(%edi)
-    add $0x1000, %eax
-    mov %eax, 16(%edi)
-    add $0x1000, %eax
-    mov %eax, 24(%edi)
-
-    mov $(pvh_pml4 - KERNEL_VBASE), %edi
-    movl $(pvh_pdpt_low - KERNEL_VBASE + 0x3), 0(%edi)
-    movl $(pvh_pdpt_high - KERNEL_VBASE + 0x3), 255*8(%edi)
+    mov $pvh_pml4_phys, %edi
+    movl $(pvh_pdpt_low_phys + 0x3), 0(%edi)
+    movl $(pvh_pdpt_high_phys + 0x3), 255*8(%edi)
 
     mov %cr4, %eax
     or $0x620, %eax                 // PAE | OSFXSR | OSXMMEXCPT
     mov %eax, %cr4
-    mov $(pvh_pml4 - KERNEL_VBASE), %eax
+    mov $pvh_pml4_phys, %eax
     mov %eax, %cr3
     mov $0xc0000080, %ecx           // EFER |= LME | NXE | SCE
     rdmsr
@@ -120,10 +203,11 @@ _start32:
     or $0x80010002, %eax            // PG | WP | MP
     mov %eax, %cr0
 
-    lgdt (pvh_gdt_pointer - KERNEL_VBASE)
-    ljmp $0x10, $(pvh_long_mode - KERNEL_VBASE)
+    lgdt pvh_gdt_pointer_phys
+    ljmp $0x10, $pvh_long_mode_phys
 
 .code64
+.global pvh_long_mode
 pvh_long_mode:
     mov $0x18, %eax
     mov %eax, %ds
@@ -132,10 +216,34 @@ pvh_long_mode:
     xor %eax, %eax
     mov %eax, %fs
     mov %eax, %gs
-    movabs $pvh_high, %rax          // continue in the higher half
+    // Continue at the kernel's place: K + the physical address of pvh_high (this code runs
+    // on the identity map, so rip-relative addresses are physical here).
+    mov pvh_random(%rip), %eax
+    xor %edx, %edx
+    mov $DIRECT_MAP_SLOTS, %ecx
+    div %ecx
+    xor %edx, %edx
+    mov $KERNEL_SLOTS, %ecx
+    div %ecx
+    mov %edx, %eax
+    xor %edx, %edx
+    mov $KERNEL_SLOTS_PER_GIB, %ecx
+    div %ecx                        // eax = g, edx = c (upper halves zero)
+    shl $30, %rax
+    shl $21, %rdx
+    add %rdx, %rax
+    movabs $KERNEL_WINDOW, %rdx
+    add %rdx, %rax
+    lea pvh_high(%rip), %rdx
+    add %rdx, %rax
     jmp *%rax
 pvh_high:
     lea boot_stack_top(%rip), %rsp
+    call apply_relocations
+    mov %ebp, %edx                  // the slot, zero-extended
+    shl $30, %rdx
+    movabs $DIRECT_MAP_WINDOW, %rax
+    add %rax, %rdx                  // rdx = the direct map's base
     xor %ebp, %ebp
     mov $BOOT_PROTOCOL_PVH, %edi
     mov %esi, %esi                  // zero-extend the start_info pointer
@@ -158,6 +266,7 @@ pvh_high:
 //   120 rip  128 cs  136 rflags  144 rsp  152 ss
 .global syscall_entry
 syscall_entry:
+    movb $1, kernel_active(%rip)
     mov %rsp, scratch_user_rsp(%rip)
     mov kernel_stack_top(%rip), %rsp
     push $0x2b                      // ss
@@ -207,6 +316,7 @@ return_to_user_frame:
     pop %rax
     pop %rcx
     pop %r11
+    movb $0, kernel_active(%rip)    // from here on a trap is the app's
     iretq
 
 // enter_user(frame): first entry to user mode. frame points to a SyscallFrame (all registers,
@@ -296,18 +406,27 @@ trap_common:
     fxsave64 (%rsp)
     mov %rsp, %r12                  // r12 = the fxsave image (callee-saved)
     cld
+    // Whose trap is it? kernel_active says whether the kernel was running, whatever the
+    // interrupted rip: an app that jumps into the kernel's part of the address space faults
+    // there as the app (on pvm it runs at the same CPL as the kernel, so CS cannot tell).
+    // r13 (saved above, callee-saved in the call) keeps the answer: 1 = the kernel.
+    movzbl kernel_active(%rip), %r13d
+    test %r13d, %r13d
+    jnz 1f
     // A trap from the app runs its Swift handler on the (idle) kernel stack, below the frame
     // and FPU areas a syscall uses: on pvm the CPU pushed this trap frame on the app's own
     // stack, where a signal frame for the app's handler has to go.
-    movabs $0x7f8000000000, %rax
-    cmp %rax, 136(%rbx)             // the interrupted rip
-    jae 1f
+    movb $1, kernel_active(%rip)
     mov kernel_stack_top(%rip), %rsp
     sub $(160 + 512 + 64), %rsp
 1:  mov %rbx, %rdi
     mov %r12, %rsi
+    mov %r13d, %edx
     call trap_dispatch
-    mov %r12, %rsp
+    test %r13d, %r13d
+    jnz 2f
+    movb $0, kernel_active(%rip)    // resuming the app
+2:  mov %r12, %rsp
     fxrstor64 (%rsp)
     mov %rbx, %rsp
     pop %r15
@@ -328,7 +447,9 @@ trap_common:
     add $16, %rsp                   // vector and error code
     iretq
 
-.section .rodata
+// Absolute addresses: relocated at boot, so in writable data (read-only data cannot carry
+// relocations in this link).
+.section .data.rel.ro, "aw"
 .p2align 3
 .global trap_vector_table
 trap_vector_table:
@@ -408,6 +529,7 @@ bzero:
 // ---------------------------------------------------------------------------------------------
 .data
 .p2align 4
+.global pvh_gdt, pvh_gdt_pointer
 pvh_gdt:
     .quad 0
     .quad 0
@@ -416,8 +538,15 @@ pvh_gdt:
 pvh_gdt_end:
 pvh_gdt_pointer:
     .word pvh_gdt_end - pvh_gdt - 1
-    .long pvh_gdt - KERNEL_VBASE
+    .long pvh_gdt_phys
 
+// kernel_active: 1 while the kernel runs (from boot, from each syscall_entry and each trap
+// taken in the app, until the iretq back to the app). Traps read it to tell the app's faults
+// from the kernel's.
+.global kernel_active
+kernel_active:
+    .byte 1
+.p2align 3
 .global kernel_stack_top
 kernel_stack_top:
     .quad syscall_stack_top
@@ -426,10 +555,15 @@ scratch_user_rsp:
 
 .bss
 .p2align 12
+.global pvh_pml4, pvh_pdpt_low, pvh_pdpt_high, pvh_pd, pvh_pd_exec, pvh_pd_kernel, pvh_random
 pvh_pml4:      .skip 4096
 pvh_pdpt_low:  .skip 4096
 pvh_pdpt_high: .skip 4096
 pvh_pd:        .skip 4096 * 4
+pvh_pd_exec:   .skip 4096
+pvh_pd_kernel: .skip 4096
+pvh_random:    .skip 8
+.p2align 4                          // the stacks' tops stay 16-byte aligned (SysV ABI)
 .global boot_stack_top
 boot_stack:    .skip 65536
 boot_stack_top:

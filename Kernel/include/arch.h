@@ -29,6 +29,12 @@ static inline uint64_t arch_read_cr3(void) {
 static inline void arch_write_cr3(uint64_t v) {
     __asm__ volatile("mov %0, %%cr3" : : "r"(v) : "memory");
 }
+static inline uint64_t arch_read_cr4(void) {
+    uint64_t v; __asm__ volatile("mov %%cr4, %0" : "=r"(v)); return v;
+}
+static inline void arch_write_cr4(uint64_t v) {
+    __asm__ volatile("mov %0, %%cr4" : : "r"(v) : "memory");
+}
 static inline void arch_invlpg(uint64_t address) {
     __asm__ volatile("invlpg (%0)" : : "r"(address) : "memory");
 }
@@ -86,6 +92,9 @@ static inline uint64_t arch_read_rbp(void) {
 // Symbols of arch/entry.S and linker.ld, as addresses (Swift cannot import C arrays of
 // unknown size).
 extern char syscall_entry[];
+extern char kernel_image_start[];
+extern char kernel_text_end[];
+extern char kernel_data_start[];
 extern char kernel_image_end[];
 extern uint64_t trap_vector_table[22];
 extern uint64_t trap_timer_stub;
@@ -96,6 +105,9 @@ _Noreturn void enter_user_with_fpu(uint64_t frame);
 
 static inline uint64_t arch_syscall_entry_address(void) { return (uint64_t)syscall_entry; }
 static inline uint64_t arch_kernel_image_end(void) { return (uint64_t)kernel_image_end; }
+static inline uint64_t arch_kernel_image_start(void) { return (uint64_t)kernel_image_start; }
+static inline uint64_t arch_kernel_text_end(void) { return (uint64_t)kernel_text_end; }
+static inline uint64_t arch_kernel_data_start(void) { return (uint64_t)kernel_data_start; }
 static inline uint64_t arch_trap_handler(int vector) { return trap_vector_table[vector]; }
 static inline uint64_t arch_timer_handler(void) { return trap_timer_stub; }
 static inline uint64_t arch_kernel_stack_top(void) { return kernel_stack_top; }

@@ -25,10 +25,18 @@
 // address could only be interpreted. The kernel takes the last PML4 slot of the lower half
 // (the top 512 GiB below 2^47); the application gets everything below it.
 //   [0, kernelRegionStart)  → the application (empty at boot)
-//   directMapBase + p       → physical p, for all RAM, the doorbell page and the image
-//   kernelVirtualBase + p   → physical p, for p in [0, 1 GiB): the kernel runs here
+//   directMapBase + p       → physical p, for all RAM, the doorbell page and the image;
+//                             never executable. directMapBase is chosen per boot
+//                             (`KernelLayout`): 1 GiB aligned in [directMapWindowStart,
+//                             directMapWindowEnd)
+//   kernelVirtualBase + p   → physical p, for the kernel image only (4 KiB pages: text
+//                             read-only, the rest never executable); kernelVirtualBase is
+//                             chosen per boot, 2 MiB aligned in [kernelWindowStart,
+//                             kernelWindowEnd); the kernel is linked at kernelLinkBase
 //   [heapWindowStart, heapWindowEnd) → empty at boot; the kernel maps large heap blocks
 //                             there from scattered pages when no contiguous RAM is left
+// The first GiB of the slot and [kernelLinkBase, 2^47), where the direct map and the kernel
+// lay before they were randomized, stay empty.
 
 /// A guest-physical address. Distinct from virtual addresses on purpose.
 public struct PhysicalAddress: Hashable, Comparable, Sendable {
@@ -40,7 +48,8 @@ public struct PhysicalAddress: Hashable, Comparable, Sendable {
 
 public enum GuestABI {
     /// Bumped on any incompatible change of the layouts below. The kernel refuses other versions.
-    public static let version: UInt32 = 1
+    /// 2: the kernel is entered at its `KernelLayout` place with the direct map's base in rdx.
+    public static let version: UInt32 = 2
 
     public static let bootInfoAddress = PhysicalAddress(0x1000)
     public static let bootInfoSize: UInt64 = 0x1000
@@ -53,14 +62,26 @@ public enum GuestABI {
     public static let kernelPhysicalBase = PhysicalAddress(0x10_0000)
     /// Start of the kernel's part of the address space (PML4 slot 255); apps live below it.
     public static let kernelRegionStart: UInt64 = 0x7f80_0000_0000
-    /// All guest-physical memory is mapped at directMapBase + physical.
-    public static let directMapBase: UInt64 = 0x7f80_0000_0000
-    /// Kernel code and data: virtual = kernelVirtualBase + physical (PDPT entry 508 of slot 255).
-    public static let kernelVirtualBase: UInt64 = 0x7fff_0000_0000
-    /// Kernel-managed virtual range between the direct map (≤ 12 GiB) and the kernel
-    /// (PDPT entries 256…507 of slot 255); the boot page tables leave it empty.
+    /// The direct map (all guest-physical memory at directMapBase + physical) starts at a
+    /// 1 GiB boundary chosen per boot in [directMapWindowStart, directMapWindowEnd - its span).
+    public static let directMapWindowStart: UInt64 = kernelRegionStart + (1 << 30)
+    public static let directMapWindowEnd: UInt64 = heapWindowStart
+    /// The most the direct map spans: RAM, the doorbell and device pages, the image.
+    public static let maxDirectMapSpan: UInt64 = imageAddress.raw + maxImageSize
+    /// The kernel's link address: its ELF says virtual = kernelLinkBase + physical. It never
+    /// runs there: each boot maps it at `KernelLayout.kernelVirtualBase` + physical and the
+    /// kernel relocates itself (arch/entry.S). [kernelLinkBase, 2^47) stays empty.
+    public static let kernelLinkBase: UInt64 = 0x7fff_0000_0000
+    /// The kernel's own mapping starts at a 2 MiB boundary chosen per boot in
+    /// [kernelWindowStart, kernelWindowEnd) and covers physical [0, kernelSpan) without
+    /// crossing a 1 GiB boundary; the kernel image must end below kernelSpan.
+    public static let kernelWindowStart: UInt64 = 0x7fe0_0000_0000
+    public static let kernelWindowEnd: UInt64 = kernelLinkBase
+    public static let kernelSpan: UInt64 = 8 << 20
+    /// Kernel-managed virtual range between the direct map's window and the kernel's
+    /// (PDPT entries 256…383 of slot 255); the boot page tables leave it empty.
     public static let heapWindowStart: UInt64 = 0x7fc0_0000_0000
-    public static let heapWindowEnd: UInt64 = kernelVirtualBase
+    public static let heapWindowEnd: UInt64 = kernelWindowStart
     /// RAM starts at 0 and may not reach the doorbell page.
     public static let maxMemorySize: UInt64 = 0xc000_0000
     public static let minMemorySize: UInt64 = 0x80_0000
@@ -76,6 +97,51 @@ public enum GuestABI {
     public static let imageAddress = PhysicalAddress(0x1_0000_0000)
     /// The image slot and the direct map end here; larger images are refused by the host.
     public static let maxImageSize: UInt64 = 0x1_0000_0000
+}
+
+/// The per-boot placement of the kernel's mappings inside its PML4 slot: the direct map at a
+/// 1 GiB boundary (248 places), the kernel at a 2 MiB boundary (63,116 places). The VMM draws
+/// it from host randomness (getrandom), passes `directMapBase` in rdx at the kernel's entry and
+/// enters the kernel at its place; the PVH entry (QEMU) draws its own from rdrand, or the TSC
+/// where rdrand is missing, with the same rule, in arch/entry.S (whose constants a host test
+/// keeps equal to these). The kernel finds its own base from where it runs.
+public struct KernelLayout: Equatable, Sendable {
+    /// Virtual address of physical 0 in the direct map.
+    public var directMapBase: UInt64
+    /// Virtual address of physical 0 in the kernel's own mapping: the kernel image runs at
+    /// kernelVirtualBase + p_paddr.
+    public var kernelVirtualBase: UInt64
+
+    /// How many 1 GiB positions the direct map can take (its span at most `maxDirectMapSpan`).
+    public static let directMapSlots: UInt64 =
+        (GuestABI.directMapWindowEnd - GuestABI.directMapWindowStart - GuestABI.maxDirectMapSpan) >> 30 + 1
+    /// 2 MiB positions per GiB of the kernel's window at which `kernelSpan` stays in that GiB.
+    public static let kernelSlotsPerGiB: UInt64 = ((1 << 30) - GuestABI.kernelSpan) >> 21 + 1
+    public static let kernelSlots: UInt64 =
+        (GuestABI.kernelWindowEnd - GuestABI.kernelWindowStart) >> 30 * kernelSlotsPerGiB
+
+    /// The layout for `random` (any 64 bits; the PVH entry passes 32): direct map slot
+    /// random mod directMapSlots, kernel slot (random / directMapSlots) mod kernelSlots.
+    public init(random: UInt64) {
+        directMapBase = GuestABI.directMapWindowStart + (random % Self.directMapSlots) << 30
+        let k = (random / Self.directMapSlots) % Self.kernelSlots
+        kernelVirtualBase = GuestABI.kernelWindowStart + (k / Self.kernelSlotsPerGiB) << 30
+            + (k % Self.kernelSlotsPerGiB) << 21
+    }
+
+    /// A layout the kernel found itself in: nil unless both bases are aligned and lie wholly in
+    /// their windows (the kernel refuses to boot otherwise).
+    public init?(directMapBase: UInt64, kernelVirtualBase: UInt64) {
+        let gib: UInt64 = 1 << 30
+        guard directMapBase & (gib - 1) == 0, directMapBase >= GuestABI.directMapWindowStart,
+              directMapBase <= GuestABI.directMapWindowEnd - GuestABI.maxDirectMapSpan,
+              kernelVirtualBase & ((1 << 21) - 1) == 0, kernelVirtualBase >= GuestABI.kernelWindowStart,
+              kernelVirtualBase < GuestABI.kernelWindowEnd,
+              kernelVirtualBase & (gib - 1) <= gib - GuestABI.kernelSpan
+        else { return nil }
+        self.directMapBase = directMapBase
+        self.kernelVirtualBase = kernelVirtualBase
+    }
 }
 
 /// The GDT both sides use (Linux's layout; PVM requires these selectors): the VMM installs it

@@ -80,6 +80,9 @@ public struct VMConfiguration {
     public var network: NetworkConfiguration? = nil
     /// What the VMM gives up before the first KVM_RUN (Sandbox.swift); nil: nothing.
     public var sandbox: SandboxPolicy? = nil
+    /// Where the kernel's mappings go (GuestABI's `KernelLayout`); nil: a random one per boot
+    /// from the host's getrandom. Tests that hand-assemble a kernel fix it.
+    public var kernelLayout: KernelLayout? = nil
 
     public init(memorySize: UInt64, kernel: UnsafeRawBufferPointer, image: UnsafeRawBufferPointer,
                 arguments: [[UInt8]], environment: [[UInt8]], seed: (UInt64, UInt64, UInt64, UInt64)) {
@@ -184,16 +187,17 @@ public final class VirtualMachine {
 
         try createVCPU()
         let kernel: BootSetup.LoadedKernel
+        let layout = config.kernelLayout ?? KernelLayout(random: Self.hostRandom())
         do {
             kernel = try BootSetup.loadKernel(config.kernel, into: memory)
             try BootSetup.writePageTables(into: memory, directMapSpan: GuestABI.imageAddress.raw + imageSize,
-                                          userAccessible: platform == .pvm)
-            try writeDescriptorTables()
+                                          layout: layout, userAccessible: platform == .pvm)
+            try writeDescriptorTables(layout)
         } catch { throw .boot(error) }
         guard kernel.end + (4 << 20) <= config.memorySize else { throw .boot(.kernelTooLarge) }
         timeline.kernelLoaded = monotonicNanos()
 
-        try setRegisters(entry: kernel.entry)
+        try setRegisters(entry: BootSetup.entryAddress(kernel, layout: layout), layout: layout)
         timeline.vcpuReady = monotonicNanos()
 
         var info = BootInfo()
@@ -339,10 +343,18 @@ public final class VirtualMachine {
     static let gdtAddress = PhysicalAddress(GuestABI.bootPageTablesAddress.raw + GuestABI.bootPageTablesSize - 0x1000)
     static let tssAddress = PhysicalAddress(gdtAddress.raw + 0x800)
 
-    private func writeDescriptorTables() throws(BootSetup.Error) {
+    /// 64 random bits from the host (getrandom), for the kernel's layout; the TSC if getrandom
+    /// ever fails, so the layout never falls back to one fixed place.
+    static func hostRandom() -> UInt64 {
+        var value: UInt64 = 0
+        let n = withUnsafeMutableBytes(of: &value) { ckvm_getrandom($0.baseAddress, 8) }
+        return n == 8 ? value : ckvm_rdtsc()
+    }
+
+    private func writeDescriptorTables(_ layout: KernelLayout) throws(BootSetup.Error) {
         guard let gdt = memory.bytes(at: Self.gdtAddress, count: 0x1000, writable: true) else { throw .kernelTooLarge }
         gdt.initializeMemory(as: UInt8.self, repeating: 0)
-        SegmentLayout.writeGDT(into: gdt, tssBase: GuestABI.directMapBase + Self.tssAddress.raw)
+        SegmentLayout.writeGDT(into: gdt, tssBase: layout.directMapBase + Self.tssAddress.raw)
         gdt.writeLE(UInt16(SegmentLayout.tssLimit + 1), at: 0x800 + 102)  // TSS: no I/O bitmap
     }
 
@@ -361,7 +373,7 @@ public final class VirtualMachine {
         return s
     }
 
-    private func setRegisters(entry: UInt64) throws(VMMError) {
+    private func setRegisters(entry: UInt64, layout: KernelLayout) throws(VMMError) {
         var sregs = kvm_sregs()
         var r = ckvm_ioctl_ptr(vcpu, CKVM_GET_SREGS, &sregs)
         guard r == 0 else { throw .kvmCall("KVM_GET_SREGS", -r) }
@@ -369,7 +381,7 @@ public final class VirtualMachine {
         let data = segment(SegmentLayout.kernelData, type: 0x3, code: false)
         sregs.ds = data; sregs.es = data; sregs.fs = data; sregs.gs = data; sregs.ss = data
         var tr = kvm_segment()
-        tr.base = GuestABI.directMapBase + Self.tssAddress.raw
+        tr.base = layout.directMapBase + Self.tssAddress.raw
         tr.limit = UInt32(SegmentLayout.tssLimit)
         tr.selector = SegmentLayout.tss
         tr.type = 11
@@ -378,7 +390,7 @@ public final class VirtualMachine {
         var ldt = kvm_segment()
         ldt.unusable = 1
         sregs.ldt = ldt
-        sregs.gdt.base = GuestABI.directMapBase + Self.gdtAddress.raw
+        sregs.gdt.base = layout.directMapBase + Self.gdtAddress.raw
         sregs.gdt.limit = SegmentLayout.gdtLimit
         sregs.cr0 = 0x8005_0033       // PG | AM | WP | NE | ET | MP | PE
         sregs.cr3 = GuestABI.bootPageTablesAddress.raw
@@ -400,6 +412,7 @@ public final class VirtualMachine {
         regs.rflags = 0x2
         regs.rdi = platform == .pvm ? 1 : 2   // arch/entry.S: the boot protocol
         regs.rsi = GuestABI.bootInfoAddress.raw
+        regs.rdx = layout.directMapBase
         r = ckvm_ioctl_ptr(vcpu, CKVM_SET_REGS, &regs)
         guard r == 0 else { throw .kvmCall("KVM_SET_REGS", -r) }
     }

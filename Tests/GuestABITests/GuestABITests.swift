@@ -150,6 +150,57 @@ final class GuestABITests: XCTestCase {
         XCTAssertEqual(decoder.pendingCount, 5)
     }
 
+    /// Every layout the rule can choose: the direct map 1 GiB aligned in its window with its
+    /// whole span, never in the first GiB of the slot (its old fixed place); the kernel 2 MiB
+    /// aligned in its window, its span inside one GiB, never at its link address; both
+    /// accepted by the kernel's check. arch/entry.S's PVH path uses the same constants.
+    func testKernelLayoutChoices() {
+        XCTAssertEqual(KernelLayout.directMapSlots, 248)                  // entry.S DIRECT_MAP_SLOTS
+        XCTAssertEqual(GuestABI.directMapWindowStart, 0x7f80_4000_0000)   // entry.S DIRECT_MAP_WINDOW
+        XCTAssertEqual(KernelLayout.kernelSlots, 63_116)                  // entry.S KERNEL_SLOTS
+        XCTAssertEqual(KernelLayout.kernelSlotsPerGiB, 509)               // entry.S KERNEL_SLOTS_PER_GIB
+        XCTAssertEqual(GuestABI.kernelWindowStart, 0x7fe0_0000_0000)      // entry.S KERNEL_WINDOW
+        XCTAssertEqual((GuestABI.kernelWindowStart >> 30) & 0x1ff, 384)   // entry.S KERNEL_WINDOW_FIRST_GIB
+        XCTAssertEqual(GuestABI.kernelSpan, 4 << 21)                      // entry.S maps 4 large pages
+        let gib: UInt64 = 1 << 30
+        var directMaps = Set<UInt64>(), kernels = Set<UInt64>()
+        var x: UInt64 = 0x9e37_79b9_7f4a_7c15
+        var randoms: [UInt64] = Array(0..<300) + [.max, UInt64(UInt32.max), 248 * 63_116 - 1]
+        for _ in 0..<20_000 {  // a fixed xorshift sequence: spread over the whole range
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17
+            randoms.append(x)
+        }
+        for random in randoms {
+            let layout = KernelLayout(random: random)
+            let base = layout.directMapBase, kernel = layout.kernelVirtualBase
+            XCTAssertEqual(base & (gib - 1), 0)
+            XCTAssertGreaterThanOrEqual(base, GuestABI.kernelRegionStart + gib)
+            XCTAssertLessThanOrEqual(base + GuestABI.maxDirectMapSpan, GuestABI.directMapWindowEnd)
+            XCTAssertEqual(kernel & ((1 << 21) - 1), 0)
+            XCTAssertGreaterThanOrEqual(kernel, GuestABI.kernelWindowStart)
+            XCTAssertLessThanOrEqual(kernel + GuestABI.kernelSpan, GuestABI.kernelWindowEnd)
+            XCTAssertEqual(kernel / gib, (kernel + GuestABI.kernelSpan - 1) / gib, "kernel span crosses a GiB")
+            XCTAssertEqual(KernelLayout(directMapBase: base, kernelVirtualBase: kernel), layout)
+            directMaps.insert(base)
+            kernels.insert(kernel)
+        }
+        XCTAssertEqual(UInt64(directMaps.count), KernelLayout.directMapSlots)
+        XCTAssertGreaterThan(kernels.count, 15_000)
+        // What the kernel refuses: unaligned, the old places, past the windows, the app's half.
+        let goodKernel = GuestABI.kernelWindowStart
+        let goodDirect = GuestABI.directMapWindowStart
+        for bad: UInt64 in [GuestABI.directMapWindowStart + 0x1000, GuestABI.kernelRegionStart,
+                            GuestABI.directMapWindowEnd - GuestABI.maxDirectMapSpan + gib,
+                            GuestABI.heapWindowStart, 0x7000_0000_0000, 0] {
+            XCTAssertNil(KernelLayout(directMapBase: bad, kernelVirtualBase: goodKernel), "accepted \(String(bad, radix: 16))")
+        }
+        for bad: UInt64 in [GuestABI.kernelLinkBase, GuestABI.kernelWindowStart + 0x1000,
+                            GuestABI.kernelWindowStart + gib - GuestABI.kernelSpan + (2 << 20),
+                            GuestABI.kernelWindowStart - (2 << 20), 0x40_0000] {
+            XCTAssertNil(KernelLayout(directMapBase: goodDirect, kernelVirtualBase: bad), "accepted \(String(bad, radix: 16))")
+        }
+    }
+
     func testMemoryMapIsConsistent() {
         XCTAssertLessThan(GuestABI.argumentsAddress.raw + GuestABI.argumentsCapacity, GuestABI.bootPageTablesAddress.raw + 1)
         XCTAssertLessThanOrEqual(GuestABI.bootPageTablesAddress.raw + GuestABI.bootPageTablesSize, GuestABI.kernelPhysicalBase.raw)
@@ -157,9 +208,11 @@ final class GuestABITests: XCTestCase {
         XCTAssertLessThan(GuestABI.doorbellAddress.raw, GuestABI.imageAddress.raw)
         // Everything of the kernel's lives in the last PML4 slot of the lower half.
         XCTAssertEqual(GuestABI.kernelRegionStart >> 39, 255)
-        XCTAssertEqual(GuestABI.kernelVirtualBase >> 39, 255)
-        XCTAssertLessThan(GuestABI.kernelVirtualBase + (1 << 30), 1 << 47)
-        XCTAssertLessThanOrEqual(GuestABI.directMapBase + GuestABI.imageAddress.raw + GuestABI.maxImageSize, GuestABI.kernelVirtualBase)
+        XCTAssertEqual(GuestABI.kernelLinkBase >> 39, 255)
+        XCTAssertLessThan(GuestABI.kernelLinkBase + GuestABI.kernelSpan, 1 << 47)
+        XCTAssertLessThanOrEqual(GuestABI.directMapWindowEnd, GuestABI.heapWindowStart)
+        XCTAssertLessThanOrEqual(GuestABI.heapWindowEnd, GuestABI.kernelWindowStart)
+        XCTAssertLessThanOrEqual(GuestABI.kernelWindowEnd, GuestABI.kernelLinkBase)
         XCTAssertLessThanOrEqual(QEMUBundle.argumentsOffset + GuestABI.argumentsCapacity, QEMUBundle.imageOffset)
     }
 }

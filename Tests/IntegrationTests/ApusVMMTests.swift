@@ -40,6 +40,10 @@ final class ApusVMMTests: XCTestCase {
     func testSegfaultReport() throws { try matrix.segfaultReport() }
     func testStackOverflow() throws { try matrix.stackOverflow() }
     func testOtherFaults() throws { try matrix.otherFaults() }
+    func testWildJumps() throws { try matrix.wildJumps() }
+    func testWriteXorExecute() throws { try matrix.writeXorExecute() }
+    func testAddressRandomization() throws { try matrix.addressRandomization() }
+    func testKernelAddressProbes() throws { try matrix.kernelAddressProbes() }
     func testUnimplementedSyscall() throws { try matrix.unimplementedSyscall() }
     func testTimings() throws { try matrix.timings() }
     func testTimeout() throws { try matrix.timeout() }

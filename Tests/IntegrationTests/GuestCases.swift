@@ -142,6 +142,90 @@ extension VMMMatrix {
         }
     }
 
+    /// A call through a NULL function pointer (in a PIE the code lies far above rip 0) and a
+    /// call into the kernel's part of the address space are the app's own faults: 139 with a
+    /// crash report (signal, fault address, rip, registers), or the program's SIGSEGV handler
+    /// runs and it carries on; never a guest kernel panic.
+    func wildJumps() throws {
+        func checkReport(_ apus: RunResult, _ what: String, address: String) {
+            guard !apus.timedOut else { return }
+            let report = apus.stderrText
+            for needle in ["SIGSEGV", "executing \(address)", "at rip \(address) ", "rax 0x", "r15 0x"] {
+                XCTAssertTrue(report.contains(needle), "[\(vmm)] \(what): the crash report lacks \"\(needle)\":\n\(report)")
+            }
+        }
+        for variant in Harness.variants {
+            let (_, null) = try differential(Invocation(program: "./segv.\(variant)", args: ["nullcall"]),
+                                             compareStderr: false, expectStatus: 139)
+            checkReport(null, "segv.\(variant) nullcall", address: "0x0")
+            for target in kernelRangeTargets {
+                let (_, jump) = try differential(Invocation(program: "./segv.\(variant)", args: ["jump", target]),
+                                                 compareStderr: false, expectStatus: 139)
+                checkReport(jump, "segv.\(variant) jump \(target)", address: "0x\(target)")
+                try differential(Invocation(program: "./segv.\(variant)", args: ["jump-handler", target]),
+                                 compareStderr: false, expectStatus: 0)
+            }
+        }
+    }
+
+    /// Addresses in the kernel's part of the address space (PML4 slot 255) that no boot maps:
+    /// the kernel's and the direct map's old fixed places (the kernel's entry, the boot info
+    /// page) and the top GiB of the slot. All are unmapped in a Linux process too, so the
+    /// native run gives the expected result.
+    var kernelRangeTargets: [String] { ["7fff00100000", "7f8000001000", "7fffc0000000"] }
+
+    /// W^X as Solo5's test_wnox checks it: executing from the stack, the heap and a read-write
+    /// mmap, and writing to the program's own code, each raise SIGSEGV (caught, so one run
+    /// checks all four), as on Linux.
+    func writeXorExecute() throws {
+        for variant in Harness.variants {
+            try differential(Invocation(program: "./wnox.\(variant)"), expectStatus: 0)
+        }
+    }
+
+    /// Stack, heap, mmap and (for a PIE) code addresses differ between two runs.
+    func addressRandomization() throws {
+        for variant in Harness.variants {
+            var runs: [[Substring: Substring]] = []
+            for _ in 0..<2 {
+                guard let r = try apusOnly(Invocation(program: "./wnox.\(variant)", args: ["addresses"])) else { return }
+                XCTAssertEqual(r.status, 0, "[\(vmm)] wnox.\(variant) addresses: \(r.stderrText)")
+                var fields: [Substring: Substring] = [:]
+                for line in r.stdoutText.split(separator: "\n") {
+                    let parts = line.split(separator: " ")
+                    if parts.count == 2 { fields[parts[0]] = parts[1] }
+                }
+                XCTAssertEqual(Set(fields.keys), ["stack", "heap", "mmap", "code"], "[\(vmm)] wnox.\(variant): \(r.stdoutText)")
+                runs.append(fields)
+            }
+            let randomized: [Substring] = variant == "glibc-pie" || variant == "gcc"
+                ? ["stack", "heap", "mmap", "code"] : ["stack", "heap", "mmap"]
+            for key in randomized {
+                XCTAssertNotEqual(runs[0][key], runs[1][key], "[\(vmm)] wnox.\(variant): \(key) at the same address twice")
+            }
+        }
+    }
+
+    /// The kernel's old fixed addresses hold nothing a program can read: the kernel (its ELF
+    /// headers, text, data) and the direct map (boot info, page tables, the kernel's
+    /// physical pages) moved to random places. And the direct map is never executable:
+    /// calling into the GDT's page (found with sgdt; a direct-map page on both platforms)
+    /// faults. On the native platform UMIP, where the CPU has it, refuses sgdt itself.
+    func kernelAddressProbes() throws {
+        let old = ["7fff00100000", "7fff00101000", "7fff00130000", "7fff00140000", "7fff00000000",
+                   "7f8000000000", "7f8000001000", "7f8000010000", "7f8000100000"]
+        for variant in Harness.variants {
+            try differential(Invocation(program: "./wnox.\(variant)", args: ["probe"] + old), expectStatus: 0)
+            guard let r = try apusOnly(Invocation(program: "./wnox.\(variant)", args: ["gdt-exec"])) else { continue }
+            XCTAssertEqual(r.status, 0, "[\(vmm)] wnox.\(variant) gdt-exec: \(r.stdoutText)\(r.stderrText)")
+            XCTAssertTrue(["execute the GDT's page: SIGSEGV\n", "sgdt: refused\n"].contains(r.stdoutText),
+                          "[\(vmm)] wnox.\(variant) gdt-exec: \(r.stdoutText)")
+            if vmm == "apus" {  // pvm answers sgdt for app code: the NX check must have run
+                XCTAssertEqual(r.stdoutText, "execute the GDT's page: SIGSEGV\n", "[\(vmm)] wnox.\(variant) gdt-exec")
+            }
+        }
+    }
+
     /// ud2 → SIGILL (132); idiv by zero → SIGFPE (136). Only status and stdout are checked.
     func otherFaults() throws {
         for variant in ["musl", "glibc-pie"] {

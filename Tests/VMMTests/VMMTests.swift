@@ -157,29 +157,44 @@ final class BootSetupTests: XCTestCase {
         try ram.withUnsafeMutableBytes { raw in
             var memory = GuestMemory()
             memory.add(GuestMemoryRegion(guestBase: PhysicalAddress(0), size: UInt64(raw.count), host: raw.baseAddress!))
-            try BootSetup.writePageTables(into: memory, directMapSpan: 5 << 30, userAccessible: true)
+            let layout = KernelLayout(random: 0x1234_5678_9abc)
+            try BootSetup.writePageTables(into: memory, directMapSpan: 5 << 30, layout: layout, userAccessible: true)
             func entry(_ table: UInt64, _ index: Int) -> UInt64 {
                 UnsafeRawBufferPointer(raw).readLE(UInt64.self, at: Int(table) + index * 8)
             }
             // Walk a virtual address through the tables to its physical address.
-            func translate(_ virtual: UInt64) -> UInt64? {
+            // Returns the physical address and whether the leaf may be executed (NX clear).
+            func translate(_ virtual: UInt64) -> (physical: UInt64, executable: Bool)? {
                 var table = GuestABI.bootPageTablesAddress.raw
                 for level in stride(from: 3, through: 1, by: -1) {
                     let e = entry(table, Int((virtual >> UInt64(12 + 9 * level)) & 0x1ff))
                     guard e & 1 != 0, e & 4 != 0 else { return nil }  // present, user (pvm)
                     if level == 1 {
                         XCTAssertNotEqual(e & 0x80, 0)
-                        return (e & 0x000f_ffff_ffe0_0000) | (virtual & 0x1f_ffff)
+                        return ((e & 0x000f_ffff_ffe0_0000) | (virtual & 0x1f_ffff), e >> 63 == 0)
                     }
                     table = e & 0x000f_ffff_ffff_f000
                 }
                 return nil
             }
-            XCTAssertEqual(translate(GuestABI.kernelVirtualBase + 0x10_1234), 0x10_1234)
-            XCTAssertEqual(translate(GuestABI.directMapBase + 0x1_2345_6000), 0x1_2345_6000)
-            XCTAssertEqual(translate(GuestABI.directMapBase + GuestABI.doorbellAddress.raw), GuestABI.doorbellAddress.raw)
-            XCTAssertEqual(translate(GuestABI.directMapBase + (5 << 30) - 1), (5 << 30) - 1)
+            let direct = layout.directMapBase
+            let kernel = layout.kernelVirtualBase
+            XCTAssertEqual(translate(kernel + 0x10_1234)?.physical, 0x10_1234)
+            XCTAssertEqual(translate(kernel + 0x10_1234)?.executable, true)
+            XCTAssertEqual(translate(kernel + GuestABI.kernelSpan - 1)?.physical, GuestABI.kernelSpan - 1)
+            XCTAssertNil(translate(kernel + GuestABI.kernelSpan))
+            XCTAssertNil(translate(GuestABI.kernelLinkBase + 0x10_0000))  // never at the link address
+            XCTAssertEqual(translate(direct + 0x1_2345_6000)?.physical, 0x1_2345_6000)
+            XCTAssertEqual(translate(direct + GuestABI.doorbellAddress.raw)?.physical, GuestABI.doorbellAddress.raw)
+            XCTAssertEqual(translate(direct + (5 << 30) - 1)?.physical, (5 << 30) - 1)
+            // No data page has an executable alias: the whole direct map is NX.
+            for offset: UInt64 in [0, 0x10_1000, 0x1_2345_6000, (5 << 30) - 1] {
+                XCTAssertEqual(translate(direct + offset)?.executable, false, "direct map + \(offset)")
+            }
+            XCTAssertNil(translate(direct + (5 << 30)))
             XCTAssertNil(translate(0x40_0000))  // the app's half is empty at boot
+            // The direct map's old fixed place (the first GiB of the kernel's slot) is empty.
+            XCTAssertNil(translate(GuestABI.kernelRegionStart + 0x1000))
         }
     }
 

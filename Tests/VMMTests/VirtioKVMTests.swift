@@ -12,14 +12,17 @@ import Glibc
 /// leave the host kernel (the VMM sees no exit for them); without, each is one MMIO exit.
 /// Prints what one notify costs each way on this host.
 final class VirtioKVMTests: XCTestCase {
-    static let entry = GuestABI.kernelVirtualBase + 0x10_0000
+    /// The entry point in the ELF (at the link address; the VMM moves it to the layout's).
+    static let entry = GuestABI.kernelLinkBase + 0x10_0000
+    /// The hand-assembled kernels use absolute addresses and do not relocate: a fixed layout.
+    static let layout = KernelLayout(random: 7)
 
     /// A minimal kernel ELF: on pvm (rdi = 1) enter native mode, check the magic, notify
     /// queue 1 `count` times, exit with 0 (1 if the magic was wrong).
     static func guestKernel(notifies count: UInt32) -> [UInt8] {
         func le<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
-        let device = GuestABI.directMapBase + GuestABI.virtioBase.raw
-        let exitDoorbell = GuestABI.directMapBase + GuestABI.doorbellAddress.raw + Doorbell.exit.rawValue
+        let device = Self.layout.directMapBase + GuestABI.virtioBase.raw
+        let exitDoorbell = Self.layout.directMapBase + GuestABI.doorbellAddress.raw + Doorbell.exit.rawValue
         var code: [UInt8] = []
         code += [0x83, 0xff, 0x01, 0x75, 0x0e]                   // cmp edi,1; jne +14
         code += [0xb9] + le(UInt32(0x4b56_4d10))                 // mov ecx, PVM mode MSR
@@ -67,6 +70,7 @@ final class VirtioKVMTests: XCTestCase {
             var config = VMConfiguration(memorySize: 16 << 20, kernel: bytes, image: UnsafeRawBufferPointer(start: nil, count: 0),
                                          arguments: [], environment: [], seed: (1, 2, 3, 4))
             config.timeoutMilliseconds = 20_000
+            config.kernelLayout = Self.layout
             var network = NetworkConfiguration(backend: backend, mac: .derived(from: 9),
                                                ipv4: .init(address: .init(10, 0, 3, 2), prefixLength: 24))
             network.kernelAcceleration = accelerate
@@ -189,10 +193,10 @@ final class VirtioKVMTests: XCTestCase {
     /// used ring never moved).
     static func driverKernel() -> [UInt8] {
         typealias G = DriverGuest
-        let virt = { (p: UInt64) in GuestABI.kernelVirtualBase + p }
+        let virt = { (p: UInt64) in Self.layout.kernelVirtualBase + p }  // where the code runs
         var a = Assembler()
         a.bytes([0x83, 0xff, 0x01, 0x75, 0x0e, 0xb9] + Assembler.le(UInt32(0x4b56_4d10)) + [0xb8, 1, 0, 0, 0, 0x31, 0xd2, 0x0f, 0x30])
-        a.movabs(rbx: GuestABI.directMapBase + GuestABI.virtioBase.raw)
+        a.movabs(rbx: Self.layout.directMapBase + GuestABI.virtioBase.raw)
         typealias R = VirtioMMIORegister
         a.store(R.status, 0)
         a.store(R.status, 1)
@@ -219,7 +223,7 @@ final class VirtioKVMTests: XCTestCase {
         a.label("txTimeout"); a.bytes([0xbe, 4, 0, 0, 0]); a.jump([0xe9], to: "exit")
         a.label("rxTimeout"); a.bytes([0xbe, 5, 0, 0, 0])
         a.label("exit")
-        a.movabs(rbx: GuestABI.directMapBase + GuestABI.doorbellAddress.raw + Doorbell.exit.rawValue)
+        a.movabs(rbx: Self.layout.directMapBase + GuestABI.doorbellAddress.raw + Doorbell.exit.rawValue)
         a.bytes([0x48, 0x89, 0x33, 0xf4, 0xeb, 0xfe])
 
         // The segment: code, then the rings and buffers at their offsets.
@@ -247,10 +251,10 @@ final class VirtioKVMTests: XCTestCase {
         var elf = [UInt8](repeating: 0, count: 0x1000)
         func at(_ bytes: [UInt8], _ o: Int) { elf.replaceSubrange(o..<o + bytes.count, with: bytes) }
         at([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0], 0)
-        at(le(UInt16(2)), 16); at(le(UInt16(0x3e)), 18); at(le(UInt32(1)), 20); at(le(virt(G.base)), 24)
+        at(le(UInt16(2)), 16); at(le(UInt16(0x3e)), 18); at(le(UInt32(1)), 20); at(le(GuestABI.kernelLinkBase + G.base), 24)
         at(le(UInt64(64)), 32); at(le(UInt16(64)), 52); at(le(UInt16(56)), 54); at(le(UInt16(1)), 56); at(le(UInt16(64)), 58)
         at(le(UInt32(1)), 64); at(le(UInt32(7)), 68); at(le(UInt64(0x1000)), 72)
-        at(le(virt(G.base)), 80); at(le(G.base), 88)
+        at(le(GuestABI.kernelLinkBase + G.base), 80); at(le(G.base), 88)  // the ELF's addresses are link addresses
         at(le(UInt64(segment.count)), 96); at(le(UInt64(G.segmentSize)), 104); at(le(UInt64(0x1000)), 112)
         return elf + segment
     }
@@ -267,6 +271,7 @@ final class VirtioKVMTests: XCTestCase {
                 var config = VMConfiguration(memorySize: 16 << 20, kernel: bytes, image: UnsafeRawBufferPointer(start: nil, count: 0),
                                              arguments: [], environment: [], seed: (1, 2, 3, 4))
                 config.timeoutMilliseconds = 20_000
+            config.kernelLayout = Self.layout
                 var network = NetworkConfiguration(backend: backend, mac: .derived(from: 5),
                                                    ipv4: .init(address: .init(10, 0, 3, 2), prefixLength: 24))
                 network.kernelAcceleration = accelerate
