@@ -58,6 +58,20 @@ enum AddressSpace {
     nonisolated(unsafe) static var brkStart: UInt64 = 0
     nonisolated(unsafe) static var brkCurrent: UInt64 = 0
 
+    /// Linux's default vm.max_map_count: mappings the app may have.
+    static let maxRegions = 65530
+
+    /// ENOMEM before a call that may add regions (a split adds at most two) once the app
+    /// has max_map_count of them, or when the list would have to grow (doubling) beyond
+    /// what memory leaves the kernel: the list is kernel memory the app asks for.
+    static func checkRoomForRegions() throws(Errno) {
+        guard regions.count + 2 <= maxRegions else { throw .ENOMEM }
+        if regions.count + 2 > regions.capacity {
+            let bytes = max(2 * regions.capacity, 16) * MemoryLayout<Region>.stride
+            guard PhysicalMemory.canGrantApp(pages: bytes / 4096 + 1) else { throw .ENOMEM }
+        }
+    }
+
     static func pageAlignUp(_ v: UInt64) -> UInt64? {
         let (s, o) = v.addingReportingOverflow(pageSize - 1)
         return o ? nil : s & ~(pageSize - 1)
@@ -80,7 +94,8 @@ enum AddressSpace {
             }
             candidateEnd = min(candidateEnd, r.start)
         }
-        guard candidateEnd >= PageTable.userStart + length else { return nil }
+        // (Subtracting: `userStart + length` would wrap for a length near 2^64.)
+        guard candidateEnd >= PageTable.userStart, candidateEnd - PageTable.userStart >= length else { return nil }
         return candidateEnd - length
     }
 
@@ -94,7 +109,7 @@ enum AddressSpace {
     /// and records it. The range must be free.
     static func map(_ region: Region) throws(Errno) {
         let pages = Int((region.end - region.start) / pageSize)
-        guard region.protection.isEmpty || region.sharedFile >= 0 || pages <= PhysicalMemory.freePages else { throw .ENOMEM }
+        guard region.protection.isEmpty || region.sharedFile >= 0 || PhysicalMemory.canGrantApp(pages: pages) else { throw .ENOMEM }
         if !region.protection.isEmpty {
             do { try back(region, region.start, region.end) } catch {
                 releaseFrames(region, region.start, region.end)
@@ -128,7 +143,7 @@ enum AddressSpace {
     static func privatize(_ address: UInt64) throws(Errno) {
         guard PageTable.isBorrowed(address), let source = PageTable.frame(address),
               let e = try PageTable.leaf(address, create: false) else { return }
-        guard let frame = PhysicalMemory.allocatePage() else { throw .ENOMEM }
+        guard let frame = PhysicalMemory.allocateAppPage() else { throw .ENOMEM }
         directMap(frame).copyMemory(from: directMap(source), byteCount: Int(pageSize))
         e.pointee = frame.raw | (e.pointee & ~(PageTable.frameMask | PageTable.borrowed))
         PageTable.flush(address, pages: 1)
@@ -147,7 +162,7 @@ enum AddressSpace {
                         throw error
                     }
                 } else {
-                    guard let frame = PhysicalMemory.allocatePage() else { throw .ENOMEM }
+                    guard let frame = PhysicalMemory.allocateAppPage() else { throw .ENOMEM }
                     do { try PageTable.map(address, frame, flags) } catch {
                         PhysicalMemory.free(frame)
                         throw error
@@ -246,8 +261,11 @@ enum AddressSpace {
             return old
         }
         let growth = newLength - oldLength
-        if old + oldLength == r.end && isFree(r.end, r.end + growth) {
-            try map(r.continued(at: r.end, to: r.end + growth))
+        // Lengths come from the app: a growth or a new end past 2^64 is simply no room.
+        guard case (let grownEnd, false) = r.end.addingReportingOverflow(growth),
+              case (_, false) = old.addingReportingOverflow(newLength) else { throw .ENOMEM }
+        if old + oldLength == r.end && isFree(r.end, grownEnd) {
+            try map(r.continued(at: r.end, to: grownEnd))
             merge()
             return old
         }

@@ -85,9 +85,10 @@ struct KernelHost: FileSystemHost {
         return m.bytes
     }
 
-    /// Keeps a reserve for page tables and the kernel's small allocations.
+    /// tmpfs bytes (file data, nodes, names) are the app's memory: they leave the kernel
+    /// its reserve (PhysicalMemory.kernelReservePages).
     mutating func canAllocate(_ bytes: Int) -> Bool {
-        bytes / 4096 + 64 < PhysicalMemory.freePages
+        bytes >= 0 && PhysicalMemory.canGrantApp(pages: bytes / 4096 + 1)
     }
 
     mutating func collectMappedBytes(_ node: Int, into contents: UnsafeMutableRawBufferPointer, _ range: Range<Int>) {

@@ -27,6 +27,33 @@ enum PhysicalMemory {
 
     static var freePages: Int { Int((end - bump) / pageSize) + freeListCount }
 
+    /// Pages the app's own memory (its mappings, tmpfs files and names) never takes: page
+    /// tables and the kernel heap (objects, buffers) come from them, and the kernel running
+    /// out is a panic, where the app running out is ENOMEM/ENOSPC as on Linux. 1/32 of
+    /// memory, at least 1 MiB.
+    static var kernelReservePages: Int { max(256, totalPages / 32) }
+
+    /// Whether the app may have `pages` more pages and leave the kernel its reserve.
+    static func canGrantApp(pages: Int) -> Bool {
+        pages >= 0 && pages <= freePages - kernelReservePages
+    }
+
+    /// Whether an array holding `count` elements of `stride` bytes in `capacity` may take
+    /// `more`: true when it fits, else when its growth (Swift doubles the capacity) leaves
+    /// the kernel its reserve. For kernel buffers whose size the app decides (pipes, socket
+    /// queues): their caller fails with the errno Linux gives when memory is short.
+    static func canGrow(count: Int, capacity: Int, by more: Int, stride: Int = 1) -> Bool {
+        let needed = count + more
+        if needed <= capacity { return true }
+        let bytes = max(needed, 2 * capacity) * stride
+        return canGrantApp(pages: bytes / 4096 + 1)
+    }
+
+    /// A zeroed page for the app's memory, or nil once only the kernel's reserve is left.
+    static func allocateAppPage() -> PhysicalAddress? {
+        canGrantApp(pages: 1) ? allocatePage() : nil
+    }
+
     /// A zeroed page, or nil when memory is exhausted.
     static func allocatePage() -> PhysicalAddress? {
         if freeList != 0 {

@@ -238,7 +238,12 @@ enum SysSignal {
                 me.suspendedMask = nil
             }
         }
-        while let next = dequeue(me, from: ~me.blocked) {
+        // A thread woken to run its rt_sigtimedwait again takes the signals it waits for
+        // there, not through a handler: Linux dequeues them before the wait returns. (Else
+        // the handler would run, the call start over and wait again: for ever, with an
+        // interval timer's signal.)
+        let awaited = me.resumeDeadline != nil ? me.waitingSignals : 0
+        while let next = dequeue(me, from: ~me.blocked & ~awaited) {
             let (signal, info) = next
             let act = action(signal)
             if act.handler == SIG_IGN || (act.handler == SIG_DFL && ignoredByDefault(signal)) { continue }

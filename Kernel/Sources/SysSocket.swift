@@ -390,7 +390,7 @@ enum Sockets {
         if Scheduler.switched { return 0 }
         var copied = 0
         for v in vectors where copied < min(n, buffer.count) {
-            let chunk = min(Int(v.length), min(n, buffer.count) - copied)
+            let chunk = Int(min(v.length, UInt64(min(n, buffer.count) - copied)))
             guard chunk > 0 else { continue }
             let dest = try UserMemory.writable(v.base.raw, chunk)
             buffer.withUnsafeBytes { dest.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[copied..<copied + chunk])) }
@@ -414,11 +414,11 @@ enum Sockets {
         let count = min(a.uint32(2), 1024)
         var sent: UInt32 = 0
         while sent < count {
-            let at = a[1] + UInt64(sent) * UInt64(MessageHeader.multipleSize)
+            let at = a[1] &+ UInt64(sent) * UInt64(MessageHeader.multipleSize)  // a wrapped address is EFAULT
             do {
                 let n = try sendMessage(a.fd(0), at: at, flags: a.int32(3))
                 if Scheduler.switched { return 0 }
-                try UserMemory.store(UInt32(n), at + UInt64(MessageHeader.lengthOffset))
+                try UserMemory.store(UInt32(n), at &+ UInt64(MessageHeader.lengthOffset))
             } catch {
                 if sent == 0 { throw error }
                 break
@@ -435,11 +435,11 @@ enum Sockets {
         var received: UInt32 = 0
         var flags = a.int32(3)
         while received < count {
-            let at = a[1] + UInt64(received) * UInt64(MessageHeader.multipleSize)
+            let at = a[1] &+ UInt64(received) * UInt64(MessageHeader.multipleSize)  // a wrapped address is EFAULT
             do {
                 let n = try receiveMessage(a.fd(0), at: at, flags: flags)
                 if Scheduler.switched { return 0 }
-                try UserMemory.store(UInt32(n), at + UInt64(MessageHeader.lengthOffset))
+                try UserMemory.store(UInt32(n), at &+ UInt64(MessageHeader.lengthOffset))
             } catch {
                 if received == 0 { throw error }
                 break
@@ -454,14 +454,18 @@ enum Sockets {
         guard count <= UInt64(Iovec.maxCount) else { throw .EMSGSIZE }
         let raw = try UserMemory.readable(address, Int(count) * Iovec.size)
         var out: [Iovec] = []
-        for i in 0..<Int(count) { out.append(try Iovec.decode(from: raw, index: i)) }
+        for i in 0..<Int(count) {
+            let v = try Iovec.decode(from: raw, index: i)
+            guard v.length <= UInt64(Int.max) else { throw .EINVAL }  // a negative ssize_t, as Linux
+            out.append(v)
+        }
         return out
     }
 
     private static func gather(_ address: UInt64, _ count: UInt64) throws(Errno) -> [UInt8] {
         var data: [UInt8] = []
         for v in try iovecs(address, count) where v.length > 0 {
-            guard UInt64(data.count) + v.length <= SyscallResult.maxReadWriteCount else { throw .EINVAL }
+            guard v.length <= SyscallResult.maxReadWriteCount - UInt64(data.count) else { throw .EINVAL }
             data.append(contentsOf: try UserMemory.readable(v.base.raw, Int(v.length)))
         }
         return data

@@ -129,6 +129,7 @@ final class UnixSocket {
             return 0
         }
         let n = isDatagram ? bytes.count : min(room, bytes.count)
+        guard PhysicalMemory.canGrow(count: p.queue.count, capacity: p.queue.capacity, by: n + 4) else { throw .ENOBUFS }
         if isDatagram {
             var length = UInt32(n)
             withUnsafeBytes(of: &length) { p.queue.append(contentsOf: $0) }

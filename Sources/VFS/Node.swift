@@ -190,6 +190,24 @@ extension FileSystem {
         return node
     }
 
+    /// ENOSPC unless the host can hold one more name in `dir` (and, with `newNode`, one more
+    /// node, plus `extraBytes` of contents such as a symlink's target): the bytes the arrays
+    /// need if they must grow now (an array doubles its capacity), the name and a small
+    /// allocation overhead. The overlay is the VM's memory, as tmpfs is Linux's, so a
+    /// directory cannot grow until the kernel has nothing left: it fills up like tmpfs does.
+    mutating func checkRoomForName(in dir: Int, nameLength: Int, newNode: Bool, extraBytes: Int = 0) throws(Errno) {
+        let allocationOverhead = 64
+        var bytes = nameLength + extraBytes + allocationOverhead
+        let entries = nodes[dir].entries
+        if entries.count == entries.capacity {
+            bytes += max(2 * entries.capacity, 16) * MemoryLayout<DirectoryEntry>.stride
+        }
+        if newNode && freeNodes.isEmpty && nodes.count == nodes.capacity {
+            bytes += max(2 * nodes.capacity, 16) * MemoryLayout<Node>.stride
+        }
+        guard host.canAllocate(bytes) else { throw .ENOSPC }
+    }
+
     /// Makes `name` in `dir` name `node` (replacing any entry or whiteout); counts the link.
     mutating func setEntry(in dir: Int, named name: [UInt8], to node: Int) {
         let (found, position) = findEntry(in: dir, named: name)
