@@ -363,6 +363,10 @@ enum SysSignal {
         let uc = frame[.rsp]
         guard let context = try? UserMemory.readable(uc, 304) else { terminate(11) }
         let m = 40
+        // A context whose rip is not an app address (the kernel's range, non-canonical, the
+        // upper half) cannot be returned to: the return itself would fault in the kernel.
+        // Linux's return faults there too and the process gets SIGSEGV.
+        guard context.readLE(UInt64.self, at: m + 16 * 8) < PageTable.userEnd else { terminate(11) }
         for (i, slot) in mcontextOrder.enumerated() { frame[slot] = context.readLE(UInt64.self, at: m + i * 8) }
         // Only the arithmetic and direction flags are the app's to change; IF stays set.
         frame[.rflags] = (frame[.rflags] & 0x0dd5) | 0x202

@@ -20,6 +20,8 @@
 #include <sys/time.h>
 #include <sys/uio.h>
 #include <time.h>
+#include <stdlib.h>
+#include <ucontext.h>
 #include <unistd.h>
 #include "common.h"
 
@@ -225,7 +227,29 @@ static void sigtimedwait_with_handler(void) {
     sigaction(SIGALRM, &sa, NULL);
 }
 
-int main(void) {
+/* `oddargs sigreturn ADDRESS`: a handler sets the interrupted rip to ADDRESS (non-canonical
+ * or the upper half) and returns: the return cannot happen, and the process dies of SIGSEGV
+ * (139), as on Linux. The guest kernel used to fault on the way back and panic. */
+static uint64_t bad_rip;
+static void point_rip_away(int sig, siginfo_t *info, void *context) {
+    (void)sig; (void)info;
+    ucontext_t *uc = context;
+    uc->uc_mcontext.gregs[REG_RIP] = (greg_t)bad_rip;
+}
+
+static int sigreturn_to(const char *address) {
+    bad_rip = strtoull(address, NULL, 0);
+    struct sigaction sa = { .sa_sigaction = point_rip_away, .sa_flags = SA_SIGINFO };
+    sigaction(SIGUSR1, &sa, NULL);
+    printf("returning from a handler to %#llx\n", (unsigned long long)bad_rip);
+    fflush(stdout);
+    raise(SIGUSR1);
+    printf("still running\n");
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc == 3 && strcmp(argv[1], "sigreturn") == 0) return sigreturn_to(argv[2]);
     negative_timeouts();
     huge_select_and_timers();
     mmap_edges();

@@ -354,7 +354,16 @@ extension VMMMatrix {
     /// Negative and huge timeouts, mmap hints and lengths near 2^64, positions and iovec
     /// lengths at the edge of their type, rt_sigtimedwait for a signal with a handler:
     /// Linux's answers, identical to native (the guest kernel used to panic or hang on each).
-    func oddArguments() throws { try differentialAllVariants("oddargs") }
+    func oddArguments() throws {
+        try differentialAllVariants("oddargs")
+        // A signal handler returning to a rip the CPU cannot return to: SIGSEGV (139).
+        for address in ["0x800000000000", "0xffff800000000000", "0xfffffffffffff000"] {
+            for variant in ["musl", "glibc-pie"] {
+                try differential(Invocation(program: "./oddargs.\(variant)", args: ["sigreturn", address]),
+                                 compareStderr: false, expectStatus: 139)
+            }
+        }
+    }
 
     /// Empty files in one directory until the VM's tmpfs is full: ENOSPC, as tmpfs on Linux
     /// (the kernel used to panic out of heap near 200,000 files), and the memory back after
