@@ -370,7 +370,7 @@ extension VMMMatrix {
     /// removing them. Not run natively: it would fill the host's /tmp.
     func manyFiles() throws {
         for variant in ["musl", "glibc-pie"] {
-            guard let r = try apusOnly(Invocation(program: "./manyfiles.\(variant)", apusFlags: ["-m", "32M"])) else { continue }
+            guard let r = try apusOnly(Invocation(program: "./manyfiles.\(variant)", apusFlags: ["-m", "16M"])) else { continue }
             let what = "[\(vmm)] manyfiles.\(variant)"
             XCTAssertEqual(r.status, 0, "\(what): exit status\nstdout: \(r.stdoutText)\nstderr: \(r.stderrText)")
             XCTAssertTrue(r.stdoutText.hasSuffix("failures: 0\n"), "\(what): \(r.stdoutText)")
