@@ -61,15 +61,47 @@ enum AddressSpace {
     /// Linux's default vm.max_map_count: mappings the app may have.
     static let maxRegions = 65530
 
-    /// ENOMEM before a call that may add regions (a split adds at most two) once the app
-    /// has max_map_count of them, or when the list would have to grow (doubling) beyond
-    /// what memory leaves the kernel: the list is kernel memory the app asks for.
-    static func checkRoomForRegions() throws(Errno) {
-        guard regions.count + 2 <= maxRegions else { throw .ENOMEM }
-        if regions.count + 2 > regions.capacity {
+    /// ENOMEM before a call that adds `added` regions once the app would have more than
+    /// Linux's max_map_count, or when the list would have to grow (doubling) beyond what
+    /// memory leaves the kernel: the list is kernel memory the app asks for. A call that
+    /// adds none (munmap of whole regions) always has room: freeing memory never needs more.
+    static func checkRoomForRegions(adding added: Int) throws(Errno) {
+        guard added > 0 else { return }
+        guard regions.count + added <= maxRegions else { throw .ENOMEM }
+        if regions.count + added > regions.capacity {
             let bytes = max(2 * regions.capacity, 16) * MemoryLayout<Region>.stride
             guard PhysicalMemory.canGrantApp(pages: bytes / 4096 + 1) else { throw .ENOMEM }
         }
+    }
+
+    /// How many regions cutting at `start` and `end` would add: one per cut strictly inside
+    /// a region.
+    static func splits(_ start: UInt64, _ end: UInt64) -> Int {
+        (cutsRegion(at: start) ? 1 : 0) + (end != start && cutsRegion(at: end) ? 1 : 0)
+    }
+
+    /// Whether `address` lies strictly inside a region (binary search: regions are sorted
+    /// and disjoint).
+    private static func cutsRegion(at address: UInt64) -> Bool {
+        var low = 0, high = regions.count
+        while low < high {
+            let middle = low + (high - low) / 2
+            if regions[middle].start < address { low = middle + 1 } else { high = middle }
+        }
+        // regions[low - 1] is the last one starting below `address`.
+        return low > 0 && address < regions[low - 1].end
+    }
+
+    /// A list far larger than its regions (after many were unmapped) gives memory back,
+    /// when the smaller copy fits beside the kernel's reserve (else the next unmap tries).
+    static func shrinkRegionListIfSparse() {
+        guard regions.capacity > 256, regions.count < regions.capacity / 4 else { return }
+        let bytes = regions.count * 2 * MemoryLayout<Region>.stride
+        guard PhysicalMemory.canGrantApp(pages: bytes / 4096 + 1) else { return }
+        var compact: [Region] = []
+        compact.reserveCapacity(regions.count * 2)
+        compact.append(contentsOf: regions)
+        regions = compact
     }
 
     static func pageAlignUp(_ v: UInt64) -> UInt64? {
@@ -209,6 +241,7 @@ enum AddressSpace {
         split(at: end)
         for r in regions where r.start >= start && r.end <= end { releaseFrames(r, r.start, r.end) }
         regions.removeAll { $0.start >= start && $0.end <= end }
+        shrinkRegionListIfSparse()
     }
 
     /// mprotect: ENOMEM if any page of the range is not mapped.

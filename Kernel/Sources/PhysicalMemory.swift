@@ -35,7 +35,11 @@ enum PhysicalMemory {
 
     /// Whether the app may have `pages` more pages and leave the kernel its reserve.
     static func canGrantApp(pages: Int) -> Bool {
-        pages >= 0 && pages <= freePages - kernelReservePages
+        guard pages >= 0 else { return false }
+        if pages <= freePages - kernelReservePages { return true }
+        // Large blocks the heap keeps for reuse are free memory too.
+        Heap.releaseKeptBlocks()
+        return pages <= freePages - kernelReservePages
     }
 
     /// Whether an array holding `count` elements of `stride` bytes in `capacity` may take
@@ -48,6 +52,12 @@ enum PhysicalMemory {
         let bytes = max(needed, 2 * capacity) * stride
         return canGrantApp(pages: bytes / 4096 + 1)
     }
+
+    /// Whether the app may have one more kernel object (a pipe, socket, timer, thread…):
+    /// objects the app asks for are its memory too, so they stop where its mappings stop,
+    /// and the reserve stays the kernel's (ENOMEM/EAGAIN to the app, as Linux under
+    /// memory pressure).
+    static var canGrantAppObject: Bool { canGrantApp(pages: 1) }
 
     /// A zeroed page for the app's memory, or nil once only the kernel's reserve is left.
     static func allocateAppPage() -> PhysicalAddress? {

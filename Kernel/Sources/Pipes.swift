@@ -85,6 +85,7 @@ enum KernelObjects {
 
     /// A new descriptor (lowest free) for a new object.
     static func install(_ object: KernelObject, flags: OpenFlags, cloexec: Bool) throws(Errno) -> Int32 {
+        guard PhysicalMemory.canGrantAppObject else { throw .ENOMEM }
         let slot = table.firstIndex { $0 == nil } ?? table.count
         if slot == table.count {
             table.append(nil)

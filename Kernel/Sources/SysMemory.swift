@@ -16,7 +16,7 @@ enum SysMemory {
         guard let newEnd = AddressSpace.pageAlignUp(requested),
               let oldEnd = AddressSpace.pageAlignUp(current) else { return current }
         if newEnd > oldEnd {
-            guard AddressSpace.isFree(oldEnd, newEnd), (try? AddressSpace.checkRoomForRegions()) != nil else { return current }
+            guard AddressSpace.isFree(oldEnd, newEnd), (try? AddressSpace.checkRoomForRegions(adding: 1)) != nil else { return current }
             do { try AddressSpace.map(oldEnd, newEnd - oldEnd, [.PROT_READ, .PROT_WRITE], .heap) } catch {
                 return current
             }
@@ -28,7 +28,7 @@ enum SysMemory {
     }
 
     static func mmap(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        try AddressSpace.checkRoomForRegions()
+        try AddressSpace.checkRoomForRegions(adding: 3)  // the mapping, and MAP_FIXED's two cuts
         let protection = MmapProtection(rawValue: a[2] & 0xffff_ffff)
         let flags = MmapFlags(rawValue: a[3] & 0xffff_ffff)
         try flags.validate()
@@ -136,15 +136,15 @@ enum SysMemory {
     }
 
     static func munmap(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        try AddressSpace.checkRoomForRegions()
         let (start, length) = try range(a[0], a.size(1))
+        try AddressSpace.checkRoomForRegions(adding: AddressSpace.splits(start, start + length))
         AddressSpace.unmap(start, length)
         return 0
     }
 
     static func mprotect(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        try AddressSpace.checkRoomForRegions()
         let (start, length) = try range(a[0], a.size(1), allowEmpty: true)
+        try AddressSpace.checkRoomForRegions(adding: AddressSpace.splits(start, start + length))
         let protection = MmapProtection(rawValue: a[2] & 0xffff_ffff)
         try protection.validateForMprotect()
         if length == 0 { return 0 }
@@ -168,13 +168,15 @@ enum SysMemory {
     }
 
     static func mremap(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        try AddressSpace.checkRoomForRegions()
         let flags = MremapFlags(rawValue: a[3])
         guard flags.isSubset(of: [.MREMAP_MAYMOVE]) else { throw .EINVAL }  // FIXED/DONTUNMAP later
         let (start, oldLength) = try range(a[0], a.size(1))
         // Zero, or more than the whole user range: EINVAL (Linux: beyond TASK_SIZE).
         guard let newLength = AddressSpace.pageAlignUp(a.size(2)), newLength > 0,
               newLength <= PageTable.userEnd else { throw .EINVAL }
+        // Shrinking cuts once; growing may cut twice and add the moved or grown part.
+        try AddressSpace.checkRoomForRegions(adding: newLength <= oldLength
+            ? AddressSpace.splits(start + newLength, start + oldLength) : 4)
         return try AddressSpace.remap(start, oldLength, newLength, mayMove: flags.contains(.MREMAP_MAYMOVE))
     }
 

@@ -42,6 +42,9 @@ enum SysThread {
             throw .ENOSYS
         }
         if flags & CLONE_SETTLS != 0 && tls >= PageTable.userEnd { throw .EPERM }
+        // A thread is kernel memory the app asks for (its state, FPU image): EAGAIN, as
+        // Linux's clone when it cannot have one more.
+        guard PhysicalMemory.canGrantAppObject else { throw .EAGAIN }
         if flags & CLONE_PARENT_SETTID != 0 { _ = try UserMemory.writable(parentTid, 4) }
         if flags & (CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID) != 0 { _ = try UserMemory.writable(childTid, 4) }
         let thread = Scheduler.spawn(stack: stack, tls: flags & CLONE_SETTLS != 0 ? tls : nil)

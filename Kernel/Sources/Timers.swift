@@ -265,7 +265,7 @@ enum SysPosixTimers {
         let slot = timers.firstIndex { $0 == nil } ?? timers.count
         // Each timer is kernel memory the app asks for: bounded, EAGAIN as Linux's
         // sigqueue limit answers.
-        guard slot < maxTimers else { throw .EAGAIN }
+        guard slot < maxTimers, PhysicalMemory.canGrantAppObject else { throw .EAGAIN }
         let event = a[1] == 0
             ? Sigevent(value: UInt64(slot), signal: 14, notify: Sigevent.SIGEV_SIGNAL)
             : try Sigevent.decode(from: UserMemory.readable(a[1], Sigevent.size))

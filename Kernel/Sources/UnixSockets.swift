@@ -86,6 +86,7 @@ final class UnixSocket {
             wait()
             return
         }
+        guard PhysicalMemory.canGrantAppObject else { throw .ENOMEM }
         let server = try UnixSocket(type: type)
         server.peer = self
         server.boundPath = path

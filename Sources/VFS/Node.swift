@@ -202,10 +202,20 @@ extension FileSystem {
         if entries.count == entries.capacity {
             bytes += max(2 * entries.capacity, 16) * MemoryLayout<DirectoryEntry>.stride
         }
-        if newNode && freeNodes.isEmpty && nodes.count == nodes.capacity {
-            bytes += max(2 * nodes.capacity, 16) * MemoryLayout<Node>.stride
-        }
+        if newNode { bytes += nodeGrowthBytes }
         guard host.canAllocate(bytes) else { throw .ENOSPC }
+    }
+
+    /// What one more node costs the host now: the node array's growth if it is full and no
+    /// freed slot is left to reuse (the node itself lives in the array).
+    var nodeGrowthBytes: Int {
+        freeNodes.isEmpty && nodes.count == nodes.capacity ? max(2 * nodes.capacity, 16) * MemoryLayout<Node>.stride : 0
+    }
+
+    /// Whether the host can hold one more node (nodes that are not names: consoles, the
+    /// links of /proc/self/fd).
+    mutating func hasRoomForNode() -> Bool {
+        host.canAllocate(nodeGrowthBytes + 64)
     }
 
     /// Makes `name` in `dir` name `node` (replacing any entry or whiteout); counts the link.

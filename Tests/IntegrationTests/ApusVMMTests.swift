@@ -62,6 +62,7 @@ final class ApusVMMTests: XCTestCase {
     // Hardening (GuestCases.swift)
     func testOddArguments() throws { try matrix.oddArguments() }
     func testManyFiles() throws { try matrix.manyFiles() }
+    func testMemoryFull() throws { try matrix.memoryFull() }
     func testSyscallFuzzer() throws {
         try matrix.syscallFuzzer(calls: 100_000, seeds: [1, 2], timeoutSeconds: 25)
         try matrix.syscallFuzzer(calls: 20_000, seeds: [3], variant: "glibc-pie", timeoutSeconds: 25)

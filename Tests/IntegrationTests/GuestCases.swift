@@ -377,6 +377,18 @@ extension VMMMatrix {
         }
     }
 
+    /// The program takes all memory, then asks for pipes full of data, timers, mappings,
+    /// files and socket pairs until each is refused: errnos, never the kernel out of heap
+    /// (a panic before), and everything works again once it lets go. Not run natively.
+    func memoryFull() throws {
+        for variant in ["musl", "glibc-pie"] {
+            guard let r = try apusOnly(Invocation(program: "./memfull.\(variant)", apusFlags: ["-m", "16M"])) else { continue }
+            let what = "[\(vmm)] memfull.\(variant)"
+            XCTAssertEqual(r.status, 0, "\(what): exit status\nstdout: \(r.stdoutText)\nstderr: \(r.stderrText)")
+            XCTAssertTrue(r.stdoutText.hasSuffix("failures: 0\n"), "\(what): \(r.stdoutText)")
+        }
+    }
+
     /// The syscall fuzzer (Tests/Guests/sysfuzz.c): `calls` random syscalls with edge
     /// arguments per seed, in a VM without a network. A guest kernel panic (250), a hang past
     /// --timeout (251), a fault of the fuzzer itself (3) or a crash of the VMM fails; the run
