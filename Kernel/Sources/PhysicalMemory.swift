@@ -29,9 +29,10 @@ enum PhysicalMemory {
 
     /// Pages the app's own memory (its mappings, tmpfs files and names) never takes: page
     /// tables and the kernel heap (objects, buffers) come from them, and the kernel running
-    /// out is a panic, where the app running out is ENOMEM/ENOSPC as on Linux. 1/32 of
-    /// memory, at least 1 MiB.
-    static var kernelReservePages: Int { max(256, totalPages / 32) }
+    /// out is a panic, where the app running out is ENOMEM/ENOSPC as on Linux. 1/64 of
+    /// memory, at least 512 KiB and at most 8 MiB (the kernel's needs beyond the objects
+    /// the app asks for, which are charged to the app, do not grow with memory).
+    static var kernelReservePages: Int { min(max(128, totalPages / 64), 2048) }
 
     /// Whether the app may have `pages` more pages and leave the kernel its reserve.
     static func canGrantApp(pages: Int) -> Bool {
