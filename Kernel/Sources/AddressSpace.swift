@@ -58,6 +58,52 @@ enum AddressSpace {
     nonisolated(unsafe) static var brkStart: UInt64 = 0
     nonisolated(unsafe) static var brkCurrent: UInt64 = 0
 
+    /// Linux's default vm.max_map_count: mappings the app may have.
+    static let maxRegions = 65530
+
+    /// ENOMEM before a call that adds `added` regions once the app would have more than
+    /// Linux's max_map_count, or when the list would have to grow (doubling) beyond what
+    /// memory leaves the kernel: the list is kernel memory the app asks for. A call that
+    /// adds none (munmap of whole regions) always has room: freeing memory never needs more.
+    static func checkRoomForRegions(adding added: Int) throws(Errno) {
+        guard added > 0 else { return }
+        guard regions.count + added <= maxRegions else { throw .ENOMEM }
+        if regions.count + added > regions.capacity {
+            let bytes = max(2 * regions.capacity, 16) * MemoryLayout<Region>.stride
+            guard PhysicalMemory.canGrantApp(pages: bytes / 4096 + 1) else { throw .ENOMEM }
+        }
+    }
+
+    /// How many regions cutting at `start` and `end` would add: one per cut strictly inside
+    /// a region.
+    static func splits(_ start: UInt64, _ end: UInt64) -> Int {
+        (cutsRegion(at: start) ? 1 : 0) + (end != start && cutsRegion(at: end) ? 1 : 0)
+    }
+
+    /// Whether `address` lies strictly inside a region (binary search: regions are sorted
+    /// and disjoint).
+    private static func cutsRegion(at address: UInt64) -> Bool {
+        var low = 0, high = regions.count
+        while low < high {
+            let middle = low + (high - low) / 2
+            if regions[middle].start < address { low = middle + 1 } else { high = middle }
+        }
+        // regions[low - 1] is the last one starting below `address`.
+        return low > 0 && address < regions[low - 1].end
+    }
+
+    /// A list far larger than its regions (after many were unmapped) gives memory back,
+    /// when the smaller copy fits beside the kernel's reserve (else the next unmap tries).
+    static func shrinkRegionListIfSparse() {
+        guard regions.capacity > 256, regions.count < regions.capacity / 4 else { return }
+        let bytes = regions.count * 2 * MemoryLayout<Region>.stride
+        guard PhysicalMemory.canGrantApp(pages: bytes / 4096 + 1) else { return }
+        var compact: [Region] = []
+        compact.reserveCapacity(regions.count * 2)
+        compact.append(contentsOf: regions)
+        regions = compact
+    }
+
     static func pageAlignUp(_ v: UInt64) -> UInt64? {
         let (s, o) = v.addingReportingOverflow(pageSize - 1)
         return o ? nil : s & ~(pageSize - 1)
@@ -80,7 +126,8 @@ enum AddressSpace {
             }
             candidateEnd = min(candidateEnd, r.start)
         }
-        guard candidateEnd >= PageTable.userStart + length else { return nil }
+        // (Subtracting: `userStart + length` would wrap for a length near 2^64.)
+        guard candidateEnd >= PageTable.userStart, candidateEnd - PageTable.userStart >= length else { return nil }
         return candidateEnd - length
     }
 
@@ -94,7 +141,7 @@ enum AddressSpace {
     /// and records it. The range must be free.
     static func map(_ region: Region) throws(Errno) {
         let pages = Int((region.end - region.start) / pageSize)
-        guard region.protection.isEmpty || region.sharedFile >= 0 || pages <= PhysicalMemory.freePages else { throw .ENOMEM }
+        guard region.protection.isEmpty || region.sharedFile >= 0 || PhysicalMemory.canGrantApp(pages: pages) else { throw .ENOMEM }
         if !region.protection.isEmpty {
             do { try back(region, region.start, region.end) } catch {
                 releaseFrames(region, region.start, region.end)
@@ -128,7 +175,7 @@ enum AddressSpace {
     static func privatize(_ address: UInt64) throws(Errno) {
         guard PageTable.isBorrowed(address), let source = PageTable.frame(address),
               let e = try PageTable.leaf(address, create: false) else { return }
-        guard let frame = PhysicalMemory.allocatePage() else { throw .ENOMEM }
+        guard let frame = PhysicalMemory.allocateAppPage() else { throw .ENOMEM }
         directMap(frame).copyMemory(from: directMap(source), byteCount: Int(pageSize))
         e.pointee = frame.raw | (e.pointee & ~(PageTable.frameMask | PageTable.borrowed))
         PageTable.flush(address, pages: 1)
@@ -147,7 +194,7 @@ enum AddressSpace {
                         throw error
                     }
                 } else {
-                    guard let frame = PhysicalMemory.allocatePage() else { throw .ENOMEM }
+                    guard let frame = PhysicalMemory.allocateAppPage() else { throw .ENOMEM }
                     do { try PageTable.map(address, frame, flags) } catch {
                         PhysicalMemory.free(frame)
                         throw error
@@ -194,6 +241,7 @@ enum AddressSpace {
         split(at: end)
         for r in regions where r.start >= start && r.end <= end { releaseFrames(r, r.start, r.end) }
         regions.removeAll { $0.start >= start && $0.end <= end }
+        shrinkRegionListIfSparse()
     }
 
     /// mprotect: ENOMEM if any page of the range is not mapped.
@@ -246,8 +294,11 @@ enum AddressSpace {
             return old
         }
         let growth = newLength - oldLength
-        if old + oldLength == r.end && isFree(r.end, r.end + growth) {
-            try map(r.continued(at: r.end, to: r.end + growth))
+        // Lengths come from the app: a growth or a new end past 2^64 is simply no room.
+        guard case (let grownEnd, false) = r.end.addingReportingOverflow(growth),
+              case (_, false) = old.addingReportingOverflow(newLength) else { throw .ENOMEM }
+        if old + oldLength == r.end && isFree(r.end, grownEnd) {
+            try map(r.continued(at: r.end, to: grownEnd))
             merge()
             return old
         }

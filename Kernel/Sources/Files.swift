@@ -85,9 +85,10 @@ struct KernelHost: FileSystemHost {
         return m.bytes
     }
 
-    /// Keeps a reserve for page tables and the kernel's small allocations.
+    /// tmpfs bytes (file data, nodes, names) are the app's memory: they leave the kernel
+    /// its reserve (PhysicalMemory.kernelReservePages).
     mutating func canAllocate(_ bytes: Int) -> Bool {
-        bytes / 4096 + 64 < PhysicalMemory.freePages
+        bytes >= 0 && PhysicalMemory.canGrantApp(pages: bytes / 4096 + 1)
     }
 
     mutating func collectMappedBytes(_ node: Int, into contents: UnsafeMutableRawBufferPointer, _ range: Range<Int>) {
@@ -99,6 +100,11 @@ struct KernelHost: FileSystemHost {
     }
 
     mutating func generate(_ id: UInt32) throws(Errno) -> [UInt8] {
+        // The snapshot is kernel memory the app asks for, as large as its mappings are many
+        // (up to max_map_count lines of /proc/self/maps): ENOMEM unless it fits beside the
+        // kernel's reserve, with room for the doubling while it is built.
+        let estimate = Files.Generated(rawValue: id) == .selfMaps ? AddressSpace.regions.count * 2 * 160 : 4096
+        guard PhysicalMemory.canGrantApp(pages: estimate / 4096 + 1) else { throw .ENOMEM }
         var m = Message()
         switch Files.Generated(rawValue: id) {
         case .selfMaps: ProcFiles.maps(&m)

@@ -151,6 +151,22 @@ enum Heap {
         }
     }
 
+    /// Gives the kept large blocks back to the page allocator (when the app needs the memory
+    /// they hold: see PhysicalMemory.canGrantApp).
+    static func releaseKeptBlocks() {
+        guard let heads = reuseHeads, reusePages > 0, let info = pageInfo else { return }
+        for pages in 1...reuseMaxPages {
+            while heads[pages] != 0 {
+                let block = UnsafeMutableRawPointer(bitPattern: UInt(heads[pages]))!
+                heads[pages] = block.load(as: UInt64.self)
+                let physical = directMapPhysical(block)
+                info[Int(physical.raw / 4096)] = 0
+                for i in 0..<pages { PhysicalMemory.free(PhysicalAddress(physical.raw + UInt64(i) * 4096)) }
+                reusePages -= pages
+            }
+        }
+    }
+
     /// The usable size of a block (for realloc).
     static func usableSize(_ pointer: UnsafeMutableRawPointer) -> Int {
         if let pages = WindowBlocks.pages(of: pointer) { return pages * 4096 }

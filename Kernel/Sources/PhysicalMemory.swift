@@ -27,6 +27,44 @@ enum PhysicalMemory {
 
     static var freePages: Int { Int((end - bump) / pageSize) + freeListCount }
 
+    /// Pages the app's own memory (its mappings, tmpfs files and names) never takes: page
+    /// tables and the kernel heap (objects, buffers) come from them, and the kernel running
+    /// out is a panic, where the app running out is ENOMEM/ENOSPC as on Linux. 1/64 of
+    /// memory, at least 512 KiB and at most 8 MiB (the kernel's needs beyond the objects
+    /// the app asks for, which are charged to the app, do not grow with memory).
+    static var kernelReservePages: Int { min(max(128, totalPages / 64), 2048) }
+
+    /// Whether the app may have `pages` more pages and leave the kernel its reserve.
+    static func canGrantApp(pages: Int) -> Bool {
+        guard pages >= 0 else { return false }
+        if pages <= freePages - kernelReservePages { return true }
+        // Large blocks the heap keeps for reuse are free memory too.
+        Heap.releaseKeptBlocks()
+        return pages <= freePages - kernelReservePages
+    }
+
+    /// Whether an array holding `count` elements of `stride` bytes in `capacity` may take
+    /// `more`: true when it fits, else when its growth (Swift doubles the capacity) leaves
+    /// the kernel its reserve. For kernel buffers whose size the app decides (pipes, socket
+    /// queues): their caller fails with the errno Linux gives when memory is short.
+    static func canGrow(count: Int, capacity: Int, by more: Int, stride: Int = 1) -> Bool {
+        let needed = count + more
+        if needed <= capacity { return true }
+        let bytes = max(needed, 2 * capacity) * stride
+        return canGrantApp(pages: bytes / 4096 + 1)
+    }
+
+    /// Whether the app may have one more kernel object (a pipe, socket, timer, thread…):
+    /// objects the app asks for are its memory too, so they stop where its mappings stop,
+    /// and the reserve stays the kernel's (ENOMEM/EAGAIN to the app, as Linux under
+    /// memory pressure).
+    static var canGrantAppObject: Bool { canGrantApp(pages: 1) }
+
+    /// A zeroed page for the app's memory, or nil once only the kernel's reserve is left.
+    static func allocateAppPage() -> PhysicalAddress? {
+        canGrantApp(pages: 1) ? allocatePage() : nil
+    }
+
     /// A zeroed page, or nil when memory is exhausted.
     static func allocatePage() -> PhysicalAddress? {
         if freeList != 0 {

@@ -85,6 +85,7 @@ enum KernelObjects {
 
     /// A new descriptor (lowest free) for a new object.
     static func install(_ object: KernelObject, flags: OpenFlags, cloexec: Bool) throws(Errno) -> Int32 {
+        guard PhysicalMemory.canGrantAppObject else { throw .ENOMEM }
         let slot = table.firstIndex { $0 == nil } ?? table.count
         if slot == table.count {
             table.append(nil)
@@ -204,6 +205,7 @@ enum KernelObjects {
             // Up to the room there is: a blocking write may come back short when the pipe
             // fills (callers loop; Linux would wait to write it all).
             let n = min(room, bytes.count)
+            guard PhysicalMemory.canGrow(count: p.bytes.count, capacity: p.bytes.capacity, by: n) else { throw .ENOMEM }
             p.bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[0..<n]))
             p.written &+= UInt64(n)
             Scheduler.wakeRestartingWaiters()
@@ -251,7 +253,7 @@ enum KernelObjects {
 
     /// Readiness of a descriptor as poll/epoll report it (POLLIN 1, POLLOUT 4, POLLERR 8,
     /// POLLHUP 16; the EPOLL bits are the same numbers).
-    static func readiness(_ fd: Int32) -> UInt32? {
+    static func readiness(_ fd: Int32, depth: Int = 0) -> UInt32? {
         guard let flags = try? SysIO.fs.statusFlags(fd) else { return nil }
         guard let id = id(of: fd) else {
             return (flags.isReadable ? 1 : 0) | (flags.isWritable ? 4 : 0)
@@ -260,7 +262,11 @@ enum KernelObjects {
         case .pipeRead(let p): return (p.bytes.isEmpty ? 0 : 1) | (p.writers == 0 ? 16 : 0)
         case .pipeWrite(let p): return (p.bytes.count < Pipe.capacity ? 4 : 0) | (p.readers == 0 ? 8 : 0)
         case .eventfd(let e): return (e.value > 0 ? 1 : 0) | 4
-        case .epoll(let ep): return ep.interests.contains { !$0.disabled && (readiness($0.fd) ?? 0) & $0.events != 0 } ? 1 : 0
+        case .epoll(let ep):
+            // epoll_ctl refuses loops and nesting deeper than Linux's EP_MAX_NESTS; the depth
+            // bound here keeps even a bug there from recursing without end.
+            guard depth < SysEvents.maxNesting + 1 else { return 0 }
+            return ep.interests.contains { !$0.disabled && (readiness($0.fd, depth: depth + 1) ?? 0) & $0.events != 0 } ? 1 : 0
         case .timer(let t): return t.expirations > 0 ? 1 : 0
         case .signalfd(let state):
             let me = Scheduler.current
@@ -327,6 +333,25 @@ enum SysEvents {
         }
     }
 
+    /// Linux's EP_MAX_NESTS: epoll instances watching epoll instances, at most this deep.
+    static let maxNesting = 4
+
+    /// The epoll instance behind `fd`, if it is one.
+    private static func epoll(_ fd: Int32) -> EpollInstance? {
+        guard let id = KernelObjects.id(of: fd), case .epoll(let ep) = KernelObjects.object(id) else { return nil }
+        return ep
+    }
+
+    /// Whether watching epoll `target` from `ep` would make a loop (`ep` reachable from
+    /// `target`) or a chain deeper than `maxNesting`: ELOOP, as on Linux.
+    private static func wouldLoop(watching target: EpollInstance, from ep: EpollInstance, depth: Int = 1) -> Bool {
+        if target === ep || depth > maxNesting { return true }
+        for interest in target.interests {
+            if let inner = epoll(interest.fd), wouldLoop(watching: inner, from: ep, depth: depth + 1) { return true }
+        }
+        return false
+    }
+
     private static func instance(_ fd: Int32) throws(Errno) -> EpollInstance {
         guard let id = KernelObjects.id(of: fd), case .epoll(let ep) = KernelObjects.object(id) else {
             throw SysIO.fs.isOpen(fd) ? .EINVAL : .EBADF
@@ -349,6 +374,9 @@ enum SysEvents {
                                          data: event.readLE(UInt64.self, at: 4))
             if a.int32(1) == 1 {
                 guard index == nil else { throw .EEXIST }
+                if let target = epoll(fd), wouldLoop(watching: target, from: ep) { throw .ELOOP }
+                guard PhysicalMemory.canGrow(count: ep.interests.count, capacity: ep.interests.capacity, by: 1,
+                                             stride: MemoryLayout<EpollInterest>.stride) else { throw .ENOMEM }
                 ep.interests.append(interest)
             } else {
                 guard let i = index else { throw .ENOENT }

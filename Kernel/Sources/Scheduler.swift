@@ -247,10 +247,11 @@ enum Scheduler {
         if t.remainderAddress != 0 && result == Errno.EINTR.negatedReturn {
             let left = t.deadline > Clock.monotonicNanos ? t.deadline - Clock.monotonicNanos : 0
             if let out = try? UserMemory.writable(t.remainderAddress, Timespec.size) {
-                try? Timespec(totalNanoseconds: Int64(left)).encode(into: out)
+                try? Timespec(totalNanoseconds: Int64(clamping: left)).encode(into: out)
             }
         }
         t.remainderAddress = 0
+        t.waitingSignals = 0  // an rt_sigtimedwait that ends here (timeout, EINTR) waits no more
         t.state = .runnable
         t.futexAddress = 0
         t.deadline = 0

@@ -42,7 +42,7 @@ enum SharedFiles {
             files[slot].references += 1
             return frame
         }
-        guard let frame = PhysicalMemory.allocatePage() else { throw .ENOMEM }
+        guard let frame = PhysicalMemory.allocateAppPage() else { throw .ENOMEM }
         let buffer = UnsafeMutableRawBufferPointer(start: directMap(frame), count: Int(AddressSpace.pageSize))
         _ = SysIO.fs.readShared(files[slot].node, at: page * Int(AddressSpace.pageSize), into: buffer)
         while files[slot].frames.count <= page { files[slot].frames.append(nil) }

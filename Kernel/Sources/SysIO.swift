@@ -37,12 +37,20 @@ enum SysIO {
         return UInt64(try fs.write(a.fd(0), bytes))
     }
 
+    /// Linux's rw_verify_area for an explicit position: negative, or so close to 2^63 that
+    /// the transfer would end past it, is EINVAL (before anything is read or written).
+    static func checkPosition(_ offset: Int64, count: UInt64) throws(Errno) {
+        guard offset >= 0, count <= UInt64(Int64.max - offset) else { throw .EINVAL }
+    }
+
     static func pread64(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try checkPosition(Int64(bitPattern: a[3]), count: UInt64(count(a, 2)))
         let out = try UserMemory.writable(a[1], count(a, 2))
         return UInt64(try fs.pread(a.fd(0), into: out, offset: Int64(bitPattern: a[3])))
     }
 
     static func pwrite64(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try checkPosition(Int64(bitPattern: a[3]), count: UInt64(count(a, 2)))
         let bytes = try UserMemory.readable(a[1], count(a, 2))
         return UInt64(try fs.pwrite(a.fd(0), bytes, offset: Int64(bitPattern: a[3])))
     }
@@ -68,12 +76,14 @@ enum SysIO {
     private static func readVectored(_ fd: Int32, _ iov: UInt64, _ count: Int, offset: Int64?) throws(Errno) -> UInt64 {
         var position = offset
         var total: UInt64 = 0
-        for v in try iovecs(iov, count) where v.length > 0 {
+        let vectors = try iovecs(iov, count)
+        if let offset { try checkPosition(offset, count: totalLength(vectors)) }
+        for v in vectors where v.length > 0 {
             let out = try UserMemory.writable(v.base.raw, Int(min(v.length, SyscallResult.maxReadWriteCount - total)))
             let n: Int
             if let p = position { n = try fs.pread(fd, into: out, offset: p) } else { n = try fs.read(fd, into: out) }
             total += UInt64(n)
-            position = position.map { $0 + Int64(n) }
+            position = position.map { $0 &+ Int64(n) }  // checkPosition: cannot pass Int64.max
             if n < out.count { break }
         }
         return total
@@ -83,6 +93,7 @@ enum SysIO {
     /// call with what was written (Linux semantics). A zero-length call still checks fd.
     private static func writeVectored(_ fd: Int32, _ iov: UInt64, _ count: Int, offset: Int64?) throws(Errno) -> UInt64 {
         let vectors = try iovecs(iov, count)
+        if let offset { try checkPosition(offset, count: totalLength(vectors)) }
         var position = offset
         var total: UInt64 = 0
         for (i, v) in vectors.enumerated() where v.length > 0 {
@@ -94,11 +105,19 @@ enum SysIO {
             let n: Int
             if let p = position { n = try fs.pwrite(fd, bytes, offset: p) } else { n = try fs.write(fd, bytes) }
             total += UInt64(n)
-            position = position.map { $0 + Int64(n) }
+            position = position.map { $0 &+ Int64(n) }  // checkPosition: cannot pass Int64.max
             if n < bytes.count { break }
         }
         if total == 0 && offset == nil { _ = try fs.write(fd, UnsafeRawBufferPointer(start: nil, count: 0)) }
         return total
+    }
+
+    /// What a vectored transfer moves at most: the lengths' sum, capped at MAX_RW_COUNT as
+    /// Linux caps it (each length is below 2^63, so the sum of 1024 cannot wrap).
+    private static func totalLength(_ vectors: [Iovec]) -> UInt64 {
+        var sum: UInt64 = 0
+        for v in vectors { sum &+= v.length }
+        return min(sum, SyscallResult.maxReadWriteCount)
     }
 
     private static func iovecs(_ address: UInt64, _ count: Int) throws(Errno) -> [Iovec] {
@@ -147,17 +166,43 @@ enum SysIO {
                              count: UInt64) throws(Errno) -> UInt64 {
         var position: Int64? = inOffset == 0 ? nil : Int64(bitPattern: try UserMemory.load(UInt64.self, inOffset))
         var outPosition: Int64? = outOffset == 0 ? nil : Int64(bitPattern: try UserMemory.load(UInt64.self, outOffset))
+        // Positions from the app: negative, or too close to 2^63 for the count, is EINVAL
+        // (rw_verify_area), so advancing them below cannot overflow.
+        let most = min(count, SyscallResult.maxReadWriteCount)
+        if let p = position { try checkPosition(p, count: most) }
+        if let p = outPosition { try checkPosition(p, count: most) }
+        // eventfd, timerfd, signalfd and epoll descriptors cannot be spliced (Linux: no
+        // splice_read/splice_write, EINVAL); an eventfd copied to itself would also bounce
+        // its 8 bytes back and forth for the whole count.
+        for fd in [input, output] {
+            guard let id = KernelObjects.id(of: fd) else { continue }
+            switch KernelObjects.object(id) {
+            case .eventfd?, .timer?, .signalfd?, .epoll?: throw .EINVAL
+            default: break
+            }
+        }
         // Sized to the request: a small file (a web server's page) stays a small allocation;
         // 64 KiB blocks come from the kernel's page-mapped heap window, whose mapping and
         // unmapping cost more than the copy itself.
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(max(1, min(count, 65536))), alignment: 16)
         defer { buffer.deallocate() }
         var total: UInt64 = 0
-        while total < min(count, SyscallResult.maxReadWriteCount) {
-            let want = Int(min(UInt64(buffer.count), count - total))
+        while total < most {
+            let want = Int(min(UInt64(buffer.count), most - total))
             let into = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want])
-            let got: Int
-            if let p = position { got = try fs.pread(input, into: into, offset: p) } else { got = try fs.read(input, into: into) }
+            var got = 0
+            do {
+                if let p = position {
+                    got = try fs.pread(input, into: into, offset: p)
+                } else if total > 0, let id = KernelObjects.id(of: input) {
+                    // A pipe or socket after the first chunk: never wait either.
+                    got = try KernelObjects.read(id, into: into, nonblocking: true)
+                } else {
+                    got = try fs.read(input, into: into)  // may wait: nothing was taken yet
+                }
+            } catch where total > 0 {
+                break  // what was copied is the answer (Linux returns the partial count)
+            }
             if got == 0 { break }
             let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<got])
             var put = 0
@@ -171,15 +216,19 @@ enum SysIO {
                 } else {
                     put = try fs.write(output, bytes)  // may wait: nothing was sent yet
                 }
-            } catch .EAGAIN where total > 0 {
-                put = 0
+            } catch where total > 0 {
+                put = 0  // EAGAIN, ENOSPC…: the partial count
             }
             // What the output did not take goes back to the input.
             if put < got && position == nil { _ = try? fs.lseek(input, Int64(put - got), whence: 1) }
             total += UInt64(put)
-            if let p = position { position = p + Int64(put) }
-            if let p = outPosition { outPosition = p + Int64(put) }
+            if let p = position { position = p &+ Int64(put) }        // checkPosition: no overflow
+            if let p = outPosition { outPosition = p &+ Int64(put) }
             if put < got || Scheduler.switched { break }
+            // Up to 2 GiB in one call: a signal ends it early with what was copied, as
+            // Linux's splice loop does (timers are due here too, not only at syscall entry).
+            Timers.check()
+            if SysSignal.hasDeliverable(Scheduler.current) { break }
         }
         if let p = position { try UserMemory.store(UInt64(bitPattern: p), inOffset) }
         if let p = outPosition { try UserMemory.store(UInt64(bitPattern: p), outOffset) }
@@ -464,14 +513,14 @@ enum SysIO {
     }
 
     static func readlink(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        guard a.int(2) > 0 else { throw .EINVAL }
-        let out = try UserMemory.writable(a[1], min(a.int(2), 4096))
+        guard a.int32(2) > 0 else { throw .EINVAL }  // int bufsiz
+        let out = try UserMemory.writable(a[1], Int(min(a.int32(2), 4096)))
         return UInt64(try fs.readlinkat(AT_FDCWD, path(a[0]), into: out))
     }
 
     static func readlinkat(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        guard a.int(3) > 0 else { throw .EINVAL }
-        let out = try UserMemory.writable(a[2], min(a.int(3), 4096))
+        guard a.int32(3) > 0 else { throw .EINVAL }  // int bufsiz
+        let out = try UserMemory.writable(a[2], Int(min(a.int32(3), 4096)))
         return UInt64(try fs.readlinkat(a.fd(0), path(a[1]), into: out))
     }
 
@@ -600,7 +649,7 @@ enum SysIO {
     }
 
     static func getcwd(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        let out = try UserMemory.writable(a[0], min(a.int(1), 4096))
+        let out = try UserMemory.writable(a[0], Int(min(a.size(1), 4096)))  // size_t: huge is plenty
         return UInt64(try fs.getcwd(into: out))
     }
 
@@ -638,8 +687,8 @@ enum SysIO {
         var timeout: UInt64? = nil
         if a[4] != 0 {
             let tv = try Timeval.decode(from: UserMemory.readable(a[4], Timeval.size))
-            guard tv.isValid, tv.seconds >= 0 else { throw .EINVAL }
-            timeout = UInt64(tv.seconds) * 1_000_000_000 + UInt64(tv.microseconds) * 1000
+            guard let ns = tv.selectTimeoutNanoseconds else { throw .EINVAL }
+            timeout = ns
         }
         return try select(count: a.int32(0), sets: (a[1], a[2], a[3]), timeout: timeout)
     }

@@ -16,7 +16,7 @@ enum SysMemory {
         guard let newEnd = AddressSpace.pageAlignUp(requested),
               let oldEnd = AddressSpace.pageAlignUp(current) else { return current }
         if newEnd > oldEnd {
-            guard AddressSpace.isFree(oldEnd, newEnd) else { return current }
+            guard AddressSpace.isFree(oldEnd, newEnd), (try? AddressSpace.checkRoomForRegions(adding: 1)) != nil else { return current }
             do { try AddressSpace.map(oldEnd, newEnd - oldEnd, [.PROT_READ, .PROT_WRITE], .heap) } catch {
                 return current
             }
@@ -28,10 +28,13 @@ enum SysMemory {
     }
 
     static func mmap(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try AddressSpace.checkRoomForRegions(adding: 3)  // the mapping, and MAP_FIXED's two cuts
         let protection = MmapProtection(rawValue: a[2] & 0xffff_ffff)
         let flags = MmapFlags(rawValue: a[3] & 0xffff_ffff)
         try flags.validate()
-        guard a.size(1) > 0, let length = AddressSpace.pageAlignUp(a.size(1)) else { throw .EINVAL }
+        guard a.size(1) > 0 else { throw .EINVAL }
+        // A length that rounds past 2^64 is more than any address space: ENOMEM, as Linux.
+        guard let length = AddressSpace.pageAlignUp(a.size(1)) else { throw .ENOMEM }
         guard protection.isSubset(of: [.PROT_READ, .PROT_WRITE, .PROT_EXEC]) else { throw .EINVAL }
         let fileOffset = a[5]
         // A shared file mapping: the file's node, and whether the descriptor lets it write.
@@ -72,8 +75,10 @@ enum SysMemory {
                 AddressSpace.unmap(hint, length)
             }
             start = hint
-        } else if hint != 0, hint & pageMask == 0, hint.addingReportingOverflow(length).partialValue <= PageTable.userEnd,
-                  AddressSpace.isFree(hint, hint + length) {
+        } else if hint != 0, hint & pageMask == 0, case (let end, false) = hint.addingReportingOverflow(length),
+                  AddressSpace.isFree(hint, end) {
+            // A hint is only a hint: one that is taken, unaligned, outside the user range
+            // or wrapping past 2^64 is ignored, as on Linux.
             start = hint
         } else {
             guard let s = AddressSpace.findFree(length: length) else { throw .ENOMEM }
@@ -132,12 +137,14 @@ enum SysMemory {
 
     static func munmap(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         let (start, length) = try range(a[0], a.size(1))
+        try AddressSpace.checkRoomForRegions(adding: AddressSpace.splits(start, start + length))
         AddressSpace.unmap(start, length)
         return 0
     }
 
     static func mprotect(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         let (start, length) = try range(a[0], a.size(1), allowEmpty: true)
+        try AddressSpace.checkRoomForRegions(adding: AddressSpace.splits(start, start + length))
         let protection = MmapProtection(rawValue: a[2] & 0xffff_ffff)
         try protection.validateForMprotect()
         if length == 0 { return 0 }
@@ -164,7 +171,12 @@ enum SysMemory {
         let flags = MremapFlags(rawValue: a[3])
         guard flags.isSubset(of: [.MREMAP_MAYMOVE]) else { throw .EINVAL }  // FIXED/DONTUNMAP later
         let (start, oldLength) = try range(a[0], a.size(1))
-        guard let newLength = AddressSpace.pageAlignUp(a.size(2)), newLength > 0 else { throw .EINVAL }
+        // Zero, or more than the whole user range: EINVAL (Linux: beyond TASK_SIZE).
+        guard let newLength = AddressSpace.pageAlignUp(a.size(2)), newLength > 0,
+              newLength <= PageTable.userEnd else { throw .EINVAL }
+        // Shrinking cuts once; growing may cut twice and add the moved or grown part.
+        try AddressSpace.checkRoomForRegions(adding: newLength <= oldLength
+            ? AddressSpace.splits(start + newLength, start + oldLength) : 4)
         return try AddressSpace.remap(start, oldLength, newLength, mayMove: flags.contains(.MREMAP_MAYMOVE))
     }
 

@@ -238,7 +238,12 @@ enum SysSignal {
                 me.suspendedMask = nil
             }
         }
-        while let next = dequeue(me, from: ~me.blocked) {
+        // A thread woken to run its rt_sigtimedwait again takes the signals it waits for
+        // there, not through a handler: Linux dequeues them before the wait returns. (Else
+        // the handler would run, the call start over and wait again: for ever, with an
+        // interval timer's signal.)
+        let awaited = me.resumeDeadline != nil ? me.waitingSignals : 0
+        while let next = dequeue(me, from: ~me.blocked & ~awaited) {
             let (signal, info) = next
             let act = action(signal)
             if act.handler == SIG_IGN || (act.handler == SIG_DFL && ignoredByDefault(signal)) { continue }
@@ -358,6 +363,10 @@ enum SysSignal {
         let uc = frame[.rsp]
         guard let context = try? UserMemory.readable(uc, 304) else { terminate(11) }
         let m = 40
+        // A context whose rip is not an app address (the kernel's range, non-canonical, the
+        // upper half) cannot be returned to: the return itself would fault in the kernel.
+        // Linux's return faults there too and the process gets SIGSEGV.
+        guard context.readLE(UInt64.self, at: m + 16 * 8) < PageTable.userEnd else { terminate(11) }
         for (i, slot) in mcontextOrder.enumerated() { frame[slot] = context.readLE(UInt64.self, at: m + i * 8) }
         // Only the arithmetic and direction flags are the app's to change; IF stays set.
         frame[.rflags] = (frame[.rflags] & 0x0dd5) | 0x202

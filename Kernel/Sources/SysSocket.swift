@@ -55,6 +55,9 @@ final class Socket {
 
     func send(_ bytes: UnsafeRawBufferPointer, nonblocking: Bool, signal: Bool) throws(Errno) -> Int {
         let stack = Network.current
+        // What the stack buffers for sending is the app's memory: it leaves the kernel its
+        // reserve (ENOBUFS, as Linux when it cannot allocate socket memory).
+        guard PhysicalMemory.canGrantApp(pages: bytes.count / 4096 + 1) else { throw .ENOBUFS }
         do {
             let n = try stack.send(id, bytes, now: Clock.monotonicNanos)
             Network.flush()
@@ -320,6 +323,7 @@ enum Sockets {
         let s = try socket(fd)
         if s.kind == .datagram {
             let destination = try to.map { (a) throws(Errno) -> Endpoint in try s.endpoint(a) }
+            guard PhysicalMemory.canGrantApp(pages: bytes.count / 4096 + 1) else { throw .ENOBUFS }
             let n = try Network.current.sendTo(s.id, bytes, to: destination, from: nil, now: Clock.monotonicNanos)
             Network.flush()
             return n
@@ -390,7 +394,7 @@ enum Sockets {
         if Scheduler.switched { return 0 }
         var copied = 0
         for v in vectors where copied < min(n, buffer.count) {
-            let chunk = min(Int(v.length), min(n, buffer.count) - copied)
+            let chunk = Int(min(v.length, UInt64(min(n, buffer.count) - copied)))
             guard chunk > 0 else { continue }
             let dest = try UserMemory.writable(v.base.raw, chunk)
             buffer.withUnsafeBytes { dest.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[copied..<copied + chunk])) }
@@ -414,11 +418,11 @@ enum Sockets {
         let count = min(a.uint32(2), 1024)
         var sent: UInt32 = 0
         while sent < count {
-            let at = a[1] + UInt64(sent) * UInt64(MessageHeader.multipleSize)
+            let at = a[1] &+ UInt64(sent) * UInt64(MessageHeader.multipleSize)  // a wrapped address is EFAULT
             do {
                 let n = try sendMessage(a.fd(0), at: at, flags: a.int32(3))
                 if Scheduler.switched { return 0 }
-                try UserMemory.store(UInt32(n), at + UInt64(MessageHeader.lengthOffset))
+                try UserMemory.store(UInt32(n), at &+ UInt64(MessageHeader.lengthOffset))
             } catch {
                 if sent == 0 { throw error }
                 break
@@ -435,11 +439,11 @@ enum Sockets {
         var received: UInt32 = 0
         var flags = a.int32(3)
         while received < count {
-            let at = a[1] + UInt64(received) * UInt64(MessageHeader.multipleSize)
+            let at = a[1] &+ UInt64(received) * UInt64(MessageHeader.multipleSize)  // a wrapped address is EFAULT
             do {
                 let n = try receiveMessage(a.fd(0), at: at, flags: flags)
                 if Scheduler.switched { return 0 }
-                try UserMemory.store(UInt32(n), at + UInt64(MessageHeader.lengthOffset))
+                try UserMemory.store(UInt32(n), at &+ UInt64(MessageHeader.lengthOffset))
             } catch {
                 if received == 0 { throw error }
                 break
@@ -454,14 +458,18 @@ enum Sockets {
         guard count <= UInt64(Iovec.maxCount) else { throw .EMSGSIZE }
         let raw = try UserMemory.readable(address, Int(count) * Iovec.size)
         var out: [Iovec] = []
-        for i in 0..<Int(count) { out.append(try Iovec.decode(from: raw, index: i)) }
+        for i in 0..<Int(count) {
+            let v = try Iovec.decode(from: raw, index: i)
+            guard v.length <= UInt64(Int.max) else { throw .EINVAL }  // a negative ssize_t, as Linux
+            out.append(v)
+        }
         return out
     }
 
     private static func gather(_ address: UInt64, _ count: UInt64) throws(Errno) -> [UInt8] {
         var data: [UInt8] = []
         for v in try iovecs(address, count) where v.length > 0 {
-            guard UInt64(data.count) + v.length <= SyscallResult.maxReadWriteCount else { throw .EINVAL }
+            guard v.length <= SyscallResult.maxReadWriteCount - UInt64(data.count) else { throw .EINVAL }
             data.append(contentsOf: try UserMemory.readable(v.base.raw, Int(v.length)))
         }
         return data

@@ -23,7 +23,10 @@ enum SysThread {
         let args = try UserMemory.readable(a[0], 64)
         let stack = args.readLE(UInt64.self, at: 40), size = args.readLE(UInt64.self, at: 48)
         guard args.readLE(UInt64.self, at: 32) == 0 else { throw .EINVAL }  // threads have no exit signal
-        return try createThread(flags: args.readLE(UInt64.self, at: 0), stack: stack == 0 ? 0 : stack + size,
+        // The stack grows down from its end; a range that wraps is no stack.
+        let (stackEnd, wraps) = stack.addingReportingOverflow(size)
+        guard !wraps else { throw .EINVAL }
+        return try createThread(flags: args.readLE(UInt64.self, at: 0), stack: stack == 0 ? 0 : stackEnd,
                                 parentTid: args.readLE(UInt64.self, at: 24), childTid: args.readLE(UInt64.self, at: 16),
                                 tls: args.readLE(UInt64.self, at: 56))
     }
@@ -39,6 +42,9 @@ enum SysThread {
             throw .ENOSYS
         }
         if flags & CLONE_SETTLS != 0 && tls >= PageTable.userEnd { throw .EPERM }
+        // A thread is kernel memory the app asks for (its state, FPU image): EAGAIN, as
+        // Linux's clone when it cannot have one more.
+        guard PhysicalMemory.canGrantAppObject else { throw .EAGAIN }
         if flags & CLONE_PARENT_SETTID != 0 { _ = try UserMemory.writable(parentTid, 4) }
         if flags & (CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID) != 0 { _ = try UserMemory.writable(childTid, 4) }
         let thread = Scheduler.spawn(stack: stack, tls: flags & CLONE_SETTLS != 0 ? tls : nil)
@@ -127,9 +133,9 @@ enum SysThread {
             if absolute {
                 let now = realtime ? Clock.realtimeNanos : Clock.monotonicNanos
                 let remaining = ns > now ? ns - now : 0
-                deadline = Clock.monotonicNanos + remaining
+                deadline = Clock.monotonicNanos &+ remaining  // remaining ≤ Int64.max: no wrap
             } else {
-                deadline = Clock.monotonicNanos + ns
+                deadline = Clock.monotonicNanos &+ ns
             }
             if deadline <= Clock.monotonicNanos { throw .ETIMEDOUT }
         }

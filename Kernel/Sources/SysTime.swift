@@ -47,20 +47,22 @@ enum SysTime {
     }
 
     /// A `struct timespec *` timeout argument in nanoseconds: nil for NULL (no timeout),
-    /// EINVAL for a malformed one, EFAULT for a bad pointer.
+    /// EINVAL for a malformed or negative one (as ppoll, pselect6, epoll_pwait2,
+    /// rt_sigtimedwait and futex answer), EFAULT for a bad pointer. Saturates at Int64.max,
+    /// so a deadline `now + timeout` never wraps.
     static func timeout(_ address: UInt64) throws(Errno) -> UInt64? {
         guard address != 0 else { return nil }
         let ts = try Timespec.decode(from: UserMemory.readable(address, Timespec.size))
-        guard ts.isValid, let ns = ts.totalNanoseconds else { throw .EINVAL }
-        return UInt64(ns)
+        guard let ns = ts.durationNanoseconds else { throw .EINVAL }
+        return ns
     }
 
     static func nanosleep(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         let request = try Timespec.decode(from: UserMemory.readable(a[0], Timespec.size))
-        guard request.isValid, request.seconds >= 0, let duration = request.totalNanoseconds else { throw .EINVAL }
+        guard let duration = request.durationNanoseconds else { throw .EINVAL }
         if a[1] != 0 { _ = try UserMemory.writable(a[1], Timespec.size) }
         Scheduler.current.remainderAddress = a[1]
-        sleep(until: Clock.monotonicNanos &+ UInt64(duration))
+        sleep(until: Clock.monotonicNanos &+ duration)
         return 0
     }
 
@@ -76,10 +78,9 @@ enum SysTime {
         guard clock != ClockID.CLOCK_THREAD_CPUTIME_ID.rawValue else { throw .EINVAL }
         let start = try now(clock)
         let request = try Timespec.decode(from: UserMemory.readable(a[2], Timespec.size))
-        guard request.isValid, let value = request.totalNanoseconds else { throw .EINVAL }
-        guard request.seconds >= 0 else { throw .EINVAL }
+        guard let value = request.durationNanoseconds else { throw .EINVAL }
         let absolute = a.int32(1) & ClockID.TIMER_ABSTIME != 0
-        let remaining = absolute ? (UInt64(value) > start ? UInt64(value) - start : 0) : UInt64(value)
+        let remaining = absolute ? (value > start ? value - start : 0) : value
         if !absolute && a[3] != 0 {
             _ = try UserMemory.writable(a[3], Timespec.size)
             Scheduler.current.remainderAddress = a[3]

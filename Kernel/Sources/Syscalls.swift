@@ -272,7 +272,11 @@ enum Syscalls {
 
     nonisolated(unsafe) static var reported: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
 
-    /// "apus: unimplemented syscall NAME (N)", once per syscall number.
+    nonisolated(unsafe) static var reportedOutOfTable = false
+
+    /// "apus: unimplemented syscall NAME (N)", once per syscall number; of the numbers
+    /// outside 0..<512 (never a real syscall) only the first, so a program looping over
+    /// random numbers cannot flood the host's stderr.
     static func reportUnimplemented(_ n: Int) {
         if n >= 0 && n < 512 {
             let seen = withUnsafeMutablePointer(to: &reported) {
@@ -281,6 +285,9 @@ enum Syscalls {
             let bit: UInt64 = 1 << UInt64(n % 64)
             if seen[n / 64] & bit != 0 { return }
             seen[n / 64] |= bit
+        } else {
+            if reportedOutOfTable { return }
+            reportedOutOfTable = true
         }
         var m = Message("apus: unimplemented syscall ")
         if let name = syscallName(n) { m.append(name) } else { m.append("unknown") }

@@ -181,7 +181,8 @@ enum Timers {
         return value > offset ? value - offset : 1
     }
 
-    static func nanos(_ ts: Timespec) -> UInt64 { UInt64(ts.totalNanoseconds ?? Int64.max) }
+    /// A validated (non-negative) timer value in nanoseconds, saturating at Int64.max.
+    static func nanos(_ ts: Timespec) -> UInt64 { ts.durationNanoseconds ?? UInt64(Int64.max) }
 }
 
 /// setitimer, getitimer and alarm. ITIMER_REAL counts monotonic time and sends SIGALRM;
@@ -201,7 +202,6 @@ enum SysItimers {
         return timers[Int(which)]
     }
 
-    private static func nanos(_ tv: Timeval) -> UInt64 { UInt64(tv.seconds) * 1_000_000_000 + UInt64(tv.microseconds) * 1000 }
 
     private static func timeval(_ ns: UInt64) -> Timeval {
         Timeval(seconds: Int64(ns / 1_000_000_000), microseconds: Int64(ns % 1_000_000_000 / 1000))
@@ -223,8 +223,9 @@ enum SysItimers {
         let old = itimerval(t)
         if a[1] != 0 {
             let new = try Itimerval.decode(from: UserMemory.readable(a[1], Itimerval.size))
-            guard new.value.isValid, new.interval.isValid, new.value.seconds >= 0, new.interval.seconds >= 0 else { throw .EINVAL }
-            t.set(value: nanos(new.value), interval: nanos(new.interval), absolute: false)
+            // Huge values saturate (Linux clamps them to KTIME_MAX) rather than overflow.
+            guard let value = new.value.durationNanoseconds, let interval = new.interval.durationNanoseconds else { throw .EINVAL }
+            t.set(value: value, interval: interval, absolute: false)
         }
         if a[2] != 0 { try old.encode(into: UserMemory.writable(a[2], Itimerval.size)) }
         return 0
@@ -246,6 +247,7 @@ enum SysItimers {
 /// sigev_value.
 enum SysPosixTimers {
     nonisolated(unsafe) static var timers: [KernelTimer?] = []
+    static let maxTimers = 4096
 
     static func timer(id: Int32) -> KernelTimer? {
         guard id >= 0, Int(id) < timers.count else { return nil }
@@ -261,6 +263,9 @@ enum SysPosixTimers {
         let clockID = a.int32(0)
         let base = try Timers.base(clockID, allowCPU: true)
         let slot = timers.firstIndex { $0 == nil } ?? timers.count
+        // Each timer is kernel memory the app asks for: bounded, EAGAIN as Linux's
+        // sigqueue limit answers.
+        guard slot < maxTimers, PhysicalMemory.canGrantAppObject else { throw .EAGAIN }
         let event = a[1] == 0
             ? Sigevent(value: UInt64(slot), signal: 14, notify: Sigevent.SIGEV_SIGNAL)
             : try Sigevent.decode(from: UserMemory.readable(a[1], Sigevent.size))

@@ -86,6 +86,7 @@ final class UnixSocket {
             wait()
             return
         }
+        guard PhysicalMemory.canGrantAppObject else { throw .ENOMEM }
         let server = try UnixSocket(type: type)
         server.peer = self
         server.boundPath = path
@@ -129,6 +130,7 @@ final class UnixSocket {
             return 0
         }
         let n = isDatagram ? bytes.count : min(room, bytes.count)
+        guard PhysicalMemory.canGrow(count: p.queue.count, capacity: p.queue.capacity, by: n + 4) else { throw .ENOBUFS }
         if isDatagram {
             var length = UInt32(n)
             withUnsafeBytes(of: &length) { p.queue.append(contentsOf: $0) }

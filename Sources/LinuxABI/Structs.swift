@@ -92,6 +92,16 @@ public struct Timespec: Equatable, Sendable {
         nanoseconds >= 0 && nanoseconds < Timespec.nanosecondsPerSecond
     }
 
+    /// A duration or timeout argument (ppoll, pselect6, epoll_pwait2, rt_sigtimedwait,
+    /// futex, nanosleep, timer values) in nanoseconds, as Linux takes one: nil (EINVAL) when
+    /// tv_sec < 0 or tv_nsec is outside [0, 1e9) (`timespec64_valid`); a total beyond
+    /// Int64.max saturates there (Linux clamps to KTIME_MAX, about 292 years), so every
+    /// result also fits an Int64 and adding it to a clock reading cannot wrap a UInt64.
+    @inlinable public var durationNanoseconds: UInt64? {
+        guard isValid, seconds >= 0 else { return nil }
+        return UInt64(totalNanoseconds ?? Int64.max)
+    }
+
     /// The total in nanoseconds, or nil if it overflows Int64 (about 292 years).
     @inlinable public var totalNanoseconds: Int64? {
         let (a, o1) = seconds.multipliedReportingOverflow(by: Timespec.nanosecondsPerSecond)
@@ -132,6 +142,22 @@ public struct Timeval: Equatable, Sendable {
 
     /// 0 ≤ tv_usec < 1e6, as Linux requires of timeval arguments (else EINVAL).
     @inlinable public var isValid: Bool { microseconds >= 0 && microseconds < 1_000_000 }
+
+    /// A duration argument (setitimer's values) in nanoseconds: nil (EINVAL) unless valid with
+    /// tv_sec ≥ 0; beyond Int64.max it saturates, as `Timespec.durationNanoseconds`.
+    @inlinable public var durationNanoseconds: UInt64? {
+        guard isValid, seconds >= 0 else { return nil }
+        return Timespec(seconds: seconds, nanoseconds: microseconds * 1000).durationNanoseconds
+    }
+
+    /// select's timeout in nanoseconds, as Linux's kern_select reads it: tv_usec beyond a
+    /// second carries into the seconds (tv_usec ≥ 1e6 is accepted there), then the sum must
+    /// be a valid timespec (a negative part is EINVAL: nil); saturating as above.
+    @inlinable public var selectTimeoutNanoseconds: UInt64? {
+        let (carried, overflow) = seconds.addingReportingOverflow(microseconds / 1_000_000)
+        guard !overflow else { return nil }
+        return Timespec(seconds: carried, nanoseconds: (microseconds % 1_000_000) * 1000).durationNanoseconds
+    }
 
     public func encode(into buffer: UnsafeMutableRawBufferPointer) throws(Errno) {
         try checkFits(buffer, Self.size)

@@ -116,6 +116,7 @@ extension FileSystem {
     /// gives the access mode (O_RDONLY for stdin, O_WRONLY for the others).
     public mutating func installConsole(fd: Int32, id: UInt32, flags: OpenFlags) throws(Errno) {
         guard fd >= 0, Int(fd) < options.maxDescriptors else { throw .EBADF }
+        guard hasRoomForNode() else { throw .ENOMEM }
         let node = makeNode(.device(.console(id)), permissions: 0o620, time: host.now())
         let index: Int
         if let free = openFiles.firstIndex(where: { $0 == nil }) {
@@ -238,6 +239,9 @@ extension FileSystem {
             var permissions: UInt32 = 0o100
             if file.flags.isReadable || file.isPathOnly { permissions |= 0o400 }
             if file.flags.isWritable { permissions |= 0o200 }
+            // With memory full the listing stops short rather than the node array growing
+            // past what the host can spare.
+            guard hasRoomForNode() else { break }
             let link = makeNode(.symlink, permissions: permissions, time: time)
             nodes[link].data = descriptorTarget(file)
             setEntry(in: dir, named: decimalName(fd), to: link)

@@ -88,6 +88,7 @@ extension FileSystem {
             if lookup.trailingSlash { throw .EISDIR }
             guard nodes[lookup.parent].links > 0 || lookup.parent == FileSystem.rootNode else { throw .ENOENT }
             try checkWritable(lookup.parent)
+            try checkRoomForName(in: lookup.parent, nameLength: name.count, newNode: true)
             let now = host.now()
             let node = makeNode(.regular, permissions: mode & ~umask, time: now)
             setEntry(in: lookup.parent, named: name, to: node)

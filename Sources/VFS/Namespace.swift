@@ -29,6 +29,7 @@ extension FileSystem {
     public mutating func mkdirat(_ dirfd: Int32, _ path: UnsafeRawBufferPointer, mode: UInt32) throws(Errno) {
         let lookup = try resolveParentAt(dirfd, path)
         let name = try nameToCreate(lookup, directory: true)
+        try checkRoomForName(in: lookup.parent, nameLength: name.count, newNode: true)
         let now = host.now()
         let node = makeNode(.directory, permissions: mode & 0o1777 & ~umask, time: now)
         setEntry(in: lookup.parent, named: name, to: node)
@@ -42,6 +43,7 @@ extension FileSystem {
         guard target.count <= FileSystemLimits.maxPath else { throw .ENAMETOOLONG }
         let lookup = try resolveParentAt(dirfd, path)
         let name = try nameToCreate(lookup, directory: false)
+        try checkRoomForName(in: lookup.parent, nameLength: name.count, newNode: true, extraBytes: target.count)
         let now = host.now()
         let node = makeNode(.symlink, permissions: 0o777, time: now)
         nodes[node].data = Array(target)
@@ -61,6 +63,7 @@ extension FileSystem {
         if isDirectory(node) { throw .EPERM }
         // A file whose last name is gone (open, unlinked) cannot get a new one (Linux: ENOENT).
         if nodes[node].links == 0 { throw .ENOENT }
+        try checkRoomForName(in: lookup.parent, nameLength: name.count, newNode: false)
         setEntry(in: lookup.parent, named: name, to: node)
         let now = host.now()
         nodes[node].changeTime = now
@@ -131,6 +134,10 @@ extension FileSystem {
         if isDirectory(source) && isAncestor(source, of: new.parent) { throw .EINVAL }
         if exchange, let target, isDirectory(target), isAncestor(target, of: old.parent) { throw .EINVAL }
         if source == target { return }
+        // A name new to another directory may grow that directory's list.
+        if target == nil && new.parent != old.parent {
+            try checkRoomForName(in: new.parent, nameLength: newName.count, newNode: false)
+        }
         let now = host.now()
 
         if exchange, let target {

@@ -190,6 +190,34 @@ extension FileSystem {
         return node
     }
 
+    /// ENOSPC unless the host can hold one more name in `dir` (and, with `newNode`, one more
+    /// node, plus `extraBytes` of contents such as a symlink's target): the bytes the arrays
+    /// need if they must grow now (an array doubles its capacity), the name and a small
+    /// allocation overhead. The overlay is the VM's memory, as tmpfs is Linux's, so a
+    /// directory cannot grow until the kernel has nothing left: it fills up like tmpfs does.
+    mutating func checkRoomForName(in dir: Int, nameLength: Int, newNode: Bool, extraBytes: Int = 0) throws(Errno) {
+        let allocationOverhead = 64
+        var bytes = nameLength + extraBytes + allocationOverhead
+        let entries = nodes[dir].entries
+        if entries.count == entries.capacity {
+            bytes += max(2 * entries.capacity, 16) * MemoryLayout<DirectoryEntry>.stride
+        }
+        if newNode { bytes += nodeGrowthBytes }
+        guard host.canAllocate(bytes) else { throw .ENOSPC }
+    }
+
+    /// What one more node costs the host now: the node array's growth if it is full and no
+    /// freed slot is left to reuse (the node itself lives in the array).
+    var nodeGrowthBytes: Int {
+        freeNodes.isEmpty && nodes.count == nodes.capacity ? max(2 * nodes.capacity, 16) * MemoryLayout<Node>.stride : 0
+    }
+
+    /// Whether the host can hold one more node (nodes that are not names: consoles, the
+    /// links of /proc/self/fd).
+    mutating func hasRoomForNode() -> Bool {
+        host.canAllocate(nodeGrowthBytes + 64)
+    }
+
     /// Makes `name` in `dir` name `node` (replacing any entry or whiteout); counts the link.
     mutating func setEntry(in dir: Int, named name: [UInt8], to node: Int) {
         let (found, position) = findEntry(in: dir, named: name)

@@ -63,6 +63,15 @@ final class ApusVMMTests: XCTestCase {
     func testVolumes() throws { try matrix.volumes() }
     func testProcfs() throws { try matrix.procfs() }
 
+    // Hardening (GuestCases.swift)
+    func testOddArguments() throws { try matrix.oddArguments() }
+    func testManyFiles() throws { try matrix.manyFiles() }
+    func testMemoryFull() throws { try matrix.memoryFull() }
+    func testSyscallFuzzer() throws {
+        try matrix.syscallFuzzer(calls: 100_000, seeds: [1, 2], timeoutSeconds: 25)
+        try matrix.syscallFuzzer(calls: 20_000, seeds: [3], variant: "glibc-pie", timeoutSeconds: 25)
+    }
+
     // Network (NetworkCases.swift)
     func testNetSockets() throws { try matrix.netSockets() }
     func testNetOutbound() throws { try matrix.netOutbound() }

@@ -431,3 +431,63 @@ extension VMMMatrix {
         }
     }
 }
+
+// MARK: - Hardening: what a program does never panics the guest kernel
+
+extension VMMMatrix {
+    /// Negative and huge timeouts, mmap hints and lengths near 2^64, positions and iovec
+    /// lengths at the edge of their type, rt_sigtimedwait for a signal with a handler:
+    /// Linux's answers, identical to native (the guest kernel used to panic or hang on each).
+    func oddArguments() throws {
+        try differentialAllVariants("oddargs")
+        // A signal handler returning to a rip the CPU cannot return to: SIGSEGV (139).
+        for address in ["0x800000000000", "0xffff800000000000", "0xfffffffffffff000"] {
+            for variant in ["musl", "glibc-pie"] {
+                try differential(Invocation(program: "./oddargs.\(variant)", args: ["sigreturn", address]),
+                                 compareStderr: false, expectStatus: 139)
+            }
+        }
+    }
+
+    /// Empty files in one directory until the VM's tmpfs is full: ENOSPC, as tmpfs on Linux
+    /// (the kernel used to panic out of heap near 200,000 files), and the memory back after
+    /// removing them. Not run natively: it would fill the host's /tmp.
+    func manyFiles() throws {
+        for variant in ["musl", "glibc-pie"] {
+            guard let r = try apusOnly(Invocation(program: "./manyfiles.\(variant)", apusFlags: ["-m", "16M"])) else { continue }
+            let what = "[\(vmm)] manyfiles.\(variant)"
+            XCTAssertEqual(r.status, 0, "\(what): exit status\nstdout: \(r.stdoutText)\nstderr: \(r.stderrText)")
+            XCTAssertTrue(r.stdoutText.hasSuffix("failures: 0\n"), "\(what): \(r.stdoutText)")
+        }
+    }
+
+    /// The program takes all memory, then asks for pipes full of data, timers, mappings,
+    /// files and socket pairs until each is refused: errnos, never the kernel out of heap
+    /// (a panic before), and everything works again once it lets go. Not run natively.
+    func memoryFull() throws {
+        for variant in ["musl", "glibc-pie"] {
+            guard let r = try apusOnly(Invocation(program: "./memfull.\(variant)", apusFlags: ["-m", "16M"])) else { continue }
+            let what = "[\(vmm)] memfull.\(variant)"
+            XCTAssertEqual(r.status, 0, "\(what): exit status\nstdout: \(r.stdoutText)\nstderr: \(r.stderrText)")
+            XCTAssertTrue(r.stdoutText.hasSuffix("failures: 0\n"), "\(what): \(r.stdoutText)")
+        }
+    }
+
+    /// The syscall fuzzer (Tests/Guests/sysfuzz.c): `calls` random syscalls with edge
+    /// arguments per seed, in a VM without a network. A guest kernel panic (250), a hang past
+    /// --timeout (251), a fault of the fuzzer itself (3) or a crash of the VMM fails; the run
+    /// must end with the fuzzer's summary. Longer runs: scripts/sysfuzz.sh.
+    func syscallFuzzer(calls: Int, seeds: [Int], variant: String = "musl", timeoutSeconds: Int) throws {
+        for seed in seeds {
+            let inv = Invocation(program: "./sysfuzz.\(variant)", args: [String(seed), String(calls)],
+                                 apusFlags: ["--network", "none", "--timeout", String(timeoutSeconds)])
+            guard let r = try apusOnly(inv) else { continue }
+            let what = "[\(vmm)] sysfuzz.\(variant) seed \(seed), \(calls) calls"
+            XCTAssertEqual(r.status, 0, "\(what): exit status \(r.status) (250: kernel panic, 251: hang)\n"
+                           + "stdout: \(r.stdoutText)\nstderr tail: \(Compare.tail(r.stderr))")
+            XCTAssertTrue(r.stdoutText.contains("sysfuzz: seed \(seed): "), "\(what): no summary:\n\(r.stdoutText)")
+            XCTAssertTrue(r.stdoutText.hasSuffix("sysfuzz: done\n"), "\(what): did not finish:\n\(r.stdoutText)")
+            XCTAssertFalse(r.stderrText.contains("panic"), "\(what): \(Compare.tail(r.stderr))")
+        }
+    }
+}

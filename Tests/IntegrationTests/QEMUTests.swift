@@ -64,6 +64,15 @@ final class QEMUTests: XCTestCase {
     func testVolumes() throws { try matrix.volumes() }
     func testProcfs() throws { try matrix.procfs() }
 
+    // Hardening (GuestCases.swift). 10^5 fuzzed calls take 7-9 s under QEMU here.
+    func testOddArguments() throws { try matrix.oddArguments() }
+    func testManyFiles() throws { try matrix.manyFiles() }
+    func testMemoryFull() throws { try matrix.memoryFull() }
+    func testSyscallFuzzer() throws {
+        try matrix.syscallFuzzer(calls: 100_000, seeds: [1, 2], timeoutSeconds: 100)
+        try matrix.syscallFuzzer(calls: 20_000, seeds: [3], variant: "glibc-pie", timeoutSeconds: 100)
+    }
+
     // Network (NetworkCases.swift)
     func testNetSockets() throws { try matrix.netSockets() }
     func testNetOutbound() throws { try matrix.netOutbound() }

@@ -18,6 +18,36 @@ final class TimerStructTests: XCTestCase {
         XCTAssertThrowsError(try [UInt8](repeating: 0, count: 31).withUnsafeBytes { raw throws(Errno) in try Itimerspec.decode(from: raw) })
     }
 
+    /// Timeouts and durations as Linux takes them: negative or malformed is nil (EINVAL),
+    /// beyond Int64.max nanoseconds saturates (KTIME_MAX) instead of overflowing.
+    func testDurationDecoding() {
+        XCTAssertEqual(Timespec(seconds: 0, nanoseconds: 0).durationNanoseconds, 0)
+        XCTAssertEqual(Timespec(seconds: 2, nanoseconds: 5).durationNanoseconds, 2_000_000_005)
+        XCTAssertNil(Timespec(seconds: -1, nanoseconds: 0).durationNanoseconds)
+        XCTAssertNil(Timespec(seconds: Int64.min, nanoseconds: 0).durationNanoseconds)
+        XCTAssertNil(Timespec(seconds: 0, nanoseconds: -1).durationNanoseconds)
+        XCTAssertNil(Timespec(seconds: 0, nanoseconds: 1_000_000_000).durationNanoseconds)
+        let max = UInt64(Int64.max)
+        XCTAssertEqual(Timespec(seconds: 1 << 40, nanoseconds: 0).durationNanoseconds, max)  // 2^40 s: past 2^63 ns
+        XCTAssertEqual(Timespec(seconds: Int64.max, nanoseconds: 999_999_999).durationNanoseconds, max)
+        XCTAssertEqual(Timespec(seconds: 9_223_372_036, nanoseconds: 854_775_807).durationNanoseconds, max)
+        XCTAssertEqual(Timespec(seconds: 9_223_372_036, nanoseconds: 854_775_808).durationNanoseconds, max)
+
+        XCTAssertEqual(Timeval(seconds: 3, microseconds: 7).durationNanoseconds, 3_000_007_000)
+        XCTAssertNil(Timeval(seconds: -1, microseconds: 0).durationNanoseconds)
+        XCTAssertNil(Timeval(seconds: 0, microseconds: 1_000_000).durationNanoseconds)
+        XCTAssertEqual(Timeval(seconds: 1 << 40, microseconds: 0).durationNanoseconds, max)
+        XCTAssertEqual(Timeval(seconds: Int64.max, microseconds: 999_999).durationNanoseconds, max)
+
+        // select carries whole seconds out of tv_usec, as Linux's kern_select does.
+        XCTAssertEqual(Timeval(seconds: 1, microseconds: 2_500_000).selectTimeoutNanoseconds, 3_500_000_000)
+        XCTAssertEqual(Timeval(seconds: 1 << 40, microseconds: 0).selectTimeoutNanoseconds, max)
+        XCTAssertNil(Timeval(seconds: -1, microseconds: 0).selectTimeoutNanoseconds)
+        XCTAssertNil(Timeval(seconds: 0, microseconds: -1).selectTimeoutNanoseconds)
+        XCTAssertNil(Timeval(seconds: Int64.max, microseconds: 1_000_000).selectTimeoutNanoseconds)
+        XCTAssertEqual(Timeval(seconds: Int64.max, microseconds: 999_999).selectTimeoutNanoseconds, max)
+    }
+
     func testSigeventMatchesGlibc() throws {
         XCTAssertEqual(Sigevent.size, MemoryLayout<sigevent>.size)
         var c = sigevent()

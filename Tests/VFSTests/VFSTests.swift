@@ -287,6 +287,44 @@ final class WriteTests: XCTestCase {
         XCTAssertEqual(try fs.fstat(fd).size, 604)
     }
 
+    /// Names and inodes are memory too: a directory that would have to grow past what the
+    /// host can spare is full (ENOSPC, as tmpfs), and a failed create leaves nothing behind.
+    func testManyNamesAreENOSPCWhenMemoryRunsOut() throws {
+        var fs = try ImageBuffer().mount()
+        try fs.mkdir("/tmp/many")
+        fs.host.spareBytes = 0  // not even one name
+        XCTAssertErrno(.ENOSPC) { () throws(Errno) in _ = try fs.open("/tmp/many/a", [.O_CREAT, .O_RDWR]) }
+        XCTAssertErrno(.ENOENT) { () throws(Errno) in _ = try fs.stat("/tmp/many/a") }
+
+        fs.host.spareBytes = 64 * 1024
+        var created = 0
+        var failure: Errno? = nil
+        while created < 100_000 {
+            do {
+                let fd = try fs.open("/tmp/many/f\(created)", [.O_CREAT, .O_EXCL, .O_RDWR])
+                try fs.close(fd)
+                created += 1
+            } catch {
+                failure = error
+                break
+            }
+        }
+        XCTAssertEqual(failure, .ENOSPC, "\(created) files went in")
+        XCTAssertGreaterThan(created, 10)
+        XCTAssertErrno(.ENOENT) { () throws(Errno) in _ = try fs.stat("/tmp/many/f\(created)") }
+        XCTAssertErrno(.ENOSPC) { () throws(Errno) in try fs.mkdir("/tmp/many/sub") }
+        XCTAssertErrno(.ENOSPC) { () throws(Errno) in try fs.symlink("/tmp/x", "/tmp/many/link") }
+        // Everything created is there and intact.
+        XCTAssertEqual(try fs.list("/tmp/many").count, created + 2)
+        XCTAssertEqual(try fs.stat("/tmp/many/f\(created - 1)").size, 0)
+        // With memory to spare, the directory grows again.
+        fs.host.spareBytes = Int.max
+        try fs.mkdir("/tmp/many/sub")
+        try fs.symlink("/tmp/x", "/tmp/many/link")
+        try fs.link("/tmp/many/f0", "/tmp/many/f0-again")
+        XCTAssertEqual(try fs.list("/tmp/many").count, created + 5)
+    }
+
     func testOpenUnlinkedFileLivesOn() throws {
         var fs = try ImageBuffer().mount()
         let fd = try fs.open("/tmp/f", [.O_CREAT, .O_RDWR])
