@@ -246,8 +246,9 @@ public struct HostConsole: ConsoleSink {
         var offset = 0
         // The --timeout watchdog interrupts a write blocked on a full pipe (EINTR, or a short
         // write when some bytes went through): the rest is dropped and the run loop stops the VM.
-        while offset < bytes.count, ckvm_watchdog_fired() == 0 {
+        while offset < bytes.count {
             let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            if ckvm_watchdog_fired() != 0 && n < bytes.count - offset { return }
             if n < 0 {
                 if errno == EINTR { continue }
                 return  // the reader went away (EPIPE): drop output like a dead pipe does

@@ -93,6 +93,17 @@ int ckvm_arm_watchdog(struct kvm_run *run, uint64_t milliseconds) {
     return 0;
 }
 
+// A second, short deadline on the armed watchdog (its handler is already installed: no
+// sigaction, which the VMM's sandbox forbids by then).
+int ckvm_extend_watchdog(uint64_t milliseconds) {
+    watchdog_fired = 0;
+    struct itimerval t;
+    memset(&t, 0, sizeof t);
+    t.it_value.tv_sec = milliseconds / 1000;
+    t.it_value.tv_usec = (milliseconds % 1000) * 1000;
+    return setitimer(ITIMER_REAL, &t, NULL) < 0 ? -errno : 0;
+}
+
 void ckvm_disarm_watchdog(void) {
     struct itimerval t;
     memset(&t, 0, sizeof t);

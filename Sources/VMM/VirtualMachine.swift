@@ -239,6 +239,9 @@ public final class VirtualMachine {
         do {
             status = try runLoop(sink: &sink, timeout: config.timeoutMilliseconds)
         } catch {
+            // What the program wrote before the VM stopped still reaches the host; after a
+            // timeout, a fresh 200 ms watchdog ends the writes if the reader is stuck.
+            if case .timedOut = error { _ = ckvm_extend_watchdog(200) }
             drainConsole(sink: &sink)
             throw classify(error)
         }

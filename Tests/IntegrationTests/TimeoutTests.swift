@@ -61,6 +61,15 @@ final class TimeoutTests: XCTestCase {
         XCTAssertLessThan(r.seconds, 5, "took \(r.seconds) s for --timeout 1")
     }
 
+    /// What the program wrote before the timeout (still in the kernel's console buffer)
+    /// reaches stdout when the VM is stopped.
+    func testTimeoutKeepsTheOutputWrittenBefore() throws {
+        let r = try Runner.run(Harness.apusBinary, ["run", "--timeout", "1", "/bin/busybox", "sh", "-c", "echo written-before; while :; do :; done"],
+                               cwd: Harness.guestsDir, environment: Harness.apusEnvironment, timeout: 20)
+        XCTAssertEqual(r.status, 251, r.stderrText)
+        XCTAssertEqual(r.stdoutText, "written-before\n", r.stderrText)
+    }
+
     /// A sub-millisecond timeout is a (1 ms) limit, not "no limit".
     func testSubMillisecondTimeoutStillLimits() throws {
         let input = Pipe(), output = Pipe()

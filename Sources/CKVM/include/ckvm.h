@@ -56,6 +56,9 @@ int ckvm_watchdog_fired(void);
 /// Stops the watchdog and forgets its kvm_run (before that page is unmapped: an alarm after
 /// the VM is gone must not write into it).
 void ckvm_disarm_watchdog(void);
+/// After the watchdog fired: one more deadline, to bound what the VMM still does (writing the
+/// guest's last output). No sigaction: the handler is installed already.
+int ckvm_extend_watchdog(uint64_t milliseconds);
 /// From now on SIGTERM, SIGINT and SIGHUP sent to this process go to child `pid` instead
 /// (it stops, and the caller sees it exit), so no child outlives an interrupted run.
 int ckvm_forward_termination(int pid);
