@@ -1,4 +1,5 @@
 import CKVM
+import LinuxABI
 import GuestABI
 #if canImport(Glibc)
 import Glibc
@@ -76,6 +77,24 @@ enum Sandbox {
     static let execve = 59
     /// Whether this process entered the sandbox (it is process-wide and cannot be left).
     nonisolated(unsafe) private static var entered = false
+    nonisolated(unsafe) private static var namesInstalled = false
+
+    /// Hands LinuxABI's syscall names to the SIGSYS report (which may not allocate): C strings
+    /// made once and kept for the life of the process.
+    public static func installSyscallNames() {
+        guard !namesInstalled else { return }
+        namesInstalled = true
+        let count = 512
+        let table = UnsafeMutablePointer<UnsafePointer<CChar>?>.allocate(capacity: count)
+        for number in 0..<count {
+            table[number] = syscallName(number).flatMap { name in
+                name.withUTF8Buffer { bytes in
+                    bytes.isEmpty ? nil : UnsafePointer(strndup(UnsafeRawPointer(bytes.baseAddress!).assumingMemoryBound(to: CChar.self), bytes.count))
+                }
+            }
+        }
+        ckvm_set_syscall_names(table, count)
+    }
 
     /// Returns what it entered, for `--timings`: "seccomp filter, empty root", or why the
     /// empty root is missing.
@@ -94,6 +113,7 @@ enum Sandbox {
                          : "no empty root (\(steps[Int(min(max(step, 0), 4))]): \(String(cString: strerror(-r))))")
         }
         guard policy.seccomp else { return parts.isEmpty ? "off" : parts.joined(separator: ", ") }
+        installSyscallNames()
         let program = SeccompFilter.program()
         let r = program.withUnsafeBufferPointer {
             ckvm_seccomp_install($0.baseAddress, UInt16($0.count), violationExitCode)
