@@ -115,8 +115,7 @@ _start32:
     dec %edi
     jnz 5b
 6:  rdtsc
-7:  mov %eax, pvh_random_phys        // the 64-bit part derives the kernel's base from it again
-    xor %edx, %edx
+7:  xor %edx, %edx
     mov $DIRECT_MAP_SLOTS, %ecx
     div %ecx
     mov %edx, %ebp                  // ebp = slot, until kernel_main gets the base
@@ -130,6 +129,8 @@ _start32:
     xor %edx, %edx
     mov $KERNEL_SLOTS_PER_GIB, %ecx
     div %ecx
+    mov %eax, pvh_kernel_place_phys      // g and c, for the jump to the kernel's place below
+    mov %edx, pvh_kernel_place_phys + 4
     mov $pvh_pdpt_high_phys, %edi
     movl $(pvh_pd_kernel_phys + 0x3), (KERNEL_WINDOW_FIRST_GIB*8)(%edi,%eax,8)
     mov $pvh_pd_kernel_phys, %edi
@@ -218,17 +219,8 @@ pvh_long_mode:
     mov %eax, %gs
     // Continue at the kernel's place: K + the physical address of pvh_high (this code runs
     // on the identity map, so rip-relative addresses are physical here).
-    mov pvh_random(%rip), %eax
-    xor %edx, %edx
-    mov $DIRECT_MAP_SLOTS, %ecx
-    div %ecx
-    xor %edx, %edx
-    mov $KERNEL_SLOTS, %ecx
-    div %ecx
-    mov %edx, %eax
-    xor %edx, %edx
-    mov $KERNEL_SLOTS_PER_GIB, %ecx
-    div %ecx                        // eax = g, edx = c (upper halves zero)
+    mov pvh_kernel_place(%rip), %eax     // g (upper half zeroed)
+    mov pvh_kernel_place+4(%rip), %edx   // c
     shl $30, %rax
     shl $21, %rdx
     add %rdx, %rax
@@ -555,14 +547,14 @@ scratch_user_rsp:
 
 .bss
 .p2align 12
-.global pvh_pml4, pvh_pdpt_low, pvh_pdpt_high, pvh_pd, pvh_pd_exec, pvh_pd_kernel, pvh_random
+.global pvh_pml4, pvh_pdpt_low, pvh_pdpt_high, pvh_pd, pvh_pd_exec, pvh_pd_kernel, pvh_kernel_place
 pvh_pml4:      .skip 4096
 pvh_pdpt_low:  .skip 4096
 pvh_pdpt_high: .skip 4096
 pvh_pd:        .skip 4096 * 4
 pvh_pd_exec:   .skip 4096
 pvh_pd_kernel: .skip 4096
-pvh_random:    .skip 8
+pvh_kernel_place: .skip 8          // the kernel's place this boot: g (GiB), c (2 MiB slot)
 .p2align 4                          // the stacks' tops stay 16-byte aligned (SysV ABI)
 .global boot_stack_top
 boot_stack:    .skip 65536
