@@ -67,11 +67,9 @@ enum AddressSpace {
     /// adds none (munmap of whole regions) always has room: freeing memory never needs more.
     static func checkRoomForRegions(adding added: Int) throws(Errno) {
         guard added > 0 else { return }
-        guard regions.count + added <= maxRegions else { throw .ENOMEM }
-        if regions.count + added > regions.capacity {
-            let bytes = max(2 * regions.capacity, 16) * MemoryLayout<Region>.stride
-            guard PhysicalMemory.canGrantApp(pages: bytes / 4096 + 1) else { throw .ENOMEM }
-        }
+        guard regions.count + added <= maxRegions,
+              PhysicalMemory.canGrow(count: regions.count, capacity: regions.capacity, by: added,
+                                     stride: MemoryLayout<Region>.stride) else { throw .ENOMEM }
     }
 
     /// How many regions cutting at `start` and `end` would add: one per cut strictly inside
@@ -97,7 +95,7 @@ enum AddressSpace {
     static func shrinkRegionListIfSparse() {
         guard regions.capacity > 256, regions.count < regions.capacity / 4 else { return }
         let bytes = regions.count * 2 * MemoryLayout<Region>.stride
-        guard PhysicalMemory.canGrantApp(pages: bytes / 4096 + 1) else { return }
+        guard PhysicalMemory.canGrantApp(bytes: bytes) else { return }
         var compact: [Region] = []
         compact.reserveCapacity(regions.count * 2)
         compact.append(contentsOf: regions)

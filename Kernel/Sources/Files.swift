@@ -88,7 +88,7 @@ struct KernelHost: FileSystemHost {
     /// tmpfs bytes (file data, nodes, names) are the app's memory: they leave the kernel
     /// its reserve (PhysicalMemory.kernelReservePages).
     mutating func canAllocate(_ bytes: Int) -> Bool {
-        bytes >= 0 && PhysicalMemory.canGrantApp(pages: bytes / 4096 + 1)
+        PhysicalMemory.canGrantApp(bytes: bytes)
     }
 
     mutating func collectMappedBytes(_ node: Int, into contents: UnsafeMutableRawBufferPointer, _ range: Range<Int>) {
@@ -104,7 +104,7 @@ struct KernelHost: FileSystemHost {
         // (up to max_map_count lines of /proc/self/maps): ENOMEM unless it fits beside the
         // kernel's reserve, with room for the doubling while it is built.
         let estimate = Files.Generated(rawValue: id) == .selfMaps ? AddressSpace.regions.count * 2 * 160 : 4096
-        guard PhysicalMemory.canGrantApp(pages: estimate / 4096 + 1) else { throw .ENOMEM }
+        guard PhysicalMemory.canGrantApp(bytes: estimate) else { throw .ENOMEM }
         var m = Message()
         switch Files.Generated(rawValue: id) {
         case .selfMaps: ProcFiles.maps(&m)

@@ -43,6 +43,12 @@ enum PhysicalMemory {
         return pages <= freePages - kernelReservePages
     }
 
+    /// Whether the app may have `bytes` more bytes of kernel memory (a buffer, a list it
+    /// asked for), counted in whole pages with one page of slack.
+    static func canGrantApp(bytes: Int) -> Bool {
+        bytes >= 0 && canGrantApp(pages: bytes / 4096 + 1)
+    }
+
     /// Whether an array holding `count` elements of `stride` bytes in `capacity` may take
     /// `more`: true when it fits, else when its growth (Swift doubles the capacity) leaves
     /// the kernel its reserve. For kernel buffers whose size the app decides (pipes, socket
@@ -50,8 +56,8 @@ enum PhysicalMemory {
     static func canGrow(count: Int, capacity: Int, by more: Int, stride: Int = 1) -> Bool {
         let needed = count + more
         if needed <= capacity { return true }
-        let bytes = max(needed, 2 * capacity) * stride
-        return canGrantApp(pages: bytes / 4096 + 1)
+        let bytes = max(needed, 2 * capacity, 16) * stride
+        return canGrantApp(bytes: bytes)
     }
 
     /// Whether the app may have one more kernel object (a pipe, socket, timer, thread…):

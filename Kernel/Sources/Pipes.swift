@@ -353,9 +353,7 @@ enum SysEvents {
     }
 
     private static func instance(_ fd: Int32) throws(Errno) -> EpollInstance {
-        guard let id = KernelObjects.id(of: fd), case .epoll(let ep) = KernelObjects.object(id) else {
-            throw SysIO.fs.isOpen(fd) ? .EINVAL : .EBADF
-        }
+        guard let ep = epoll(fd) else { throw SysIO.fs.isOpen(fd) ? .EINVAL : .EBADF }
         return ep
     }
 

@@ -57,7 +57,7 @@ final class Socket {
         let stack = Network.current
         // What the stack buffers for sending is the app's memory: it leaves the kernel its
         // reserve (ENOBUFS, as Linux when it cannot allocate socket memory).
-        guard PhysicalMemory.canGrantApp(pages: bytes.count / 4096 + 1) else { throw .ENOBUFS }
+        guard PhysicalMemory.canGrantApp(bytes: bytes.count) else { throw .ENOBUFS }
         do {
             let n = try stack.send(id, bytes, now: Clock.monotonicNanos)
             Network.flush()
@@ -323,7 +323,7 @@ enum Sockets {
         let s = try socket(fd)
         if s.kind == .datagram {
             let destination = try to.map { (a) throws(Errno) -> Endpoint in try s.endpoint(a) }
-            guard PhysicalMemory.canGrantApp(pages: bytes.count / 4096 + 1) else { throw .ENOBUFS }
+            guard PhysicalMemory.canGrantApp(bytes: bytes.count) else { throw .ENOBUFS }
             let n = try Network.current.sendTo(s.id, bytes, to: destination, from: nil, now: Clock.monotonicNanos)
             Network.flush()
             return n
