@@ -146,7 +146,7 @@ public struct Timeval: Equatable, Sendable {
     /// A duration argument (setitimer's values) in nanoseconds: nil (EINVAL) unless valid with
     /// tv_sec ≥ 0; beyond Int64.max it saturates, as `Timespec.durationNanoseconds`.
     @inlinable public var durationNanoseconds: UInt64? {
-        guard isValid, seconds >= 0 else { return nil }
+        guard isValid else { return nil }  // the timespec checks tv_sec ≥ 0
         return Timespec(seconds: seconds, nanoseconds: microseconds * 1000).durationNanoseconds
     }
 
