@@ -78,23 +78,8 @@ static void on_alarm(int sig) {
     if (watchdog_run) watchdog_run->immediate_exit = 1;
 }
 
-int ckvm_arm_watchdog(struct kvm_run *run, uint64_t milliseconds) {
-    watchdog_fired = 0;
-    watchdog_run = run;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_alarm;  // no SA_RESTART: KVM_RUN must return EINTR
-    if (sigaction(SIGALRM, &sa, NULL) < 0) return -errno;
-    struct itimerval t;
-    memset(&t, 0, sizeof t);
-    t.it_value.tv_sec = milliseconds / 1000;
-    t.it_value.tv_usec = (milliseconds % 1000) * 1000;
-    if (setitimer(ITIMER_REAL, &t, NULL) < 0) return -errno;
-    return 0;
-}
-
-// A second, short deadline on the armed watchdog (its handler is already installed: no
-// sigaction, which the VMM's sandbox forbids by then).
+// The watchdog's deadline from now; also a second, short one after it fired (setitimer only:
+// no sigaction, which the VMM's sandbox forbids by then).
 int ckvm_extend_watchdog(uint64_t milliseconds) {
     watchdog_fired = 0;
     struct itimerval t;
@@ -102,6 +87,15 @@ int ckvm_extend_watchdog(uint64_t milliseconds) {
     t.it_value.tv_sec = milliseconds / 1000;
     t.it_value.tv_usec = (milliseconds % 1000) * 1000;
     return setitimer(ITIMER_REAL, &t, NULL) < 0 ? -errno : 0;
+}
+
+int ckvm_arm_watchdog(struct kvm_run *run, uint64_t milliseconds) {
+    watchdog_run = run;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;  // no SA_RESTART: KVM_RUN must return EINTR
+    if (sigaction(SIGALRM, &sa, NULL) < 0) return -errno;
+    return ckvm_extend_watchdog(milliseconds);
 }
 
 void ckvm_disarm_watchdog(void) {
@@ -322,19 +316,25 @@ int ckvm_forward_termination(int pid) {
 #include <pthread.h>
 #include <sys/prctl.h>
 
-// x86-64 system call names by number, for the sandbox's report: LinuxABI's table, handed in
-// once by the VMM (ckvm_set_syscall_names) before the filter is installed.
-static const char *const *syscall_names;
-static size_t syscall_name_count;
+// x86-64 system call names by number, for the sandbox's report: LinuxABI's packed table
+// (name n after the n-th NUL, in static storage), handed in by the VMM before the filter is
+// installed. Looked up by walking it: no allocation, safe in a signal handler.
+static const char *syscall_names;
+static size_t syscall_names_length;
 
-void ckvm_set_syscall_names(const char *const *names, size_t count) {
-    syscall_names = names;
-    syscall_name_count = count;
+void ckvm_set_syscall_names(const char *packed, size_t length) {
+    syscall_names = packed;
+    syscall_names_length = length;
 }
 
 const char *ckvm_syscall_name(long number) {
-    if (number < 0 || (unsigned long)number >= syscall_name_count) return NULL;
-    return syscall_names[number];
+    if (number < 0 || syscall_names == NULL) return NULL;
+    size_t at = 0;
+    for (long skipped = 0; skipped < number; at++) {
+        if (at >= syscall_names_length) return NULL;
+        if (syscall_names[at] == 0) skipped++;
+    }
+    return at < syscall_names_length && syscall_names[at] != 0 ? syscall_names + at : NULL;
 }
 
 static volatile int sandbox_exit_code = 125;

@@ -395,6 +395,10 @@ public func syscallName(_ number: Int) -> StaticString? {
     packedName(syscallNames, number)
 }
 
+/// The packed table below, for code that looks names up without Swift (the VMM's SIGSYS
+/// report): the name of syscall n starts after the n-th NUL.
+public var packedSyscallNames: StaticString { syscallNames }
+
 /// Every syscall name in number order, each ended by a NUL; a number with no syscall has an
 /// empty name. One literal instead of a switch: a few bytes per name, not a case each.
 let syscallNames: StaticString = """

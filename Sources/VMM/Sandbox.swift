@@ -77,23 +77,13 @@ enum Sandbox {
     static let execve = 59
     /// Whether this process entered the sandbox (it is process-wide and cannot be left).
     nonisolated(unsafe) private static var entered = false
-    nonisolated(unsafe) private static var namesInstalled = false
 
-    /// Hands LinuxABI's syscall names to the SIGSYS report (which may not allocate): C strings
-    /// made once and kept for the life of the process.
+    /// Hands LinuxABI's packed syscall names (static storage) to the SIGSYS report, which may
+    /// not allocate: one pointer, no copy.
     public static func installSyscallNames() {
-        guard !namesInstalled else { return }
-        namesInstalled = true
-        let count = 512
-        let table = UnsafeMutablePointer<UnsafePointer<CChar>?>.allocate(capacity: count)
-        for number in 0..<count {
-            table[number] = syscallName(number).flatMap { name in
-                name.withUTF8Buffer { bytes in
-                    bytes.isEmpty ? nil : UnsafePointer(strndup(UnsafeRawPointer(bytes.baseAddress!).assumingMemoryBound(to: CChar.self), bytes.count))
-                }
-            }
-        }
-        ckvm_set_syscall_names(table, count)
+        let names = packedSyscallNames
+        ckvm_set_syscall_names(UnsafeRawPointer(names.utf8Start).assumingMemoryBound(to: CChar.self),
+                               names.utf8CodeUnitCount)
     }
 
     /// Returns what it entered, for `--timings`: "seccomp filter, empty root", or why the

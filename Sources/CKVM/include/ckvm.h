@@ -174,8 +174,9 @@ int ckvm_seccomp_install(const struct sock_filter *program, unsigned short lengt
 /// without a new root, which changes nothing it can do.
 int ckvm_enter_empty_root(int *step);
 /// The x86-64 name of system call `number`, or NULL if this table does not know it.
-/// Gives the sandbox report its names: `names[n]` is syscall n's (NULL: none); kept for good.
-void ckvm_set_syscall_names(const char *const *names, size_t count);
+/// Gives the sandbox report its names: `packed` holds them NUL-separated in number order (an
+/// empty name for a number without a syscall), in storage that lives as long as the process.
+void ckvm_set_syscall_names(const char *packed, size_t length);
 const char *ckvm_syscall_name(long number);
 /// A raw system call (tests, and the sandbox's test hook). The result, or -errno.
 long ckvm_syscall6(long number, long a0, long a1, long a2, long a3, long a4, long a5);
