@@ -162,6 +162,8 @@ public struct FileSystem<Host: FileSystemHost> {
     /// The file-creation mask (umask(2)); applied to the mode of open(O_CREAT), mkdir and
     /// (by Linux's rules) not to symlinks.
     public var umask: UInt32 = 0o022
+    /// Who is calling: permission checks and the owner of new files follow these ids.
+    public var credentials = Credentials.root
 
     /// All nodes; a node's index is its identity. Freed slots (no name, not open) are
     /// recycled through `freeNodes`.
