@@ -200,9 +200,17 @@ extension FileSystem {
         guard mode & ~7 == 0 else { throw .EINVAL }
         guard flags.subtracting([.AT_EACCESS, .AT_SYMLINK_NOFOLLOW, .AT_EMPTY_PATH]).isEmpty
         else { throw .EINVAL }
-        let caller = credentials
-        if !flags.contains(.AT_EACCESS) { credentials = caller.forAccessCheck }
-        defer { credentials = caller }
+        // Linux's access_override_creds: the real ids stand in for the filesystem ids (a
+        // real uid of 0 keeps root's powers, any other drops them) for this call only.
+        let (filesystemUID, filesystemGID) = (credentials.filesystemUID, credentials.filesystemGID)
+        if !flags.contains(.AT_EACCESS) {
+            credentials.filesystemUID = credentials.realUID
+            credentials.filesystemGID = credentials.realGID
+        }
+        defer {
+            credentials.filesystemUID = filesystemUID
+            credentials.filesystemGID = filesystemGID
+        }
         let node = try resolveAt(dirfd, path, follow: !flags.contains(.AT_SYMLINK_NOFOLLOW),
                                  emptyPath: flags.contains(.AT_EMPTY_PATH))
         if mode & AccessMode.W_OK != 0, nodes[node].type == .regular || isDirectory(node) { try checkWritable(node) }

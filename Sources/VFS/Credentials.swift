@@ -51,14 +51,4 @@ public struct Credentials: Equatable, Sendable {
     /// Whether the caller holds root's file capabilities (CAP_DAC_OVERRIDE and the rest of
     /// CAP_FS_MASK): its filesystem uid is 0.
     var hasFileCapabilities: Bool { filesystemUID == 0 }
-
-    /// What access(2) and faccessat(2) without AT_EACCESS check with: the real ids in place
-    /// of the filesystem ids (Linux's access_override_creds). A real uid of 0 keeps root's
-    /// powers; any other drops them.
-    var forAccessCheck: Credentials {
-        var checked = self
-        checked.filesystemUID = realUID
-        checked.filesystemGID = realGID
-        return checked
-    }
 }

@@ -204,10 +204,8 @@ extension FileSystem {
     /// O_NOATIME on a file neither the caller's nor root's.
     public mutating func setStatusFlags(_ fd: Int32, _ flags: OpenFlags) throws(Errno) {
         let index = try ioFile(fd)
+        try checkNoAccessTimeChange(index, to: flags)
         guard var file = openFiles[index] else { throw .EBADF }
-        if file.flags.contains(.O_NOATIME) != flags.contains(.O_NOATIME) && !isOwnerOrPrivileged(file.node) {
-            throw .EPERM
-        }
         file.flags = file.flags.subtracting(settableStatusFlags).union(flags.intersection(settableStatusFlags))
         openFiles[index] = file
     }

@@ -60,6 +60,7 @@ extension FileSystem {
     }
 
     /// Linux's inode_owner_or_capable: the caller owns `node` or holds CAP_FOWNER.
+    @inline(never)  // asked by many calls; one copy keeps the kernel small
     func isOwnerOrPrivileged(_ node: Int) -> Bool {
         credentials.filesystemUID == ownerUID(node) || credentials.hasFileCapabilities
     }
@@ -90,6 +91,7 @@ extension FileSystem {
     }
 
     /// EACCES unless the caller may do `request` to `node`.
+    @inline(never)  // asked by many calls; one copy keeps the kernel small
     func checkPermission(_ node: Int, _ request: AccessRequest) throws(Errno) {
         guard isPermitted(node, request) else { throw .EACCES }
     }
@@ -110,6 +112,7 @@ extension FileSystem {
     /// on `dir`, and in a sticky directory the caller owns `node` or `dir` or is root
     /// (EPERM). Then the type: `directory` (rmdir, or renaming a directory) needs one
     /// (ENOTDIR), a non-directory call refuses one (EISDIR).
+    @inline(never)  // unlink, rmdir and rename (twice); one copy keeps the kernel small
     func checkCanRemove(_ node: Int, from dir: Int, directory: Bool) throws(Errno) {
         try checkPermission(dir, [.write, .execute])
         if nodes[dir].permissions & FileMode.S_ISVTX != 0,
@@ -123,6 +126,14 @@ extension FileSystem {
         } else if isDirectory(node) {
             throw .EISDIR
         }
+    }
+
+    /// fcntl(F_SETFL) on description `index` may turn O_NOATIME on or off only for the
+    /// owner of the file or root (EPERM).
+    @inline(never)
+    func checkNoAccessTimeChange(_ index: Int, to flags: OpenFlags) throws(Errno) {
+        guard let node = openFiles[index]?.node, let old = openFiles[index]?.flags else { return }
+        if old.contains(.O_NOATIME) != flags.contains(.O_NOATIME) && !isOwnerOrPrivileged(node) { throw .EPERM }
     }
 
     /// execve's check of the program file (may_open with MAY_EXEC): a regular file the
