@@ -448,3 +448,133 @@ private extension FileSystem {
         try chmod(path, mode)
     }
 }
+
+/// The set*id rules, each case as a native run answered (uids shown as real, effective,
+/// saved).
+final class CredentialChangeTests: XCTestCase {
+    func ids(_ c: Credentials) -> [UInt32] { [c.realUID, c.effectiveUID, c.savedUID, c.filesystemUID] }
+    func gids(_ c: Credentials) -> [UInt32] { [c.realGID, c.effectiveGID, c.savedGID, c.filesystemGID] }
+    func with(uids r: UInt32, _ e: UInt32, _ s: UInt32) -> Credentials {
+        var c = Credentials(uid: r, gid: 0)
+        c.effectiveUID = e
+        c.savedUID = s
+        c.filesystemUID = e
+        return c
+    }
+
+    func testSetUID() {
+        var c = Credentials.root
+        XCTAssertNoThrow(try c.setUID(1000))
+        XCTAssertEqual(ids(c), [1000, 1000, 1000, 1000], "root sets all four")
+        XCTAssertErrno(.EPERM, "and cannot come back") { () throws(Errno) in try c.setUID(0) }
+        XCTAssertErrno(.EINVAL) { () throws(Errno) in try c.setUID(UInt32.max) }
+
+        c = with(uids: 1000, 0, 0)  // a set-user-ID root program
+        XCTAssertNoThrow(try c.setUID(1000))
+        XCTAssertEqual(ids(c), [1000, 1000, 1000, 1000], "an effective uid of 0 is root: all four")
+        XCTAssertErrno(.EPERM) { () throws(Errno) in try c.setRESUID(real: UInt32.max, effective: 0, saved: UInt32.max) }
+
+        c = with(uids: 1000, 1001, 1002)
+        XCTAssertNoThrow(try c.setUID(1002))
+        XCTAssertEqual(ids(c), [1000, 1002, 1002, 1002], "the saved uid, effective only")
+        XCTAssertErrno(.EPERM, "the old effective uid is gone") { () throws(Errno) in try c.setUID(1001) }
+    }
+
+    func testSetRESUIDKeepsTheWayBack() {
+        var c = Credentials.root
+        XCTAssertNoThrow(try c.setRESUID(real: 1000, effective: 1000, saved: 0))
+        XCTAssertEqual(ids(c), [1000, 1000, 0, 1000])
+        XCTAssertNoThrow(try c.setRESUID(real: UInt32.max, effective: 0, saved: UInt32.max), "0 is the saved uid")
+        XCTAssertEqual(ids(c), [1000, 0, 0, 0])
+        XCTAssertNoThrow(try c.setUID(0))
+        XCTAssertEqual(ids(c), [0, 0, 0, 0])
+        c = with(uids: 1000, 1000, 1000)
+        XCTAssertErrno(.EPERM) { () throws(Errno) in try c.setRESUID(real: 1000, effective: 1000, saved: 5) }
+        XCTAssertEqual(ids(c), [1000, 1000, 1000, 1000], "nothing changed")
+    }
+
+    func testSetREUID() {
+        var c = with(uids: 1000, 1000, 1000)
+        XCTAssertErrno(.EPERM) { () throws(Errno) in try c.setREUID(real: UInt32.max, effective: 1001) }
+        c = Credentials.root
+        XCTAssertNoThrow(try c.setREUID(real: UInt32.max, effective: 1000))
+        XCTAssertEqual(ids(c), [0, 1000, 1000, 1000], "an effective uid other than the real one is saved too")
+        XCTAssertNoThrow(try c.setREUID(real: UInt32.max, effective: 0), "0 is the real uid")
+        XCTAssertEqual(ids(c), [0, 0, 1000, 0], "back to the real uid: the saved one stays")
+        c = with(uids: 1000, 1001, 1002)
+        XCTAssertNoThrow(try c.setREUID(real: 1001, effective: 1000), "swapping real and effective")
+        XCTAssertEqual(ids(c), [1001, 1000, 1000, 1000])
+    }
+
+    func testGroupIDs() {
+        var c = Credentials(uid: 1000, gid: 0)
+        c.realGID = 5
+        c.effectiveGID = 6
+        c.savedGID = 7
+        c.filesystemGID = 6
+        XCTAssertNoThrow(try c.setGID(7))
+        XCTAssertEqual(gids(c), [5, 7, 7, 7])
+        XCTAssertErrno(.EPERM) { () throws(Errno) in try c.setGID(6) }
+        XCTAssertErrno(.EPERM) { () throws(Errno) in try c.setRESGID(real: 9, effective: UInt32.max, saved: UInt32.max) }
+        XCTAssertNoThrow(try c.setREGID(real: 7, effective: 5))
+        XCTAssertEqual(gids(c), [7, 5, 5, 5])
+
+        // Changing group ids takes an effective uid of 0, whatever the groups are.
+        c = with(uids: 1000, 0, 0)
+        XCTAssertNoThrow(try c.setGID(9))
+        XCTAssertEqual(gids(c), [9, 9, 9, 9])
+        XCTAssertNoThrow(try c.setRESGID(real: 1, effective: 2, saved: 3))
+        XCTAssertEqual(gids(c), [1, 2, 3, 2])
+    }
+
+    func testFilesystemIDs() {
+        var c = with(uids: 1000, 1000, 1000)
+        XCTAssertEqual(c.setFilesystemUID(0), 1000)
+        XCTAssertEqual(c.filesystemUID, 1000, "not one of its ids: unchanged, no error")
+        c = Credentials.root
+        XCTAssertEqual(c.setFilesystemUID(5), 0)
+        XCTAssertEqual(ids(c), [0, 0, 0, 5])
+        XCTAssertNoThrow(try c.setRESUID(real: UInt32.max, effective: 7, saved: UInt32.max))
+        XCTAssertEqual(c.filesystemUID, 7, "follows the effective uid again")
+        XCTAssertEqual(c.setFilesystemGID(UInt32.max), 0)
+        XCTAssertEqual(c.filesystemGID, 0)
+    }
+
+    func testSupplementaryGroups() {
+        var c = Credentials.root
+        XCTAssertNoThrow(try c.setSupplementaryGroups([30, 10, 20]))
+        XCTAssertEqual(c.supplementaryGroups, [10, 20, 30], "sorted, as getgroups returns them")
+        XCTAssertTrue(c.isInGroup(20))
+        XCTAssertErrno(.EINVAL) { () throws(Errno) in
+            try c.setSupplementaryGroups([UInt32](repeating: 1, count: Credentials.maxSupplementaryGroups + 1))
+        }
+        try? c.setUID(1000)
+        XCTAssertErrno(.EPERM) { () throws(Errno) in try c.setSupplementaryGroups([1]) }
+        XCTAssertEqual(c.supplementaryGroups, [10, 20, 30], "kept across setuid")
+    }
+
+    func testExecuteSetIDPrograms() throws {
+        let image = try ImageBuffer()
+        var fs = image.mount()
+        let fd = try fs.open("/tmp/su", [.O_CREAT, .O_WRONLY], mode: 0o755)
+        try fs.fchown(fd, uid: 0, gid: 42)
+        try fs.fchmod(fd, mode: 0o6755)
+        fs.credentials = Credentials(uid: 1000, gid: 1000)
+        let program = try withPath("/tmp/su") { (p) throws(Errno) in try fs.resolveExecutable(cwd, p) }
+
+        var c = fs.credentials
+        XCTAssertTrue(c.execute(program, honourSetID: true), "AT_SECURE")
+        XCTAssertEqual(ids(c), [1000, 0, 0, 0])
+        XCTAssertEqual(gids(c), [1000, 42, 42, 42])
+
+        c = fs.credentials
+        c.filesystemUID = 5
+        XCTAssertFalse(c.execute(program, honourSetID: false))
+        XCTAssertEqual(ids(c), [1000, 1000, 1000, 1000], "ignored bits: saved and filesystem ids follow the effective ones")
+
+        let plain = try withPath("/bin/prog") { (p) throws(Errno) in try fs.resolveExecutable(cwd, p) }
+        c = with(uids: 1000, 1001, 1002)
+        XCTAssertTrue(c.execute(plain, honourSetID: true), "effective differs from real: still secure")
+        XCTAssertEqual(ids(c), [1000, 1001, 1001, 1001])
+    }
+}
