@@ -15,15 +15,16 @@ public enum RenameFlags {
 extension FileSystem {
     /// The name a creating call (mkdir, symlink, link) makes: EEXIST for ".", "..", "/"
     /// and existing names (a dangling symlink exists); ENOENT for a trailing slash on a
-    /// non-directory create, or a removed parent; EROFS, then EACCES without write and
-    /// search permission on the parent.
-    mutating func nameToCreate(_ lookup: ParentLookup, directory: Bool) throws(Errno) -> [UInt8] {
+    /// non-directory create, or a removed parent; EROFS; then, if `checkingPermission`,
+    /// EACCES without write and search permission on the parent.
+    mutating func nameToCreate(_ lookup: ParentLookup, directory: Bool,
+                               checkingPermission: Bool = true) throws(Errno) -> [UInt8] {
         guard case .name(let name) = lookup.last else { throw .EEXIST }
         if child(of: lookup.parent, named: name) != nil { throw .EEXIST }
         if lookup.trailingSlash && !directory { throw .ENOENT }
         guard nodes[lookup.parent].links > 0 || lookup.parent == FileSystem.rootNode else { throw .ENOENT }
         try checkWritable(lookup.parent)
-        try checkCanCreate(in: lookup.parent)
+        if checkingPermission { try checkCanCreate(in: lookup.parent) }
         return name
     }
 
@@ -57,14 +58,17 @@ extension FileSystem {
     }
 
     /// linkat(2): `flags` may hold AT_SYMLINK_FOLLOW (follow a final symlink of the old
-    /// path) and AT_EMPTY_PATH. EPERM for a directory.
+    /// path) and AT_EMPTY_PATH. EPERM for a directory, and for a file neither the caller's
+    /// nor safe to pin (see `checkCanHardLink`) before EACCES for the new name's directory.
     public mutating func linkat(_ olddirfd: Int32, _ oldpath: UnsafeRawBufferPointer, _ newdirfd: Int32,
                                 _ newpath: UnsafeRawBufferPointer, flags: AtFlags) throws(Errno) {
         guard flags.subtracting([.AT_SYMLINK_FOLLOW, .AT_EMPTY_PATH]).isEmpty else { throw .EINVAL }
         let node = try resolveAt(olddirfd, oldpath, follow: flags.contains(.AT_SYMLINK_FOLLOW),
                                  emptyPath: flags.contains(.AT_EMPTY_PATH))
         let lookup = try resolveParentAt(newdirfd, newpath)
-        let name = try nameToCreate(lookup, directory: false)
+        let name = try nameToCreate(lookup, directory: false, checkingPermission: false)
+        try checkCanHardLink(node)
+        try checkCanCreate(in: lookup.parent)
         if isDirectory(node) { throw .EPERM }
         // A file whose last name is gone (open, unlinked) cannot get a new one (Linux: ENOENT).
         if nodes[node].links == 0 { throw .ENOENT }

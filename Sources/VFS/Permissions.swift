@@ -9,7 +9,8 @@
 //   and in a sticky directory (/tmp) only the owner of the name's node or of the
 //   directory (or root) may (EPERM);
 // - owner-only changes (chmod, explicit times, O_NOATIME) allow the owner or root
-//   (CAP_FOWNER), else EPERM;
+//   (CAP_FOWNER), else EPERM; so does a hard link to a file not safe to pin
+//   (fs.protected_hardlinks = 1);
 // - the setgid bit survives chmod and chown only for a member of the file's group or root
 //   (CAP_FSETID); writing a file drops setuid (and an effective setgid) unless root.
 // A read-only tree answers EROFS before any of these are asked.
@@ -126,6 +127,18 @@ extension FileSystem {
         } else if isDirectory(node) {
             throw .EISDIR
         }
+    }
+
+    /// Linux's may_linkat with fs.protected_hardlinks = 1 (what distributions set): a new
+    /// name for a file the caller does not own (and root aside) only if it is a regular
+    /// file, not setuid, not setgid and group-executable, and readable and writable by the
+    /// caller; EPERM otherwise.
+    func checkCanHardLink(_ node: Int) throws(Errno) {
+        if isOwnerOrPrivileged(node) { return }
+        let mode = nodes[node].permissions
+        guard nodes[node].type == .regular, mode & FileMode.S_ISUID == 0,
+              mode & (FileMode.S_ISGID | 0o010) != FileMode.S_ISGID | 0o010,
+              isPermitted(node, [.read, .write]) else { throw .EPERM }
     }
 
     /// fcntl(F_SETFL) on description `index` may turn O_NOATIME on or off only for the

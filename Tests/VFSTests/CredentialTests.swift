@@ -208,6 +208,19 @@ final class CredentialTests: XCTestCase {
         try fs.unlink("/t/ro/a")
     }
 
+    func testHardLinksToOthersFilesAreProtected() throws {
+        var fs = try makeTree()
+        fs.credentials = user
+        XCTAssertErrno(.EPERM, "not writable by the caller") { () throws(Errno) in try fs.link("/t/f644", "/t/w/l1") }
+        XCTAssertErrno(.EPERM, "setuid") { () throws(Errno) in try fs.link("/t/other-suid", "/t/w/l2") }
+        XCTAssertErrno(.EPERM, "before EACCES for the directory") { () throws(Errno) in try fs.link("/t/f644", "/t/ro/l") }
+        XCTAssertErrno(.EPERM, "a directory") { () throws(Errno) in try fs.link("/t/dirA", "/t/w/l3") }
+        XCTAssertNoThrow(try fs.link("/t/other666", "/t/w/l4"), "readable and writable: safe")
+        XCTAssertNoThrow(try fs.link("/t/mine", "/t/w/l5"), "its own")
+        fs.credentials = .root
+        XCTAssertNoThrow(try fs.link("/t/other-suid", "/t/w/l6"))
+    }
+
     func testRenamePermissions() throws {
         var fs = try makeTree()
         fs.credentials = user
@@ -427,7 +440,7 @@ final class CredentialTests: XCTestCase {
 }
 
 /// Setting up a tree as root.
-private extension FileSystem {
+extension FileSystem {
     mutating func chmod(_ path: String, _ mode: UInt32) throws(Errno) {
         try withPath(path) { (p) throws(Errno) in try fchmodat(AtFlags.AT_FDCWD, p, mode: mode, flags: []) }
     }
