@@ -98,9 +98,10 @@ extension FileSystem {
     }
 
     /// Search permission on directory `dir`, which a path walk needs for every directory it
-    /// looks a name up in (path_resolution(7)). Root passes without looking at the mode.
+    /// looks a name up in (path_resolution(7)). A directory searchable by all (the common
+    /// 0755) passes whichever class applies, and root passes, without asking further.
     func checkSearch(_ dir: Int) throws(Errno) {
-        if credentials.hasFileCapabilities { return }
+        if nodes[dir].permissions & 0o111 == 0o111 || credentials.hasFileCapabilities { return }
         try checkPermission(dir, .execute)
     }
 
