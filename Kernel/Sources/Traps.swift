@@ -86,11 +86,16 @@ enum CrashReport {
         }
     }
 
-    /// apus: program killed by SIGSEGV: page fault writing 0x10 (page not present)
+    /// apus: process 1 (segv) killed by SIGSEGV: page fault writing 0x10 (page not present)
     /// apus:   at rip 0x401136 <crash_here+0x6>
     /// apus:   rax 0x… rbx 0x… …
     static func print(_ frame: TrapFrame, signal: Int32, name: StaticString) {
-        var m = Message("apus: program killed by ")
+        // The process: its pid and command name (as ps shows them).
+        var m = Message("apus: process ")
+        m.decimal(UInt64(Process.current.pid))
+        m.append(" (")
+        m.append(bytes: Scheduler.current.name)
+        m.append(") killed by ")
         m.append(name)
         m.append(": ")
         m.append(exceptionName(frame.vector))
@@ -110,9 +115,9 @@ enum CrashReport {
         at.hex(frame.rip)
         // The program's symbols are at link-time addresses: rip - loadBase, when rip is at or
         // above the load base (rip 0 in a PIE, from a NULL function pointer, is below it).
-        if let process = Loader.process, frame.rip >= process.loadBase,
-           let elf = try? ELFFile(bytes: process.elfBytes),
-           let symbol = elf.symbol(containing: frame.rip - process.loadBase) {
+        if let program = Process.current.program, frame.rip >= program.loadBase, let bytes = program.elfBytes,
+           let elf = try? ELFFile(bytes: bytes),
+           let symbol = elf.symbol(containing: frame.rip - program.loadBase) {
             at.append(" <")
             at.append(bytes: symbol.name)
             at.append("+")

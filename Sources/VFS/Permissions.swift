@@ -26,20 +26,7 @@ struct AccessRequest: OptionSet {
     static let execute = AccessRequest(rawValue: 1)
 }
 
-/// What execve(2) needs to know about the program file: found by
-/// `FileSystem.resolveExecutable`, which has already checked that the caller may run it.
-/// Valid only until the file system next changes (a removed name may free its node and a
-/// new file reuse it): the kernel reads the program in the same execve call.
-public struct ExecutableFile: Sendable {
-    let node: Int
-    /// st_ino.
-    public let inode: UInt64
-    /// st_mode: S_IFREG and the permission, setuid, setgid and sticky bits.
-    public let mode: UInt32
-    /// The file's owner and group: what a set-user-ID or set-group-ID program runs as.
-    public let uid: UInt32
-    public let gid: UInt32
-
+extension ExecutableFile {
     /// The set-user-ID bit: running it makes the owner the effective uid.
     public var setsUserID: Bool { mode & FileMode.S_ISUID != 0 }
     /// The set-group-ID bit with group execute (without it the bit means mandatory locking,
@@ -190,39 +177,5 @@ extension FileSystem {
             kept &= ~FileMode.S_ISGID
         }
         nodes[node].permissions = kept
-    }
-
-    // MARK: execve
-
-    /// The program execve(2) (or execveat with `flags` AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW)
-    /// would run, found with the caller's search permissions and checked as Linux does:
-    /// EACCES unless it is a regular file with an x bit that applies to the caller (root
-    /// needs any x bit); ELOOP for a final symlink with AT_SYMLINK_NOFOLLOW. Whether a
-    /// set-user-ID or set-group-ID file changes the ids is the kernel's decision.
-    public mutating func resolveExecutable(_ dirfd: Int32, _ path: UnsafeRawBufferPointer,
-                                           flags: AtFlags = []) throws(Errno) -> ExecutableFile {
-        guard flags.subtracting([.AT_SYMLINK_NOFOLLOW, .AT_EMPTY_PATH]).isEmpty else { throw .EINVAL }
-        let node = try resolveAt(dirfd, path, follow: !flags.contains(.AT_SYMLINK_NOFOLLOW),
-                                 emptyPath: flags.contains(.AT_EMPTY_PATH))
-        if nodes[node].type == .symlink { throw .ELOOP }
-        try checkExecutable(node)
-        return ExecutableFile(node: node, inode: nodes[node].ino,
-                              mode: FileMode.S_IFREG | nodes[node].permissions,
-                              uid: nodes[node].uid, gid: nodes[node].gid)
-    }
-
-    /// The program's bytes straight from the image (zero copy, page aligned, zero-padded
-    /// to a page); nil if it was written in the VM (then `readExecutable` copies them).
-    public func imageContents(_ file: ExecutableFile) -> UnsafeRawBufferPointer? {
-        guard nodes[file.node].live else { return nil }
-        return imageBytes(file.node)
-    }
-
-    /// Copies the program's bytes at `offset` into `buffer` (no read permission needed, as
-    /// execve reads a mode 0711 program); returns the count, 0 at or past the end.
-    public mutating func readExecutable(_ file: ExecutableFile, at offset: Int64,
-                                        into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
-        guard nodes[file.node].live, nodes[file.node].type == .regular else { throw .EBADF }
-        return readRegular(file.node, at: offset, into: buffer)
     }
 }
