@@ -208,6 +208,10 @@ enum Syscalls {
         case SyscallNumber.wait4: return SysWait.wait4
         case SyscallNumber.waitid: return SysWait.waitid
         case SyscallNumber.getppid: return SysFork.getppid
+        case SyscallNumber.shmget: return SysShm.shmget
+        case SyscallNumber.shmat: return SysShm.shmat
+        case SyscallNumber.shmdt: return SysShm.shmdt
+        case SyscallNumber.shmctl: return SysShm.shmctl
         case SyscallNumber.getpgid: return SysFork.getpgid
         case SyscallNumber.getpgrp: return SysFork.getpgrp
         case SyscallNumber.setpgid: return SysFork.setpgid
