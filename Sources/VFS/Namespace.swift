@@ -30,6 +30,7 @@ extension FileSystem {
 
     /// mkdirat(2): `mode`'s permission and sticky bits, less the umask; owned by the caller
     /// (see `setNewOwner` for a setgid parent).
+    @inline(never)  // the kernel calls it from several syscalls; one copy
     public mutating func mkdirat(_ dirfd: Int32, _ path: UnsafeRawBufferPointer, mode: UInt32) throws(Errno) {
         let lookup = try resolveParentAt(dirfd, path)
         let name = try nameToCreate(lookup, directory: true)
