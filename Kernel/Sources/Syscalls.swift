@@ -217,8 +217,22 @@ enum Syscalls {
         case SyscallNumber.setpgid: return SysFork.setpgid
         case SyscallNumber.getsid: return SysFork.getsid
         case SyscallNumber.setsid: return SysFork.setsid
-        case SyscallNumber.getuid, SyscallNumber.geteuid, SyscallNumber.getgid, SyscallNumber.getegid:
-            return SysProcess.zero
+        // User and group ids (SysCredentials.swift)
+        case SyscallNumber.getuid: return SysCredentials.getuid
+        case SyscallNumber.geteuid: return SysCredentials.geteuid
+        case SyscallNumber.getgid: return SysCredentials.getgid
+        case SyscallNumber.getegid: return SysCredentials.getegid
+        case SyscallNumber.getresuid: return SysCredentials.getresuid
+        case SyscallNumber.getresgid: return SysCredentials.getresgid
+        case SyscallNumber.setuid: return SysCredentials.setuid
+        case SyscallNumber.setgid: return SysCredentials.setgid
+        case SyscallNumber.setreuid: return SysCredentials.setreuid
+        case SyscallNumber.setregid: return SysCredentials.setregid
+        case SyscallNumber.setresuid: return SysCredentials.setresuid
+        case SyscallNumber.setresgid: return SysCredentials.setresgid
+        case SyscallNumber.setfsuid: return SysCredentials.setfsuid
+        case SyscallNumber.setfsgid: return SysCredentials.setfsgid
+        case SyscallNumber.setgroups: return SysCredentials.setgroups
         case SyscallNumber.uname: return SysProcess.uname
         case SyscallNumber.prlimit64: return SysProcess.prlimit64
         case SyscallNumber.getrlimit: return SysProcess.getrlimit
@@ -230,7 +244,7 @@ enum Syscalls {
         case SyscallNumber.times: return SysProcess.times
         case SyscallNumber.getcpu: return SysProcess.getcpu
         case SyscallNumber.sched_setaffinity: return SysProcess.schedSetaffinity
-        case SyscallNumber.getgroups: return SysProcess.getgroups
+        case SyscallNumber.getgroups: return SysCredentials.getgroups
         case SyscallNumber.capget: return SysProcess.capget
         // Time (SysTime.swift)
         case SyscallNumber.clock_gettime: return SysTime.clockGettime

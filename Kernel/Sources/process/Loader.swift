@@ -107,7 +107,7 @@ enum Loader {
     /// ELIBBAD: the interpreter is not a shared object; ENOMEM; E2BIG: the arguments do not
     /// fit the initial stack.
     static func load(_ bytes: UnsafeRawBufferPointer, imageBacked: Bool, path: [UInt8],
-                     strings: UnsafeRawBufferPointer, argc: Int, envc: Int) throws(Errno) -> LoadedProgram {
+                     strings: UnsafeRawBufferPointer, argc: Int, envc: Int, secure: Bool = false) throws(Errno) -> LoadedProgram {
         let elf: ELFFile
         do {
             elf = try ELFFile(bytes: bytes)
@@ -154,6 +154,7 @@ enum Loader {
         let phdr = programHeaderAddress(elf, base: base)
         var a: UInt32 = 0, b: UInt32 = 0, c: UInt32 = 0, d: UInt32 = 0
         arch_cpuid(1, 0, &a, &b, &c, &d)
+        let ids = Process.current.credentials
         let auxv: [(UInt64, UInt64)] = [
             (AuxvKey.AT_PHDR.rawValue, phdr),
             (AuxvKey.AT_PHENT.rawValue, UInt64(elf.programHeaderEntrySize)),
@@ -162,9 +163,9 @@ enum Loader {
             (AuxvKey.AT_BASE.rawValue, interpreterBase),
             (AuxvKey.AT_FLAGS.rawValue, 0),
             (AuxvKey.AT_ENTRY.rawValue, base + elf.entry),
-            (AuxvKey.AT_UID.rawValue, 0), (AuxvKey.AT_EUID.rawValue, 0),
-            (AuxvKey.AT_GID.rawValue, 0), (AuxvKey.AT_EGID.rawValue, 0),
-            (AuxvKey.AT_SECURE.rawValue, 0),
+            (AuxvKey.AT_UID.rawValue, UInt64(ids.realUID)), (AuxvKey.AT_EUID.rawValue, UInt64(ids.effectiveUID)),
+            (AuxvKey.AT_GID.rawValue, UInt64(ids.realGID)), (AuxvKey.AT_EGID.rawValue, UInt64(ids.effectiveGID)),
+            (AuxvKey.AT_SECURE.rawValue, secure ? 1 : 0),
             (AuxvKey.AT_CLKTCK.rawValue, 100),
             (AuxvKey.AT_HWCAP.rawValue, UInt64(d)),
             (AuxvKey.AT_HWCAP2.rawValue, 0),

@@ -15,6 +15,8 @@ final class Process {
     var memory: Memory
     /// Its descriptor table while another process runs (the running one's is in the VFS).
     var files = ProcessFiles()
+    /// Its user and group ids (the VFS holds a copy of the running process's).
+    var credentials = Credentials.root
     /// Signal dispositions (65 entries once one is set) and signals sent to the process.
     var actions: [KernelSigaction] = []
     var pending = PendingSignals()
@@ -115,6 +117,7 @@ enum Processes {
         guard next !== previous else { return }
         SysIO.fs.exchangeProcessFiles(&previous.files)
         SysIO.fs.exchangeProcessFiles(&next.files)
+        if next.credentials != previous.credentials { SysIO.fs.credentials = next.credentials }
         if next.memory !== Memory.current { next.memory.activate() }
     }
 
