@@ -73,6 +73,12 @@ final class QEMUTests: XCTestCase {
         try matrix.syscallFuzzer(calls: 20_000, seeds: [3], variant: "glibc-pie", timeoutSeconds: 100)
     }
 
+    // Processes (ProcessCases.swift). bash, Python and redis's BGSAVE run on the apus VMM
+    // only: under TCG each new interpreter costs seconds.
+    func testProcesses() throws { try matrix.processes() }
+    func testForkBomb() throws { try matrix.forkBomb() }
+    func testBusyboxShell() throws { try matrix.busyboxShell() }
+
     // Network (NetworkCases.swift)
     func testNetSockets() throws { try matrix.netSockets() }
     func testNetOutbound() throws { try matrix.netOutbound() }
