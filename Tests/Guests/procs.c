@@ -1010,9 +1010,9 @@ static void test_orphans(void) {
     pid_t middle = fork_for(name);
     if (middle < 0) return;
     if (middle == 0) {
+        pid_t parent = getpid();
         pid_t grandchild = fork_for(name);
         if (grandchild == 0) {
-            pid_t parent = getppid();
             for (int i = 0; i < 500 && getppid() == parent; i++) sleep_ms(10);
             char verdict = getppid() == reaper ? 'y' : 'n';
             write(report[1], &verdict, 1);
