@@ -49,14 +49,15 @@ extension VMMMatrix {
     /// jobs with wait, kill and exit statuses, trap, exec and descriptor redirection.
     func busyboxShell() throws {
         guard let busybox = try requireBusybox() else { return }
-        for script in Self.busyboxScripts {
-            try differential(Invocation(program: busybox, args: ["sh", "-c", script]), expectStatus: script.hasSuffix("exit 3\n") ? 3 : 0)
+        for (script, status) in Self.busyboxScripts {
+            try differential(Invocation(program: busybox, args: ["sh", "-c", script]), expectStatus: status)
         }
     }
 
-    static let busyboxScripts = [
+    /// Each script with the exit status it ends with.
+    static let busyboxScripts: [(String, Int32)] = [
         // Pipelines.
-        """
+        ("""
         printf '3\\n1\\n2\\n' | sort | head -2
         echo a b c d | tr ' ' '\\n' | wc -l
         seq 1 100 | grep 7 | sort -rn | head -3 | tr '\\n' ' '; echo
@@ -64,9 +65,9 @@ extension VMMMatrix {
         false | true; echo "pipeline status $?"
         set -o pipefail; false | true; echo "pipefail status $?"; set +o pipefail
 
-        """,
+        """, 0),
         // Subshells and command substitution.
-        """
+        ("""
         x=outer; (x=inner; echo "subshell $x"; exit 4); echo "status $? x=$x"
         (cd /; pwd)
         a=$(echo hello | tr a-z A-Z); echo "$a $(( $(echo 6) * 7 )) `echo back`ticks"
@@ -74,9 +75,9 @@ extension VMMMatrix {
         n=0; for i in $(seq 1 20); do n=$((n + $(echo $i))); done; echo "total $n"
         echo "a child shell has another pid: $( [ "$(sh -c 'echo $$')" != "$$" ] && echo yes || echo no)"
 
-        """,
+        """, 0),
         // Background jobs, wait, kill and exit statuses.
-        """
+        ("""
         { (echo one) & (echo two) & (sleep 0.1; echo three) & wait; } | sort
         sleep 0.05 & p=$!; wait $p; echo "waited $?"
         (exit 6) & wait $!; echo "background status $?"
@@ -85,9 +86,9 @@ extension VMMMatrix {
         sh -c 'exit 255'; echo "exit status $?"
         wait; echo "wait with no jobs $?"
 
-        """,
+        """, 0),
         // trap, exec, redirections, and the script's own exit status.
-        """
+        ("""
         trap 'echo caught USR1' USR1
         kill -USR1 $$; echo after usr1
         trap - USR1
@@ -99,7 +100,7 @@ extension VMMMatrix {
         trap 'echo exiting' EXIT
         exit 3
 
-        """,
+        """, 3),
     ]
 
     /// Debian's bash (dynamic) running a script in an image with the coreutils it calls:
