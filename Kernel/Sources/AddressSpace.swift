@@ -14,6 +14,9 @@ struct Region {
     /// writing (else mprotect(PROT_WRITE) is EACCES).
     var sharedFile = -1
     var mayWrite = true
+    /// MAP_SHARED|MAP_ANONYMOUS: fork maps the same frames in the child (counted in
+    /// `PhysicalMemory.share`) instead of copying them.
+    var sharedAnonymous = false
     /// A file mapping (shared or private, and the program's segments): the file's path and
     /// inode as /proc/self/maps shows them, and the file page at `start`. Empty: anonymous.
     var name: [UInt8] = []
@@ -40,23 +43,75 @@ struct Region {
     /// True if `next`, starting at this region's end, can join it.
     func joins(_ next: Region) -> Bool {
         end == next.start && kind == next.kind && protection == next.protection && sharedFile == next.sharedFile
-            && mayWrite == next.mayWrite && name == next.name
+            && mayWrite == next.mayWrite && sharedAnonymous == next.sharedAnonymous && name == next.name
             && (sharedFile < 0 && name.isEmpty || continued(at: end, to: next.end).filePage == next.filePage)
     }
 }
 
-/// The app's mappings. Memory is backed eagerly: every accessible page has a frame from the
-/// moment it is mapped, because on pvm an exception while app code runs lands on the app's
-/// stack, over its red zone (PVM.md) — so the app must never page-fault in normal operation.
-/// PROT_NONE ranges (reservations) get frames only when they become accessible.
+/// One address space: its page tables' root and its mappings. A process has one; a vfork
+/// child shares its parent's until it execs or exits.
+final class Memory {
+    let root: PhysicalAddress
+    var regions: [Region] = []
+    /// Top-down mmap allocation starts below this (under the stack, randomized).
+    var mmapTop: UInt64 = 0
+    var brkStart: UInt64 = 0
+    var brkCurrent: UInt64 = 0
+    /// Processes using it (a vfork child and its parent: 2).
+    var users = 1
+
+    init(root: PhysicalAddress) { self.root = root }
+
+    /// The address space in CR3: the running thread's process's.
+    nonisolated(unsafe) static var current = Memory(root: PageTable.root)
+
+    /// An empty address space with the kernel's mappings.
+    static func make() throws(Errno) -> Memory {
+        guard PhysicalMemory.canGrantAppObject, let root = PageTable.makeRoot() else { throw .ENOMEM }
+        return Memory(root: root)
+    }
+
+    /// Makes this the address space the CPU uses.
+    func activate() {
+        Memory.current = self
+        PageTable.activate(root)
+    }
+
+    /// One process stopped using it; the last one frees its frames and page tables. It must
+    /// not be in CR3 then (the caller switched to another first).
+    func drop() {
+        users -= 1
+        guard users == 0 else { return }
+        for r in regions { AddressSpace.releaseFrames(r, r.start, r.end, in: root) }
+        regions = []
+        PageTable.freeTables(root)
+    }
+}
+
+/// The running process's mappings (`Memory.current`). Memory is backed eagerly: every
+/// accessible page has a frame from the moment it is mapped, because on pvm an exception
+/// while app code runs lands on the app's stack, over its red zone (PVM.md) — so the app
+/// must never page-fault in normal operation. PROT_NONE ranges (reservations) get frames
+/// only when they become accessible.
 enum AddressSpace {
     static let pageSize: UInt64 = 4096
 
-    nonisolated(unsafe) static var regions: [Region] = []
-    /// Top-down mmap allocation starts below this (under the stack, randomized).
-    nonisolated(unsafe) static var mmapTop: UInt64 = 0
-    nonisolated(unsafe) static var brkStart: UInt64 = 0
-    nonisolated(unsafe) static var brkCurrent: UInt64 = 0
+    static var regions: [Region] {
+        _read { yield Memory.current.regions }
+        _modify { yield &Memory.current.regions }
+    }
+    static var mmapTop: UInt64 {
+        get { Memory.current.mmapTop }
+        set { Memory.current.mmapTop = newValue }
+    }
+    static var brkStart: UInt64 {
+        get { Memory.current.brkStart }
+        set { Memory.current.brkStart = newValue }
+    }
+    static var brkCurrent: UInt64 {
+        get { Memory.current.brkCurrent }
+        set { Memory.current.brkCurrent = newValue }
+    }
 
     /// Linux's default vm.max_map_count: mappings the app may have.
     static let maxRegions = 65530
@@ -175,7 +230,7 @@ enum AddressSpace {
               let e = try PageTable.leaf(address, create: false) else { return }
         guard let frame = PhysicalMemory.allocateAppPage() else { throw .ENOMEM }
         directMap(frame).copyMemory(from: directMap(source), byteCount: Int(pageSize))
-        e.pointee = frame.raw | (e.pointee & ~(PageTable.frameMask | PageTable.borrowed))
+        e.pointee = frame.raw | (e.pointee & ~(PageTable.frameMask | PageTable.borrowed)) | PageTable.dirty
         PageTable.flush(address, pages: 1)
     }
 
@@ -212,14 +267,83 @@ enum AddressSpace {
 
     /// Unmaps [start, end) of `r`: its own frames are freed, a shared file's handed back.
     private static func releaseFrames(_ r: Region, _ start: UInt64, _ end: UInt64) {
+        releaseFrames(r, start, end, in: PageTable.root)
+        PageTable.flush(start, pages: Int((end - start) / pageSize))
+    }
+
+    /// Unmaps [start, end) of `r` in the tables under `root` (no TLB flush).
+    static func releaseFrames(_ r: Region, _ start: UInt64, _ end: UInt64, in root: PhysicalAddress) {
         var address = start
         while address < end {
-            if let frame = PageTable.unmap(address) {
+            if let frame = PageTable.unmap(address, in: root) {
                 if r.sharedFile >= 0 { SharedFiles.release(r.sharedFile) } else { PhysicalMemory.free(frame) }
             }
             address += pageSize
         }
-        PageTable.flush(start, pages: Int((end - start) / pageSize))
+    }
+
+    /// Stores `value` at `address` of `memory` (another process's, through its page tables
+    /// and the direct map, or the running one's): EFAULT unless the 4 bytes lie in one
+    /// present, writable user page.
+    static func store(_ value: UInt32, at address: UInt64, in memory: Memory) throws(Errno) {
+        if memory === Memory.current { return try UserMemory.store(value, address) }
+        guard address & 0xfff <= 0xffc, address < PageTable.userEnd,
+              let e = try PageTable.leaf(address, create: false, in: memory.root) else { throw .EFAULT }
+        let needed = PageTable.present | PageTable.user | PageTable.writable
+        guard e.pointee & needed == needed else { throw .EFAULT }
+        e.pointee |= PageTable.dirty
+        let frame = PhysicalAddress(e.pointee & PageTable.frameMask)
+        directMap(frame + (address & 0xfff)).storeBytes(of: value.littleEndian, as: UInt32.self)
+    }
+
+    /// fork: a new address space with the running one's mappings. Private pages are copied
+    /// (a page never written gets a fresh zero frame instead: no copy, and on a host that
+    /// backs guest memory lazily, no host memory); shared ones (MAP_SHARED files and
+    /// anonymous memory) and the image's pages are mapped, not copied.
+    static func fork() throws(Errno) -> Memory {
+        let child = try Memory.make()
+        child.regions = regions
+        child.mmapTop = mmapTop
+        child.brkStart = brkStart
+        child.brkCurrent = brkCurrent
+        for r in regions {
+            do { try copy(r, into: child.root) } catch {
+                child.drop()
+                throw error
+            }
+        }
+        return child
+    }
+
+    private static func copy(_ r: Region, into childRoot: PhysicalAddress) throws(Errno) {
+        var address = r.start
+        while address < r.end {
+            defer { address += pageSize }
+            guard let e = try PageTable.leaf(address, create: false), e.pointee & (PageTable.present | PageTable.retained) != 0
+            else { continue }
+            let entry = e.pointee
+            let frame = PhysicalAddress(entry & PageTable.frameMask)
+            var childFrame = frame
+            if entry & PageTable.borrowed != 0 {
+                // the image's page (or the vDSO's): never freed, nothing to count
+            } else if r.sharedFile >= 0 {
+                SharedFiles.retainPage(r.sharedFile)
+            } else if r.sharedAnonymous {
+                PhysicalMemory.share(frame)
+            } else {
+                guard let copy = PhysicalMemory.allocateAppPage() else { throw .ENOMEM }
+                if entry & PageTable.dirty != 0 {
+                    directMap(copy).copyMemory(from: directMap(frame), byteCount: Int(pageSize))
+                }
+                childFrame = copy
+            }
+            do { try PageTable.map(address, childFrame, entry & ~PageTable.frameMask, in: childRoot) } catch {
+                if childFrame != frame { PhysicalMemory.free(childFrame) } else if r.sharedFile >= 0 {
+                    SharedFiles.release(r.sharedFile)
+                } else if r.sharedAnonymous { PhysicalMemory.free(frame) }
+                throw error
+            }
+        }
     }
 
     /// Splits regions so that `address` is a region boundary.
@@ -339,7 +463,7 @@ enum AddressSpace {
         var address = start
         while address < start + length {
             if let frame = PageTable.frame(address), !PageTable.isBorrowed(address),
-               (region(containing: address)?.sharedFile ?? -1) < 0 {
+               let r = region(containing: address), r.sharedFile < 0, !r.sharedAnonymous {
                 directMap(frame).initializeMemory(as: UInt8.self, repeating: 0, count: Int(pageSize))
             }
             address += pageSize

@@ -51,14 +51,18 @@ func kernelMain(_ protocolRaw: UInt64, _ infoAddress: UInt64, _ directMapBase: U
     Random.initialize(seed: boot.seed)
     WindowBlocks.placeStart(random: Random.next())
     // 5. The program: image, ELF, address space, stack — then user mode.
-    let process = Loader.loadProgram(boot: boot)
+    let main = Scheduler.current
+    let program = Loader.loadProgram(boot: boot, process: main.process)
+    main.process.program = program
+    main.process.commandLine = Process.argumentBytes(
+        UnsafeRawBufferPointer(start: directMap(boot.argumentsAddress), count: Int(boot.argumentsSize)), count: Int(boot.argc))
     Kernel.timeline.appEntry = arch_rdtsc()
     Kernel.publishTimeline()
     LocalAPIC.start()
-    process.enter()
+    program.enter(main)
 }
 
-/// Kernel-wide state. One program, one thread (threads arrive with the compatibility core).
+/// Kernel-wide state: what the VM was booted with.
 enum Kernel {
     nonisolated(unsafe) static var boot = BootInfo()
     nonisolated(unsafe) static var timeline = Timeline()

@@ -1,3 +1,4 @@
+import LinuxABI
 /// A kernel diagnostic line being built: bytes, decimal and hex numbers. No String formatting
 /// machinery (Unicode tables, existentials) is pulled into the kernel for it.
 struct Message {
@@ -52,4 +53,12 @@ struct Message {
             bytes.append(nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10)
         }
     }
+}
+
+/// `body` over `bytes`' storage, its Errno passed on (Array.withUnsafeBytes rethrows untyped).
+func withBytes<R>(_ bytes: [UInt8], _ body: (UnsafeRawBufferPointer) throws(Errno) -> R) throws(Errno) -> R {
+    let result: Result<R, Errno> = bytes.withUnsafeBytes { p in
+        do throws(Errno) { return .success(try body(p)) } catch { return .failure(error) }
+    }
+    return try result.get()
 }

@@ -26,19 +26,75 @@ enum PageTable {
     static let userEnd: UInt64 = GuestABI.kernelRegionStart
     static let userStart: UInt64 = 0x1_0000
 
+    static let accessed: UInt64 = 1 << 5
+    /// Set by the CPU at a write through the entry, and by the kernel when it writes a
+    /// page's frame through the direct map: a private page without it was never written
+    /// and is still all zeros (fork gives the child a fresh frame instead of a copy).
+    static let dirty: UInt64 = 1 << 6
+
+    /// The root in CR3 now: the running process's page tables (see `Memory`).
     nonisolated(unsafe) static var rootAddress: PhysicalAddress? = nil
+    /// The boot page tables: their kernel slot (PML4 entry 255 and up) is every address
+    /// space's (`makeRoot`).
+    nonisolated(unsafe) static var bootRoot = PhysicalAddress(0)
 
     static var root: PhysicalAddress {
         if let r = rootAddress { return r }
         let r = PhysicalAddress(arch_read_cr3() & frameMask)
         rootAddress = r
+        bootRoot = r
         return r
     }
 
+    /// The PML4 slots of the app's half: [0, kernelSlot).
+    static let kernelSlot = Int(GuestABI.kernelRegionStart >> 39)
+
     static func clearAppRegion() {
         let pml4 = directMap(root).assumingMemoryBound(to: UInt64.self)
-        for i in 0..<Int(GuestABI.kernelRegionStart >> 39) { pml4[i] = 0 }
-        arch_write_cr3(root.raw)
+        for i in 0..<kernelSlot { pml4[i] = 0 }
+        reloadRoot()
+    }
+
+    /// A new, empty app half with the kernel's part of the boot tables (shared: kernel
+    /// mappings made later through any root are in all of them).
+    static func makeRoot() -> PhysicalAddress? {
+        _ = root
+        guard let page = PhysicalMemory.allocatePage() else { return nil }
+        let source = table(bootRoot), target = table(page)
+        for i in kernelSlot..<512 { target[i] = source[i] }
+        return page
+    }
+
+    /// Makes `newRoot` the address space the CPU uses.
+    static func activate(_ newRoot: PhysicalAddress) {
+        guard newRoot != root else { return }
+        rootAddress = newRoot
+        reloadRoot()
+    }
+
+    /// Writes CR3 (the TLB is flushed). On pvm the hypervisor interprets the guest after a
+    /// CR3 write until an iretq, and its interpreter cannot run SSE: pvm_write_cr3 irets.
+    static func reloadRoot() {
+        if Platform.kind == .pvm { pvm_write_cr3(root.raw) } else { arch_write_cr3(root.raw) }
+    }
+
+    /// Frees the app half's table pages under `root` (its pages' frames were released
+    /// before) and, unless it is the boot root, the root itself. `root` must not be in CR3.
+    static func freeTables(_ root: PhysicalAddress) {
+        let pml4 = table(root)
+        for i in 0..<kernelSlot where pml4[i] & present != 0 {
+            let pdpt = table(PhysicalAddress(pml4[i] & frameMask))
+            for j in 0..<512 where pdpt[j] & present != 0 && pdpt[j] & huge == 0 {
+                let pd = table(PhysicalAddress(pdpt[j] & frameMask))
+                for k in 0..<512 where pd[k] & present != 0 && pd[k] & huge == 0 {
+                    PhysicalMemory.free(PhysicalAddress(pd[k] & frameMask))
+                }
+                PhysicalMemory.free(PhysicalAddress(pdpt[j] & frameMask))
+            }
+            PhysicalMemory.free(PhysicalAddress(pml4[i] & frameMask))
+            pml4[i] = 0
+        }
+        if root != bootRoot { PhysicalMemory.free(root) }
     }
 
     private static func table(_ p: PhysicalAddress) -> UnsafeMutablePointer<UInt64> {
@@ -47,7 +103,12 @@ enum PageTable {
 
     /// The leaf entry for `address`, creating intermediate tables when `create` is set.
     static func leaf(_ address: UInt64, create: Bool) throws(Errno) -> UnsafeMutablePointer<UInt64>? {
-        var current = table(root)
+        try leaf(address, create: create, in: root)
+    }
+
+    /// The leaf entry for `address` in the tables under `tablesRoot`.
+    static func leaf(_ address: UInt64, create: Bool, in tablesRoot: PhysicalAddress) throws(Errno) -> UnsafeMutablePointer<UInt64>? {
+        var current = table(tablesRoot)
         for level in stride(from: 3, through: 1, by: -1) {
             let index = Int((address >> UInt64(12 + 9 * level)) & 0x1ff)
             var entry = current[index]
@@ -73,7 +134,11 @@ enum PageTable {
     }
 
     static func map(_ address: UInt64, _ frame: PhysicalAddress, _ entryFlags: UInt64) throws(Errno) {
-        guard let e = try leaf(address, create: true) else { throw .ENOMEM }
+        try map(address, frame, entryFlags, in: root)
+    }
+
+    static func map(_ address: UInt64, _ frame: PhysicalAddress, _ entryFlags: UInt64, in tablesRoot: PhysicalAddress) throws(Errno) {
+        guard let e = try leaf(address, create: true, in: tablesRoot) else { throw .ENOMEM }
         e.pointee = frame.raw | entryFlags
     }
 
@@ -84,8 +149,10 @@ enum PageTable {
     }
 
     /// Removes a page's mapping and returns its frame if the page owned it (not borrowed).
-    static func unmap(_ address: UInt64) -> PhysicalAddress? {
-        guard let e = try? leaf(address, create: false), e.pointee & (present | retained) != 0 else { return nil }
+    static func unmap(_ address: UInt64) -> PhysicalAddress? { unmap(address, in: root) }
+
+    static func unmap(_ address: UInt64, in tablesRoot: PhysicalAddress) -> PhysicalAddress? {
+        guard let e = try? leaf(address, create: false, in: tablesRoot), e.pointee & (present | retained) != 0 else { return nil }
         let entry = e.pointee
         e.pointee = 0
         return entry & borrowed != 0 ? nil : PhysicalAddress(entry & frameMask)
@@ -101,14 +168,14 @@ enum PageTable {
     static func move(_ from: UInt64, to: UInt64, _ entryFlags: UInt64) throws(Errno) {
         guard let e = try? leaf(from, create: false), e.pointee & (present | retained) != 0 else { return }
         let entry = e.pointee
-        try map(to, PhysicalAddress(entry & frameMask), entryFlags | (entry & borrowed))
+        try map(to, PhysicalAddress(entry & frameMask), entryFlags | (entry & (borrowed | dirty)))
         e.pointee = 0
     }
 
-    /// New protection bits for a mapped page; its frame and `borrowed` stay.
+    /// New protection bits for a mapped page; its frame, `borrowed` and `dirty` stay.
     static func protect(_ address: UInt64, _ entryFlags: UInt64) {
         guard let e = try? leaf(address, create: false), e.pointee & (present | retained) != 0 else { return }
-        e.pointee = (e.pointee & (frameMask | borrowed)) | entryFlags
+        e.pointee = (e.pointee & (frameMask | borrowed | dirty)) | entryFlags
     }
 
     /// Invalidates the TLB for a range: page by page for small ranges, else a CR3 reload.
@@ -117,7 +184,7 @@ enum PageTable {
         if pages <= 16 {
             for i in 0..<pages { arch_invlpg(start + UInt64(i) * 4096) }
         } else {
-            arch_write_cr3(root.raw)
+            reloadRoot()
         }
     }
 

@@ -17,12 +17,35 @@ enum PhysicalMemory {
     nonisolated(unsafe) static var freshPagesAreZero = true
     nonisolated(unsafe) static var totalPages = 0
 
+    /// Per frame: how many more page-table entries than one map it (a MAP_SHARED anonymous
+    /// page in several processes, the vDSO). `free` of a shared frame drops one of those
+    /// instead of freeing it. Indexed by physical page number; made at boot (2 bytes per page).
+    nonisolated(unsafe) static var extraReferences: UnsafeMutablePointer<UInt16>? = nil
+
     static func initialize(boot: BootInfo, freshPagesAreZero zero: Bool) {
         bump = (boot.kernelEnd + pageSize - 1) & ~(pageSize - 1)
         end = boot.memorySize & ~(pageSize - 1)
         freshPagesAreZero = zero
         guard bump < end else { panic("no memory after the kernel image") }
         totalPages = Int(end / pageSize)
+        let tablePages = (totalPages * 2 + Int(pageSize) - 1) / Int(pageSize)
+        guard let table = allocateContiguous(pages: tablePages) else { panic("no memory for the frame table") }
+        extraReferences = directMap(table).bindMemory(to: UInt16.self, capacity: totalPages)
+    }
+
+    /// One more page-table entry maps `frame` (it is freed after the last one goes).
+    static func share(_ frame: PhysicalAddress) {
+        let i = Int(frame.raw / pageSize)
+        guard let table = extraReferences, i < totalPages else { return }
+        guard table[i] < UInt16.max else { panic("a frame is shared by more than 65535 mappings") }
+        table[i] += 1
+    }
+
+    /// Whether another page-table entry maps `frame` too.
+    static func isShared(_ frame: PhysicalAddress) -> Bool {
+        let i = Int(frame.raw / pageSize)
+        guard let table = extraReferences, i < totalPages else { return false }
+        return table[i] > 0
     }
 
     static var freePages: Int { Int((end - bump) / pageSize) + freeListCount }
@@ -96,6 +119,11 @@ enum PhysicalMemory {
     }
 
     static func free(_ page: PhysicalAddress) {
+        let i = Int(page.raw / pageSize)
+        if let table = extraReferences, i < totalPages, table[i] > 0 {
+            table[i] -= 1
+            return
+        }
         directMap(page).storeBytes(of: freeList, as: UInt64.self)
         freeList = page.raw
         freeListCount += 1

@@ -2,12 +2,15 @@ import GuestABI
 import KernelArch
 import LinuxABI
 
-/// One thread of the app: its user registers and FPU state while it is not running, its TLS
-/// base, and what it waits for.
+/// One thread: its process, its user registers and FPU state while it is not running, its
+/// TLS base, and what it waits for.
 final class Thread {
     enum State { case runnable, waiting }
 
     let tid: Int32
+    var process: Process
+    /// A wait no signal ends (a vfork parent until its child execs or exits).
+    var uninterruptible = false
     var frame = [UInt64](repeating: 0, count: SyscallFrame.wordCount)
     var fpu = [UInt8](repeating: 0, count: 512)      // fxsave image
     var fsBase: UInt64 = 0
@@ -43,10 +46,13 @@ final class Thread {
     /// rt_sigtimedwait: the signals this thread waits for (0: none).
     var waitingSignals: UInt64 = 0
 
-    init(tid: Int32) { self.tid = tid }
+    init(tid: Int32, process: Process) {
+        self.tid = tid
+        self.process = process
+    }
 }
 
-/// Threads on the one vCPU. Switches happen only at syscalls: a blocking call, sched_yield, a
+/// Threads of every process on the one vCPU. Switches happen only at syscalls: a blocking call, sched_yield, a
 /// thread's exit, and any syscall made after the thread used up its time slice while another
 /// thread is runnable. On pvm an interrupt while app code runs would land on the app's stack,
 /// so a thread spinning in user code without syscalls is not preempted there.
@@ -57,8 +63,9 @@ final class Thread {
 /// state in, so the syscall return path resumes the other thread.
 enum Scheduler {
     nonisolated(unsafe) static var threads: [Thread] = []
-    nonisolated(unsafe) static var current = Thread(tid: 1)
-    nonisolated(unsafe) static var nextTid: Int32 = 2
+    nonisolated(unsafe) static var current = Thread(tid: 1, process: Process(pid: 1, memory: Memory.current, parent: nil))
+    /// Address spaces no process uses any more, freed once another one is in CR3.
+    nonisolated(unsafe) static var retired: [Memory] = []
     /// Set when the frame now holds another thread's state: the dispatcher must not overwrite
     /// its rax with the switched-away call's result.
     nonisolated(unsafe) static var switched = false
@@ -75,7 +82,14 @@ enum Scheduler {
     static func start(main: Thread) {
         current = main
         threads = [main]
+        Processes.all = [main.process]
         sliceStartTSC = arch_rdtsc()
+    }
+
+    /// `memory` is no process's any more: freed now if it is not in CR3, else after the
+    /// next switch to another address space.
+    static func retire(_ memory: Memory) {
+        if memory === Memory.current { retired.append(memory) } else { memory.drop() }
     }
 
     // MARK: CPU time
@@ -128,7 +142,7 @@ enum Scheduler {
     static func timerTick(_ trap: TrapFrame, fpuImage: UInt64) {
         Timers.check()
         let used = Clock.nanoseconds(ticks: (arch_rdtsc() &- sliceStartTSC) &- (Clock.idleTicks &- sliceStartIdle))
-        let due = used >= sliceNanos && threads.contains(where: { $0 !== current && $0.state == .runnable })
+        let due = used >= sliceNanos && threads.contains(where: { $0 !== current && $0.state == .runnable && !$0.process.stopped })
         let me = current
         guard due || SysSignal.hasDeliverable(me) else { return }
         let frame = loadFrame(from: trap, fpuImage: fpuImage)
@@ -146,7 +160,7 @@ enum Scheduler {
     static func preemptIfSliceUsed() {
         guard threads.count > 1 else { return }
         let used = Clock.nanoseconds(ticks: (arch_rdtsc() &- sliceStartTSC) &- (Clock.idleTicks &- sliceStartIdle))
-        guard used >= sliceNanos, threads.contains(where: { $0 !== current && $0.state == .runnable }) else { return }
+        guard used >= sliceNanos, threads.contains(where: { $0 !== current && $0.state == .runnable && !$0.process.stopped }) else { return }
         saveCurrent()
         runNext()
         switched = false
@@ -178,16 +192,21 @@ enum Scheduler {
         t.fpu.withUnsafeBytes { fpuArea.copyMemory(from: $0.baseAddress!, byteCount: 512) }
         if t.fsBase != current.fsBase { arch_wrmsr(Platform.msrFSBase, t.fsBase) }
         if t.gsBase != current.gsBase { arch_wrmsr(Platform.msrGSBase, t.gsBase) }
+        Processes.switchTo(t.process, from: current.process)
+        if !retired.isEmpty && retired.allSatisfy({ $0 !== Memory.current }) {
+            for memory in retired { memory.drop() }
+            retired = []
+        }
         chargeCurrent()
         if t !== current { switches &+= 1 }
         current = t
         switched = true
     }
 
-    /// A new thread that resumes where the caller's syscall returns, with rax = 0.
-    static func spawn(stack: UInt64, tls: UInt64?) -> Thread {
-        let t = Thread(tid: nextTid)
-        nextTid += 1
+    /// A new thread of `process` (the caller's for a thread, a new one for fork) that
+    /// resumes where the caller's syscall returns, with rax = 0.
+    static func spawn(stack: UInt64, tls: UInt64?, process: Process? = nil, id: Int32? = nil) -> Thread {
+        let t = Thread(tid: id ?? Processes.allocateID(), process: process ?? current.process)
         saveCurrent()
         t.frame = current.frame
         t.fpu = current.fpu
@@ -266,8 +285,16 @@ enum Scheduler {
         runNext()
     }
 
+    /// The running thread's process was stopped: another thread runs; this one continues
+    /// where it is (its registers as they are now) once the process is continued.
+    static func parkCurrent() {
+        saveCurrent()
+        runNext()
+    }
+
     /// Removes the running thread (it exited) and runs another one.
     static func exitCurrent() {
+        current.process.endedThreadsCPU &+= cpuNanos(of: current)
         threads.removeAll { $0 === current }
         runNext()
     }
@@ -286,7 +313,7 @@ enum Scheduler {
             let start = threads.firstIndex { $0 === current }.map { $0 + 1 } ?? 0
             for k in 0..<threads.count {
                 let t = threads[(start + k) % threads.count]
-                if t.state == .runnable {
+                if t.state == .runnable && !t.process.stopped {
                     restore(t)
                     return
                 }
@@ -302,7 +329,9 @@ enum Scheduler {
     private static func deadlock() -> Never {
         var m = Message("apus: every thread of the program is blocked forever (")
         m.decimal(threads.count)
-        m.append(" waiting in futex, none can wake the others): stopping the VM")
+        m.append(" in ")
+        m.decimal(Processes.all.filter { !$0.isZombie }.count)
+        m.append(" processes, none can wake the others): stopping the VM")
         Console.kernelLine(m)
         Console.exit(.exited(UInt8(HostExitCode.vmFailure)))
     }

@@ -51,6 +51,9 @@ enum SharedFiles {
         return frame
     }
 
+    /// One more page-table entry points at one of `slot`'s frames (fork mapping it again).
+    static func retainPage(_ slot: Int) { files[slot].references += 1 }
+
     /// Drops a reference (a page-table entry pointing at `slot`'s frames went away, or a
     /// hold ended). After the last, the file takes the bytes back and the frames are freed.
     static func release(_ slot: Int) {

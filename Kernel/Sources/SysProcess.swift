@@ -2,19 +2,15 @@ import GuestABI
 import KernelArch
 import LinuxABI
 
-/// Process identity, limits, system information and exit. One process (pid 1, its main
-/// thread tid 1), running as root in its own VM; threads are in SysThread.swift.
+/// Process identity, limits and system information (processes are made and ended in
+/// SysFork.swift, SysExec.swift and Process.swift; threads in SysThread.swift).
 enum SysProcess {
-
-    static let pid: UInt64 = 1
-
-    static func exit(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        Console.exit(.exited(UInt8(truncatingIfNeeded: a[0])))
-    }
-
     static func zero(_ a: SyscallArguments) throws(Errno) -> UInt64 { 0 }
 
-    static func getpid(_ a: SyscallArguments) throws(Errno) -> UInt64 { pid }
+    static func getpid(_ a: SyscallArguments) throws(Errno) -> UInt64 { UInt64(Process.current.pid) }
+
+    /// Whether `pid` names the caller for calls about "this process" (0 or its own pid).
+    static func isCaller(_ pid: UInt64) -> Bool { pid == 0 || pid == UInt64(Process.current.pid) }
 
     static func archPrctl(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         guard let code = ArchPrctlCode(rawValue: a.int32(0)) else { throw .EINVAL }
@@ -71,7 +67,8 @@ enum SysProcess {
     }
 
     /// prctl: PR_SET_NAME/PR_GET_NAME (16 bytes with the NUL), PR_SET_PDEATHSIG and
-    /// PR_GET_PDEATHSIG (nothing can die above pid 1), PR_SET_DUMPABLE/GET_DUMPABLE.
+    /// PR_GET_PDEATHSIG, PR_SET_DUMPABLE/GET_DUMPABLE, PR_SET_CHILD_SUBREAPER and
+    /// PR_GET_CHILD_SUBREAPER.
     static func prctl(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         let me = Scheduler.current
         switch a.int32(0) {
@@ -84,33 +81,55 @@ enum SysProcess {
             let name = me.name
             for i in 0..<16 { out[i] = i < name.count ? name[i] : 0 }
             return 0
-        case 1: return 0                                           // PR_SET_PDEATHSIG
-        case 2: try UserMemory.store(UInt32(0), a[1]); return 0    // PR_GET_PDEATHSIG
+        case 1:                                                    // PR_SET_PDEATHSIG
+            guard a[1] <= 64 else { throw .EINVAL }
+            me.process.deathSignal = Int32(a[1])
+            return 0
+        case 2: try UserMemory.store(UInt32(bitPattern: me.process.deathSignal), a[1]); return 0  // PR_GET_PDEATHSIG
+        case 36: me.process.isSubreaper = a[1] != 0; return 0      // PR_SET_CHILD_SUBREAPER
+        case 37: try UserMemory.store(UInt32(me.process.isSubreaper ? 1 : 0), a[1]); return 0
         case 3: return 1                                           // PR_GET_DUMPABLE
         case 4: guard a[1] <= 1 else { throw .EINVAL }; return 0   // PR_SET_DUMPABLE
         default: throw .EINVAL
         }
     }
 
-    /// getrusage(RUSAGE_SELF 0 / THREAD 1 / CHILDREN -1): CPU time is the time since the
-    /// program started (it owns the vCPU); no children exist.
+    /// getrusage(RUSAGE_SELF 0 / THREAD 1 / CHILDREN -1): the CPU time of the process's
+    /// threads (the calling thread's), or of its reaped children, as user time.
     static func getrusage(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         let who = a.int32(0)
         guard who == 0 || who == 1 || who == -1 else { throw .EINVAL }
         var usage = Rusage()
+        let me = Process.current
+        let nanos: UInt64
+        switch who {
+        case 0: nanos = processCPUNanos(me)
+        case 1: nanos = Scheduler.cpuNanos(of: Scheduler.current)
+        default: nanos = me.childrenCPU
+        }
+        usage.userTime = Timeval(Timespec(totalNanoseconds: Int64(clamping: nanos)))
         if who != -1 {
-            usage.userTime = Timeval(Timespec(totalNanoseconds: Int64(Clock.processCPUNanos)))
             usage.maxResidentSetKiB = Int64((PhysicalMemory.totalPages - PhysicalMemory.freePages) * 4)
         }
         try usage.encode(into: UserMemory.writable(a[1], Rusage.size))
         return 0
     }
 
-    /// times(): clock ticks (100 Hz) since boot; user time = the program's CPU time.
+    /// The CPU time of `process`'s threads, the ended ones included.
+    static func processCPUNanos(_ process: Process) -> UInt64 {
+        var nanos = process.endedThreadsCPU
+        for t in Scheduler.threads where t.process === process { nanos &+= Scheduler.cpuNanos(of: t) }
+        return nanos
+    }
+
+    /// times(): clock ticks (100 Hz) since boot; user time = the process's CPU time,
+    /// children's user time = its reaped children's.
     static func times(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         let ticks = Int64(Clock.monotonicNanos / 10_000_000)
         if a[0] != 0 {
-            try Tms(userTime: Int64(Clock.processCPUNanos / 10_000_000)).encode(into: UserMemory.writable(a[0], Tms.size))
+            var tms = Tms(userTime: Int64(processCPUNanos(Process.current) / 10_000_000))
+            tms.childrenUserTime = Int64(Process.current.childrenCPU / 10_000_000)
+            try tms.encode(into: UserMemory.writable(a[0], Tms.size))
         }
         return UInt64(ticks)
     }
@@ -164,7 +183,7 @@ enum SysProcess {
         switch r {
         case .RLIMIT_STACK: return Rlimit(current: Loader.stackSize, maximum: infinity)
         case .RLIMIT_NOFILE: return Rlimit(current: 1024, maximum: 1024)
-        case .RLIMIT_NPROC: return Rlimit(current: 1, maximum: 1)
+        case .RLIMIT_NPROC: return Rlimit(current: UInt64(Processes.limit), maximum: UInt64(Processes.limit))
         case .RLIMIT_CORE, .RLIMIT_MEMLOCK, .RLIMIT_NICE, .RLIMIT_RTPRIO, .RLIMIT_MSGQUEUE:
             return Rlimit(current: 0, maximum: 0)
         case .RLIMIT_SIGPENDING: return Rlimit(current: 64, maximum: 64)
@@ -173,7 +192,7 @@ enum SysProcess {
     }
 
     static func prlimit64(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        guard a[0] == 0 || a[0] == pid else { throw .ESRCH }
+        guard a[0] == 0 || Processes.find(a.int32(0)).map({ !$0.isZombie }) == true else { throw .ESRCH }
         let old = try limit(a.int32(1))
         if a[2] != 0 {
             // Limits are fixed by the VM's shape; lowering is accepted and has no effect yet.
@@ -201,7 +220,7 @@ enum SysProcess {
 
     /// One CPU: the mask has bit 0; the return value is the bytes written (one long).
     static func schedGetaffinity(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        guard a[0] == 0 || a[0] == pid else { throw .ESRCH }
+        guard a[0] == 0 || Scheduler.thread(a.int32(0)) != nil else { throw .ESRCH }
         let size = a.size(1)
         guard size >= 8, size & 7 == 0 else { throw .EINVAL }
         try UserMemory.store(UInt64(1), a[2])

@@ -24,6 +24,9 @@ struct PendingSignals {
         bits |= SysSignal.bit(signal)
     }
 
+    /// Forgets the pending signals of `mask`.
+    mutating func remove(_ mask: UInt64) { bits &= ~mask }
+
     mutating func take(_ signal: Int32) -> SignalInfo {
         bits &= ~SysSignal.bit(signal)
         return infos[Int(signal - 1)]
@@ -34,19 +37,40 @@ enum SysSignal {
     static let SIG_DFL: UInt64 = 0
     static let SIG_IGN: UInt64 = 1
     static let SIGKILL: Int32 = 9
+    static let SIGSEGV: Int32 = 11
+    static let SIGCHLD: Int32 = 17
+    static let SIGCONT: Int32 = 18
     static let SIGSTOP: Int32 = 19
 
-    nonisolated(unsafe) static var actions: [KernelSigaction] = []
-    /// Signals sent to the process (kill), taken by the first thread that does not block them.
-    nonisolated(unsafe) static var processPending = PendingSignals()
+    /// The running process's dispositions.
+    static var actions: [KernelSigaction] {
+        _read { yield Process.current.actions }
+        _modify { yield &Process.current.actions }
+    }
+    /// Signals sent to the running process (kill), taken by the first of its threads that
+    /// does not block them.
+    static var processPending: PendingSignals {
+        _read { yield Process.current.pending }
+        _modify { yield &Process.current.pending }
+    }
     /// Signals sent so far (edge-triggered epoll's news for a signalfd).
     nonisolated(unsafe) static var sent: UInt64 = 0
 
     static func bit(_ signal: Int32) -> UInt64 { 1 << UInt64(signal - 1) }
 
-    static func action(_ signal: Int32) -> KernelSigaction {
-        if actions.isEmpty { actions = Array(repeating: KernelSigaction(), count: 65) }
-        return actions[Int(signal)]
+    static func action(_ signal: Int32) -> KernelSigaction { action(signal, of: Process.current) }
+
+    static func action(_ signal: Int32, of process: Process) -> KernelSigaction {
+        if process.actions.isEmpty { process.actions = Array(repeating: KernelSigaction(), count: 65) }
+        return process.actions[Int(signal)]
+    }
+
+    /// Whether `process` throws `signal` away on arrival: SIG_IGN, or SIG_DFL for a signal
+    /// ignored by default, while none of its threads blocks it (a blocked one stays pending).
+    static func discards(_ signal: Int32, in process: Process) -> Bool {
+        let handler = action(signal, of: process).handler
+        guard handler == SIG_IGN || (handler == SIG_DFL && ignoredByDefault(signal)) else { return false }
+        return !Scheduler.threads.contains { $0.process === process && $0.blocked & bit(signal) != 0 }
     }
 
     static func rtSigaction(_ a: SyscallArguments) throws(Errno) -> UInt64 {
@@ -98,41 +122,79 @@ enum SysSignal {
         return 0
     }
 
+    /// kill(pid, sig): pid > 0 that process; 0 the caller's process group; -1 every process
+    /// but pid 1 and the caller; < -1 the process group -pid. Signal 0 only checks that the
+    /// target exists. A zombie exists but takes nothing.
     static func kill(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        let target = Int64(truncatingIfNeeded: a[0])
-        guard target == 1 || target == 0 || target == -1 else { throw .ESRCH }
+        let target = Int32(truncatingIfNeeded: Int64(bitPattern: a[0]))
         let signal = a.int32(1)
         try checkSignal(signal)
-        if signal != 0 { raiseOnProcess(signal, sentByUser) }
+        let me = Process.current
+        let info = sentByUser
+        if target > 0 {
+            guard let p = Processes.find(target) else { throw .ESRCH }
+            if signal != 0 && !p.isZombie { raise(on: p, signal, info) }
+            return 0
+        }
+        guard target != Int32.min else { throw .ESRCH }
+        let group = target == 0 ? me.processGroup : -target
+        var found = false
+        for p in Processes.all where !p.isZombie {
+            if target == -1 ? (p.pid == 1 || p === me) : p.processGroup != group { continue }
+            found = true
+            if signal != 0 { raise(on: p, signal, info) }
+        }
+        // kill(-1) in a VM where the caller is alone finds no one: ESRCH, as on Linux.
+        guard found else { throw .ESRCH }
         return 0
     }
 
-    /// siginfo of kill and of the kernel's own sends: SI_USER from the one process.
-    static var sentByUser: SignalInfo { SignalInfo(code: SignalInfo.SI_USER, sender: Int32(SysProcess.pid)) }
+    /// siginfo of kill: SI_USER from the running process.
+    static var sentByUser: SignalInfo { SignalInfo(code: SignalInfo.SI_USER, sender: Process.current.pid) }
+    /// siginfo of the kernel's own sends (a parent's death signal…).
+    static var sentByKernel: SignalInfo { SignalInfo(code: SignalInfo.SI_KERNEL) }
 
-    /// A signal for the process (kill, a timer): pending for whichever thread takes it first;
-    /// a thread waiting for it in rt_sigtimedwait looks again, else one waiting in any other
-    /// call that does not block it is interrupted (EINTR) to take it. Other restartable
-    /// waiters look again too (a signalfd reader may want it).
-    static func raiseOnProcess(_ signal: Int32, _ info: SignalInfo) {
-        processPending.add(signal, info)
+    /// A signal for the running process (a timer, raise).
+    static func raiseOnProcess(_ signal: Int32, _ info: SignalInfo) { raise(on: Process.current, signal, info) }
+
+    /// A signal for `process` (kill, a timer): pending for whichever of its threads takes it
+    /// first; a thread waiting for it in rt_sigtimedwait looks again, else one waiting in any
+    /// other call that does not block it is interrupted (EINTR) to take it. Other
+    /// restartable waiters look again too (a signalfd reader may want it). SIGCONT (and
+    /// SIGKILL) resumes a stopped process; a discarded signal (ignored, not blocked) leaves
+    /// no trace.
+    static func raise(on process: Process, _ signal: Int32, _ info: SignalInfo) {
+        guard !process.isZombie else { return }
+        if signal == SIGCONT || signal == SIGKILL { SysWait.resume(process) }
+        if signal == SIGCONT { process.pending.remove(stopSignals) }
+        if stopSignals & bit(signal) != 0 { process.pending.remove(bit(SIGCONT)) }
+        if discards(signal, in: process) { return }
+        process.pending.add(signal, info)
         sent &+= 1
         defer { Scheduler.wakeRestartingWaiters() }
-        if Scheduler.threads.contains(where: { $0.state == .waiting && $0.waitingSignals & bit(signal) != 0 }) { return }
+        let threads = Scheduler.threads.filter { $0.process === process }
+        if threads.contains(where: { $0.state == .waiting && $0.waitingSignals & bit(signal) != 0 }) { return }
         // (The running thread is never .waiting, but in the scheduler's idle loop `current`
         // is the thread that waits, and it must be woken too.)
-        for t in Scheduler.threads where t.state == .waiting && t.blocked & bit(signal) == 0 {
+        for t in threads where t.state == .waiting && !t.uninterruptible && !process.stopped
+            && (t.blocked & bit(signal) == 0 || signal == SIGKILL) {
             Scheduler.wake(t, result: Errno.EINTR.negatedReturn)
             return
         }
     }
 
+    /// SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU.
+    static let stopSignals: UInt64 = bit(19) | bit(20) | bit(21) | bit(22)
+
     /// A signal for one thread (tkill, a SIGEV_THREAD_ID timer): a wait of that thread that
     /// does not block it ends with EINTR.
     static func raiseOnThread(_ thread: Thread, _ signal: Int32, _ info: SignalInfo) {
+        if signal == SIGCONT || signal == SIGKILL { SysWait.resume(thread.process) }
+        if discards(signal, in: thread.process) { return }
         thread.pending.add(signal, info)
         sent &+= 1
-        if thread.state == .waiting && thread.waitingSignals & bit(signal) == 0 && thread.blocked & bit(signal) == 0 {
+        if thread.state == .waiting && thread.waitingSignals & bit(signal) == 0 && !thread.uninterruptible && !thread.process.stopped
+            && (thread.blocked & bit(signal) == 0 || signal == SIGKILL) {
             Scheduler.wake(thread, result: Errno.EINTR.negatedReturn)
         }
         Scheduler.wakeRestartingWaiters()
@@ -211,7 +273,7 @@ enum SysSignal {
 
     static func tgkill(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         guard a.int32(0) > 0, a.int32(1) > 0 else { throw .EINVAL }
-        guard a.int32(0) == 1 else { throw .ESRCH }
+        guard let t = Scheduler.thread(a.int32(1)), t.process.pid == a.int32(0) else { throw .ESRCH }
         return try send(a.int32(2), to: a.int32(1))
     }
 
@@ -223,7 +285,7 @@ enum SysSignal {
         try checkSignal(signal)
         guard let thread = Scheduler.thread(tid) else { throw .ESRCH }
         if signal == 0 { return 0 }  // existence check
-        raiseOnThread(thread, signal, SignalInfo(code: SignalInfo.SI_TKILL, sender: Int32(SysProcess.pid)))
+        raiseOnThread(thread, signal, SignalInfo(code: SignalInfo.SI_TKILL, sender: Process.current.pid))
         return 0
     }
 
@@ -247,6 +309,10 @@ enum SysSignal {
             let (signal, info) = next
             let act = action(signal)
             if act.handler == SIG_IGN || (act.handler == SIG_DFL && ignoredByDefault(signal)) { continue }
+            if act.handler == SIG_DFL && stopSignals & bit(signal) != 0 {
+                SysWait.stop(me.process, signal)
+                return
+            }
             if act.handler == SIG_DFL { terminate(signal) }
             do {
                 try runHandler(signal, info: info, act, frame: frame)
@@ -345,7 +411,7 @@ enum SysSignal {
         me.blocked |= act.mask.rawValue
         if !act.flags.contains(.SA_NODEFER) { me.blocked |= bit(signal) }
         me.blocked &= ~(bit(SIGKILL) | bit(SIGSTOP))
-        if act.flags.contains(.SA_RESETHAND) { actions[Int(signal)] = KernelSigaction() }
+        if act.flags.contains(.SA_RESETHAND) { Process.current.actions[Int(signal)] = KernelSigaction() }
 
         frame[.rip] = act.handler
         frame[.rsp] = base
@@ -388,7 +454,17 @@ enum SysSignal {
     /// SIGCHLD, SIGURG, SIGWINCH and SIGCONT are ignored by default.
     static func ignoredByDefault(_ s: Int32) -> Bool { s == 17 || s == 23 || s == 28 || s == 18 }
 
+    /// The running process ends by `signal` (its default action, a fault): pid 1 ending
+    /// stops the VM with 128+signal; another process becomes a zombie and another thread
+    /// runs (entered here: there is nothing to return to).
     static func terminate(_ signal: Int32) -> Never {
-        Console.exit(.signaled(UInt8(signal)))
+        // SIGQUIT, SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGSEGV, SIGXCPU, SIGXFSZ,
+        // SIGSYS dump core by default: the wait status says so (0x80).
+        let coreDumping: UInt64 = bit(3) | bit(4) | bit(5) | bit(6) | bit(7) | bit(8) | bit(11) | bit(24) | bit(25) | bit(31)
+        Processes.exitCurrent(status: UInt32(signal) | (coreDumping & bit(signal) != 0 ? 0x80 : 0))
+        Scheduler.switched = false
+        let frame = Scheduler.frame
+        deliverPending(frame)
+        enter_user_with_fpu(frame.address)
     }
 }

@@ -22,25 +22,25 @@ enum SysThread {
         guard a[1] >= 64 else { throw .EINVAL }
         let args = try UserMemory.readable(a[0], 64)
         let stack = args.readLE(UInt64.self, at: 40), size = args.readLE(UInt64.self, at: 48)
-        guard args.readLE(UInt64.self, at: 32) == 0 else { throw .EINVAL }  // threads have no exit signal
+        let flags = args.readLE(UInt64.self, at: 0), exitSignal = args.readLE(UInt64.self, at: 32)
+        // Threads have no exit signal; a process's is a signal number (clone's low byte).
+        guard exitSignal <= 64, flags & 0xff == 0, exitSignal == 0 || flags & CLONE_THREAD == 0 else { throw .EINVAL }
         // The stack grows down from its end; a range that wraps is no stack.
         let (stackEnd, wraps) = stack.addingReportingOverflow(size)
         guard !wraps else { throw .EINVAL }
-        return try createThread(flags: args.readLE(UInt64.self, at: 0), stack: stack == 0 ? 0 : stackEnd,
+        return try createThread(flags: flags | exitSignal, stack: stack == 0 ? 0 : stackEnd,
                                 parentTid: args.readLE(UInt64.self, at: 24), childTid: args.readLE(UInt64.self, at: 16),
                                 tls: args.readLE(UInt64.self, at: 56))
     }
 
     private static func createThread(flags: UInt64, stack: UInt64, parentTid: UInt64, childTid: UInt64,
                                      tls: UInt64) throws(Errno) -> UInt64 {
-        // Only threads of this one process: a new process (fork) has no address space to go to.
-        guard flags & CLONE_VM != 0, flags & CLONE_THREAD != 0, flags & CLONE_SIGHAND != 0 else {
-            var m = Message("apus: clone without CLONE_VM|CLONE_THREAD (a new process: fork, vfork, spawn) is not supported yet (flags ")
-            m.hex(flags)
-            m.append(")")
-            Console.kernelLine(m)
-            throw .ENOSYS
+        // Without CLONE_THREAD: a new process (fork, vfork, posix_spawn).
+        guard flags & CLONE_THREAD != 0 else {
+            return try SysFork.newProcess(flags: flags, stack: stack, parentTid: parentTid, childTid: childTid, tls: tls)
         }
+        // A thread shares the address space and the dispositions (Linux's rule: EINVAL).
+        guard flags & CLONE_VM != 0, flags & CLONE_SIGHAND != 0 else { throw .EINVAL }
         if flags & CLONE_SETTLS != 0 && tls >= PageTable.userEnd { throw .EPERM }
         // A thread is kernel memory the app asks for (its state, FPU image): EAGAIN, as
         // Linux's clone when it cannot have one more.
@@ -76,7 +76,10 @@ enum SysThread {
     /// word is zeroed and one waiter woken (how pthread_join learns of the exit).
     static func exitThread(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         let me = Scheduler.current
-        guard Scheduler.threads.count > 1 else { Console.exit(.exited(UInt8(truncatingIfNeeded: a[0]))) }
+        guard Scheduler.threads.contains(where: { $0.process === me.process && $0 !== me }) else {
+            Processes.exitCurrent(status: (a.uint32(0) & 0xff) << 8)
+            return 0
+        }
         if me.clearChildTid != 0, (try? UserMemory.store(UInt32(0), me.clearChildTid)) != nil {
             _ = wake(me.clearChildTid, count: 1, bitset: UInt32.max)
         }
@@ -91,8 +94,7 @@ enum SysThread {
     static let FUTEX_WAIT_BITSET: Int32 = 9, FUTEX_WAKE_BITSET: Int32 = 10
     static let FUTEX_CLOCK_REALTIME: Int32 = 256
 
-    /// futex(uaddr, op, val, timeout | val2, uaddr2, val3). Private and shared futexes are the
-    /// same thing in a single-process VM.
+    /// futex(uaddr, op, val, timeout | val2, uaddr2, val3).
     static func futex(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         let address = a[0], op = a.int32(1), value = a.uint32(2)
         guard address & 3 == 0 else { throw .EINVAL }

@@ -11,7 +11,7 @@ enum SysTime {
              .CLOCK_BOOTTIME_ALARM:
             return Clock.monotonicNanos
         case .CLOCK_PROCESS_CPUTIME_ID:
-            return Clock.processCPUNanos
+            return SysProcess.processCPUNanos(Process.current)
         case .CLOCK_THREAD_CPUTIME_ID:
             return Scheduler.cpuNanos(of: Scheduler.current)
         }

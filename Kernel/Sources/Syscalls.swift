@@ -187,7 +187,7 @@ enum Syscalls {
         case SyscallNumber.pkey_free: return SysMemory.pkeyFree
         case SyscallNumber.pkey_mprotect: return SysMemory.pkeyMprotect
         // Process and thread state (SysProcess.swift)
-        case SyscallNumber.exit_group: return SysProcess.exit
+        case SyscallNumber.exit_group: return SysFork.exitGroup
         case SyscallNumber.arch_prctl: return SysProcess.archPrctl
         case SyscallNumber.rseq: return SysProcess.rseq
         case SyscallNumber.getpid: return SysProcess.getpid
@@ -200,7 +200,19 @@ enum Syscalls {
         case SyscallNumber.set_tid_address: return SysThread.setTidAddress
         case SyscallNumber.set_robust_list: return SysThread.setRobustList
         case SyscallNumber.sched_yield: return SysThread.schedYield
-        case SyscallNumber.getppid: return SysProcess.zero
+        // Processes (SysFork.swift, SysExec.swift, SysWait.swift)
+        case SyscallNumber.fork: return SysFork.fork
+        case SyscallNumber.vfork: return SysFork.vfork
+        case SyscallNumber.execve: return SysExec.execve
+        case SyscallNumber.execveat: return SysExec.execveat
+        case SyscallNumber.wait4: return SysWait.wait4
+        case SyscallNumber.waitid: return SysWait.waitid
+        case SyscallNumber.getppid: return SysFork.getppid
+        case SyscallNumber.getpgid: return SysFork.getpgid
+        case SyscallNumber.getpgrp: return SysFork.getpgrp
+        case SyscallNumber.setpgid: return SysFork.setpgid
+        case SyscallNumber.getsid: return SysFork.getsid
+        case SyscallNumber.setsid: return SysFork.setsid
         case SyscallNumber.getuid, SyscallNumber.geteuid, SyscallNumber.getgid, SyscallNumber.getegid:
             return SysProcess.zero
         case SyscallNumber.uname: return SysProcess.uname

@@ -15,7 +15,8 @@ final class KernelTimer {
 
     enum Notify {
         case none
-        case signalProcess(Int32)
+        /// The signal to the process that made the timer.
+        case signalProcess(Int32, Process)
         case signalThread(tid: Int32, signal: Int32)
         /// A timerfd: expirations are counted for read().
         case counter
@@ -104,9 +105,9 @@ final class KernelTimer {
         case .counter:
             expirations &+= count
             Scheduler.wakeRestartingWaiters()
-        case .signalProcess(let signal):
-            overrun = SysSignal.processPending.contains(signal) ? overrun &+ Int32(truncatingIfNeeded: count) : missed
-            SysSignal.raiseOnProcess(signal, info)
+        case .signalProcess(let signal, let process):
+            overrun = process.pending.contains(signal) ? overrun &+ Int32(truncatingIfNeeded: count) : missed
+            SysSignal.raise(on: process, signal, info)
         case .signalThread(let tid, let signal):
             guard let t = Scheduler.thread(tid) else { return }
             overrun = t.pending.contains(signal) ? overrun &+ Int32(truncatingIfNeeded: count) : missed
@@ -189,14 +190,19 @@ enum Timers {
 /// ITIMER_VIRTUAL (SIGVTALRM) and ITIMER_PROF (SIGPROF) count the process's CPU time (user
 /// and system time are not told apart, so both count the same time).
 enum SysItimers {
-    nonisolated(unsafe) static var timers: [KernelTimer] = []
+    /// The running process's three timers (made at first use).
+    static var timers: [KernelTimer] {
+        _read { yield Process.current.intervalTimers }
+        _modify { yield &Process.current.intervalTimers }
+    }
 
     static func timer(_ which: Int32) throws(Errno) -> KernelTimer {
         guard which >= 0 && which <= 2 else { throw .EINVAL }
         if timers.isEmpty {
-            timers = [KernelTimer(base: .monotonic, notify: .signalProcess(14)),
-                      KernelTimer(base: .processCPU, notify: .signalProcess(26)),
-                      KernelTimer(base: .processCPU, notify: .signalProcess(27))]
+            let me = Process.current
+            timers = [KernelTimer(base: .monotonic, notify: .signalProcess(14, me)),
+                      KernelTimer(base: .processCPU, notify: .signalProcess(26, me)),
+                      KernelTimer(base: .processCPU, notify: .signalProcess(27, me))]
             for t in timers { Timers.add(t) }
         }
         return timers[Int(which)]
@@ -246,7 +252,11 @@ enum SysItimers {
 /// build on) or not at all (SIGEV_NONE). Signals carry SI_TIMER, the timer id, the overrun and
 /// sigev_value.
 enum SysPosixTimers {
-    nonisolated(unsafe) static var timers: [KernelTimer?] = []
+    /// The running process's timers, by id.
+    static var timers: [KernelTimer?] {
+        _read { yield Process.current.posixTimers }
+        _modify { yield &Process.current.posixTimers }
+    }
     static let maxTimers = 4096
 
     static func timer(id: Int32) -> KernelTimer? {
@@ -279,7 +289,7 @@ enum SysPosixTimers {
                 guard Scheduler.thread(event.threadID) != nil else { throw .EINVAL }
                 notify = .signalThread(tid: event.threadID, signal: event.signal)
             } else {
-                notify = .signalProcess(event.signal)
+                notify = .signalProcess(event.signal, Process.current)
             }
         default:
             throw .EINVAL

@@ -110,9 +110,9 @@ enum CrashReport {
         at.hex(frame.rip)
         // The program's symbols are at link-time addresses: rip - loadBase, when rip is at or
         // above the load base (rip 0 in a PIE, from a NULL function pointer, is below it).
-        if let process = Loader.process, frame.rip >= process.loadBase,
-           let elf = try? ELFFile(bytes: process.elfBytes),
-           let symbol = elf.symbol(containing: frame.rip - process.loadBase) {
+        if let program = Process.current.program, frame.rip >= program.loadBase, let bytes = program.elfBytes,
+           let elf = try? ELFFile(bytes: bytes),
+           let symbol = elf.symbol(containing: frame.rip - program.loadBase) {
             at.append(" <")
             at.append(bytes: symbol.name)
             at.append("+")

@@ -311,6 +311,23 @@ return_to_user_frame:
     movb $0, kernel_active(%rip)    // from here on a trap is the app's
     iretq
 
+// pvm_write_cr3(root): switches to another address space on pvm. The hypervisor emulates the
+// CR3 write and then keeps interpreting guest code instruction by instruction, which cannot
+// run SSE, until an iretq; so an iretq to the next instruction (same cs/ss/rsp/rflags)
+// follows the write.
+.global pvm_write_cr3
+pvm_write_cr3:
+    mov %rdi, %cr3
+    mov %rsp, %rax
+    push $0x2b                      // ss
+    push %rax                       // rsp
+    pushfq
+    push $0x33                      // cs
+    lea 1f(%rip), %rax
+    push %rax
+    iretq
+1:  ret
+
 // enter_user(frame): first entry to user mode. frame points to a SyscallFrame (all registers,
 // iret part filled); the kernel stack is reset below it.
 .global enter_user

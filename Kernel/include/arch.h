@@ -102,6 +102,7 @@ extern uint64_t kernel_stack_top;
 void halt_until_interrupt(void);
 _Noreturn void enter_user(uint64_t frame);
 _Noreturn void enter_user_with_fpu(uint64_t frame);
+void pvm_write_cr3(uint64_t root);
 
 static inline uint64_t arch_syscall_entry_address(void) { return (uint64_t)syscall_entry; }
 static inline uint64_t arch_kernel_image_end(void) { return (uint64_t)kernel_image_end; }

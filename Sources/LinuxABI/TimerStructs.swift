@@ -82,8 +82,19 @@ public struct SignalInfo: Equatable, Sendable {
     public var sender: Int32
     /// si_uid for kill/tkill; si_overrun for a POSIX timer.
     public var detail: Int32
-    /// si_value (sigval) for a POSIX timer.
+    /// si_value (sigval) for a POSIX timer; si_status for SIGCHLD (`isChild`).
     public var value: UInt64
+    /// A child's state change (SIGCHLD, waitid): sender = si_pid, detail = si_uid,
+    /// value = si_status; code is CLD_EXITED 1, CLD_KILLED 2, CLD_DUMPED 3, CLD_STOPPED 5,
+    /// CLD_CONTINUED 6.
+    public var isChild = false
+
+    /// The siginfo of a child's state change.
+    public static func child(code: Int32, pid: Int32, uid: UInt32, status: Int32) -> SignalInfo {
+        var info = SignalInfo(code: code, sender: pid, detail: Int32(bitPattern: uid), value: UInt64(UInt32(bitPattern: status)))
+        info.isChild = true
+        return info
+    }
 
     @inlinable public init(code: Int32, sender: Int32 = 0, detail: Int32 = 0, value: UInt64 = 0) {
         self.code = code
@@ -106,6 +117,7 @@ public struct SignalInfo: Equatable, Sendable {
         w.put(sender, at: 16)
         w.put(detail, at: 20)
         if code == Self.SI_TIMER { w.put(value, at: 24) }
+        if isChild { w.put(Int32(bitPattern: UInt32(truncatingIfNeeded: value)), at: 24) }
     }
 
     /// `struct signalfd_siginfo` (128 bytes): ssi_signo u32 @0, ssi_errno @4, ssi_code @8,
@@ -127,6 +139,7 @@ public struct SignalInfo: Equatable, Sendable {
         } else {
             w.put(sender, at: 12)
             w.put(detail, at: 16)
+            if isChild { w.put(Int32(bitPattern: UInt32(truncatingIfNeeded: value)), at: 40) }
         }
     }
 }

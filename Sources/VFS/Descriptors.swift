@@ -228,8 +228,10 @@ extension FileSystem {
     /// Rebuilds /proc/self/fd's entries if a descriptor changed since they were made.
     mutating func refreshDescriptorDirectory() {
         let dir = descriptorDirectory
-        guard dir >= 0, descriptorDirectoryVersion != descriptorVersion, nodes[dir].live else { return }
+        guard dir >= 0, descriptorDirectoryVersion != descriptorVersion || descriptorDirectoryTable != process.identity,
+              nodes[dir].live else { return }
         descriptorDirectoryVersion = descriptorVersion
+        descriptorDirectoryTable = process.identity
         let old = nodes[dir].entries
         nodes[dir].entries = []
         for entry in old where entry.node >= 0 { dropLink(entry.node) }

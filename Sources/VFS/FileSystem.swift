@@ -153,15 +153,16 @@ public struct MountOptions: Sendable {
     }
 }
 
-/// One process's view of the files: the tree, its open-file table and current directory.
+/// The files of a VM: the tree and the open file descriptions every process shares, and the
+/// running process's descriptor table and current directory (`ProcessFiles`).
 /// Single-threaded: the kernel serializes calls.
 public struct FileSystem<Host: FileSystemHost> {
     public var host: Host
     let image: ImageReader
     let options: MountOptions
-    /// The file-creation mask (umask(2)); applied to the mode of open(O_CREAT), mkdir and
-    /// (by Linux's rules) not to symlinks.
-    public var umask: UInt32 = 0o022
+    /// The running process's descriptor table, current directory, umask and executable
+    /// (see ProcessFiles.swift); the kernel exchanges it when another process runs.
+    var process = ProcessFiles()
 
     /// All nodes; a node's index is its identity. Freed slots (no name, not open) are
     /// recycled through `freeNodes`.
@@ -169,15 +170,13 @@ public struct FileSystem<Host: FileSystemHost> {
     var freeNodes: [Int] = []
     /// Open file descriptions, shared by dup'ed descriptors; nil slots are free.
     var openFiles: [OpenFile?] = []
-    /// The descriptor table: index = fd.
-    var descriptors: [DescriptorSlot] = []
-    /// The current directory (holds one `opens` reference on its node).
-    var cwd: Int = FileSystem.rootNode
-    /// The /proc/self/fd directory node (-1: none), and the descriptor-table version its
+    /// The /proc/self/fd directory node (-1: none), and the descriptor table and version its
     /// entries were made from (`descriptorVersion` changes with every open, dup and close).
     var descriptorDirectory = -1
     var descriptorDirectoryVersion = -1
-    var descriptorVersion = 0
+    var descriptorDirectoryTable = -1
+    /// The /proc/self/exe symlink node (-1: none): its target is the running process's.
+    var executableLink = -1
 
     /// The root directory is always node 0 and is never freed.
     static var rootNode: Int { 0 }
@@ -225,6 +224,8 @@ public struct FileSystem<Host: FileSystemHost> {
             let link = makeNode(.symlink, permissions: 0o777, time: time)
             nodes[link].data = target
             setEntry(in: selfDirectory, named: bytes("exe"), to: link)
+            executableLink = link
+            process.executablePath = target
         }
     }
 

@@ -1,0 +1,135 @@
+// What of the files belongs to one process: its descriptor table, current directory, umask
+// and executable. The open file descriptions the descriptors point at are the file system's,
+// shared between processes (fork shares offsets and status flags, as on Linux).
+//
+// The running process's table lives inside the FileSystem (every call works on it); the
+// kernel keeps the others in its processes and exchanges them when another process runs.
+
+import LinuxABI
+
+/// One process's descriptor table, current directory, umask and /proc/self/exe target.
+public struct ProcessFiles {
+    /// The descriptor table: index = fd.
+    var descriptors: [DescriptorSlot] = []
+    /// The current directory (holds one `opens` reference on its node).
+    var cwd: Int = 0
+    /// The file-creation mask (umask(2)); applied to the mode of open(O_CREAT), mkdir and
+    /// (by Linux's rules) not to symlinks.
+    var umask: UInt32 = 0o022
+    /// What /proc/self/exe points at.
+    var executablePath: [UInt8] = []
+    /// Changes with every open, dup and close (for /proc/self/fd); `identity` tells tables
+    /// apart, so a listing made for another process's table is made again.
+    var version = 0
+    var identity = 0
+
+    public init() {}
+}
+
+extension FileSystem {
+    var descriptors: [DescriptorSlot] {
+        _read { yield process.descriptors }
+        _modify { yield &process.descriptors }
+    }
+
+    var cwd: Int {
+        get { process.cwd }
+        set { process.cwd = newValue }
+    }
+
+    var descriptorVersion: Int {
+        get { process.version }
+        set { process.version = newValue }
+    }
+
+    public var umask: UInt32 {
+        get { process.umask }
+        set { process.umask = newValue }
+    }
+
+    /// Makes `files` the running process's table and hands back the one that was.
+    public mutating func exchangeProcessFiles(_ files: inout ProcessFiles) {
+        swap(&process, &files)
+        if executableLink >= 0 { nodes[executableLink].data = process.executablePath }
+    }
+
+    /// fork: a copy of the running process's table whose descriptors share the same open file
+    /// descriptions (each taking one more reference), with the same current directory.
+    public mutating func forkProcessFiles(identity: Int) -> ProcessFiles {
+        var copy = process
+        copy.identity = identity
+        for slot in copy.descriptors where slot.openFile >= 0 {
+            openFiles[slot.openFile]?.references += 1
+        }
+        nodes[copy.cwd].opens += 1
+        return copy
+    }
+
+    /// The highest open descriptor plus one (a bound for walking the table).
+    public var descriptorTableSize: Int { descriptors.count }
+
+    /// Drops the running process's current directory (its exit, after its descriptors were
+    /// closed); the table is left empty.
+    public mutating func releaseProcessFiles() {
+        for fd in 0..<descriptors.count where descriptors[fd].openFile >= 0 {
+            let index = descriptors[fd].openFile
+            setDescriptor(fd, .free)
+            releaseOpenFile(index)
+        }
+        let old = cwd
+        cwd = FileSystem.rootNode
+        nodes[old].opens -= 1
+        releaseIfUnused(old)
+        process.descriptors = []
+    }
+
+    /// execve: the program /proc/self/exe names from now on.
+    public mutating func setExecutablePath(_ path: [UInt8]) {
+        process.executablePath = path
+        if executableLink >= 0 { nodes[executableLink].data = path }
+    }
+}
+
+/// A program file execve found: its bytes (a slice of the image, page aligned, when it was
+/// never changed in the VM; else a copy of the overlay's) and its mode and owner.
+public struct ExecutableFile {
+    public var imageBytes: UnsafeRawBufferPointer?
+    public var copiedBytes: [UInt8]
+    public var mode: UInt32
+    public var uid: UInt32
+    public var gid: UInt32
+}
+
+extension FileSystem {
+    /// The file execve(dirfd, path) runs, symlinks followed (AT_EMPTY_PATH: `dirfd`'s own
+    /// file, for execveat and fexecve). ENOENT/ENOTDIR/ELOOP from the walk; EACCES for a
+    /// directory, a device or a file without an x bit (root too needs one, as on Linux).
+    public mutating func executable(_ dirfd: Int32, _ path: UnsafeRawBufferPointer, follow: Bool = true,
+                                    emptyPath: Bool = false) throws(Errno) -> ExecutableFile {
+        let node = try resolveAt(dirfd, path, follow: follow, emptyPath: emptyPath)
+        if nodes[node].type == .symlink { throw .ELOOP }  // AT_SYMLINK_NOFOLLOW on a link
+        guard nodes[node].type == .regular, nodes[node].permissions & 0o111 != 0 else { throw .EACCES }
+        var file = ExecutableFile(imageBytes: imageBytes(node), copiedBytes: [], mode: nodes[node].permissions,
+                                  uid: nodes[node].uid, gid: nodes[node].gid)
+        if file.imageBytes == nil {
+            let size = contentSize(node)
+            guard host.canAllocate(size) else { throw .ENOMEM }
+            file.copiedBytes = [UInt8](repeating: 0, count: size)
+            file.copiedBytes.withUnsafeMutableBytes { buffer in
+                _ = readRegular(node, at: 0, into: buffer)
+            }
+        }
+        return file
+    }
+}
+
+extension FileSystem {
+    /// `path` (relative to `dirfd`, or `dirfd`'s own path when empty) made absolute and
+    /// lexically normalized, as /proc/self/exe and AT_EXECFN show a program.
+    public func normalizedPath(_ dirfd: Int32, _ path: UnsafeRawBufferPointer) -> [UInt8] {
+        if path.isEmpty, let index = try? openFileIndex(dirfd), let file = openFiles[index], !file.path.isEmpty {
+            return file.path
+        }
+        return absolutePath(dirfd, path)
+    }
+}
