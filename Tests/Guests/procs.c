@@ -744,22 +744,34 @@ static void test_wait(void) {
         CHECK("waitpid after the child was reaped -> ECHILD", again == -1 && errno == ECHILD, "returned %d (%s)", (int)again, strerror(errno));
     }
 
-    /* By process group: waitpid(-pgid) and waitid(P_PGID). */
-    pid_t leader = fork_for("wait by process group");
-    if (leader == 0) { setpgid(0, 0); sleep_ms(20); _exit(21); }
+    /* By process group: waitpid(-pgid) reaps the leader, which exits first (it waits for
+     * the member to join); waitid(P_PGID) then reaps the member of the group whose leader
+     * is gone (the group lives on while it has members). */
+    int joined[2];
+    pid_t leader = pipe(joined) == 0 ? fork_for("wait by process group") : -1;
+    if (leader == 0) {
+        setpgid(0, 0);
+        close(joined[1]);
+        char c;
+        read(joined[0], &c, 1);
+        _exit(21);
+    }
     if (leader > 0) {
+        close(joined[0]);
         setpgid(leader, leader);
         pid_t member = fork_for("wait by process group");
-        if (member == 0) { setpgid(0, leader); sleep_ms(20); _exit(22); }
+        if (member == 0) { setpgid(0, leader); close(joined[1]); sleep_ms(100); _exit(22); }
         if (member > 0) setpgid(member, leader);
+        close(joined[1]);
         pid_t r = waitpid(-leader, &status, 0);
-        int first_ok = (r == leader && exited_with(status, 21)) || (r == member && exited_with(status, 22));
+        CHECK("waitpid(-pgid) reaps a child of that group (its leader)", r == leader && exited_with(status, 21),
+              "returned %s, %s", r == member ? "the member" : r < 0 ? strerror(errno) : "another pid", describe(status));
         siginfo_t si;
         memset(&si, 0, sizeof si);
         int r2 = waitid(P_PGID, (id_t)leader, &si, WEXITED);
-        int second_ok = r2 == 0 && si.si_pid != r && (si.si_pid == leader || si.si_pid == member);
-        CHECK("waitpid(-pgid) reaps a child of that group", first_ok, "returned %d, %s", (int)r, describe(status));
-        CHECK("waitid(P_PGID) reaps the other child of that group", second_ok, "returned %d", r2);
+        CHECK("waitid(P_PGID) reaps a member after the group's leader was reaped", r2 == 0 && si.si_pid == member && si.si_status == 22,
+              "returned %d (%s), status %d", r2, r2 < 0 ? strerror(errno) : "", si.si_status);
+        if (r2 != 0 && member > 0) reap(member);
     }
 
     /* Not our child, and no children at all. */
