@@ -31,7 +31,9 @@ static int cmp(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-/* One round of n iterations; the time per iteration, or -1 (errno set) on a failure. */
+static char failure[128];
+
+/* One round of n iterations; the time per iteration, or -1 with `failure` set. */
 static double round_of(int which, long n) {
     posix_spawn_file_actions_t quiet;
     posix_spawn_file_actions_init(&quiet);
@@ -43,14 +45,18 @@ static double round_of(int which, long n) {
         int status;
         if (which == 0) {
             pid = fork();
-            if (pid < 0) return -1;
+            if (pid < 0) { snprintf(failure, sizeof failure, "fork: %s", strerror(errno)); return -1; }
             if (pid == 0) _exit(0);
         } else {
             int err = posix_spawn(&pid, self, &quiet, NULL, argv, environ);
-            if (err) { errno = err; return -1; }
+            if (err) { snprintf(failure, sizeof failure, "posix_spawn: %s", strerror(err)); return -1; }
         }
-        if (waitpid(pid, &status, 0) != pid) return -1;
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) { errno = ECHILD; return -1; }
+        if (waitpid(pid, &status, 0) != pid) { snprintf(failure, sizeof failure, "waitpid: %s", strerror(errno)); return -1; }
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            if (WIFEXITED(status)) snprintf(failure, sizeof failure, "the child exited %d", WEXITSTATUS(status));
+            else snprintf(failure, sizeof failure, "the child died of signal %d", WTERMSIG(status));
+            return -1;
+        }
     }
     double per = (now_us() - t0) / n;
     posix_spawn_file_actions_destroy(&quiet);
@@ -77,7 +83,7 @@ int main(int argc, char **argv) {
             if (r[k] < 0) break;
         }
         if (k < 7) {
-            printf("%s error %s\n", names[w], strerror(errno));
+            printf("%s error %s (in round %d of 7)\n", names[w], failure, k + 1);
             failed = 1;
             continue;
         }
