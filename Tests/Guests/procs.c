@@ -945,9 +945,23 @@ static void test_sigchld(void) {
         kill(pid, SIGKILL);
         kill(pid, SIGCONT);
         reap(pid);
-        /* Discard what the kill queued before the next round. */
+        /* Take what the kill queued (SIGCHLD is blocked here) before the next round. */
+        struct timespec zero = { 0, 0 };
+        while (sigtimedwait(&block, NULL, &zero) > 0) {}
+    }
+
+    /* A pending SIGCHLD stays pending after the child is reaped, and setting SIGCHLD to
+     * SIG_IGN discards it (as for any signal). */
+    pid = fork_for("SIGCHLD discard");
+    if (pid == 0) _exit(0);
+    if (pid > 0) {
+        reap(pid);
+        sigset_t pending;
+        sigpending(&pending);
+        CHECK("SIGCHLD: pending while blocked, also after the child was reaped", sigismember(&pending, SIGCHLD), "not pending");
         signal(SIGCHLD, SIG_IGN);
-        signal(SIGCHLD, SIG_DFL);
+        sigpending(&pending);
+        CHECK("SIGCHLD: setting SIG_IGN discards the pending signal", !sigismember(&pending, SIGCHLD), "still pending");
     }
 
     signal(SIGCHLD, SIG_DFL);
