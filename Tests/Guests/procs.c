@@ -1,5 +1,6 @@
 /* procs: processes by Linux's rules — fork, vfork, posix_spawn, execve/execveat, #! scripts,
- * wait4/waitpid/waitid, exit statuses and deaths by signal, SIGCHLD, zombies, orphans and
+ * process-shared semaphores (anonymous shared memory and /dev/shm), wait4/waitpid/waitid,
+ * exit statuses and deaths by signal, SIGCHLD, zombies, orphans and
  * the child subreaper, PR_SET_PDEATHSIG, kill, process groups and sessions, and the errors
  * of exec and wait.
  *
@@ -19,6 +20,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -399,6 +401,66 @@ static void test_fork_shared_description(void) {
     CHECK("fork: file status flags (O_APPEND) are shared with the child", flags != -1 && (flags & O_APPEND), "flags %#x", flags);
     close(fd);
     unlink(path);
+}
+
+/* Process-shared semaphores (futexes on shared pages), through MAP_SHARED|MAP_ANONYMOUS
+ * memory inherited by fork and through a named semaphore (sem_open: a file in /dev/shm),
+ * each both ways: the parent asleep in sem_timedwait (3 s bound) until a child posts, and a
+ * child asleep in an untimed sem_wait (its alarm bounds it: 5 s) until the parent posts. */
+static void test_shared_semaphores(void) {
+    sem_t *anonymous = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    char name[64];
+    snprintf(name, sizeof name, "/procs-%ld", (long)getpid());
+    sem_unlink(name);
+    sem_t *named = sem_open(name, O_CREAT | O_EXCL, 0600, 0);
+    CHECK("sem_open creates a named semaphore (/dev/shm)", named != SEM_FAILED, "%s", strerror(errno));
+    if (anonymous == MAP_FAILED || sem_init(anonymous, 1, 0) != 0) {
+        fail("semaphores", "setup: %s", strerror(errno));
+        return;
+    }
+    static const char *const labels[2][2] = {
+        { "semaphore in MAP_SHARED|MAP_ANONYMOUS memory: a child's post wakes the parent",
+          "semaphore in MAP_SHARED|MAP_ANONYMOUS memory: the parent's post wakes a child" },
+        { "named semaphore (sem_open): a child's post wakes the parent",
+          "named semaphore (sem_open): the parent's post wakes a child" },
+    };
+    for (int which = 0; which < 2; which++) {
+        sem_t *sem = which == 0 ? anonymous : named;
+        if (sem == SEM_FAILED) continue;
+        for (int child_waits = 0; child_waits < 2; child_waits++) {
+            const char *label = labels[which][child_waits];
+            pid_t pid = fork_for(label);
+            if (pid < 0) continue;
+            if (pid == 0) {
+                if (child_waits) {
+                    alarm(5);
+                    int r;
+                    do r = sem_wait(sem); while (r < 0 && errno == EINTR);
+                    _exit(r == 0 ? 0 : 1);
+                }
+                sleep_ms(50);
+                _exit(sem_post(sem) == 0 ? 0 : 1);
+            }
+            if (child_waits) {
+                sleep_ms(50);
+                int posted = sem_post(sem) == 0;
+                int status = reap(pid);
+                CHECK(label, posted && exited_with(status, 0), "the waiting child %s", describe(status));
+                continue;
+            }
+            struct timespec deadline;
+            clock_gettime(CLOCK_REALTIME, &deadline);
+            deadline.tv_sec += 3;
+            int r;
+            do r = sem_timedwait(sem, &deadline); while (r < 0 && errno == EINTR);
+            int woken = r == 0, err = errno;
+            int status = reap(pid);
+            CHECK(label, woken && exited_with(status, 0), "sem_timedwait: %s, poster %s",
+                  woken ? "woken" : err == ETIMEDOUT ? "timed out" : strerror(err), describe(status));
+        }
+    }
+    if (named != SEM_FAILED) { sem_close(named); sem_unlink(name); }
+    munmap(anonymous, 4096);
 }
 
 /* MARK: vfork and posix_spawn */
@@ -1187,6 +1249,7 @@ int main(int argc, char **argv) {
     test_fork_basics();
     test_fork_memory();
     test_fork_shared_description();
+    test_shared_semaphores();
     test_vfork();
     test_posix_spawn();
     test_execve_args();
