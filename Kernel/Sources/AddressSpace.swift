@@ -17,6 +17,9 @@ struct Region {
     /// MAP_SHARED|MAP_ANONYMOUS: fork maps the same frames in the child (counted in
     /// `PhysicalMemory.share`) instead of copying them.
     var sharedAnonymous = false
+    /// A System V shared memory attachment: the segment's id (-1: none); `filePage` is the
+    /// page of the segment at `start`.
+    var sysvSegment: Int32 = -1
     /// A file mapping (shared or private, and the program's segments): the file's path and
     /// inode as /proc/self/maps shows them, and the file page at `start`. Empty: anonymous.
     var name: [UInt8] = []
@@ -28,7 +31,7 @@ struct Region {
         var r = self
         r.start = address
         r.end = end
-        if sharedFile >= 0 || !name.isEmpty { r.filePage = filePage + Int((address - start) / AddressSpace.pageSize) }
+        if sharedFile >= 0 || !name.isEmpty || sysvSegment >= 0 { r.filePage = filePage + Int((address - start) / AddressSpace.pageSize) }
         return r
     }
 
@@ -43,8 +46,9 @@ struct Region {
     /// True if `next`, starting at this region's end, can join it.
     func joins(_ next: Region) -> Bool {
         end == next.start && kind == next.kind && protection == next.protection && sharedFile == next.sharedFile
-            && mayWrite == next.mayWrite && sharedAnonymous == next.sharedAnonymous && name == next.name
-            && (sharedFile < 0 && name.isEmpty || continued(at: end, to: next.end).filePage == next.filePage)
+            && mayWrite == next.mayWrite && sharedAnonymous == next.sharedAnonymous
+            && sysvSegment == next.sysvSegment && name == next.name
+            && (sharedFile < 0 && name.isEmpty && sysvSegment < 0 || continued(at: end, to: next.end).filePage == next.filePage)
     }
 }
 
@@ -202,6 +206,22 @@ enum AddressSpace {
             }
         }
         insert(region)
+    }
+
+    /// Maps shared region `r` over `frames` (one per page, each counted once more in
+    /// `PhysicalMemory.share`) and records it. The range must be free.
+    static func map(_ r: Region, sharing frames: [PhysicalAddress]) throws(Errno) {
+        let flags = PageTable.flags(for: r.protection) | PageTable.dirty
+        var address = r.start
+        for frame in frames where address < r.end {
+            do { try PageTable.map(address, frame, flags) } catch {
+                releaseFrames(r, r.start, address)
+                throw error
+            }
+            PhysicalMemory.share(frame)
+            address += pageSize
+        }
+        insert(r)
     }
 
     /// Maps private file region `r` with its first `pages` pages borrowed straight from the

@@ -188,7 +188,7 @@ enum ProcFiles {
             m.append(r.protection.contains(.PROT_READ) || !r.protection.isEmpty ? "r" : "-")
             m.append(r.protection.contains(.PROT_WRITE) ? "w" : "-")
             m.append(r.protection.contains(.PROT_EXEC) ? "x" : "-")
-            m.append(r.sharedFile >= 0 ? "s" : "p"); m.append(" ")
+            m.append(r.sharedFile >= 0 || r.sharedAnonymous ? "s" : "p"); m.append(" ")
             // Linux: offset, device, inode, then the name from column 74.
             hex(UInt64(r.filePage) * 4096, &m); m.append(r.name.isEmpty ? " 00:00 " : " 00:2a "); m.decimal(r.inode)
             m.append(" ")

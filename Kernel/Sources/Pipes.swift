@@ -34,8 +34,11 @@ final class EventCounter {
     }
 }
 
+/// A descriptor an epoll instance watches. The descriptor is the process's that added it
+/// (`owner`): after fork, a shared instance reports and forgets a process's own interests.
 struct EpollInterest {
     var fd: Int32
+    var owner: Int32 = Process.current.pid
     var events: UInt32
     var data: UInt64
     var disabled = false  // EPOLLONESHOT after it fired
@@ -266,7 +269,8 @@ enum KernelObjects {
             // epoll_ctl refuses loops and nesting deeper than Linux's EP_MAX_NESTS; the depth
             // bound here keeps even a bug there from recursing without end.
             guard depth < SysEvents.maxNesting + 1 else { return 0 }
-            return ep.interests.contains { !$0.disabled && (readiness($0.fd, depth: depth + 1) ?? 0) & $0.events != 0 } ? 1 : 0
+            let me = Process.current.pid
+            return ep.interests.contains { !$0.disabled && $0.owner == me && (readiness($0.fd, depth: depth + 1) ?? 0) & $0.events != 0 } ? 1 : 0
         case .timer(let t): return t.expirations > 0 ? 1 : 0
         case .signalfd(let state):
             let me = Scheduler.current
@@ -328,8 +332,9 @@ enum SysEvents {
     /// last descriptor of its open file closes; descriptors here are counted per number, so a
     /// dup of a watched descriptor does not keep the interest alive.)
     static func forget(_ fd: Int32) {
-        for case .epoll(let ep)? in KernelObjects.table where ep.interests.contains(where: { $0.fd == fd }) {
-            ep.interests.removeAll { $0.fd == fd }
+        let me = Process.current.pid
+        for case .epoll(let ep)? in KernelObjects.table where ep.interests.contains(where: { $0.fd == fd && $0.owner == me }) {
+            ep.interests.removeAll { $0.fd == fd && $0.owner == me }
         }
     }
 
@@ -364,7 +369,8 @@ enum SysEvents {
         let fd = a.fd(2)
         guard SysIO.fs.isOpen(fd) else { throw .EBADF }
         guard fd != a.fd(0) else { throw .EINVAL }
-        let index = ep.interests.firstIndex { $0.fd == fd }
+        let me = Process.current.pid
+        let index = ep.interests.firstIndex { $0.fd == fd && $0.owner == me }
         switch a.int32(1) {
         case 1, 3:
             let event = try UserMemory.readable(a[3], 12)
@@ -416,7 +422,8 @@ enum SysEvents {
         Network.poll()
         let out = try UserMemory.writable(events, Int(max) * 12)
         var count = 0
-        for i in ep.interests.indices where count < Int(max) && !ep.interests[i].disabled {
+        let me = Process.current.pid
+        for i in ep.interests.indices where count < Int(max) && !ep.interests[i].disabled && ep.interests[i].owner == me {
             let interest = ep.interests[i]
             guard let ready = KernelObjects.readiness(interest.fd) else { continue }
             let fired = ready & (interest.events | 8 | 16)  // EPOLLERR, EPOLLHUP: always

@@ -16,7 +16,8 @@ final class Thread {
     var fsBase: UInt64 = 0
     var gsBase: UInt64 = 0
     var state = State.runnable
-    /// Futex word it waits on (0: none) and the FUTEX_WAIT_BITSET mask.
+    /// The futex it waits on (0: none; the word's physical address, `SysThread.key`) and the
+    /// FUTEX_WAIT_BITSET mask.
     var futexAddress: UInt64 = 0
     var futexBitset: UInt32 = 0
     /// Monotonic deadline of a wait (0: none); passing it ends the wait with `timeoutResult`.

@@ -85,7 +85,10 @@ enum SysMemory {
             start = s
         }
         if flags.isAnonymous {
-            try AddressSpace.map(start, length, protection, .anonymous)
+            var region = Region(start: start, end: start + length, protection: protection, kind: .anonymous)
+            // MAP_SHARED anonymous memory: one set of frames for the processes fork makes.
+            region.sharedAnonymous = flags.mappingType != .private
+            try AddressSpace.map(region)
             return start
         }
         var region = Region(start: start, end: start + length, protection: protection, kind: .anonymous)

@@ -98,6 +98,7 @@ enum SysThread {
     static func futex(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         let address = a[0], op = a.int32(1), value = a.uint32(2)
         guard address & 3 == 0 else { throw .EINVAL }
+        _ = try UserMemory.load(UInt32.self, address)
         switch op & 127 {
         case FUTEX_WAIT:
             return try wait(address, value, bitset: UInt32.max, timeout: a[3], absolute: false, realtime: false)
@@ -106,7 +107,6 @@ enum SysThread {
             return try wait(address, value, bitset: a.uint32(5), timeout: a[3], absolute: true,
                             realtime: op & FUTEX_CLOCK_REALTIME != 0)
         case FUTEX_WAKE:
-            _ = try UserMemory.load(UInt32.self, address)
             return UInt64(wake(address, count: Int(value), bitset: UInt32.max))
         case FUTEX_WAKE_BITSET:
             guard a.uint32(5) != 0 else { throw .EINVAL }
@@ -114,9 +114,12 @@ enum SysThread {
         case FUTEX_REQUEUE, FUTEX_CMP_REQUEUE:
             if op & 127 == FUTEX_CMP_REQUEUE, try UserMemory.load(UInt32.self, address) != a.uint32(5) { throw .EAGAIN }
             let woken = wake(address, count: Int(value), bitset: UInt32.max)
+            guard a[4] & 3 == 0 else { throw .EINVAL }
+            _ = try UserMemory.load(UInt32.self, a[4])
+            let from = key(address), to = key(a[4])
             var moved = 0
-            for t in Scheduler.threads where t.state == .waiting && t.futexAddress == address && moved < Int(a.uint32(3)) {
-                t.futexAddress = a[4]
+            for t in Scheduler.threads where t.state == .waiting && t.futexAddress == from && moved < Int(a.uint32(3)) {
+                t.futexAddress = to
                 moved += 1
             }
             return UInt64(woken + (op & 127 == FUTEX_CMP_REQUEUE ? moved : 0))
@@ -143,16 +146,25 @@ enum SysThread {
         }
         // With one thread nobody can wake it: only a timeout can end the wait.
         let me = Scheduler.current
-        me.futexAddress = address
+        me.futexAddress = key(address)
         me.futexBitset = bitset
         Scheduler.blockCurrent(deadline: deadline, timeoutResult: Errno.ETIMEDOUT.negatedReturn)
         return 0
     }
 
-    /// Wakes up to `count` waiters on `address` whose bitset intersects; returns how many.
+    /// What futex waiters are found by: the physical address of the futex word, the same
+    /// for every process mapping the page (a shared futex) and different for the private
+    /// copies fork made. (`address` was checked readable: it has a frame.)
+    static func key(_ address: UInt64) -> UInt64 {
+        (PageTable.frame(address)?.raw ?? 0) &+ (address & 0xfff)
+    }
+
+    /// Wakes up to `count` waiters on `address` (of the running process) whose bitset
+    /// intersects; returns how many.
     static func wake(_ address: UInt64, count: Int, bitset: UInt32) -> Int {
         var woken = 0
-        for t in Scheduler.threads where woken < count && t.state == .waiting && t.futexAddress == address
+        let wanted = key(address)
+        for t in Scheduler.threads where woken < count && t.state == .waiting && t.futexAddress == wanted
             && t.futexBitset & bitset != 0 {
             Scheduler.wake(t, result: 0)
             woken += 1

@@ -40,9 +40,9 @@ func syscallDispatch(_ frameAddress: UInt64) {
     let call = frame.arguments
     Timers.check()
     Scheduler.beginSyscall()
-    if Syscalls.tracing && (call.number == SyscallNumber.exit || call.number == SyscallNumber.exit_group) {
-        Syscalls.trace(call, result: nil)
-    }
+    let caller = Scheduler.current
+    let ends = call.number == SyscallNumber.exit || call.number == SyscallNumber.exit_group
+    if Syscalls.tracing && ends { Syscalls.trace(call, result: nil, by: caller) }
     let result: UInt64
     do {
         result = try Syscalls.handle(call)
@@ -53,10 +53,10 @@ func syscallDispatch(_ frameAddress: UInt64) {
         // The frame now holds another thread's registers (or, after rt_sigreturn, the
         // interrupted ones), rax already set.
         Scheduler.switched = false
-        if Syscalls.tracing { Syscalls.trace(call, result: nil) }
+        if Syscalls.tracing && !ends { Syscalls.trace(call, result: nil, by: caller) }
     } else {
         frame[.rax] = result
-        if Syscalls.tracing { Syscalls.trace(call, result: result) }
+        if Syscalls.tracing { Syscalls.trace(call, result: result, by: caller) }
         Scheduler.preemptIfSliceUsed()
     }
     SysSignal.deliverPending(frame)
@@ -208,6 +208,10 @@ enum Syscalls {
         case SyscallNumber.wait4: return SysWait.wait4
         case SyscallNumber.waitid: return SysWait.waitid
         case SyscallNumber.getppid: return SysFork.getppid
+        case SyscallNumber.shmget: return SysShm.shmget
+        case SyscallNumber.shmat: return SysShm.shmat
+        case SyscallNumber.shmdt: return SysShm.shmdt
+        case SyscallNumber.shmctl: return SysShm.shmctl
         case SyscallNumber.getpgid: return SysFork.getpgid
         case SyscallNumber.getpgrp: return SysFork.getpgrp
         case SyscallNumber.setpgid: return SysFork.setpgid
@@ -264,21 +268,27 @@ enum Syscalls {
         }
     }
 
-    /// `apus run --trace`: one strace-like line per syscall on the host's stderr.
+    /// `apus run --trace`: one strace-like line per syscall on the host's stderr, starting
+    /// with the caller's pid ("[pid 7] ", as strace -f) .
     static var tracing: Bool { Kernel.boot.flags & BootInfo.flagTraceSyscalls != 0 }
 
-    static func trace(_ call: SyscallArguments, result: UInt64?) {
+    /// The line of `call` made by `caller`. Its memory is read only while its address space
+    /// is the one in use (a call that blocked shows pointers as addresses).
+    static func trace(_ call: SyscallArguments, result: UInt64?, by caller: Thread) {
+        let readable = caller.process.memory === Memory.current
         let line = SyscallTrace.format(call, result: result,
             readMemory: { address, count in
-                guard let bytes = try? UserMemory.readable(address, count) else { return nil }
+                guard readable, let bytes = try? UserMemory.readable(address, count) else { return nil }
                 return Array(bytes)
             },
             readString: { address in
-                guard let bytes = try? UserMemory.string(address) else { return nil }
+                guard readable, let bytes = try? UserMemory.string(address) else { return nil }
                 return Array(bytes)
             })
-        var m = Message()
-        m.bytes = line
+        var m = Message("[pid ")
+        m.decimal(UInt64(caller.process.pid))
+        m.append("] ")
+        m.append(bytes: line)
         Console.kernelLine(m)
     }
 

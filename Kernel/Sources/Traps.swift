@@ -86,11 +86,16 @@ enum CrashReport {
         }
     }
 
-    /// apus: program killed by SIGSEGV: page fault writing 0x10 (page not present)
+    /// apus: process 1 (segv) killed by SIGSEGV: page fault writing 0x10 (page not present)
     /// apus:   at rip 0x401136 <crash_here+0x6>
     /// apus:   rax 0x… rbx 0x… …
     static func print(_ frame: TrapFrame, signal: Int32, name: StaticString) {
-        var m = Message("apus: program killed by ")
+        // The process: its pid and command name (as ps shows them).
+        var m = Message("apus: process ")
+        m.decimal(UInt64(Process.current.pid))
+        m.append(" (")
+        m.append(bytes: Scheduler.current.name)
+        m.append(") killed by ")
         m.append(name)
         m.append(": ")
         m.append(exceptionName(frame.vector))

@@ -320,7 +320,7 @@ extension VMMMatrix {
         let now = String(Int(Date().timeIntervalSince1970))
         for variant in Harness.variants {
             guard let r = try apusOnly(Invocation(program: "./time.\(variant)", args: [now], apusFlags: ["--trace"])) else { continue }
-            let calls = r.stderrText.components(separatedBy: "\n").filter { $0.hasPrefix("clock_gettime(CLOCK_MONOTONIC") }.count
+            let calls = r.stderrText.components(separatedBy: "\n").filter { $0.hasPrefix("[pid 1] clock_gettime(CLOCK_MONOTONIC") }.count
             XCTAssertEqual(r.status, 0, "[\(vmm)] time.\(variant) --trace: status\n\(r.stderrText.suffix(2000))")
             XCTAssertLessThan(calls, 10, "[\(vmm)] time.\(variant): \(calls) clock_gettime syscalls: the vDSO is not used")
         }
@@ -408,7 +408,7 @@ extension VMMMatrix {
             let expected = variant == "musl" ? "writev(1, " : "write(1, \"Hello from Apus!\\n\", 17) = 17"
             XCTAssertTrue(r.stderrText.contains(expected), "\(what): no \(expected) in:\n\(r.stderrText)")
             XCTAssertTrue(r.stderrText.contains("arch_prctl(0x1002, "), "\(what): no arch_prctl line:\n\(r.stderrText)")
-            XCTAssertTrue(r.stderrText.hasSuffix("exit_group(0) = ?\n"), "\(what): the last line is not the exit:\n\(r.stderrText)")
+            XCTAssertTrue(r.stderrText.hasSuffix("[pid 1] exit_group(0) = ?\n"), "\(what): the last line is not the exit:\n\(r.stderrText)")
         }
     }
 
