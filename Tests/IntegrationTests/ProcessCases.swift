@@ -1,8 +1,6 @@
 // Processes (fork, vfork, posix_spawn, execve, wait, signals between processes), each case
 // compared with the same program run natively: stdout and exit status always, stderr where
-// it is the program's own. Written once, listed per VMM in ApusVMMTests and QEMUTests (the
-// heaviest, bash and Python, on the apus VMM only: under QEMU's TCG every new interpreter
-// costs seconds).
+// it is the program's own. Written once, listed per VMM in ApusVMMTests and QEMUTests.
 
 import Foundation
 import XCTest
