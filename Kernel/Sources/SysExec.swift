@@ -135,7 +135,9 @@ enum SysExec {
         } catch {
             var m = Message("apus: execve of ")
             m.append(bytes: programPath)
-            m.append(" failed after the old program was given up (out of memory): the process is killed")
+            m.append(" failed after the old program was given up (")
+            m.append(error.name)
+            m.append("): the process is killed")
             Console.kernelLine(m)
             SysSignal.terminate(SysSignal.SIGSEGV)
         }
