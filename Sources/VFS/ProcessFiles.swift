@@ -134,3 +134,28 @@ extension FileSystem {
         return absolutePath(dirfd, path)
     }
 }
+
+extension FileSystem {
+    /// Removes what `addSynthetic` put at the absolute `path` (a /proc/PID directory when
+    /// its process is gone), with everything below it. Nothing happens if it is not there.
+    public mutating func removeSynthetic(path: UnsafeRawBufferPointer) {
+        let path = Array(path)
+        var directory = FileSystem.rootNode
+        var components = PathComponents(path)
+        var last: Range<Int>? = nil
+        while let component = components.next() {
+            if let previous = last {
+                guard let next = child(of: directory, named: Array(path[previous])), isDirectory(next) else { return }
+                directory = next
+            }
+            last = component
+        }
+        guard let last, let node = child(of: directory, named: Array(path[last])) else { return }
+        if isDirectory(node) {
+            for entry in nodes[node].entries where entry.node >= 0 { dropLink(entry.node) }
+            nodes[node].entries = []
+        }
+        removeEntry(in: directory, named: Array(path[last]))
+        dropLink(node)
+    }
+}

@@ -43,7 +43,10 @@ struct LoadedProgram {
 /// random top with Linux's initial stack (argv, envp, auxv), the vDSO. Used at boot for the
 /// image's entrypoint and by execve.
 enum Loader {
-    static let stackSize: UInt64 = 8 << 20
+    /// The stack: Linux's 8 MiB, or 1/32 of the VM's memory if that is less (at least
+    /// 256 KiB). App memory is backed eagerly (pvm), so every process pays for its whole
+    /// stack: a small VM holds more processes with smaller stacks.
+    static var stackSize: UInt64 { max(min(8 << 20, (Kernel.boot.memorySize / 32) & ~0xfff), 256 << 10) }
     static let stackTopLimit: UInt64 = PageTable.userEnd - 0x1000
     static let dynamicBase: UInt64 = 0x5555_5555_4000
     /// Room for the initial stack's strings and vectors (argv, envp, auxv) at the stack's top.
@@ -130,7 +133,7 @@ enum Loader {
 
         // Stack: the top randomized over 256 MiB, mapped eagerly like all app memory.
         let stackTop = stackTopLimit - (Random.next() % 65536) * 4096
-        let size = max(min(stackSize, (Kernel.boot.memorySize / 8) & ~0xfff), initialStackSpan)
+        let size = stackSize
         let stackBase = stackTop - size
         try AddressSpace.map(stackBase, size, [.PROT_READ, .PROT_WRITE], .stack)
         // mmap grows down from below a guard gap under the stack.

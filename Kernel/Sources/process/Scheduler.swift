@@ -111,6 +111,9 @@ enum Scheduler {
 
     /// At a syscall entry: whether the thread is running its restartable call again.
     static func beginSyscall() {
+        // (A switch made after the last call's result was stored — a stop, a signal's
+        // default action — leaves the flag set: it is about that call, not this one.)
+        switched = false
         resumedDeadline = current.resumeDeadline
         current.resumeDeadline = nil
     }

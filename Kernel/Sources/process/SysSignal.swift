@@ -80,7 +80,14 @@ enum SysSignal {
         let old = action(signal)
         if a[1] != 0 {
             guard signal != SIGKILL && signal != SIGSTOP else { throw .EINVAL }
-            actions[Int(signal)] = try KernelSigaction.decode(from: UserMemory.readable(a[1], KernelSigaction.size))
+            let new = try KernelSigaction.decode(from: UserMemory.readable(a[1], KernelSigaction.size))
+            actions[Int(signal)] = new
+            // A signal now ignored is discarded where it is pending (POSIX), blocked or not.
+            if new.handler == SIG_IGN || (new.handler == SIG_DFL && ignoredByDefault(signal)) {
+                let me = Process.current
+                me.pending.remove(bit(signal))
+                for t in Scheduler.threads where t.process === me { t.pending.remove(bit(signal)) }
+            }
         }
         if a[2] != 0 { try old.encode(into: UserMemory.writable(a[2], KernelSigaction.size)) }
         return 0
