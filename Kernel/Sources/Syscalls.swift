@@ -92,6 +92,8 @@ enum Syscalls {
         case SyscallNumber.pwritev: return SysIO.pwritev
         case SyscallNumber.ftruncate: return SysIO.ftruncate
         case SyscallNumber.truncate: return SysIO.truncate
+        case SyscallNumber.fallocate: return SysIO.fallocate
+        case SyscallNumber.sync_file_range: return SysIO.syncFileRange
         case SyscallNumber.fsync, SyscallNumber.fdatasync: return SysIO.fsync
         case SyscallNumber.fadvise64: return SysIO.fadvise64
         case SyscallNumber.sync: return SysProcess.zero
