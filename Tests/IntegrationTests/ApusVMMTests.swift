@@ -79,6 +79,8 @@ final class ApusVMMTests: XCTestCase {
     func testBashScript() throws { try matrix.bashScript() }
     func testPythonProcesses() throws { try matrix.pythonProcesses() }
     func testRedisBackgroundSave() throws { try matrix.redisBackgroundSave() }
+    /// This VMM only: under QEMU's emulation initdb alone runs for minutes.
+    func testPostgres() throws { try matrix.postgres() }
 
     // Network (NetworkCases.swift)
     func testNetSockets() throws { try matrix.netSockets() }
