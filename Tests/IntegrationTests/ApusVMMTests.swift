@@ -75,6 +75,7 @@ final class ApusVMMTests: XCTestCase {
     // Processes (ProcessCases.swift)
     func testProcesses() throws { try matrix.processes() }
     func testForkBomb() throws { try matrix.forkBomb() }
+    func testForkWithoutMemory() throws { try matrix.forkWithoutMemory() }
     func testBusyboxShell() throws { try matrix.busyboxShell() }
     func testBashScript() throws { try matrix.bashScript() }
     func testPythonProcesses() throws { try matrix.pythonProcesses() }

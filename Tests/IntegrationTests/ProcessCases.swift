@@ -45,6 +45,17 @@ extension VMMMatrix {
         }
     }
 
+    /// forkmem.c: a process that wrote 60% of free memory forks: ENOMEM (the copy does not
+    /// fit), and then fork, pipes and exit statuses work. VM only: native Linux would copy on
+    /// write and succeed.
+    func forkWithoutMemory() throws {
+        guard let r = try apusOnly(Invocation(program: "./forkmem.musl")) else { return }
+        let what = "[\(vmm)] forkmem.musl"
+        XCTAssertEqual(r.status, 0, "\(what): status\nstdout: \(r.stdoutText)\nstderr: \(Compare.tail(r.stderr))")
+        XCTAssertTrue(r.stdoutText.contains("fork of the large process fails with ENOMEM: ok"), "\(what): \(r.stdoutText)")
+        XCTAssertTrue(r.stdoutText.hasSuffix("failures: 0\n"), "\(what): \(r.stdoutText)")
+    }
+
     /// Debian's busybox sh (busybox-static; its applets run as NOEXEC/NOFORK or by
     /// re-executing /proc/self/exe): pipelines, subshells, command substitution, background
     /// jobs with wait, kill and exit statuses, trap, exec and descriptor redirection.

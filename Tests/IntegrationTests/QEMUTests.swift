@@ -76,6 +76,7 @@ final class QEMUTests: XCTestCase {
     // Processes (ProcessCases.swift): about 35 s together under TCG here.
     func testProcesses() throws { try matrix.processes() }
     func testForkBomb() throws { try matrix.forkBomb() }
+    func testForkWithoutMemory() throws { try matrix.forkWithoutMemory() }
     func testBusyboxShell() throws { try matrix.busyboxShell() }
     func testBashScript() throws { try matrix.bashScript() }
     func testPythonProcesses() throws { try matrix.pythonProcesses() }
