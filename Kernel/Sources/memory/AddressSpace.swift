@@ -87,17 +87,11 @@ final class Memory {
         // The entries are read, not cleared: the tables go as a whole, and on pvm every
         // write to a table the hypervisor shadows is a trap.
         for r in regions {
-            var address = r.start
-            while address < r.end {
-                guard let e = try? PageTable.leaf(address, create: false, in: root) else {
-                    address = (address | 0x1f_ffff) &+ 1  // no table for this 2 MiB
-                    continue
-                }
+            try? PageTable.forEachEntry(from: r.start, to: r.end, in: root) { _, e throws(Errno) in
                 let entry = e.pointee
                 if entry & (PageTable.present | PageTable.retained) != 0 && entry & PageTable.borrowed == 0 {
                     AddressSpace.release(r, PhysicalAddress(entry & PageTable.frameMask), dirty: entry & PageTable.dirty != 0)
                 }
-                address += AddressSpace.pageSize
             }
         }
         regions = []
@@ -358,12 +352,12 @@ enum AddressSpace {
     }
 
     private static func copy(_ r: Region, into childRoot: PhysicalAddress) throws(Errno) {
-        var address = r.start
-        while address < r.end {
-            defer { address += pageSize }
-            guard let e = try PageTable.leaf(address, create: false), e.pointee & (PageTable.present | PageTable.retained) != 0
-            else { continue }
+        // The child's page table for the current 2 MiB, found (made) once per table.
+        var childTable: UnsafeMutablePointer<UInt64>? = nil
+        var childTableBase = UInt64.max
+        try PageTable.forEachEntry(from: r.start, to: r.end, in: PageTable.root) { address, e throws(Errno) in
             let entry = e.pointee
+            guard entry & (PageTable.present | PageTable.retained) != 0 else { return }
             let frame = PhysicalAddress(entry & PageTable.frameMask)
             var childFrame = frame
             if entry & PageTable.borrowed != 0 {
@@ -379,12 +373,21 @@ enum AddressSpace {
                 }
                 childFrame = copy
             }
-            do { try PageTable.map(address, childFrame, entry & ~PageTable.frameMask, in: childRoot) } catch {
-                if childFrame != frame { PhysicalMemory.free(childFrame) } else if r.sharedFile >= 0 {
-                    SharedFiles.release(r.sharedFile)
-                } else if r.sharedAnonymous { PhysicalMemory.free(frame) }
-                throw error
+            if address & ~0x1f_ffff != childTableBase {
+                guard let first = try? PageTable.leaf(address, create: true, in: childRoot) else {
+                    if childFrame != frame {
+                        PhysicalMemory.free(childFrame, zeroed: entry & PageTable.dirty == 0)
+                    } else if r.sharedFile >= 0 {
+                        SharedFiles.release(r.sharedFile)
+                    } else if r.sharedAnonymous {
+                        PhysicalMemory.free(frame)
+                    }
+                    throw .ENOMEM
+                }
+                childTable = first - Int((address >> 12) & 0x1ff)
+                childTableBase = address & ~0x1f_ffff
             }
+            childTable![Int((address >> 12) & 0x1ff)] = childFrame.raw | (entry & ~PageTable.frameMask)
         }
     }
 

@@ -124,6 +124,28 @@ enum PageTable {
         return current + Int((address >> 12) & 0x1ff)
     }
 
+    /// Calls `body` with each page of [start, end) (page aligned, below `userEnd`) whose
+    /// page table exists under `tablesRoot`, and its entry, walking the tables once per
+    /// 2 MiB instead of once per page.
+    static func forEachEntry(from start: UInt64, to end: UInt64, in tablesRoot: PhysicalAddress,
+                             _ body: (UInt64, UnsafeMutablePointer<UInt64>) throws(Errno) -> Void) throws(Errno) {
+        var address = start
+        while address < end {
+            let e4 = table(tablesRoot)[Int((address >> 39) & 0x1ff)]
+            guard e4 & present != 0 else { address = (address | (1 << 39 - 1)) &+ 1; continue }
+            let e3 = table(PhysicalAddress(e4 & frameMask))[Int((address >> 30) & 0x1ff)]
+            guard e3 & present != 0, e3 & huge == 0 else { address = (address | (1 << 30 - 1)) &+ 1; continue }
+            let e2 = table(PhysicalAddress(e3 & frameMask))[Int((address >> 21) & 0x1ff)]
+            guard e2 & present != 0, e2 & huge == 0 else { address = (address | (1 << 21 - 1)) &+ 1; continue }
+            let entries = table(PhysicalAddress(e2 & frameMask))
+            let tableEnd = min(end, (address | (1 << 21 - 1)) &+ 1)
+            while address < tableEnd {
+                try body(address, entries + Int((address >> 12) & 0x1ff))
+                address += 4096
+            }
+        }
+    }
+
     /// Entry bits for a user page with the given protection.
     static func flags(for protection: MmapProtection) -> UInt64 {
         if protection.isEmpty { return retained | user }

@@ -14,10 +14,11 @@ enum PhysicalMemory {
     nonisolated(unsafe) static var end: UInt64 = 0
     nonisolated(unsafe) static var freeList: UInt64 = 0
     nonisolated(unsafe) static var freeListCount = 0
-    /// Returned pages known to be all zeros but their first word (the link): app pages
-    /// nobody ever wrote (`PageTable.dirty` clear). Handed out before the others, without
-    /// the 4 KiB clearing.
-    nonisolated(unsafe) static var zeroList: UInt64 = 0
+    /// Returned pages known to be all zeros: app pages nobody ever wrote (`PageTable.dirty`
+    /// clear), by page number. Handed out before the others, without clearing; neither
+    /// keeping nor handing one out touches the page (on a host that backs guest memory
+    /// lazily, or shadows its page tables, every touch costs). Made at boot, one slot per page.
+    nonisolated(unsafe) static var zeroPages: UnsafeMutablePointer<UInt32>? = nil
     nonisolated(unsafe) static var zeroListCount = 0
     nonisolated(unsafe) static var freshPagesAreZero = true
     nonisolated(unsafe) static var totalPages = 0
@@ -36,6 +37,9 @@ enum PhysicalMemory {
         let tablePages = (totalPages * 2 + Int(pageSize) - 1) / Int(pageSize)
         guard let table = allocateContiguous(pages: tablePages) else { panic("no memory for the frame table") }
         extraReferences = directMap(table).bindMemory(to: UInt16.self, capacity: totalPages)
+        let zeroTablePages = (totalPages * 4 + Int(pageSize) - 1) / Int(pageSize)
+        guard let zeroTable = allocateContiguous(pages: zeroTablePages) else { panic("no memory for the frame table") }
+        zeroPages = directMap(zeroTable).bindMemory(to: UInt32.self, capacity: totalPages)
     }
 
     /// One more page-table entry maps `frame` (it is freed after the last one goes).
@@ -101,12 +105,9 @@ enum PhysicalMemory {
 
     /// A zeroed page, or nil when memory is exhausted.
     static func allocatePage() -> PhysicalAddress? {
-        if zeroList != 0 {
-            let page = PhysicalAddress(zeroList)
-            zeroList = directMap(page).load(as: UInt64.self)
+        if zeroListCount > 0, let zero = zeroPages {
             zeroListCount -= 1
-            directMap(page).storeBytes(of: UInt64(0), as: UInt64.self)
-            return page
+            return PhysicalAddress(UInt64(zero[zeroListCount]) * pageSize)
         }
         if freeList != 0 {
             let page = PhysicalAddress(freeList)
@@ -138,9 +139,8 @@ enum PhysicalMemory {
             table[i] -= 1
             return
         }
-        if zeroed {
-            directMap(page).storeBytes(of: zeroList, as: UInt64.self)
-            zeroList = page.raw
+        if zeroed, let zero = zeroPages, zeroListCount < totalPages {
+            zero[zeroListCount] = UInt32(page.raw / pageSize)
             zeroListCount += 1
             return
         }
