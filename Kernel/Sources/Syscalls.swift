@@ -41,7 +41,10 @@ func syscallDispatch(_ frameAddress: UInt64) {
     Timers.check()
     Scheduler.beginSyscall()
     let caller = Scheduler.current
+    // Calls that leave the caller's memory behind are traced as they start: exit, and
+    // execve (its strings are in the old program's memory; a failure is traced again).
     let ends = call.number == SyscallNumber.exit || call.number == SyscallNumber.exit_group
+        || call.number == SyscallNumber.execve || call.number == SyscallNumber.execveat
     if Syscalls.tracing && ends { Syscalls.trace(call, result: nil, by: caller) }
     let result: UInt64
     do {

@@ -159,3 +159,27 @@ extension FileSystem {
         dropLink(node)
     }
 }
+
+extension FileSystem {
+    /// The absolute path of the file (`dirfd`, `path`) names with every symlink resolved, as
+    /// /proc/PID/exe shows a program (nil if it does not resolve).
+    public mutating func canonicalPath(_ dirfd: Int32, _ path: UnsafeRawBufferPointer) -> [UInt8]? {
+        let bytes = Array(path)
+        guard !bytes.isEmpty, let start = try? startDirectory(dirfd, for: bytes) else { return nil }
+        var links = 0
+        guard var lookup = try? walkToParent(bytes, from: start, links: &links) else { return nil }
+        while true {
+            guard let node = lookupLast(lookup) else { return nil }
+            if nodes[node].type == .symlink {
+                links += 1
+                guard links <= FileSystemLimits.maxSymlinks,
+                      let next = try? walkToParent(linkTarget(node), from: lookup.parent, links: &links) else { return nil }
+                lookup = next
+                continue
+            }
+            guard case .name(let name) = lookup.last, var result = try? pathOfDirectory(lookup.parent) else { return nil }
+            if result != [slash] { result.append(slash) }
+            return result + name
+        }
+    }
+}

@@ -410,6 +410,17 @@ extension VMMMatrix {
             XCTAssertTrue(r.stderrText.contains("arch_prctl(0x1002, "), "\(what): no arch_prctl line:\n\(r.stderrText)")
             XCTAssertTrue(r.stderrText.hasSuffix("[pid 1] exit_group(0) = ?\n"), "\(what): the last line is not the exit:\n\(r.stderrText)")
         }
+        // Several processes: every line names its pid, as strace -f does.
+        guard let busybox = try requireBusybox(),
+              let r = try apusOnly(Invocation(program: busybox, args: ["sh", "-c", "true | cat"], apusFlags: ["--trace"]))
+        else { return }
+        let what = "[\(vmm)] --trace busybox sh -c 'true | cat'"
+        XCTAssertEqual(r.status, 0, "\(what): status\nstderr: \(r.stderrText)")
+        let lines = r.stderrText.split(separator: "\n")
+        XCTAssertTrue(lines.allSatisfy { $0.hasPrefix("[pid ") }, "\(what): a line without its pid:\n\(r.stderrText)")
+        XCTAssertTrue(lines.contains { $0.hasPrefix("[pid 1] clone(") }, "\(what): no clone by pid 1:\n\(r.stderrText)")
+        XCTAssertTrue(lines.contains { !$0.hasPrefix("[pid 1] ") && $0.contains("exit_group(0) = ?") },
+                      "\(what): no child's exit_group line:\n\(r.stderrText)")
     }
 
     /// A guest that spins forever is stopped by --timeout: 251 and a message, never 0.

@@ -13,12 +13,13 @@ enum Files {
     }
 
     /// /proc/PID's files: the id carries the pid (`processFileTag | pid << 4 | kind`).
-    enum ProcessFile: UInt32 { case stat = 1, status, cmdline }
+    enum ProcessFile: UInt32 { case stat = 1, status, cmdline, maps }
     static let processFileTag: UInt32 = 0x8000_0000
 
-    /// Adds /proc/PID (stat, status, cmdline) for a new process.
+    /// Adds /proc/PID (stat, status, cmdline, maps) for a new process.
     static func addProcessDirectory(_ pid: Int32) {
-        for (name, kind) in [("stat", ProcessFile.stat), ("status", .status), ("cmdline", .cmdline)] as [(StaticString, ProcessFile)] {
+        for (name, kind) in [("stat", ProcessFile.stat), ("status", .status), ("cmdline", .cmdline), ("maps", .maps)]
+            as [(StaticString, ProcessFile)] {
             var path = Message("/proc/")
             path.decimal(UInt64(pid))
             path.append("/")
@@ -126,7 +127,11 @@ struct KernelHost: FileSystemHost {
         // The snapshot is kernel memory the app asks for, as large as its mappings are many
         // (up to max_map_count lines of /proc/self/maps): ENOMEM unless it fits beside the
         // kernel's reserve, with room for the doubling while it is built.
-        let estimate = Files.Generated(rawValue: id) == .selfMaps ? AddressSpace.regions.count * 2 * 160 : 4096
+        var estimate = Files.Generated(rawValue: id) == .selfMaps ? AddressSpace.regions.count * 2 * 160 : 4096
+        if id & Files.processFileTag != 0, id & 0xf == Files.ProcessFile.maps.rawValue,
+           let p = Processes.find(Int32((id & ~Files.processFileTag) >> 4)) {
+            estimate = p.memory.regions.count * 2 * 160
+        }
         guard PhysicalMemory.canGrantApp(bytes: estimate) else { throw .ENOMEM }
         var m = Message()
         if id & Files.processFileTag != 0 {
@@ -135,12 +140,13 @@ struct KernelHost: FileSystemHost {
             case .stat: ProcFiles.stat(&m, process)
             case .status: ProcFiles.status(&m, process)
             case .cmdline: m.bytes = process.commandLine
+            case .maps: if !process.isZombie { ProcFiles.maps(&m, process.memory.regions) }
             case nil: throw .ENOENT
             }
             return m.bytes
         }
         switch Files.Generated(rawValue: id) {
-        case .selfMaps: ProcFiles.maps(&m)
+        case .selfMaps: ProcFiles.maps(&m, AddressSpace.regions)
         case .selfCmdline: m.bytes = Process.current.commandLine
         case .meminfo:
             let total = Kernel.boot.memorySize / 1024, free = UInt64(PhysicalMemory.freePages) * 4
@@ -252,8 +258,8 @@ enum ProcFiles {
         m.append("\nprocesses 1\nprocs_running 1\nprocs_blocked 0\nsoftirq 0 0 0 0 0 0 0 0 0 0 0\n")
     }
 
-    static func maps(_ m: inout Message) {
-        for r in AddressSpace.regions {
+    static func maps(_ m: inout Message, _ regions: [Region]) {
+        for r in regions {
             let lineStart = m.bytes.count
             hex(r.start, &m); m.append("-"); hex(r.end, &m); m.append(" ")
             m.append(r.protection.contains(.PROT_READ) || !r.protection.isEmpty ? "r" : "-")

@@ -77,7 +77,7 @@ enum SysExec {
         var file = try withBytes(pathBytes) { p throws(Errno) in
             try SysIO.fs.executable(dirfd, p, follow: flags & AT_SYMLINK_NOFOLLOW == 0, emptyPath: flags & AT_EMPTY_PATH != 0)
         }
-        var programPath = pathBytes.withUnsafeBytes { SysIO.fs.normalizedPath(dirfd, $0) }
+        var programPath = pathBytes.withUnsafeBytes { SysIO.fs.canonicalPath(dirfd, $0) ?? SysIO.fs.normalizedPath(dirfd, $0) }
         var depth = 0
         while true {
             let line = try withBytes(file.copiedBytes) { copied throws(Errno) in
@@ -98,7 +98,9 @@ enum SysExec {
             arguments = rewritten
             pathBytes = interpreter
             file = try withBytes(interpreter) { p throws(Errno) in try SysIO.fs.executable(AtFlags.AT_FDCWD, p) }
-            programPath = interpreter.withUnsafeBytes { SysIO.fs.normalizedPath(AtFlags.AT_FDCWD, $0) }
+            programPath = interpreter.withUnsafeBytes {
+                SysIO.fs.canonicalPath(AtFlags.AT_FDCWD, $0) ?? SysIO.fs.normalizedPath(AtFlags.AT_FDCWD, $0)
+            }
         }
         // What can be checked before the old program is given up: the ELF itself, and that
         // its interpreter is there.
