@@ -1,4 +1,5 @@
 import GuestABI
+import KernelArch
 import LinuxABI
 
 /// A range of the app's address space with one protection. Regions are page aligned, sorted
@@ -56,6 +57,9 @@ struct Region {
 /// child shares its parent's until it execs or exits.
 final class Memory {
     let root: PhysicalAddress
+    /// Tells address spaces apart for private futexes (never reused).
+    let serial: UInt64
+    nonisolated(unsafe) static var lastSerial: UInt64 = 0
     var regions: [Region] = []
     /// Top-down mmap allocation starts below this (under the stack, randomized).
     var mmapTop: UInt64 = 0
@@ -64,7 +68,11 @@ final class Memory {
     /// Processes using it (a vfork child and its parent: 2).
     var users = 1
 
-    init(root: PhysicalAddress) { self.root = root }
+    init(root: PhysicalAddress) {
+        self.root = root
+        Memory.lastSerial &+= 1
+        serial = Memory.lastSerial
+    }
 
     /// The address space in CR3: the running thread's process's.
     nonisolated(unsafe) static var current = Memory(root: PageTable.root)
@@ -313,12 +321,42 @@ enum AddressSpace {
     static func store(_ value: UInt32, at address: UInt64, in memory: Memory) throws(Errno) {
         if memory === Memory.current { return try UserMemory.store(value, address) }
         guard address & 0xfff <= 0xffc, address < PageTable.userEnd,
-              let e = try PageTable.leaf(address, create: false, in: memory.root) else { throw .EFAULT }
+              let region = memory.regions.first(where: { $0.start <= address && address < $0.end }) else { throw .EFAULT }
+        if region.protection.contains(.PROT_WRITE) { try breakCopyOnWrite(address & ~(pageSize - 1), in: memory.root) }
+        guard let e = try PageTable.leaf(address, create: false, in: memory.root) else { throw .EFAULT }
         let needed = PageTable.present | PageTable.user | PageTable.writable
         guard e.pointee & needed == needed else { throw .EFAULT }
         e.pointee |= PageTable.dirty
         let frame = PhysicalAddress(e.pointee & PageTable.frameMask)
         directMap(frame + (address & 0xfff)).storeBytes(of: value.littleEndian, as: UInt32.self)
+    }
+
+    /// A write to copy-on-write page `address` of the running address space, which its
+    /// region allows: the page gets a frame of its own (a copy, unless no other mapping
+    /// shares the frame any more) and becomes writable. False if the region does not allow
+    /// writing (the write is the app's fault); ENOMEM if no frame is left.
+    static func breakCopyOnWrite(_ address: UInt64) throws(Errno) -> Bool {
+        guard let r = region(containing: address), r.protection.contains(.PROT_WRITE) else { return false }
+        try breakCopyOnWrite(address & ~(pageSize - 1), in: PageTable.root)
+        arch_invlpg(address)
+        return true
+    }
+
+    /// The same in the tables under `root` (no TLB flush; the caller checked the region).
+    static func breakCopyOnWrite(_ page: UInt64, in root: PhysicalAddress) throws(Errno) {
+        guard let e = try PageTable.leaf(page, create: false, in: root), e.pointee & PageTable.copyOnWrite != 0 else { return }
+        let entry = e.pointee
+        let frame = PhysicalAddress(entry & PageTable.frameMask)
+        var flags = (entry & ~(PageTable.frameMask | PageTable.copyOnWrite)) | PageTable.writable
+        if PhysicalMemory.isShared(frame) {
+            guard let copy = PhysicalMemory.allocateAppPage() else { throw .ENOMEM }
+            directMap(copy).copyMemory(from: directMap(frame), byteCount: Int(pageSize))
+            PhysicalMemory.free(frame)  // one mapping fewer
+            flags |= PageTable.dirty
+            e.pointee = copy.raw | flags
+        } else {
+            e.pointee = frame.raw | flags
+        }
     }
 
     /// A page of `r` lost its mapping: a shared file's frame goes back to the file, any
@@ -342,8 +380,10 @@ enum AddressSpace {
         child.mmapTop = mmapTop
         child.brkStart = brkStart
         child.brkCurrent = brkCurrent
+        let copyOnWrite = Platform.kind == .native
+        defer { if copyOnWrite { PageTable.reloadRoot() } }  // the parent's entries lost their write bit
         for r in regions {
-            do { try copy(r, into: child.root) } catch {
+            do { try copy(r, into: child.root, copyOnWrite: copyOnWrite) } catch {
                 child.free()
                 throw error
             }
@@ -351,7 +391,9 @@ enum AddressSpace {
         return child
     }
 
-    private static func copy(_ r: Region, into childRoot: PhysicalAddress) throws(Errno) {
+    /// Copies `r`'s pages into the child's tables; `copyOnWrite` (the native platform): private
+    /// pages are shared read-only by both and copied at the first write instead.
+    private static func copy(_ r: Region, into childRoot: PhysicalAddress, copyOnWrite: Bool) throws(Errno) {
         // The child's page table for the current 2 MiB, found (made) once per table.
         var childTable: UnsafeMutablePointer<UInt64>? = nil
         var childTableBase = UInt64.max
@@ -366,6 +408,10 @@ enum AddressSpace {
                 SharedFiles.retainPage(r.sharedFile)
             } else if r.sharedAnonymous {
                 PhysicalMemory.share(frame)
+            } else if copyOnWrite {
+                // Both processes map the frame read-only until one of them writes.
+                PhysicalMemory.share(frame)
+                e.pointee = PageTable.writeProtected(entry | PageTable.copyOnWrite)
             } else {
                 guard let copy = PhysicalMemory.allocateAppPage() else { throw .ENOMEM }
                 if entry & PageTable.dirty != 0 {
@@ -379,15 +425,15 @@ enum AddressSpace {
                         PhysicalMemory.free(childFrame, zeroed: entry & PageTable.dirty == 0)
                     } else if r.sharedFile >= 0 {
                         SharedFiles.release(r.sharedFile)
-                    } else if r.sharedAnonymous {
-                        PhysicalMemory.free(frame)
+                    } else if entry & PageTable.borrowed == 0 {
+                        PhysicalMemory.free(frame)  // a shared anonymous or copy-on-write frame
                     }
                     throw .ENOMEM
                 }
                 childTable = first - Int((address >> 12) & 0x1ff)
                 childTableBase = address & ~0x1f_ffff
             }
-            childTable![Int((address >> 12) & 0x1ff)] = childFrame.raw | (entry & ~PageTable.frameMask)
+            childTable![Int((address >> 12) & 0x1ff)] = childFrame.raw | (e.pointee & ~PageTable.frameMask)
         }
     }
 
@@ -448,9 +494,14 @@ enum AddressSpace {
         return true
     }
 
+    /// The region holding `address` (binary search: regions are sorted and disjoint).
     static func region(containing address: UInt64) -> Region? {
-        for r in regions where r.start <= address && address < r.end { return r }
-        return nil
+        var low = 0, high = regions.count
+        while low < high {
+            let middle = low + (high - low) / 2
+            if regions[middle].end <= address { low = middle + 1 } else { high = middle }
+        }
+        return low < regions.count && regions[low].start <= address ? regions[low] : nil
     }
 
     /// mremap of one whole or partial region.
@@ -509,7 +560,15 @@ enum AddressSpace {
         while address < start + length {
             if let frame = PageTable.frame(address), !PageTable.isBorrowed(address),
                let r = region(containing: address), r.sharedFile < 0, !r.sharedAnonymous {
-                directMap(frame).initializeMemory(as: UInt8.self, repeating: 0, count: Int(pageSize))
+                if PhysicalMemory.isShared(frame), let fresh = PhysicalMemory.allocateAppPage(),
+                   let e = try? PageTable.leaf(address, create: false) {
+                    // Copy on write: the other process keeps the bytes; this page reads zeros.
+                    e.pointee = fresh.raw | PageTable.flags(for: r.protection)
+                    PhysicalMemory.free(frame)
+                    arch_invlpg(address)
+                } else {
+                    directMap(frame).initializeMemory(as: UInt8.self, repeating: 0, count: Int(pageSize))
+                }
             }
             address += pageSize
         }

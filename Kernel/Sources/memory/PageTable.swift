@@ -31,6 +31,12 @@ enum PageTable {
     /// page's frame through the direct map: a private page without it was never written
     /// and is still all zeros (fork gives the child a fresh frame instead of a copy).
     static let dirty: UInt64 = 1 << 6
+    /// Software bit 52: copy on write (the native platform's fork). The frame may be shared
+    /// with another process; the entry is not writable, and the first write (a fault, or
+    /// the kernel's `UserMemory.writable`) gives the page a frame of its own
+    /// (`AddressSpace.breakCopyOnWrite`). On pvm fork copies instead: no fault may land in
+    /// app code there.
+    static let copyOnWrite: UInt64 = 1 << 52
 
     /// The root in CR3 now: the running process's page tables (see `Memory`).
     nonisolated(unsafe) static var rootAddress: PhysicalAddress? = nil
@@ -191,14 +197,19 @@ enum PageTable {
     static func move(_ from: UInt64, to: UInt64, _ entryFlags: UInt64) throws(Errno) {
         guard let e = try? leaf(from, create: false), e.pointee & (present | retained) != 0 else { return }
         let entry = e.pointee
-        try map(to, PhysicalAddress(entry & frameMask), entryFlags | (entry & (borrowed | dirty)))
+        try map(to, PhysicalAddress(entry & frameMask), writeProtected(entryFlags | (entry & (borrowed | dirty | copyOnWrite))))
         e.pointee = 0
     }
 
     /// New protection bits for a mapped page; its frame, `borrowed` and `dirty` stay.
     static func protect(_ address: UInt64, _ entryFlags: UInt64) {
         guard let e = try? leaf(address, create: false), e.pointee & (present | retained) != 0 else { return }
-        e.pointee = (e.pointee & (frameMask | borrowed | dirty)) | entryFlags
+        e.pointee = writeProtected((e.pointee & (frameMask | borrowed | dirty | copyOnWrite)) | entryFlags)
+    }
+
+    /// A copy-on-write entry stays read-only whatever protection it is given.
+    static func writeProtected(_ entry: UInt64) -> UInt64 {
+        entry & copyOnWrite != 0 ? entry & ~writable : entry
     }
 
     /// Invalidates the TLB for a range: page by page for small ranges, else a CR3 reload.
@@ -222,7 +233,11 @@ enum PageTable {
             guard let e = try? leaf(page, create: false) else { return false }
             let v = e.pointee
             if v & (present | user) != present | user { return false }
-            if write && v & writable == 0 { return false }
+            if write && v & writable == 0 {
+                // The kernel writes for the app as the app would: a copy-on-write page of a
+                // writable region gets its own frame first.
+                guard v & copyOnWrite != 0, (try? AddressSpace.breakCopyOnWrite(page)) == true else { return false }
+            }
             page += 4096
         }
         return true

@@ -52,6 +52,18 @@ func trapDispatch(_ address: UInt64, _ fpuImage: UInt64, _ kernelWasRunning: UIn
         }
         panic(m)
     }
+    // A write to a copy-on-write page (the native platform's fork): the page gets its own
+    // frame and the write runs again.
+    if frame.vector == 14 && frame.errorCode & 3 == 3 && Platform.kind == .native {
+        let address = arch_read_cr2()
+        if let e = try? PageTable.leaf(address, create: false), e.pointee & PageTable.copyOnWrite != 0 {
+            do throws(Errno) {
+                if try AddressSpace.breakCopyOnWrite(address) { return }
+            } catch {
+                Console.kernelLine(Message("apus: no memory left for a copy-on-write page: the process gets SIGSEGV"))
+            }
+        }
+    }
     let (signal, name) = CrashReport.signal(for: frame.vector)
     SysSignal.deliverFault(signal, frame: frame, fpuImage: fpuImage)  // returns if no handler takes it
     CrashReport.print(frame, signal: signal, name: name)

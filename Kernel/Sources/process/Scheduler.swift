@@ -16,9 +16,9 @@ final class Thread {
     var fsBase: UInt64 = 0
     var gsBase: UInt64 = 0
     var state = State.runnable
-    /// The futex it waits on (0: none; the word's physical address, `SysThread.key`) and the
+    /// The futex it waits on (`FutexKey.none`: none; see `SysThread.key`) and the
     /// FUTEX_WAIT_BITSET mask.
-    var futexAddress: UInt64 = 0
+    var futexKey = FutexKey.none
     var futexBitset: UInt32 = 0
     /// Monotonic deadline of a wait (0: none); passing it ends the wait with `timeoutResult`.
     var deadline: UInt64 = 0
@@ -276,7 +276,7 @@ enum Scheduler {
         t.remainderAddress = 0
         t.waitingSignals = 0  // an rt_sigtimedwait that ends here (timeout, EINTR) waits no more
         t.state = .runnable
-        t.futexAddress = 0
+        t.futexKey = .none
         t.deadline = 0
         t.frame[SyscallFrame.Slot.rax.rawValue] = result
     }

@@ -116,10 +116,10 @@ enum SysThread {
             let woken = wake(address, count: Int(value), bitset: UInt32.max)
             guard a[4] & 3 == 0 else { throw .EINVAL }
             _ = try UserMemory.load(UInt32.self, a[4])
-            let from = key(address), to = key(a[4])
+                let from = key(address), to = key(a[4])
             var moved = 0
-            for t in Scheduler.threads where t.state == .waiting && t.futexAddress == from && moved < Int(a.uint32(3)) {
-                t.futexAddress = to
+            for t in Scheduler.threads where t.state == .waiting && t.futexKey == from && moved < Int(a.uint32(3)) {
+                t.futexKey = to
                 moved += 1
             }
             return UInt64(woken + (op & 127 == FUTEX_CMP_REQUEUE ? moved : 0))
@@ -146,17 +146,21 @@ enum SysThread {
         }
         // With one thread nobody can wake it: only a timeout can end the wait.
         let me = Scheduler.current
-        me.futexAddress = key(address)
+        me.futexKey = key(address)
         me.futexBitset = bitset
         Scheduler.blockCurrent(deadline: deadline, timeoutResult: Errno.ETIMEDOUT.negatedReturn)
         return 0
     }
 
-    /// What futex waiters are found by: the physical address of the futex word, the same
-    /// for every process mapping the page (a shared futex) and different for the private
-    /// copies fork made. (`address` was checked readable: it has a frame.)
-    static func key(_ address: UInt64) -> UInt64 {
-        (PageTable.frame(address)?.raw ?? 0) &+ (address & 0xfff)
+    /// What futex waiters are found by, as Linux keys them: a word in a MAP_SHARED mapping
+    /// (file, anonymous, System V) by its physical address, the same in every process mapping
+    /// it; any other word by its address space and address (a copy-on-write page's frame may
+    /// still be another process's too). (`address` was checked readable: it has a frame.)
+    static func key(_ address: UInt64) -> FutexKey {
+        if let r = AddressSpace.region(containing: address), r.sharedFile >= 0 || r.sharedAnonymous {
+            return FutexKey(space: 0, address: (PageTable.frame(address)?.raw ?? 0) &+ (address & 0xfff))
+        }
+        return FutexKey(space: Memory.current.serial, address: address)
     }
 
     /// Wakes up to `count` waiters on `address` (of the running process) whose bitset
@@ -164,7 +168,7 @@ enum SysThread {
     static func wake(_ address: UInt64, count: Int, bitset: UInt32) -> Int {
         var woken = 0
         let wanted = key(address)
-        for t in Scheduler.threads where woken < count && t.state == .waiting && t.futexAddress == wanted
+        for t in Scheduler.threads where woken < count && t.state == .waiting && t.futexKey == wanted
             && t.futexBitset & bitset != 0 {
             Scheduler.wake(t, result: 0)
             woken += 1
@@ -207,4 +211,12 @@ enum SysThread {
         if condition { woken += wake(address2, count: wakeCount2, bitset: UInt32.max) }
         return UInt64(woken)
     }
+}
+
+/// A futex's identity (`SysThread.key`): an address space's serial and a virtual address,
+/// or space 0 and a physical address.
+struct FutexKey: Equatable {
+    var space: UInt64
+    var address: UInt64
+    static let none = FutexKey(space: 0, address: 0)
 }
