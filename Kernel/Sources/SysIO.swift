@@ -332,7 +332,17 @@ enum SysIO {
         case 1: return UInt64(try fs.descriptorFlags(fd))                                      // F_GETFD
         case 2: try fs.setDescriptorFlags(fd, a.int32(2)); return 0                            // F_SETFD
         case 3: return UInt64(try fs.statusFlags(fd).rawValue)                                 // F_GETFL
-        case 4: try fs.setStatusFlags(fd, OpenFlags(rawValue: a.uint32(2))); return 0          // F_SETFL
+        case 4:                                                                                // F_SETFL
+            try fs.setStatusFlags(fd, OpenFlags(rawValue: a.uint32(2)))
+            signalDrivenIO(fd)?.enabled = OpenFlags(rawValue: a.uint32(2)).contains(.O_ASYNC)
+            return 0
+        case 8:                                                                                // F_SETOWN
+            guard fs.isOpen(fd) else { throw .EBADF }
+            signalDrivenIO(fd)?.owner = a.int32(2)
+            return 0
+        case 9:                                                                                // F_GETOWN
+            guard fs.isOpen(fd) else { throw .EBADF }
+            return UInt64(bitPattern: Int64(signalDrivenIO(fd)?.owner ?? 0))
         case 5, 6, 7, 36, 37, 38:                                                               // F_GETLK/SETLK/SETLKW, OFD
             guard fs.isOpen(fd) else { throw .EBADF }
             if a.int32(1) == 5 || a.int32(1) == 36 {
@@ -341,6 +351,14 @@ enum SysIO {
             return 0
         default: throw .EINVAL
         }
+    }
+
+    /// Signal-driven I/O (O_ASYNC and F_SETOWN) of the object behind `fd`: AF_UNIX sockets
+    /// raise SIGIO at their owner when data arrives (nginx's master/worker channels ask for
+    /// it). Other descriptors keep the O_ASYNC flag and the owner's value unused: nil.
+    private static func signalDrivenIO(_ fd: Int32) -> SignalDrivenIO? {
+        guard let id = KernelObjects.id(of: fd), case .unixSocket(let u) = KernelObjects.object(id) else { return nil }
+        return u.signalDrivenIO
     }
 
     /// ioctl: nothing is a terminal (the console is a byte stream to the host, like a pipe);
@@ -364,6 +382,13 @@ enum SysIO {
             default: throw .ENOTTY
             }
             try UserMemory.store(UInt32(count), a[2])
+            return 0
+        case 0x5452:  // FIOASYNC: O_ASYNC on the description
+            var flags = try fs.statusFlags(fd)
+            let on = try UserMemory.load(UInt32.self, a[2]) != 0
+            if on { flags.insert(.O_ASYNC) } else { flags.remove(.O_ASYNC) }
+            try fs.setStatusFlags(fd, flags)
+            signalDrivenIO(fd)?.enabled = on
             return 0
         case 0x5451: try fs.setDescriptorFlags(fd, 1); return 0  // FIOCLEX
         case 0x5450: try fs.setDescriptorFlags(fd, 0); return 0  // FIONCLEX

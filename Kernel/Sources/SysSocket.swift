@@ -360,8 +360,9 @@ enum Sockets {
         return (try s.receive(into: out, peek: peek, nonblocking: !block), nil, false)
     }
 
-    /// sendmsg(fd, msghdr *, flags): the vectors gathered into one send (control messages are
-    /// not supported and ignored).
+    /// sendmsg(fd, msghdr *, flags): the vectors gathered into one send; SCM_RIGHTS passes
+    /// descriptors over AF_UNIX sockets (EINVAL on others), SCM_CREDENTIALS is accepted and
+    /// not used.
     static func sendmsg(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         UInt64(try sendMessage(a.fd(0), at: a[1], flags: a.int32(2)))
     }
@@ -370,13 +371,48 @@ enum Sockets {
         let header = try MessageHeader(decoding: UserMemory.readable(address, MessageHeader.size))
         let to: SocketAddress? = header.name == 0 || header.nameLength == 0 ? nil : try readAddress(header.name, UInt64(header.nameLength))
         let data = try gather(header.vectors, header.vectorCount)
+        var descriptors: [Int32] = []
+        if header.controlLength > 0 {
+            guard header.controlLength <= UInt64(ControlMessages.maxSendLength) else { throw .ENOBUFS }
+            descriptors = try ControlMessages.descriptorsToSend(UserMemory.readable(header.control, Int(header.controlLength)))
+        }
+        if !descriptors.isEmpty {
+            guard let u = unix(fd) else { throw .EINVAL }
+            return try sendWithRights(u, fd, data, descriptors, flags: flags)
+        }
         var result: Result<Int, Errno> = .failure(.EINVAL)
         data.withUnsafeBytes { raw in result = Result { () throws(Errno) in try send(fd, raw, flags: flags, to: to) } }
         return try result.get()
     }
 
+    /// An AF_UNIX send carrying descriptors: each one's description (and kernel object) is
+    /// referenced before anything is queued (EBADF for a closed one, nothing sent); if the
+    /// send queues nothing (it waits, or fails), the references are given back.
+    private static func sendWithRights(_ u: UnixSocket, _ fd: Int32, _ data: [UInt8], _ descriptors: [Int32],
+                                       flags: Int32) throws(Errno) -> Int {
+        var passed: [PassedDescriptor] = []
+        for d in descriptors {
+            do { passed.append(try PassedDescriptor.take(d)) } catch {
+                for p in passed { p.drop() }
+                throw error
+            }
+        }
+        let block = !nonblocking(fd, flags), signal = flags & C.MSG_NOSIGNAL == 0
+        var result: Result<(count: Int, tookRights: Bool), Errno> = .failure(.EINVAL)
+        data.withUnsafeBytes { raw in
+            result = Result { () throws(Errno) in try u.send(raw, rights: passed, nonblocking: !block, signal: signal) }
+        }
+        guard case .success(let sent) = result, sent.tookRights else {
+            for p in passed { p.drop() }
+            return try result.get().count
+        }
+        return sent.count
+    }
+
     /// recvmsg(fd, msghdr *, flags): one receive scattered over the vectors; msg_flags gets
-    /// MSG_TRUNC for a cut datagram; no control messages (msg_controllen 0).
+    /// MSG_TRUNC for a cut datagram. Descriptors passed with the bytes (AF_UNIX) become the
+    /// caller's lowest free descriptors, in one SCM_RIGHTS record (close-on-exec with
+    /// MSG_CMSG_CLOEXEC); those msg_control has no room for are closed and MSG_CTRUNC set.
     static func recvmsg(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         UInt64(try receiveMessage(a.fd(0), at: a[1], flags: a.int32(2)))
     }
@@ -388,10 +424,38 @@ enum Sockets {
         var total = 0
         for v in vectors { total += Int(min(v.length, SyscallResult.maxReadWriteCount)) }
         var buffer = [UInt8](repeating: 0, count: min(total, 1 << 20))
-        var result: Result<(Int, SocketAddress?, Bool), Errno> = .failure(.EINVAL)
-        buffer.withUnsafeMutableBytes { out in result = Result { () throws(Errno) in try receive(fd, into: out, flags: flags) } }
-        let (n, from, truncated) = try result.get()
+        // The control buffer is checked before anything is received, so descriptors are never
+        // installed for a caller that cannot be told their numbers.
+        let controlCapacity = Int(min(header.controlLength, UInt64(ControlMessages.space(4 * ControlMessages.maxDescriptors))))
+        let control = controlCapacity > 0 ? try UserMemory.writable(header.control, controlCapacity) : nil
+        var passed: [PassedDescriptor] = []
+        let n: Int, from: SocketAddress?, truncated: Bool
+        if let u = unix(fd) {
+            var result: Result<(count: Int, rights: [PassedDescriptor]), Errno> = .failure(.EINVAL)
+            buffer.withUnsafeMutableBytes { out in
+                result = Result { () throws(Errno) in
+                    try u.receiveWithRights(into: out, peek: flags & C.MSG_PEEK != 0, nonblocking: nonblocking(fd, flags))
+                }
+            }
+            let received = try result.get()
+            (n, from, truncated, passed) = (received.count, nil, false, received.rights)
+        } else {
+            var result: Result<(Int, SocketAddress?, Bool), Errno> = .failure(.EINVAL)
+            buffer.withUnsafeMutableBytes { out in result = Result { () throws(Errno) in try receive(fd, into: out, flags: flags) } }
+            (n, from, truncated) = try result.get()
+        }
         if Scheduler.switched { return 0 }
+        var installed: [Int32] = []
+        var controlTruncated = false
+        let room = ControlMessages.descriptorCapacity(controlCapacity)
+        for d in passed {
+            if installed.count < room, let newFD = try? d.install(closeOnExec: flags & C.MSG_CMSG_CLOEXEC != 0) {
+                installed.append(newFD)
+            } else {
+                d.drop()
+                controlTruncated = true
+            }
+        }
         var copied = 0
         for v in vectors where copied < min(n, buffer.count) {
             let chunk = Int(min(v.length, UInt64(min(n, buffer.count) - copied)))
@@ -407,7 +471,10 @@ enum Sockets {
             header.nameLength = 0
         }
         header.controlLength = 0
-        header.flags = truncated ? C.MSG_TRUNC : 0
+        if let control, !installed.isEmpty {
+            header.controlLength = UInt64(ControlMessages.encodeRights(installed, into: control))
+        }
+        header.flags = (truncated ? C.MSG_TRUNC : 0) | (controlTruncated ? C.MSG_CTRUNC : 0)
         try header.encode(into: raw)
         return n
     }

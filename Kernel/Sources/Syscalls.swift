@@ -227,6 +227,9 @@ enum Syscalls {
         case SyscallNumber.getcpu: return SysProcess.getcpu
         case SyscallNumber.sched_setaffinity: return SysProcess.schedSetaffinity
         case SyscallNumber.getgroups: return SysProcess.getgroups
+        case SyscallNumber.setuid: return SysRootIdentity.setuid
+        case SyscallNumber.setgid: return SysRootIdentity.setgid
+        case SyscallNumber.setgroups: return SysRootIdentity.setgroups
         case SyscallNumber.capget: return SysProcess.capget
         // Time (SysTime.swift)
         case SyscallNumber.clock_gettime: return SysTime.clockGettime

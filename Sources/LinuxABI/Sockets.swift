@@ -46,6 +46,7 @@ public enum SocketConstants {
 
     public static let MSG_OOB: Int32 = 1
     public static let MSG_PEEK: Int32 = 2
+    public static let MSG_CTRUNC: Int32 = 8
     public static let MSG_TRUNC: Int32 = 0x20
     public static let MSG_DONTWAIT: Int32 = 0x40
     public static let MSG_WAITALL: Int32 = 0x100
