@@ -562,6 +562,7 @@ enum Sockets {
              (C.SOL_SOCKET, C.SO_RCVTIMEO), (C.SOL_SOCKET, C.SO_SNDTIMEO):
             break  // accepted; not modelled (SO_LINGER's abortive close, timeouts)
         case (C.IPPROTO_TCP, C.TCP_NODELAY): try stack.setOption(s.id, .noDelay(value != 0))
+        case (C.IPPROTO_TCP, C.TCP_CORK): try stack.setOption(s.id, .cork(value != 0))
         case (C.IPPROTO_TCP, C.TCP_KEEPIDLE): try stack.setOption(s.id, .keepIdle(value))
         case (C.IPPROTO_TCP, C.TCP_KEEPINTVL): try stack.setOption(s.id, .keepInterval(value))
         case (C.IPPROTO_TCP, C.TCP_KEEPCNT): try stack.setOption(s.id, .keepCount(value))
@@ -590,7 +591,8 @@ enum Sockets {
             let stack = Network.current
             func flag(_ o: SocketOption) -> Int {
                 switch o {
-                case .reuseAddress(let b), .reusePort(let b), .keepAlive(let b), .noDelay(let b), .v6Only(let b): return b ? 1 : 0
+                case .reuseAddress(let b), .reusePort(let b), .keepAlive(let b), .noDelay(let b), .cork(let b), .v6Only(let b):
+                    return b ? 1 : 0
                 case .sendBufferSize(let n), .receiveBufferSize(let n), .keepIdle(let n), .keepInterval(let n), .keepCount(let n): return n
                 }
             }
@@ -606,6 +608,7 @@ enum Sockets {
             case (C.SOL_SOCKET, C.SO_SNDBUF): value = flag(stack.option(s.id, .sendBufferSize))
             case (C.SOL_SOCKET, C.SO_RCVBUF): value = flag(stack.option(s.id, .receiveBufferSize))
             case (C.IPPROTO_TCP, C.TCP_NODELAY): value = flag(stack.option(s.id, .noDelay))
+            case (C.IPPROTO_TCP, C.TCP_CORK): value = flag(stack.option(s.id, .cork))
             case (C.IPPROTO_TCP, C.TCP_KEEPIDLE): value = flag(stack.option(s.id, .keepIdle))
             case (C.IPPROTO_TCP, C.TCP_KEEPINTVL): value = flag(stack.option(s.id, .keepInterval))
             case (C.IPPROTO_TCP, C.TCP_KEEPCNT): value = flag(stack.option(s.id, .keepCount))

@@ -1,9 +1,11 @@
 /* signalport PORT SIGNAL PROGRAM [ARGS...]: a tiny init for server tests.
  *
  * Runs PROGRAM as its child and waits on TCP PORT (all addresses). The first connection
- * makes it send SIGNAL (a number) to the child and wait for the child to end; it then
- * answers that connection, and prints to stdout, one line: "exited N" or "killed N", and
- * exits with the child's status (N, or 128+N for a signal).
+ * and its first bytes (any request: `curl --http0.9` works) make it send SIGNAL (a number)
+ * to the child and wait for the child to end; it then answers that connection, and prints
+ * to stdout, one line: "exited N" or "killed N", and exits with the child's status (N, or
+ * 128+N for a signal). The request is read before the answer so that closing sends a FIN,
+ * not the reset that unread data would cause.
  *
  * Why: a test on the host cannot signal a process inside the VM, but it can connect to a
  * published port. So `apus run -p H:PORT image` with this program as pid 1 lets the test
@@ -104,6 +106,9 @@ int main(int argc, char **argv) {
         }
     }
 
+    char request[512];
+    while (read(connection, request, sizeof request) < 0 && errno == EINTR) {}
+
     if (kill(child, (int)sig) != 0) {
         fprintf(stderr, "signalport: kill %d: %s\n", (int)child, strerror(errno));
         return 125;
@@ -116,6 +121,7 @@ int main(int argc, char **argv) {
     }
     int code = describe(status, line, sizeof line);
     dprintf(connection, "%s\n", line);
+    shutdown(connection, SHUT_WR);
     close(connection);
     printf("%s\n", line);
     fflush(stdout);

@@ -83,6 +83,7 @@ final class ApusVMMTests: XCTestCase {
     func testNetRedis() throws { try matrix.netRedis() }
     func testNetRedisDefaultBind() throws { try matrix.netRedisDefaultBind() }
     func testNetNginx() throws { try matrix.netNginx() }
+    func testNetNginxMasterWorkers() throws { try matrix.netNginxMasterWorkers() }
     func testNetPublishErrors() throws { try matrix.netPublishErrors() }
 
     // The VMM's sandbox (SandboxCases.swift).
