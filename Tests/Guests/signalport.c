@@ -20,6 +20,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,13 +28,6 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-static volatile sig_atomic_t child_ended;
-
-static void on_child(int sig) {
-    (void)sig;
-    child_ended = 1;
-}
 
 /* "exited N" / "killed N" for a wait status, and the status to exit with. */
 static int describe(int status, char *out, size_t size) {
@@ -57,13 +51,6 @@ int main(int argc, char **argv) {
         fprintf(stderr, "signalport: bad PORT or SIGNAL: %s %s\n", argv[1], argv[2]);
         return 125;
     }
-
-    /* SIGCHLD interrupts accept (no SA_RESTART): an early end of the child is noticed. */
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_child;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGCHLD, &sa, NULL);
 
     int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
@@ -90,18 +77,22 @@ int main(int argc, char **argv) {
     char line[64];
     int status;
     int connection;
+    /* Waits for a connection, looking every 100 ms whether the child ended early (a poll
+     * timeout rather than SIGCHLD, which could come before the wait began). */
     for (;;) {
+        if (waitpid(child, &status, WNOHANG) == child) {
+            describe(status, line, sizeof line);
+            printf("early %s\n", line);
+            return 125;
+        }
+        struct pollfd ready = {.fd = listener, .events = POLLIN};
+        if (poll(&ready, 1, 100) <= 0) continue;
         connection = accept(listener, NULL, NULL);
         if (connection >= 0) break;
-        if (errno != EINTR) {
+        if (errno != EINTR && errno != EAGAIN) {
             fprintf(stderr, "signalport: accept: %s\n", strerror(errno));
             kill(child, SIGKILL);
             waitpid(child, &status, 0);
-            return 125;
-        }
-        if (child_ended && waitpid(child, &status, WNOHANG) == child) {
-            describe(status, line, sizeof line);
-            printf("early %s\n", line);
             return 125;
         }
     }

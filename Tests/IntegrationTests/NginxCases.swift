@@ -62,10 +62,12 @@ extension VMMMatrix {
         guard ldd.status == 0 else { throw XCTSkip("ldd \(program) failed: \(ldd.stderrText)") }
         var adds: [String] = []
         for line in ldd.stdoutText.split(separator: "\n") {
-            let parts = line.split(separator: " ").map(String.init)
+            let parts = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
             guard parts.count >= 3, parts[1] == "=>", parts[2].hasPrefix("/"),
                   !parts[0].hasPrefix("libc.so"), !parts[0].hasPrefix("ld-linux") else { continue }
-            let real = (parts[2] as NSString).resolvingSymlinksInPath
+            guard let resolved = realpath(parts[2], nil) else { continue }
+            let real = String(cString: resolved)
+            free(resolved)
             adds += ["--add", "\(real):\((real as NSString).deletingLastPathComponent)/\(parts[0])"]
         }
         return adds
