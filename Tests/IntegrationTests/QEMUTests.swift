@@ -84,5 +84,6 @@ final class QEMUTests: XCTestCase {
     func testNetRedis() throws { try matrix.netRedis() }
     func testNetRedisDefaultBind() throws { try matrix.netRedisDefaultBind() }
     func testNetNginx() throws { try matrix.netNginx() }
+    func testNetNginxMasterWorkers() throws { try matrix.netNginxMasterWorkers() }
     func testNetPublishErrors() throws { try matrix.netPublishErrors() }
 }
