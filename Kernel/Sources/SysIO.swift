@@ -290,6 +290,7 @@ enum SysIO {
     /// KernelObjects (the last one closes that end).
     static func close(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         let object = KernelObjects.id(of: a.fd(0))
+        SysLocks.closing(a.fd(0))
         try fs.close(a.fd(0))
         SysEvents.forget(a.fd(0))
         if let object { KernelObjects.release(object) }
@@ -306,6 +307,7 @@ enum SysIO {
     private static func replacing(_ old: Int32, _ new: Int32, _ body: () throws(Errno) -> Int32) throws(Errno) -> UInt64 {
         let replaced = old == new ? nil : KernelObjects.id(of: new)
         let wasOpen = old != new && fs.isOpen(new)
+        if wasOpen && fs.isOpen(old) { SysLocks.closing(new) }
         let fd = try body()
         if wasOpen { SysEvents.forget(new) }
         if let replaced { KernelObjects.release(replaced) }
@@ -322,8 +324,8 @@ enum SysIO {
         }
     }
 
-    /// fcntl: descriptor and status flags, F_DUPFD; locks always succeed (one process: no
-    /// other owner can conflict).
+    /// fcntl: descriptor and status flags, F_DUPFD, owners for SIGIO, advisory record locks
+    /// (SysLocks).
     static func fcntl(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         let fd = a.fd(0)
         switch a.int32(1) {
@@ -344,11 +346,7 @@ enum SysIO {
             guard fs.isOpen(fd) else { throw .EBADF }
             return UInt64(bitPattern: Int64(signalDrivenIO(fd)?.owner ?? 0))
         case 5, 6, 7, 36, 37, 38:                                                               // F_GETLK/SETLK/SETLKW, OFD
-            guard fs.isOpen(fd) else { throw .EBADF }
-            if a.int32(1) == 5 || a.int32(1) == 36 {
-                try UserMemory.store(UInt16(2), a[2])  // l_type = F_UNLCK: nothing conflicts
-            }
-            return 0
+            return try SysLocks.fcntl(fd, a.int32(1), a[2])
         default: throw .EINVAL
         }
     }

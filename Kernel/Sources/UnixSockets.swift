@@ -294,6 +294,7 @@ struct PassedDescriptor {
 
     /// Closes the references (the last one closes the file or the object's end).
     func drop() {
+        SysLocks.dropping(description)
         SysIO.fs.dropHeld(description)
         if let object { KernelObjects.release(object) }
     }

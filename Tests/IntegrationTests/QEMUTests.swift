@@ -54,6 +54,7 @@ final class QEMUTests: XCTestCase {
     func testFaultHandlers() throws { try matrix.faultHandlers() }
     func testFiles() throws { try matrix.files() }
     func testPipes() throws { try matrix.pipes() }
+    func testSharing() throws { try matrix.sharing() }
     func testGo() throws { try matrix.go() }
     func testProcinfo() throws { try matrix.procinfo() }
     func testVDSO() throws { try matrix.vdso() }
