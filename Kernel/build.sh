@@ -51,8 +51,10 @@ for module in GuestABI ELF ImageFormat LinuxABI VFS NetStack; do
     objects+=("$out/$module.o")
 done
 
+# Kernel/Sources: one folder per part (process, memory, files, net, drivers, platform, time).
+mapfile -t kernel_sources < <(find "$here/Sources" -name '*.swift' | sort)
 "$swiftc" "${swift_flags[@]}" -module-name Kernel -I "$here/include" \
-    -emit-ir "$here"/Sources/*.swift -o "$out/Kernel.ll"
+    -emit-ir "${kernel_sources[@]}" -o "$out/Kernel.ll"
 "$clang" "${ir_flags[@]}" -c "$out/Kernel.ll" -o "$out/Kernel.o"
 objects+=("$out/Kernel.o")
 

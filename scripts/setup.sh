@@ -6,13 +6,13 @@
 #   hyperfine          the benchmarks
 #   golang-go          the Go test guest (rustc, when present, builds the Rust one)
 #   busybox-static     an unmodified static program from Debian, run by the tests
-#   redis-server, redis-tools, nginx-light, wrk, curl
+#   redis-server, redis-tools, nginx-light, wrk, curl, postgresql
 #                      servers and clients of the network tests and Benchmarks/network.sh
 #                      (the tests choose free ports; a system redis or nginx that apt starts
 #                      does not disturb them)
 set -euo pipefail
 packages=(musl-tools gcc qemu-system-x86 hyperfine golang-go busybox-static python3 sqlite3 nodejs
-          redis-server redis-tools nginx-light wrk curl)
+          redis-server redis-tools nginx-light wrk curl postgresql)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -92,6 +92,8 @@ enum Syscalls {
         case SyscallNumber.pwritev: return SysIO.pwritev
         case SyscallNumber.ftruncate: return SysIO.ftruncate
         case SyscallNumber.truncate: return SysIO.truncate
+        case SyscallNumber.fallocate: return SysIO.fallocate
+        case SyscallNumber.sync_file_range: return SysIO.syncFileRange
         case SyscallNumber.fsync, SyscallNumber.fdatasync: return SysIO.fsync
         case SyscallNumber.fadvise64: return SysIO.fadvise64
         case SyscallNumber.sync: return SysProcess.zero
@@ -209,13 +211,31 @@ enum Syscalls {
         case SyscallNumber.wait4: return SysWait.wait4
         case SyscallNumber.waitid: return SysWait.waitid
         case SyscallNumber.getppid: return SysFork.getppid
+        case SyscallNumber.shmget: return SysShm.shmget
+        case SyscallNumber.shmat: return SysShm.shmat
+        case SyscallNumber.shmdt: return SysShm.shmdt
+        case SyscallNumber.shmctl: return SysShm.shmctl
         case SyscallNumber.getpgid: return SysFork.getpgid
         case SyscallNumber.getpgrp: return SysFork.getpgrp
         case SyscallNumber.setpgid: return SysFork.setpgid
         case SyscallNumber.getsid: return SysFork.getsid
         case SyscallNumber.setsid: return SysFork.setsid
-        case SyscallNumber.getuid, SyscallNumber.geteuid, SyscallNumber.getgid, SyscallNumber.getegid:
-            return SysProcess.zero
+        // User and group ids (SysCredentials.swift)
+        case SyscallNumber.getuid: return SysCredentials.getuid
+        case SyscallNumber.geteuid: return SysCredentials.geteuid
+        case SyscallNumber.getgid: return SysCredentials.getgid
+        case SyscallNumber.getegid: return SysCredentials.getegid
+        case SyscallNumber.getresuid: return SysCredentials.getresuid
+        case SyscallNumber.getresgid: return SysCredentials.getresgid
+        case SyscallNumber.setuid: return SysCredentials.setuid
+        case SyscallNumber.setgid: return SysCredentials.setgid
+        case SyscallNumber.setreuid: return SysCredentials.setreuid
+        case SyscallNumber.setregid: return SysCredentials.setregid
+        case SyscallNumber.setresuid: return SysCredentials.setresuid
+        case SyscallNumber.setresgid: return SysCredentials.setresgid
+        case SyscallNumber.setfsuid: return SysCredentials.setfsuid
+        case SyscallNumber.setfsgid: return SysCredentials.setfsgid
+        case SyscallNumber.setgroups: return SysCredentials.setgroups
         case SyscallNumber.uname: return SysProcess.uname
         case SyscallNumber.prlimit64: return SysProcess.prlimit64
         case SyscallNumber.getrlimit: return SysProcess.getrlimit
@@ -227,10 +247,7 @@ enum Syscalls {
         case SyscallNumber.times: return SysProcess.times
         case SyscallNumber.getcpu: return SysProcess.getcpu
         case SyscallNumber.sched_setaffinity: return SysProcess.schedSetaffinity
-        case SyscallNumber.getgroups: return SysProcess.getgroups
-        case SyscallNumber.setuid: return SysRootIdentity.setuid
-        case SyscallNumber.setgid: return SysRootIdentity.setgid
-        case SyscallNumber.setgroups: return SysRootIdentity.setgroups
+        case SyscallNumber.getgroups: return SysCredentials.getgroups
         case SyscallNumber.capget: return SysProcess.capget
         // Time (SysTime.swift)
         case SyscallNumber.clock_gettime: return SysTime.clockGettime

@@ -200,9 +200,11 @@ extension FileSystem {
     }
 
     /// fcntl(F_SETFL): changes O_APPEND, O_NONBLOCK, O_ASYNC, O_DIRECT, O_NOATIME; other
-    /// bits are ignored, as Linux does. EBADF on an O_PATH descriptor.
+    /// bits are ignored, as Linux does. EBADF on an O_PATH descriptor; EPERM for changing
+    /// O_NOATIME on a file neither the caller's nor root's.
     public mutating func setStatusFlags(_ fd: Int32, _ flags: OpenFlags) throws(Errno) {
         let index = try ioFile(fd)
+        try checkNoAccessTimeChange(index, to: flags)
         guard var file = openFiles[index] else { throw .EBADF }
         file.flags = file.flags.subtracting(settableStatusFlags).union(flags.intersection(settableStatusFlags))
         openFiles[index] = file

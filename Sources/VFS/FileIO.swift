@@ -8,7 +8,10 @@ extension FileSystem {
 
     /// openat(2). Returns the new descriptor (the lowest free). Honours O_CREAT, O_EXCL,
     /// O_TRUNC, O_DIRECTORY, O_NOFOLLOW, O_PATH, O_APPEND, O_NONBLOCK, O_CLOEXEC; `mode`'s
-    /// permission bits, less the umask, are the new file's. O_TMPFILE is EOPNOTSUPP.
+    /// permission bits, less the umask, are the new file's, and the caller owns it (see
+    /// `setNewOwner`). An existing file needs read permission to be opened for reading and
+    /// write permission for writing or O_TRUNC (EACCES); O_NOATIME is for its owner or root
+    /// (EPERM). O_TMPFILE is EOPNOTSUPP.
     public mutating func openat(_ dirfd: Int32, _ path: UnsafeRawBufferPointer, flags: OpenFlags,
                                 mode: UInt32 = 0) throws(Errno) -> Int32 {
         if flags.contains(.O_TMPFILE) { throw .EOPNOTSUPP }
@@ -45,6 +48,15 @@ extension FileSystem {
         }
         // Devices stay writable in a read-only tree, as on a read-only mount.
         if writes && !created, case .regular = type { try checkWritable(node) }
+        // A file this call made is not checked: open(O_CREAT | O_WRONLY, 0444) writes it.
+        if !created {
+            // O_ACCMODE 3 (neither reading nor writing) asks for both, as Linux's ACC_MODE.
+            var request: AccessRequest = writes ? .write : []
+            if flags.accessMode != .writeOnly { request.insert(.read) }
+            if flags.accessMode == .none { request.insert(.write) }
+            try checkPermission(node, request)
+            if flags.contains(.O_NOATIME) && !isOwnerOrPrivileged(node) { throw .EPERM }
+        }
         var file = OpenFile(node: node, flags: flags.intersection(
             [.O_ACCMODE, .O_APPEND, .O_NONBLOCK, .O_ASYNC, .O_DIRECT, .O_NOATIME, .O_DSYNC, .O_SYNC]))
         if case .generated(let id) = type {
@@ -88,9 +100,11 @@ extension FileSystem {
             if lookup.trailingSlash { throw .EISDIR }
             guard nodes[lookup.parent].links > 0 || lookup.parent == FileSystem.rootNode else { throw .ENOENT }
             try checkWritable(lookup.parent)
+            try checkCanCreate(in: lookup.parent)
             try checkRoomForName(in: lookup.parent, nameLength: name.count, newNode: true)
             let now = host.now()
             let node = makeNode(.regular, permissions: mode & ~umask, time: now)
+            setNewOwner(node, in: lookup.parent)
             setEntry(in: lookup.parent, named: name, to: node)
             touchDirectory(lookup.parent, now)
             return (node, true)
@@ -225,6 +239,7 @@ extension FileSystem {
         guard !overflow, end <= Int64(options.maxFileSize) else { throw .EFBIG }
         try copyUp(node)
         try reserve(node, Int(end))
+        dropPrivilegeBitsOnWrite(node)
         if Int(end) > nodes[node].data.count {
             nodes[node].data.append(contentsOf: repeatElement(0, count: Int(end) - nodes[node].data.count))
         }
@@ -260,6 +275,7 @@ extension FileSystem {
         guard length <= Int64(options.maxFileSize) else { throw .EFBIG }
         try copyUp(node)
         try reserve(node, Int(length))
+        dropPrivilegeBitsOnWrite(node)
         let size = nodes[node].data.count
         if Int(length) < size {
             nodes[node].data.removeSubrange(Int(length)..<size)
@@ -332,13 +348,15 @@ extension FileSystem {
         try resize(file.node, to: length)
     }
 
-    /// truncate(2): follows symlinks; EISDIR on a directory, EINVAL on other non-files.
+    /// truncate(2): follows symlinks; EISDIR on a directory, EINVAL on other non-files,
+    /// EACCES without write permission.
     public mutating func truncate(_ path: UnsafeRawBufferPointer, length: Int64) throws(Errno) {
         guard length >= 0 else { throw .EINVAL }
         let node = try resolveAt(AtFlags.AT_FDCWD, path, follow: true)
         switch nodes[node].type {
         case .regular:
             try checkWritable(node)
+            try checkPermission(node, .write)
             try resize(node, to: length)
         case .directory: throw .EISDIR
         default: throw .EINVAL

@@ -163,6 +163,8 @@ public struct FileSystem<Host: FileSystemHost> {
     /// The running process's descriptor table, current directory, umask and executable
     /// (see ProcessFiles.swift); the kernel exchanges it when another process runs.
     var process = ProcessFiles()
+    /// Who is calling: permission checks and the owner of new files follow these ids.
+    public var credentials = Credentials.root
 
     /// All nodes; a node's index is its identity. Freed slots (no name, not open) are
     /// recycled through `freeNodes`.

@@ -1,6 +1,6 @@
 // Names: mkdir, unlink, rmdir, rename, link, symlink, readlink, and the current directory.
 // Errors follow Linux's order of checks (fs/namei.c): a last component of "." or ".." or
-// the root is refused first, then existence, then type.
+// the root is refused first, then existence, then permission (Permissions.swift), then type.
 
 import ImageFormat
 import LinuxABI
@@ -15,23 +15,29 @@ public enum RenameFlags {
 extension FileSystem {
     /// The name a creating call (mkdir, symlink, link) makes: EEXIST for ".", "..", "/"
     /// and existing names (a dangling symlink exists); ENOENT for a trailing slash on a
-    /// non-directory create, or a removed parent.
-    mutating func nameToCreate(_ lookup: ParentLookup, directory: Bool) throws(Errno) -> [UInt8] {
+    /// non-directory create, or a removed parent; EROFS; then, if `checkingPermission`,
+    /// EACCES without write and search permission on the parent.
+    mutating func nameToCreate(_ lookup: ParentLookup, directory: Bool,
+                               checkingPermission: Bool = true) throws(Errno) -> [UInt8] {
         guard case .name(let name) = lookup.last else { throw .EEXIST }
         if child(of: lookup.parent, named: name) != nil { throw .EEXIST }
         if lookup.trailingSlash && !directory { throw .ENOENT }
         guard nodes[lookup.parent].links > 0 || lookup.parent == FileSystem.rootNode else { throw .ENOENT }
         try checkWritable(lookup.parent)
+        if checkingPermission { try checkCanCreate(in: lookup.parent) }
         return name
     }
 
-    /// mkdirat(2): `mode`'s permission and sticky bits, less the umask.
+    /// mkdirat(2): `mode`'s permission and sticky bits, less the umask; owned by the caller
+    /// (see `setNewOwner` for a setgid parent).
+    @inline(never)  // the kernel calls it from several syscalls; one copy
     public mutating func mkdirat(_ dirfd: Int32, _ path: UnsafeRawBufferPointer, mode: UInt32) throws(Errno) {
         let lookup = try resolveParentAt(dirfd, path)
         let name = try nameToCreate(lookup, directory: true)
         try checkRoomForName(in: lookup.parent, nameLength: name.count, newNode: true)
         let now = host.now()
         let node = makeNode(.directory, permissions: mode & 0o1777 & ~umask, time: now)
+        setNewOwner(node, in: lookup.parent)
         setEntry(in: lookup.parent, named: name, to: node)
         touchDirectory(lookup.parent, now)
     }
@@ -47,19 +53,23 @@ extension FileSystem {
         let now = host.now()
         let node = makeNode(.symlink, permissions: 0o777, time: now)
         nodes[node].data = Array(target)
+        setNewOwner(node, in: lookup.parent)
         setEntry(in: lookup.parent, named: name, to: node)
         touchDirectory(lookup.parent, now)
     }
 
     /// linkat(2): `flags` may hold AT_SYMLINK_FOLLOW (follow a final symlink of the old
-    /// path) and AT_EMPTY_PATH. EPERM for a directory.
+    /// path) and AT_EMPTY_PATH. EPERM for a directory, and for a file neither the caller's
+    /// nor safe to pin (see `checkCanHardLink`) before EACCES for the new name's directory.
     public mutating func linkat(_ olddirfd: Int32, _ oldpath: UnsafeRawBufferPointer, _ newdirfd: Int32,
                                 _ newpath: UnsafeRawBufferPointer, flags: AtFlags) throws(Errno) {
         guard flags.subtracting([.AT_SYMLINK_FOLLOW, .AT_EMPTY_PATH]).isEmpty else { throw .EINVAL }
         let node = try resolveAt(olddirfd, oldpath, follow: flags.contains(.AT_SYMLINK_FOLLOW),
                                  emptyPath: flags.contains(.AT_EMPTY_PATH))
         let lookup = try resolveParentAt(newdirfd, newpath)
-        let name = try nameToCreate(lookup, directory: false)
+        let name = try nameToCreate(lookup, directory: false, checkingPermission: false)
+        try checkCanHardLink(node)
+        try checkCanCreate(in: lookup.parent)
         if isDirectory(node) { throw .EPERM }
         // A file whose last name is gone (open, unlinked) cannot get a new one (Linux: ENOENT).
         if nodes[node].links == 0 { throw .ENOENT }
@@ -83,7 +93,7 @@ extension FileSystem {
                 // As Linux's mnt_want_write: EROFS before the name is even looked up.
                 try checkWritable(lookup.parent)
                 guard let node = child(of: lookup.parent, named: name) else { throw .ENOENT }
-                guard isDirectory(node) else { throw .ENOTDIR }
+                try checkCanRemove(node, from: lookup.parent, directory: true)
                 guard isEmptyDirectory(node) else { throw .ENOTEMPTY }
                 removeEntry(in: lookup.parent, named: name)
                 dropLink(node)
@@ -94,9 +104,10 @@ extension FileSystem {
         guard case .name(let name) = lookup.last else { throw .EISDIR }
         try checkWritable(lookup.parent)
         guard let node = child(of: lookup.parent, named: name) else { throw .ENOENT }
-        if isDirectory(node) { throw .EISDIR }
-        // "file/": the name is not a directory (a symlink is not followed here).
-        if lookup.trailingSlash { throw .ENOTDIR }
+        // "name/": refused before permission is asked (Linux's do_unlinkat), EISDIR for a
+        // directory, else ENOTDIR (a symlink is not followed here).
+        if lookup.trailingSlash { throw isDirectory(node) ? .EISDIR : .ENOTDIR }
+        try checkCanRemove(node, from: lookup.parent, directory: false)
         removeEntry(in: lookup.parent, named: name)
         dropLink(node)
         touchDirectory(lookup.parent, host.now())
@@ -134,6 +145,18 @@ extension FileSystem {
         if isDirectory(source) && isAncestor(source, of: new.parent) { throw .EINVAL }
         if exchange, let target, isDirectory(target), isAncestor(target, of: old.parent) { throw .EINVAL }
         if source == target { return }
+        // Permission (vfs_rename): removing the old name, making or replacing the new one,
+        // and a directory moving to another parent must be writable (its ".." changes).
+        try checkCanRemove(source, from: old.parent, directory: isDirectory(source))
+        if let target {
+            try checkCanRemove(target, from: new.parent, directory: exchange ? isDirectory(target) : isDirectory(source))
+        } else {
+            try checkCanCreate(in: new.parent)
+        }
+        if old.parent != new.parent {
+            if isDirectory(source) { try checkPermission(source, .write) }
+            if exchange, let target, isDirectory(target) { try checkPermission(target, .write) }
+        }
         // A name new to another directory may grow that directory's list.
         if target == nil && new.parent != old.parent {
             try checkRoomForName(in: new.parent, nameLength: newName.count, newNode: false)
@@ -195,18 +218,20 @@ extension FileSystem {
 
     // MARK: Current directory
 
-    /// chdir(2).
+    /// chdir(2): EACCES without search permission on the directory.
     @inline(never)  // the kernel calls it from several syscalls; one copy
     public mutating func chdir(_ path: UnsafeRawBufferPointer) throws(Errno) {
         let node = try resolveAt(AtFlags.AT_FDCWD, path, follow: true)
         guard isDirectory(node) else { throw .ENOTDIR }
+        try checkPermission(node, .execute)
         setCurrentDirectory(node)
     }
 
-    /// fchdir(2): O_PATH descriptors included, as on Linux.
+    /// fchdir(2): O_PATH descriptors included, as on Linux; EACCES as chdir.
     public mutating func fchdir(_ fd: Int32) throws(Errno) {
         let node = try descriptionNode(fd)
         guard isDirectory(node) else { throw .ENOTDIR }
+        try checkPermission(node, .execute)
         setCurrentDirectory(node)
     }
 

@@ -4,6 +4,8 @@
 // - repeated slashes are one; "." stays; ".." goes up, and the root's ".." is the root;
 // - every component but the last must be a directory (ENOTDIR) that exists (ENOENT), and a
 //   symlink there is always followed, relative to the directory holding it;
+// - every directory a name is looked up in needs search (x) permission (EACCES; see
+//   Permissions.swift), the one holding the last component included;
 // - the last component is followed only when asked (no AT_SYMLINK_NOFOLLOW / O_NOFOLLOW)
 //   or when a trailing slash follows it; a trailing slash also requires a directory;
 // - more than 40 symlinks in one resolution is ELOOP; a path over 4095 bytes or a
@@ -53,12 +55,15 @@ extension FileSystem {
                 // Only an all-slash path gets here (a relative one has a component).
                 return ParentLookup(parent: current, last: .root, trailingSlash: false)
             }
+            // As Linux's link_path_walk: the directory is checked (ENOTDIR, then search
+            // permission, EACCES) before the name in it is looked at.
+            guard isDirectory(current) else { throw .ENOTDIR }
+            try checkSearch(current)
             var end = i
             while end < path.count && path[end] != slash { end += 1 }
             guard end - i <= FileSystemLimits.maxName else { throw .ENAMETOOLONG }
             var next = end
             while next < path.count && path[next] == slash { next += 1 }
-            guard isDirectory(current) else { throw .ENOTDIR }
 
             let component: LastComponent
             let length = end - i

@@ -103,12 +103,13 @@ public struct ExecutableFile {
 extension FileSystem {
     /// The file execve(dirfd, path) runs, symlinks followed (AT_EMPTY_PATH: `dirfd`'s own
     /// file, for execveat and fexecve). ENOENT/ENOTDIR/ELOOP from the walk; EACCES for a
-    /// directory, a device or a file without an x bit (root too needs one, as on Linux).
+    /// directory, a device or a file whose x bits do not let the caller run it (root needs
+    /// any one, as on Linux; see `checkExecutable`). No read permission is needed.
     public mutating func executable(_ dirfd: Int32, _ path: UnsafeRawBufferPointer, follow: Bool = true,
                                     emptyPath: Bool = false) throws(Errno) -> ExecutableFile {
         let node = try resolveAt(dirfd, path, follow: follow, emptyPath: emptyPath)
         if nodes[node].type == .symlink { throw .ELOOP }  // AT_SYMLINK_NOFOLLOW on a link
-        guard nodes[node].type == .regular, nodes[node].permissions & 0o111 != 0 else { throw .EACCES }
+        try checkExecutable(node)
         var file = ExecutableFile(imageBytes: imageBytes(node), copiedBytes: [], mode: nodes[node].permissions,
                                   uid: nodes[node].uid, gid: nodes[node].gid)
         if file.imageBytes == nil {
@@ -131,5 +132,30 @@ extension FileSystem {
             return file.path
         }
         return absolutePath(dirfd, path)
+    }
+}
+
+extension FileSystem {
+    /// Removes what `addSynthetic` put at the absolute `path` (a /proc/PID directory when
+    /// its process is gone), with everything below it. Nothing happens if it is not there.
+    public mutating func removeSynthetic(path: UnsafeRawBufferPointer) {
+        let path = Array(path)
+        var directory = FileSystem.rootNode
+        var components = PathComponents(path)
+        var last: Range<Int>? = nil
+        while let component = components.next() {
+            if let previous = last {
+                guard let next = child(of: directory, named: Array(path[previous])), isDirectory(next) else { return }
+                directory = next
+            }
+            last = component
+        }
+        guard let last, let node = child(of: directory, named: Array(path[last])) else { return }
+        if isDirectory(node) {
+            for entry in nodes[node].entries where entry.node >= 0 { dropLink(entry.node) }
+            nodes[node].entries = []
+        }
+        removeEntry(in: directory, named: Array(path[last]))
+        dropLink(node)
     }
 }

@@ -73,6 +73,17 @@ final class ApusVMMTests: XCTestCase {
         try matrix.syscallFuzzer(calls: 20_000, seeds: [3], variant: "glibc-pie", timeoutSeconds: 25)
     }
 
+    // Processes (ProcessCases.swift)
+    func testProcesses() throws { try matrix.processes() }
+    func testForkBomb() throws { try matrix.forkBomb() }
+    func testForkWithoutMemory() throws { try matrix.forkWithoutMemory() }
+    func testBusyboxShell() throws { try matrix.busyboxShell() }
+    func testBashScript() throws { try matrix.bashScript() }
+    func testPythonProcesses() throws { try matrix.pythonProcesses() }
+    func testRedisBackgroundSave() throws { try matrix.redisBackgroundSave() }
+    /// This VMM only: under QEMU's emulation initdb alone runs for minutes.
+    func testPostgres() throws { try matrix.postgres() }
+
     // Network (NetworkCases.swift)
     func testNetSockets() throws { try matrix.netSockets() }
     func testNetOutbound() throws { try matrix.netOutbound() }

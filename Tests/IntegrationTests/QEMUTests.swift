@@ -74,6 +74,15 @@ final class QEMUTests: XCTestCase {
         try matrix.syscallFuzzer(calls: 20_000, seeds: [3], variant: "glibc-pie", timeoutSeconds: 100)
     }
 
+    // Processes (ProcessCases.swift): about 35 s together under TCG here.
+    func testProcesses() throws { try matrix.processes() }
+    func testForkBomb() throws { try matrix.forkBomb() }
+    func testForkWithoutMemory() throws { try matrix.forkWithoutMemory() }
+    func testBusyboxShell() throws { try matrix.busyboxShell() }
+    func testBashScript() throws { try matrix.bashScript() }
+    func testPythonProcesses() throws { try matrix.pythonProcesses() }
+    func testRedisBackgroundSave() throws { try matrix.redisBackgroundSave() }
+
     // Network (NetworkCases.swift)
     func testNetSockets() throws { try matrix.netSockets() }
     func testNetOutbound() throws { try matrix.netOutbound() }

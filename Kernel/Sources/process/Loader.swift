@@ -43,7 +43,10 @@ struct LoadedProgram {
 /// random top with Linux's initial stack (argv, envp, auxv), the vDSO. Used at boot for the
 /// image's entrypoint and by execve.
 enum Loader {
-    static let stackSize: UInt64 = 8 << 20
+    /// The stack: Linux's 8 MiB, or 1/32 of the VM's memory if that is less (at least
+    /// 256 KiB). App memory is backed eagerly (pvm), so every process pays for its whole
+    /// stack: a small VM holds more processes with smaller stacks.
+    static var stackSize: UInt64 { max(min(8 << 20, (Kernel.boot.memorySize / 32) & ~0xfff), 256 << 10) }
     static let stackTopLimit: UInt64 = PageTable.userEnd - 0x1000
     static let dynamicBase: UInt64 = 0x5555_5555_4000
     /// Room for the initial stack's strings and vectors (argv, envp, auxv) at the stack's top.
@@ -107,7 +110,7 @@ enum Loader {
     /// ELIBBAD: the interpreter is not a shared object; ENOMEM; E2BIG: the arguments do not
     /// fit the initial stack.
     static func load(_ bytes: UnsafeRawBufferPointer, imageBacked: Bool, path: [UInt8],
-                     strings: UnsafeRawBufferPointer, argc: Int, envc: Int) throws(Errno) -> LoadedProgram {
+                     strings: UnsafeRawBufferPointer, argc: Int, envc: Int, secure: Bool = false) throws(Errno) -> LoadedProgram {
         let elf: ELFFile
         do {
             elf = try ELFFile(bytes: bytes)
@@ -130,7 +133,7 @@ enum Loader {
 
         // Stack: the top randomized over 256 MiB, mapped eagerly like all app memory.
         let stackTop = stackTopLimit - (Random.next() % 65536) * 4096
-        let size = max(min(stackSize, (Kernel.boot.memorySize / 8) & ~0xfff), initialStackSpan)
+        let size = stackSize
         let stackBase = stackTop - size
         try AddressSpace.map(stackBase, size, [.PROT_READ, .PROT_WRITE], .stack)
         // mmap grows down from below a guard gap under the stack.
@@ -154,6 +157,7 @@ enum Loader {
         let phdr = programHeaderAddress(elf, base: base)
         var a: UInt32 = 0, b: UInt32 = 0, c: UInt32 = 0, d: UInt32 = 0
         arch_cpuid(1, 0, &a, &b, &c, &d)
+        let ids = Process.current.credentials
         let auxv: [(UInt64, UInt64)] = [
             (AuxvKey.AT_PHDR.rawValue, phdr),
             (AuxvKey.AT_PHENT.rawValue, UInt64(elf.programHeaderEntrySize)),
@@ -162,9 +166,9 @@ enum Loader {
             (AuxvKey.AT_BASE.rawValue, interpreterBase),
             (AuxvKey.AT_FLAGS.rawValue, 0),
             (AuxvKey.AT_ENTRY.rawValue, base + elf.entry),
-            (AuxvKey.AT_UID.rawValue, 0), (AuxvKey.AT_EUID.rawValue, 0),
-            (AuxvKey.AT_GID.rawValue, 0), (AuxvKey.AT_EGID.rawValue, 0),
-            (AuxvKey.AT_SECURE.rawValue, 0),
+            (AuxvKey.AT_UID.rawValue, UInt64(ids.realUID)), (AuxvKey.AT_EUID.rawValue, UInt64(ids.effectiveUID)),
+            (AuxvKey.AT_GID.rawValue, UInt64(ids.realGID)), (AuxvKey.AT_EGID.rawValue, UInt64(ids.effectiveGID)),
+            (AuxvKey.AT_SECURE.rawValue, secure ? 1 : 0),
             (AuxvKey.AT_CLKTCK.rawValue, 100),
             (AuxvKey.AT_HWCAP.rawValue, UInt64(d)),
             (AuxvKey.AT_HWCAP2.rawValue, 0),

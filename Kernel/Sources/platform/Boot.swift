@@ -54,6 +54,7 @@ func kernelMain(_ protocolRaw: UInt64, _ infoAddress: UInt64, _ directMapBase: U
     let main = Scheduler.current
     let program = Loader.loadProgram(boot: boot, process: main.process)
     main.process.program = program
+    Files.addProcessDirectory(main.process.pid)
     main.process.commandLine = Process.argumentBytes(
         UnsafeRawBufferPointer(start: directMap(boot.argumentsAddress), count: Int(boot.argumentsSize)), count: Int(boot.argc))
     Kernel.timeline.appEntry = arch_rdtsc()

@@ -124,18 +124,25 @@ enum SysExec {
         process.memory = memory
 
         closeOnExecDescriptors()
+        // A set-user-ID or set-group-ID program runs with its owner's ids (AT_SECURE then).
+        var credentials = process.credentials
+        let secure = credentials.execute(file, honourSetID: true)
+        process.credentials = credentials
+        SysIO.fs.credentials = credentials
         let program: LoadedProgram
         do {
             program = try withBytes(file.copiedBytes) { copied throws(Errno) in
                 try withBytes(strings) { block throws(Errno) in
                     try Loader.load(file.imageBytes ?? copied, imageBacked: file.imageBytes != nil, path: programPath,
-                                    strings: block, argc: argc, envc: envc)
+                                    strings: block, argc: argc, envc: envc, secure: secure)
                 }
             }
         } catch {
             var m = Message("apus: execve of ")
             m.append(bytes: programPath)
-            m.append(" failed after the old program was given up (out of memory): the process is killed")
+            m.append(" failed after the old program was given up (")
+            m.append(error.name)
+            m.append("): the process is killed")
             Console.kernelLine(m)
             SysSignal.terminate(SysSignal.SIGSEGV)
         }

@@ -149,13 +149,14 @@ enum PageTable {
     }
 
     /// Removes a page's mapping and returns its frame if the page owned it (not borrowed).
-    static func unmap(_ address: UInt64) -> PhysicalAddress? { unmap(address, in: root) }
+    static func unmap(_ address: UInt64) -> PhysicalAddress? { unmap(address, in: root)?.frame }
 
-    static func unmap(_ address: UInt64, in tablesRoot: PhysicalAddress) -> PhysicalAddress? {
+    /// The same in the tables under `tablesRoot`, with whether the entry was dirty.
+    static func unmap(_ address: UInt64, in tablesRoot: PhysicalAddress) -> (frame: PhysicalAddress, dirty: Bool)? {
         guard let e = try? leaf(address, create: false, in: tablesRoot), e.pointee & (present | retained) != 0 else { return nil }
         let entry = e.pointee
         e.pointee = 0
-        return entry & borrowed != 0 ? nil : PhysicalAddress(entry & frameMask)
+        return entry & borrowed != 0 ? nil : (PhysicalAddress(entry & frameMask), entry & dirty != 0)
     }
 
     /// True if the page maps a borrowed image page.

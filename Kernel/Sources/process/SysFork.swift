@@ -58,6 +58,7 @@ enum SysFork {
         let pid = Processes.allocateID()
         let child = Process(pid: pid, memory: memory, parent: flags & CLONE_PARENT != 0 && parent.parent != nil ? parent.parent : parent)
         child.actions = parent.actions
+        child.credentials = parent.credentials
         child.exitSignal = Int32(flags & 0xff)
         child.commandLine = parent.commandLine
         child.program = parent.program
@@ -71,6 +72,7 @@ enum SysFork {
         }
         child.parent?.children.append(child)
         Processes.all.append(child)
+        Files.addProcessDirectory(pid)
         let me = Scheduler.current
         let thread = Scheduler.spawn(stack: stack, tls: flags & CLONE_SETTLS != 0 ? tls : nil, process: child, id: pid)
         thread.altStack = me.altStack

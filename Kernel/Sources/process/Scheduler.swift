@@ -90,7 +90,7 @@ enum Scheduler {
     /// `memory` is no process's any more: freed now if it is not in CR3, else after the
     /// next switch to another address space.
     static func retire(_ memory: Memory) {
-        if memory === Memory.current { retired.append(memory) } else { memory.drop() }
+        if memory === Memory.current { retired.append(memory) } else { memory.free() }
     }
 
     // MARK: CPU time
@@ -111,6 +111,9 @@ enum Scheduler {
 
     /// At a syscall entry: whether the thread is running its restartable call again.
     static func beginSyscall() {
+        // (A switch made after the last call's result was stored — a stop, a signal's
+        // default action — leaves the flag set: it is about that call, not this one.)
+        switched = false
         resumedDeadline = current.resumeDeadline
         current.resumeDeadline = nil
     }
@@ -195,7 +198,7 @@ enum Scheduler {
         if t.gsBase != current.gsBase { arch_wrmsr(Platform.msrGSBase, t.gsBase) }
         Processes.switchTo(t.process, from: current.process)
         if !retired.isEmpty && retired.allSatisfy({ $0 !== Memory.current }) {
-            for memory in retired { memory.drop() }
+            for memory in retired { memory.free() }
             retired = []
         }
         chargeCurrent()

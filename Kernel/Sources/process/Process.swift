@@ -15,6 +15,8 @@ final class Process {
     var memory: Memory
     /// Its descriptor table while another process runs (the running one's is in the VFS).
     var files = ProcessFiles()
+    /// Its user and group ids (the VFS holds a copy of the running process's).
+    var credentials = Credentials.root
     /// Signal dispositions (65 entries once one is set) and signals sent to the process.
     var actions: [KernelSigaction] = []
     var pending = PendingSignals()
@@ -80,7 +82,13 @@ enum Processes {
     nonisolated(unsafe) static var lastID: Int32 = 1
 
     /// Processes (live and zombie) a VM may hold: fork beyond it is EAGAIN (RLIMIT_NPROC).
-    static var limit: Int { max(64, min(PhysicalMemory.totalPages / 16, 4096)) }
+    /// As many as the VM's memory holds with their stacks (eagerly backed) and 256 KiB more
+    /// each, at least 16 and at most 4096: a fork bomb meets this limit before memory runs
+    /// out, and the VM keeps working.
+    static var limit: Int {
+        let perProcess = Loader.stackSize + (256 << 10)
+        return max(16, min(Int(Kernel.boot.memorySize / perProcess), 4096))
+    }
 
     static func find(_ pid: Int32) -> Process? {
         for p in all where p.pid == pid { return p }
@@ -115,6 +123,7 @@ enum Processes {
         guard next !== previous else { return }
         SysIO.fs.exchangeProcessFiles(&previous.files)
         SysIO.fs.exchangeProcessFiles(&next.files)
+        if next.credentials != previous.credentials { SysIO.fs.credentials = next.credentials }
         if next.memory !== Memory.current { next.memory.activate() }
     }
 
@@ -204,5 +213,6 @@ enum Processes {
         child.parent?.children.removeAll { $0 === child }
         child.parent = nil
         all.removeAll { $0 === child }
+        Files.removeProcessDirectory(child.pid)
     }
 }

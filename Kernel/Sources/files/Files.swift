@@ -9,7 +9,30 @@ enum Files {
 
     /// Generated files (ids for `SyntheticNode.generated`).
     enum Generated: UInt32 {
-        case selfMaps = 1, meminfo, cpuinfo, cpuOnline, selfStatus, uptime, selfStat, stat, resolvConf, hosts
+        case selfMaps = 1, meminfo, cpuinfo, cpuOnline, selfStatus, uptime, selfStat, stat, resolvConf, hosts, selfCmdline
+    }
+
+    /// /proc/PID's files: the id carries the pid (`processFileTag | pid << 4 | kind`).
+    enum ProcessFile: UInt32 { case stat = 1, status, cmdline }
+    static let processFileTag: UInt32 = 0x8000_0000
+
+    /// Adds /proc/PID (stat, status, cmdline) for a new process.
+    static func addProcessDirectory(_ pid: Int32) {
+        for (name, kind) in [("stat", ProcessFile.stat), ("status", .status), ("cmdline", .cmdline)] as [(StaticString, ProcessFile)] {
+            var path = Message("/proc/")
+            path.decimal(UInt64(pid))
+            path.append("/")
+            path.append(name)
+            let id = processFileTag | UInt32(pid) << 4 | kind.rawValue
+            path.bytes.withUnsafeBytes { try? SysIO.fs.addSynthetic(path: $0, .generated(id)) }
+        }
+    }
+
+    /// Removes /proc/PID once its process was reaped.
+    static func removeProcessDirectory(_ pid: Int32) {
+        var path = Message("/proc/")
+        path.decimal(UInt64(pid))
+        path.bytes.withUnsafeBytes { SysIO.fs.removeSynthetic(path: $0) }
     }
 
     static func mount(image: ImageReader, executablePath: UnsafeRawBufferPointer) {
@@ -21,7 +44,7 @@ enum Files {
             ("/proc/self/maps", .selfMaps), ("/proc/meminfo", .meminfo), ("/proc/cpuinfo", .cpuinfo),
             ("/sys/devices/system/cpu/online", .cpuOnline), ("/sys/devices/system/cpu/possible", .cpuOnline),
             ("/proc/self/status", .selfStatus), ("/proc/uptime", .uptime), ("/proc/self/stat", .selfStat),
-            ("/proc/stat", .stat),
+            ("/proc/stat", .stat), ("/proc/self/cmdline", .selfCmdline),
         ]
         for (path, id) in synthetic {
             path.withUTF8Buffer { p in
@@ -106,8 +129,19 @@ struct KernelHost: FileSystemHost {
         let estimate = Files.Generated(rawValue: id) == .selfMaps ? AddressSpace.regions.count * 2 * 160 : 4096
         guard PhysicalMemory.canGrantApp(bytes: estimate) else { throw .ENOMEM }
         var m = Message()
+        if id & Files.processFileTag != 0 {
+            guard let process = Processes.find(Int32((id & ~Files.processFileTag) >> 4)) else { throw .ENOENT }
+            switch Files.ProcessFile(rawValue: id & 0xf) {
+            case .stat: ProcFiles.stat(&m, process)
+            case .status: ProcFiles.status(&m, process)
+            case .cmdline: m.bytes = process.commandLine
+            case nil: throw .ENOENT
+            }
+            return m.bytes
+        }
         switch Files.Generated(rawValue: id) {
         case .selfMaps: ProcFiles.maps(&m)
+        case .selfCmdline: m.bytes = Process.current.commandLine
         case .meminfo:
             let total = Kernel.boot.memorySize / 1024, free = UInt64(PhysicalMemory.freePages) * 4
             m.append("MemTotal:       "); m.decimal(total); m.append(" kB\n")
@@ -119,15 +153,9 @@ struct KernelHost: FileSystemHost {
             m.decimal(Clock.tscPerSecond / 1_000_000)
             m.append("\ncpu cores\t: 1\nflags\t\t: fpu tsc sse sse2\n\n")
         case .cpuOnline: m.append("0\n")
-        case .selfStat: ProcFiles.stat(&m)
+        case .selfStat: ProcFiles.stat(&m, Process.current)
         case .stat: ProcFiles.systemStat(&m)
-        case .selfStatus:
-            m.append("Name:\t"); m.append(bytes: Scheduler.threads.first?.name ?? [])
-            m.append("\nState:\tR (running)\nTgid:\t1\nPid:\t1\nPPid:\t0\nThreads:\t")
-            m.decimal(Scheduler.threads.count)
-            m.append("\nVmRSS:\t")
-            m.decimal(UInt64(Heap.bytesInUse / 1024))
-            m.append(" kB\n")
+        case .selfStatus: ProcFiles.status(&m, Process.current)
         case .uptime:
             let ms = Clock.monotonicNanos / 10_000_000
             m.decimal(ms / 100); m.append("."); if ms % 100 < 10 { m.append("0") }; m.decimal(ms % 100)
@@ -156,18 +184,61 @@ enum ProcFiles {
     /// Clock ticks (USER_HZ = 100) of `nanos`.
     private static func ticks(_ nanos: UInt64) -> UInt64 { nanos / 10_000_000 }
 
-    /// /proc/self/stat: Linux's 52 fields (proc(5)); what the VM does not have is 0.
-    static func stat(_ m: inout Message) {
-        m.append("1 ("); m.append(bytes: Scheduler.threads.first?.name ?? []); m.append(") R 0 1 1 0 -1 4194560 0 0 0 0 ")
-        m.decimal(ticks(Clock.processCPUNanos)); m.append(" 0 0 0 20 0 ")
-        m.decimal(Scheduler.threads.count); m.append(" 0 0 ")
+    /// A process's state letter as ps shows it: Z zombie, T stopped, R running (the
+    /// caller), S sleeping.
+    private static func state(_ p: Process) -> StaticString {
+        if p.isZombie { return "Z" }
+        if p.stopped { return "T" }
+        if p === Process.current { return "R" }
+        return p.threads.contains { $0.state == .runnable } ? "R" : "S"
+    }
+
+    /// The name of a process's first thread (a zombie's is gone: its program's).
+    private static func name(_ p: Process) -> [UInt8] {
+        p.threads.first?.name ?? Loader.commandName(p.program?.executablePath ?? [])
+    }
+
+    /// /proc/PID/stat: Linux's 52 fields (proc(5)); what the VM does not have is 0.
+    static func stat(_ m: inout Message, _ p: Process) {
+        m.decimal(UInt64(p.pid)); m.append(" ("); m.append(bytes: name(p)); m.append(") ")
+        m.append(state(p)); m.append(" ")
+        m.decimal(UInt64(p.parent?.pid ?? 0)); m.append(" ")
+        m.decimal(UInt64(p.processGroup)); m.append(" ")
+        m.decimal(UInt64(p.session)); m.append(" 0 -1 4194560 0 0 0 0 ")
+        m.decimal(ticks(SysProcess.processCPUNanos(p))); m.append(" 0 ")
+        m.decimal(ticks(p.childrenCPU)); m.append(" 0 20 0 ")
+        m.decimal(p.threads.count); m.append(" 0 0 ")
         var virtualSize: UInt64 = 0
-        for r in AddressSpace.regions { virtualSize += r.end - r.start }
+        if !p.isZombie { for r in p.memory.regions { virtualSize += r.end - r.start } }
         m.decimal(virtualSize); m.append(" ")
         m.decimal(virtualSize / 4096)  // memory is backed eagerly: resident = mapped
         m.append(" 18446744073709551615 0 0 0 0 0 0 ")
-        m.decimal(Scheduler.current.blocked)
-        m.append(" 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n")
+        m.decimal(p.threads.first?.blocked ?? 0)
+        m.append(" 0 0 0 0 0 ")
+        m.decimal(UInt64(p.exitSignal))
+        m.append(" 0 0 0 0 0 0 0 0 0 0 0 0 0 ")
+        m.decimal(UInt64((p.waitStatus ?? 0) & 0xffff))
+        m.append("\n")
+    }
+
+    /// /proc/PID/status: the lines programs read (name, state, ids, threads, memory).
+    static func status(_ m: inout Message, _ p: Process) {
+        let c = p.credentials
+        m.append("Name:\t"); m.append(bytes: name(p))
+        m.append("\nState:\t"); m.append(state(p))
+        m.append("\nTgid:\t"); m.decimal(UInt64(p.pid))
+        m.append("\nPid:\t"); m.decimal(UInt64(p.pid))
+        m.append("\nPPid:\t"); m.decimal(UInt64(p.parent?.pid ?? 0))
+        m.append("\nUid:\t"); m.decimal(UInt64(c.realUID)); m.append("\t"); m.decimal(UInt64(c.effectiveUID))
+        m.append("\t"); m.decimal(UInt64(c.savedUID)); m.append("\t"); m.decimal(UInt64(c.filesystemUID))
+        m.append("\nGid:\t"); m.decimal(UInt64(c.realGID)); m.append("\t"); m.decimal(UInt64(c.effectiveGID))
+        m.append("\t"); m.decimal(UInt64(c.savedGID)); m.append("\t"); m.decimal(UInt64(c.filesystemGID))
+        m.append("\nThreads:\t"); m.decimal(p.threads.count)
+        var virtualSize: UInt64 = 0
+        if !p.isZombie { for r in p.memory.regions { virtualSize += r.end - r.start } }
+        m.append("\nVmSize:\t"); m.decimal(virtualSize / 1024)
+        m.append(" kB\nVmRSS:\t"); m.decimal(virtualSize / 1024)
+        m.append(" kB\n")
     }
 
     /// /proc/stat: the one CPU's time split into user (the app's CPU time) and idle.

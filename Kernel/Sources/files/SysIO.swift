@@ -244,6 +244,35 @@ enum SysIO {
         return 0
     }
 
+    /// fallocate(fd, mode, offset, len): mode 0 makes the file at least offset+len bytes
+    /// (tmpfs files hold their bytes, so the space is there); FALLOC_FL_KEEP_SIZE (1) has
+    /// nothing to reserve. Punching holes and the other modes: EOPNOTSUPP.
+    static func fallocate(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let mode = a.int32(1), offset = Int64(bitPattern: a[2]), length = Int64(bitPattern: a[3])
+        guard offset >= 0, length > 0 else { throw .EINVAL }
+        guard case (let end, false) = offset.addingReportingOverflow(length) else { throw .EFBIG }
+        let status = try fs.statusFlags(a.fd(0))
+        guard status.isWritable else { throw .EBADF }
+        guard case .regular = try fs.nodeType(a.fd(0)) else { throw .ENODEV }
+        switch mode {
+        case 0:
+            if end > Int64(try fs.fileSize(a.fd(0))) { try fs.ftruncate(a.fd(0), length: end) }
+            return 0
+        case 1:
+            return 0
+        default:
+            throw .EOPNOTSUPP
+        }
+    }
+
+    /// sync_file_range(fd, offset, nbytes, flags): nothing lies below the VM's files to
+    /// write to; the arguments are checked as Linux checks them.
+    static func syncFileRange(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        guard Int64(bitPattern: a[1]) >= 0, Int64(bitPattern: a[2]) >= 0, a.uint32(3) & ~7 == 0 else { throw .EINVAL }
+        _ = try fs.statusFlags(a.fd(0))
+        return 0
+    }
+
     static func truncate(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         try fs.truncate(path(a[0]), length: Int64(bitPattern: a[1]))
         return 0

@@ -17,6 +17,9 @@ struct Region {
     /// MAP_SHARED|MAP_ANONYMOUS: fork maps the same frames in the child (counted in
     /// `PhysicalMemory.share`) instead of copying them.
     var sharedAnonymous = false
+    /// A System V shared memory attachment: the segment's id (-1: none); `filePage` is the
+    /// page of the segment at `start`.
+    var sysvSegment: Int32 = -1
     /// A file mapping (shared or private, and the program's segments): the file's path and
     /// inode as /proc/self/maps shows them, and the file page at `start`. Empty: anonymous.
     var name: [UInt8] = []
@@ -28,7 +31,7 @@ struct Region {
         var r = self
         r.start = address
         r.end = end
-        if sharedFile >= 0 || !name.isEmpty { r.filePage = filePage + Int((address - start) / AddressSpace.pageSize) }
+        if sharedFile >= 0 || !name.isEmpty || sysvSegment >= 0 { r.filePage = filePage + Int((address - start) / AddressSpace.pageSize) }
         return r
     }
 
@@ -43,8 +46,9 @@ struct Region {
     /// True if `next`, starting at this region's end, can join it.
     func joins(_ next: Region) -> Bool {
         end == next.start && kind == next.kind && protection == next.protection && sharedFile == next.sharedFile
-            && mayWrite == next.mayWrite && sharedAnonymous == next.sharedAnonymous && name == next.name
-            && (sharedFile < 0 && name.isEmpty || continued(at: end, to: next.end).filePage == next.filePage)
+            && mayWrite == next.mayWrite && sharedAnonymous == next.sharedAnonymous
+            && sysvSegment == next.sysvSegment && name == next.name
+            && (sharedFile < 0 && name.isEmpty && sysvSegment < 0 || continued(at: end, to: next.end).filePage == next.filePage)
     }
 }
 
@@ -77,12 +81,25 @@ final class Memory {
         PageTable.activate(root)
     }
 
-    /// One process stopped using it; the last one frees its frames and page tables. It must
-    /// not be in CR3 then (the caller switched to another first).
-    func drop() {
-        users -= 1
-        guard users == 0 else { return }
-        for r in regions { AddressSpace.releaseFrames(r, r.start, r.end, in: root) }
+    /// Frees its frames and page tables once no process uses it (`users` is 0). It must not
+    /// be in CR3 (`Scheduler.retire` waits for a switch).
+    func free() {
+        // The entries are read, not cleared: the tables go as a whole, and on pvm every
+        // write to a table the hypervisor shadows is a trap.
+        for r in regions {
+            var address = r.start
+            while address < r.end {
+                guard let e = try? PageTable.leaf(address, create: false, in: root) else {
+                    address = (address | 0x1f_ffff) &+ 1  // no table for this 2 MiB
+                    continue
+                }
+                let entry = e.pointee
+                if entry & (PageTable.present | PageTable.retained) != 0 && entry & PageTable.borrowed == 0 {
+                    AddressSpace.release(r, PhysicalAddress(entry & PageTable.frameMask), dirty: entry & PageTable.dirty != 0)
+                }
+                address += AddressSpace.pageSize
+            }
+        }
         regions = []
         PageTable.freeTables(root)
     }
@@ -204,6 +221,22 @@ enum AddressSpace {
         insert(region)
     }
 
+    /// Maps shared region `r` over `frames` (one per page, each counted once more in
+    /// `PhysicalMemory.share`) and records it. The range must be free.
+    static func map(_ r: Region, sharing frames: [PhysicalAddress]) throws(Errno) {
+        let flags = PageTable.flags(for: r.protection) | PageTable.dirty
+        var address = r.start
+        for frame in frames where address < r.end {
+            do { try PageTable.map(address, frame, flags) } catch {
+                releaseFrames(r, r.start, address)
+                throw error
+            }
+            PhysicalMemory.share(frame)
+            address += pageSize
+        }
+        insert(r)
+    }
+
     /// Maps private file region `r` with its first `pages` pages borrowed straight from the
     /// image at `physical` (page aligned), the rest fresh zero frames, and records it. The
     /// region must not allow writing; the range must be free.
@@ -275,9 +308,7 @@ enum AddressSpace {
     static func releaseFrames(_ r: Region, _ start: UInt64, _ end: UInt64, in root: PhysicalAddress) {
         var address = start
         while address < end {
-            if let frame = PageTable.unmap(address, in: root) {
-                if r.sharedFile >= 0 { SharedFiles.release(r.sharedFile) } else { PhysicalMemory.free(frame) }
-            }
+            if let (frame, dirty) = PageTable.unmap(address, in: root) { release(r, frame, dirty: dirty) }
             address += pageSize
         }
     }
@@ -296,6 +327,17 @@ enum AddressSpace {
         directMap(frame + (address & 0xfff)).storeBytes(of: value.littleEndian, as: UInt32.self)
     }
 
+    /// A page of `r` lost its mapping: a shared file's frame goes back to the file, any
+    /// other is freed (a private page never written is zero still; shared pages may have
+    /// been written through another mapping).
+    static func release(_ r: Region, _ frame: PhysicalAddress, dirty: Bool) {
+        if r.sharedFile >= 0 {
+            SharedFiles.release(r.sharedFile)
+        } else {
+            PhysicalMemory.free(frame, zeroed: !dirty && !r.sharedAnonymous)
+        }
+    }
+
     /// fork: a new address space with the running one's mappings. Private pages are copied
     /// (a page never written gets a fresh zero frame instead: no copy, and on a host that
     /// backs guest memory lazily, no host memory); shared ones (MAP_SHARED files and
@@ -308,7 +350,7 @@ enum AddressSpace {
         child.brkCurrent = brkCurrent
         for r in regions {
             do { try copy(r, into: child.root) } catch {
-                child.drop()
+                child.free()
                 throw error
             }
         }

@@ -1,6 +1,7 @@
 import GuestABI
 import KernelArch
 import LinuxABI
+import VFS
 
 /// Process identity, limits and system information (processes are made and ended in
 /// SysFork.swift, SysExec.swift and Process.swift; threads in SysThread.swift).
@@ -150,13 +151,7 @@ enum SysProcess {
         return 0
     }
 
-    /// getgroups: root has no supplementary groups.
-    static func getgroups(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        guard a.int32(0) >= 0 else { throw .EINVAL }
-        return 0
-    }
-
-    /// capget: root holds every capability (version 3 header, two 32-bit data words).
+    /// capget (version 3 header, two 32-bit data words).
     static func capget(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         let header = try UserMemory.writable(a[0], 8)
         let version = header.readLE(UInt32.self, at: 0)
@@ -168,9 +163,11 @@ enum SysProcess {
         if a[1] != 0 {
             let words = version == 0x1998_0330 ? 1 : 2
             let data = try UserMemory.writable(a[1], words * 12)
+            // Root (effective uid 0) holds every capability, anyone else none.
+            let all: UInt32 = Process.current.credentials.effectiveUID == 0 ? UInt32.max : 0
             for i in 0..<words {
-                data.writeLE(UInt32.max, at: i * 12)      // effective
-                data.writeLE(UInt32.max, at: i * 12 + 4)  // permitted
+                data.writeLE(all, at: i * 12)      // effective
+                data.writeLE(all, at: i * 12 + 4)  // permitted
                 data.writeLE(UInt32(0), at: i * 12 + 8)   // inheritable
             }
         }

@@ -1,6 +1,7 @@
 import GuestABI
 import KernelArch
 import LinuxABI
+import VFS
 
 /// Signals. Dispositions are per process, masks and pending sets per thread (kill pends on
 /// the process). Pending, unblocked signals are acted on when a syscall returns: a handler
@@ -79,7 +80,14 @@ enum SysSignal {
         let old = action(signal)
         if a[1] != 0 {
             guard signal != SIGKILL && signal != SIGSTOP else { throw .EINVAL }
-            actions[Int(signal)] = try KernelSigaction.decode(from: UserMemory.readable(a[1], KernelSigaction.size))
+            let new = try KernelSigaction.decode(from: UserMemory.readable(a[1], KernelSigaction.size))
+            actions[Int(signal)] = new
+            // A signal now ignored is discarded where it is pending (POSIX), blocked or not.
+            if new.handler == SIG_IGN || (new.handler == SIG_DFL && ignoredByDefault(signal)) {
+                let me = Process.current
+                me.pending.remove(bit(signal))
+                for t in Scheduler.threads where t.process === me { t.pending.remove(bit(signal)) }
+            }
         }
         if a[2] != 0 { try old.encode(into: UserMemory.writable(a[2], KernelSigaction.size)) }
         return 0
@@ -133,19 +141,24 @@ enum SysSignal {
         let info = sentByUser
         if target > 0 {
             guard let p = Processes.find(target) else { throw .ESRCH }
+            guard SysCredentials.maySignal(p) else { throw .EPERM }
             if signal != 0 && !p.isZombie { raise(on: p, signal, info) }
             return 0
         }
         guard target != Int32.min else { throw .ESRCH }
         let group = target == 0 ? me.processGroup : -target
-        var found = false
+        var found = false, permitted = false
         for p in Processes.all where !p.isZombie {
             if target == -1 ? (p.pid == 1 || p === me) : p.processGroup != group { continue }
             found = true
+            guard SysCredentials.maySignal(p) else { continue }
+            permitted = true
             if signal != 0 { raise(on: p, signal, info) }
         }
-        // kill(-1) in a VM where the caller is alone finds no one: ESRCH, as on Linux.
+        // kill(-1) in a VM where the caller is alone finds no one: ESRCH, as on Linux; a
+        // group none of whose members the caller may signal is EPERM.
         guard found else { throw .ESRCH }
+        guard permitted else { throw .EPERM }
         return 0
     }
 
