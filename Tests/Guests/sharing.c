@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -112,6 +113,45 @@ static void passing(const char *dir) {
     unlink(path);
 }
 
+/* Two children accept on the listening socket they inherited; each takes one connection
+ * and then stops accepting, so the second connection must be the other child's (what
+ * nginx's workers do with their shared listener). */
+static void shared_listener(void) {
+    int listener = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in address = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t length = sizeof address;
+    check("listen on 127.0.0.1", bind(listener, (struct sockaddr *)&address, sizeof address) == 0 &&
+          listen(listener, 8) == 0 && getsockname(listener, (struct sockaddr *)&address, &length) == 0);
+    int done[2];
+    pipe(done);
+    pid_t children[2];
+    for (int i = 0; i < 2; i++) {
+        children[i] = fork();
+        if (children[i] == 0) {
+            close(done[1]);
+            int c = accept(listener, NULL, NULL);
+            char tag = (char)('A' + i);
+            int ok = c >= 0 && write(c, &tag, 1) == 1;
+            char byte;
+            read(done[0], &byte, 1);   /* holds on until the parent has both answers */
+            _exit(ok ? 0 : 1);
+        }
+    }
+    close(listener);
+    close(done[0]);
+    char tags[3] = {0};
+    for (int i = 0; i < 2; i++) {
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        if (connect(s, (struct sockaddr *)&address, sizeof address) != 0 || read(s, &tags[i], 1) != 1) tags[i] = '?';
+        close(s);
+    }
+    check("each child accepted one connection", (tags[0] == 'A' && tags[1] == 'B') || (tags[0] == 'B' && tags[1] == 'A'));
+    close(done[1]);
+    int ok = 1, status;
+    for (int i = 0; i < 2; i++) ok &= waitpid(children[i], &status, 0) == children[i] && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    check("both acceptors exited 0", ok);
+}
+
 static void record_locks(const char *dir) {
     char path[256];
     snprintf(path, sizeof path, "%s/locked", dir);
@@ -211,6 +251,7 @@ int main(void) {
     }
     setvbuf(stdout, NULL, _IONBF, 0);
     passing(dir);
+    shared_listener();
     record_locks(dir);
     flock_locks(dir);
     rmdir(dir);

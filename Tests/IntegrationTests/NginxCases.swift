@@ -75,7 +75,7 @@ extension VMMMatrix {
 
     /// nginx with a master and 2 workers under signalport: curl gets the index page, 2,000
     /// requests over 16 parallel connections all answer 200 with the page, each from one of
-    /// the two workers the master started (on the apus VMM, from both); wrk runs
+    /// the two workers the master started; wrk runs
     /// 2 s without socket errors or non-2xx answers; then the control port's SIGQUIT stops the
     /// master: the workers log their graceful exit, the master reaps both (exit code 0),
     /// signalport reports "exited 0", and apus exits 0.
@@ -149,13 +149,10 @@ extension VMMMatrix {
         for a in answers where a.count == 3 { served[Int(a[2]) ?? -1, default: 0] += 1 }
         XCTAssertTrue(Set(served.keys).isSubset(of: Set(started)), "[\(vmm)] nginx: answers came from \(served), not only from the workers \(started)")
         if let master { XCTAssertNil(served[master], "[\(vmm)] nginx: the master \(master) served requests") }
-        // Both workers accept from the one listening socket. Which one wins a connection is
-        // the scheduler's choice: on the apus VMM both get a share (1,034/966 measured); under
-        // QEMU's slower, differently timed network one worker answered all 2,000, so there
-        // only the sum is checked.
-        if vmm == "apus" {
-            XCTAssertEqual(served.count, 2, "[\(vmm)] nginx: requests per worker: \(served)")
-        }
+        // Which worker wins a connection from the shared listening socket is the scheduler's
+        // choice: on one vCPU the worker woken first takes it (measured: 1,034/966 in some
+        // runs, all 2,000 by one worker in others), so the split is not asserted here;
+        // sharing.c checks that two processes accept from one listener.
 
         let bench = try client(wrk, ["-t", "2", "-c", "16", "-d", "2s", "--timeout", "2s", "\(base)/"], timeout: 30)
         XCTAssertEqual(bench.status, 0, "[\(vmm)] wrk: \(bench.stderrText)")

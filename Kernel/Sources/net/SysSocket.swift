@@ -360,9 +360,9 @@ enum Sockets {
         return (try s.receive(into: out, peek: peek, nonblocking: !block), nil, false)
     }
 
-    /// sendmsg(fd, msghdr *, flags): the vectors gathered into one send; SCM_RIGHTS passes
-    /// descriptors over AF_UNIX sockets (EINVAL on others), SCM_CREDENTIALS is accepted and
-    /// not used.
+    /// sendmsg(fd, msghdr *, flags): the vectors gathered into one send. On AF_UNIX sockets
+    /// SCM_RIGHTS passes descriptors and SCM_CREDENTIALS is accepted and not used; other
+    /// sockets ignore msg_control (Linux's SO_TIMESTAMPING and SCM_TXTIME are not modelled).
     static func sendmsg(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         UInt64(try sendMessage(a.fd(0), at: a[1], flags: a.int32(2)))
     }
@@ -371,14 +371,11 @@ enum Sockets {
         let header = try MessageHeader(decoding: UserMemory.readable(address, MessageHeader.size))
         let to: SocketAddress? = header.name == 0 || header.nameLength == 0 ? nil : try readAddress(header.name, UInt64(header.nameLength))
         let data = try gather(header.vectors, header.vectorCount)
-        var descriptors: [Int32] = []
-        if header.controlLength > 0 {
+        // Control messages mean something on AF_UNIX sockets only (elsewhere they are ignored).
+        if header.controlLength > 0, let u = unix(fd) {
             guard header.controlLength <= UInt64(ControlMessages.maxSendLength) else { throw .ENOBUFS }
-            descriptors = try ControlMessages.descriptorsToSend(UserMemory.readable(header.control, Int(header.controlLength)))
-        }
-        if !descriptors.isEmpty {
-            guard let u = unix(fd) else { throw .EINVAL }
-            return try sendWithRights(u, fd, data, descriptors, flags: flags)
+            let descriptors = try ControlMessages.descriptorsToSend(UserMemory.readable(header.control, Int(header.controlLength)))
+            if !descriptors.isEmpty { return try sendWithRights(u, fd, data, descriptors, flags: flags) }
         }
         var result: Result<Int, Errno> = .failure(.EINVAL)
         data.withUnsafeBytes { raw in result = Result { () throws(Errno) in try send(fd, raw, flags: flags, to: to) } }
@@ -426,11 +423,13 @@ enum Sockets {
         var buffer = [UInt8](repeating: 0, count: min(total, 1 << 20))
         // The control buffer is checked before anything is received, so descriptors are never
         // installed for a caller that cannot be told their numbers.
-        let controlCapacity = Int(min(header.controlLength, UInt64(ControlMessages.space(4 * ControlMessages.maxDescriptors))))
+        let unixSocket = unix(fd)
+        let controlCapacity = unixSocket == nil ? 0
+            : Int(min(header.controlLength, UInt64(ControlMessages.space(4 * ControlMessages.maxDescriptors))))
         let control = controlCapacity > 0 ? try UserMemory.writable(header.control, controlCapacity) : nil
         var passed: [PassedDescriptor] = []
         let n: Int, from: SocketAddress?, truncated: Bool
-        if let u = unix(fd) {
+        if let u = unixSocket {
             var result: Result<(count: Int, rights: [PassedDescriptor]), Errno> = .failure(.EINVAL)
             buffer.withUnsafeMutableBytes { out in
                 result = Result { () throws(Errno) in
@@ -444,7 +443,10 @@ enum Sockets {
             buffer.withUnsafeMutableBytes { out in result = Result { () throws(Errno) in try receive(fd, into: out, flags: flags) } }
             (n, from, truncated) = try result.get()
         }
-        if Scheduler.switched { return 0 }
+        if Scheduler.switched {
+            for d in passed { d.drop() }
+            return 0
+        }
         var installed: [Int32] = []
         var controlTruncated = false
         let room = ControlMessages.descriptorCapacity(controlCapacity)
