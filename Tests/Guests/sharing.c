@@ -11,6 +11,7 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -111,6 +112,35 @@ static void passing(const char *dir) {
     close(sv[0]);
     close(pipefd[0]);
     unlink(path);
+}
+
+static volatile sig_atomic_t sigio_count;
+static void on_sigio(int sig) { (void)sig; sigio_count++; }
+
+/* Signal-driven I/O on a socketpair, as nginx's master sets up its worker channels: the
+ * owner (F_SETOWN) gets SIGIO when data arrives once O_ASYNC is on (FIOASYNC or F_SETFL),
+ * and not after it is turned off. */
+static void signal_driven(void) {
+    int sv[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    signal(SIGIO, on_sigio);
+    int on = 1;
+    check("F_SETOWN and FIOASYNC", fcntl(sv[0], F_SETOWN, getpid()) == 0 && ioctl(sv[0], FIOASYNC, &on) == 0);
+    check("F_GETOWN names the owner", fcntl(sv[0], F_GETOWN) == getpid());
+    check("O_ASYNC shows in F_GETFL", (fcntl(sv[0], F_GETFL) & O_ASYNC) != 0);
+    pid_t child = fork();
+    if (child == 0) _exit(write(sv[1], "x", 1) == 1 ? 0 : 1);
+    int status;
+    waitpid(child, &status, 0);
+    char byte;
+    check("SIGIO when the other process wrote", sigio_count >= 1 && read(sv[0], &byte, 1) == 1);
+    fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) & ~O_ASYNC);
+    int before = sigio_count;
+    write(sv[1], "y", 1);
+    check("no SIGIO with O_ASYNC off", sigio_count == before);
+    signal(SIGIO, SIG_DFL);
+    close(sv[0]);
+    close(sv[1]);
 }
 
 /* Two children accept on the listening socket they inherited; each takes one connection
@@ -252,6 +282,7 @@ int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
     passing(dir);
     shared_listener();
+    signal_driven();
     record_locks(dir);
     flock_locks(dir);
     rmdir(dir);

@@ -374,6 +374,18 @@ enum SysIO {
         case 9:                                                                                // F_GETOWN
             guard fs.isOpen(fd) else { throw .EBADF }
             return UInt64(bitPattern: Int64(signalDrivenIO(fd)?.owner ?? 0))
+        case 15:                                            // F_SETOWN_EX: struct f_owner_ex { int type; pid_t pid; }
+            guard fs.isOpen(fd) else { throw .EBADF }
+            let type = try UserMemory.load(Int32.self, a[2]), pid = try UserMemory.load(Int32.self, a[2] &+ 4)
+            guard type >= 0 && type <= 2 else { throw .EINVAL }  // F_OWNER_TID, F_OWNER_PID, F_OWNER_PGRP
+            signalDrivenIO(fd)?.owner = type == 2 ? -pid : pid
+            return 0
+        case 16:                                                                               // F_GETOWN_EX (glibc's F_GETOWN)
+            guard fs.isOpen(fd) else { throw .EBADF }
+            let owner = signalDrivenIO(fd)?.owner ?? 0
+            try UserMemory.store(Int32(owner < 0 ? 2 : 1), a[2])
+            try UserMemory.store(owner < 0 ? -owner : owner, a[2] &+ 4)
+            return 0
         case 5, 6, 7, 36, 37, 38:                                                               // F_GETLK/SETLK/SETLKW, OFD
             return try SysLocks.fcntl(fd, a.int32(1), a[2])
         default: throw .EINVAL
