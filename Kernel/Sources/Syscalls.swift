@@ -108,6 +108,7 @@ enum Syscalls {
         case SyscallNumber.dup2: return SysIO.dup2
         case SyscallNumber.dup3: return SysIO.dup3
         case SyscallNumber.fcntl: return SysIO.fcntl
+        case SyscallNumber.flock: return SysLocks.flock
         case SyscallNumber.ioctl: return SysIO.ioctl
         case SyscallNumber.poll: return SysIO.poll
         case SyscallNumber.ppoll: return SysIO.ppoll

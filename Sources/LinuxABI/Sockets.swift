@@ -39,6 +39,7 @@ public enum SocketConstants {
     public static let IPPROTO_IPV6: Int32 = 41
     public static let TCP_NODELAY: Int32 = 1
     public static let TCP_MAXSEG: Int32 = 2
+    public static let TCP_CORK: Int32 = 3
     public static let TCP_KEEPIDLE: Int32 = 4
     public static let TCP_KEEPINTVL: Int32 = 5
     public static let TCP_KEEPCNT: Int32 = 6
@@ -46,6 +47,7 @@ public enum SocketConstants {
 
     public static let MSG_OOB: Int32 = 1
     public static let MSG_PEEK: Int32 = 2
+    public static let MSG_CTRUNC: Int32 = 8
     public static let MSG_TRUNC: Int32 = 0x20
     public static let MSG_DONTWAIT: Int32 = 0x40
     public static let MSG_WAITALL: Int32 = 0x100

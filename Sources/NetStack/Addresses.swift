@@ -140,7 +140,7 @@ public struct Readiness: OptionSet, Sendable {
 
 /// Socket options, by name (for `option(_:_:)`).
 public enum SocketOptionName: Sendable {
-    case noDelay, keepAlive, keepIdle, keepInterval, keepCount
+    case noDelay, cork, keepAlive, keepIdle, keepInterval, keepCount
     case reuseAddress, reusePort, receiveBufferSize, sendBufferSize, v6Only
 }
 
@@ -148,6 +148,10 @@ public enum SocketOptionName: Sendable {
 /// used as given, not doubled as Linux's setsockopt does: the syscall layer decides that).
 public enum SocketOption: Equatable, Sendable {
     case noDelay(Bool)
+    /// TCP_CORK: while on, only full segments go out (and the FIN with what is left); turning
+    /// it off sends what is held at once, Nagle or not. (Linux's 200 ms ceiling on corked
+    /// data is not modelled: a program that never uncorks sends its partial tail at close.)
+    case cork(Bool)
     case keepAlive(Bool)
     case keepIdle(Int)
     case keepInterval(Int)

@@ -34,7 +34,7 @@ final class Socket {
     var isAny = false
     var pendingError: Errno?
 
-    var noDelay = false, keepAlive = false, reuseAddress = false, reusePort = false, v6Only = false
+    var noDelay = false, corked = false, keepAlive = false, reuseAddress = false, reusePort = false, v6Only = false
     var keepIdle = 7200, keepInterval = 75, keepCount = 9     // seconds, seconds, probes (Linux)
 
     // TCP listener

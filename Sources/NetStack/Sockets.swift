@@ -385,6 +385,10 @@ extension NetworkStack {
         case .noDelay(let on):
             s.noDelay = on
             if on && s.kind == .stream { tcpOutput(s) }
+        case .cork(let on):
+            let wasCorked = s.corked
+            s.corked = on
+            if wasCorked && !on && s.kind == .stream { tcpOutput(s, push: true) }
         case .keepAlive(let on): s.keepAlive = on
         case .keepIdle(let t), .keepInterval(let t), .keepCount(let t):
             guard t >= 1 && t <= 32767 else { throw .EINVAL }
@@ -410,6 +414,7 @@ extension NetworkStack {
         let s = try? socket(id)
         switch which {
         case .noDelay: return .noDelay(s?.noDelay ?? false)
+        case .cork: return .cork(s?.corked ?? false)
         case .keepAlive: return .keepAlive(s?.keepAlive ?? false)
         case .keepIdle: return .keepIdle(s?.keepIdle ?? 0)
         case .keepInterval: return .keepInterval(s?.keepInterval ?? 0)

@@ -397,8 +397,9 @@ extension NetworkStack {
     /// Sends what the windows, Nagle and sender silly-window avoidance allow (RFC 9293
     /// §3.8.6.2.1), the FIN when its turn comes, and a pure ACK if `ack` and nothing else went
     /// out; then sets the retransmission or persist timer. `force` sends one segment even if
-    /// small (persist timer).
-    func tcpOutput(_ s: Socket, ack: Bool = false, force: Bool = false) {
+    /// small (persist timer); `push` sends the tail Nagle would hold (TCP_CORK turned off).
+    /// A corked socket holds partial segments (the FIN's last one excepted).
+    func tcpOutput(_ s: Socket, ack: Bool = false, force: Bool = false, push: Bool = false) {
         guard s.synchronized, s.state != .timeWait else {
             if ack && s.state == .timeWait { sendAck(s) }
             return
@@ -416,8 +417,12 @@ extension NetworkStack {
             var length = min(available, usable, segment)
             if length < segment && !force {
                 let all = length == available
-                let nagleAllows = s.noDelay || inFlight == 0 || s.finQueued
-                if !(all && nagleAllows) && length < Int(s.maxSndWnd / 2) { length = 0 }
+                let nagleAllows = s.noDelay || inFlight == 0 || s.finQueued || push
+                if s.corked && !s.finQueued {
+                    length = 0
+                } else if !(all && nagleAllows) && length < Int(s.maxSndWnd / 2) {
+                    length = 0
+                }
             }
             let fin = s.finQueued && offset <= s.sendBuffer.count && offset + length == s.sendBuffer.count
             pending = available > length

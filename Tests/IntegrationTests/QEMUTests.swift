@@ -54,6 +54,7 @@ final class QEMUTests: XCTestCase {
     func testFaultHandlers() throws { try matrix.faultHandlers() }
     func testFiles() throws { try matrix.files() }
     func testPipes() throws { try matrix.pipes() }
+    func testSharing() throws { try matrix.sharing() }
     func testGo() throws { try matrix.go() }
     func testProcinfo() throws { try matrix.procinfo() }
     func testVDSO() throws { try matrix.vdso() }
@@ -93,5 +94,6 @@ final class QEMUTests: XCTestCase {
     func testNetRedis() throws { try matrix.netRedis() }
     func testNetRedisDefaultBind() throws { try matrix.netRedisDefaultBind() }
     func testNetNginx() throws { try matrix.netNginx() }
+    func testNetNginxMasterWorkers() throws { try matrix.netNginxMasterWorkers() }
     func testNetPublishErrors() throws { try matrix.netPublishErrors() }
 }

@@ -210,6 +210,36 @@ final class TCPTransferTests: XCTestCase {
         }
     }
 
+    /// nginx's `tcp_nopush`: cork, a header write, a small body, uncork. Corked, nothing
+    /// partial leaves (not even the first write, which Nagle alone would send); the uncork
+    /// sends header and body at once, without waiting 40 ms for the peer's delayed ACK.
+    func testCorkHoldsPartialSegmentsUntilUncorked() throws {
+        let link = SimulatedLink()
+        let (c, s) = establish(link)
+        try link.a.setOption(c, .cork(true))
+        XCTAssertEqual(link.a.option(c, .cork), .cork(true))
+        let before = link.tcpFrames.count
+        XCTAssertEqual(link.a.sendSome(c, Array(repeating: 7, count: 249)[...], now: link.now), 249)
+        XCTAssertEqual(link.a.sendSome(c, Array(repeating: 8, count: 42)[...], now: link.now), 42)
+        link.run(for: 100 * ms)
+        XCTAssertTrue(link.tcpFrames[before...].filter { $0.from == 0 && $0.tcpPayloadLength > 0 }.isEmpty,
+                      "corked: partial segments are held")
+        let uncorked = link.now
+        try link.a.setOption(c, .cork(false))
+        var received: [UInt8] = []
+        XCTAssertTrue(link.run { received += (try? link.b.receiveAll(s, now: link.now)) ?? []; return received.count == 291 })
+        XCTAssertEqual(received, Array(repeating: 7, count: 249) + Array(repeating: 8, count: 42))
+        let segments = link.tcpFrames[before...].filter { $0.from == 0 && $0.tcpPayloadLength > 0 }
+        XCTAssertEqual(segments.map(\.tcpPayloadLength), [291])
+        XCTAssertLessThan(segments[0].time - uncorked, 5 * ms, "sent at the uncork, not after a delayed ACK")
+        // Full segments are not held by the cork.
+        try link.a.setOption(c, .cork(true))
+        let full = link.tcpFrames.count
+        XCTAssertEqual(link.a.sendSome(c, randomBytes(9, 3000)[...], now: link.now), 3000)
+        link.run(for: 10 * ms)
+        XCTAssertEqual(link.tcpFrames[full...].filter { $0.from == 0 && $0.tcpPayloadLength > 0 }.map(\.tcpPayloadLength), [1448, 1448])
+    }
+
     func testDelayedAckAfter40msOrEverySecondFullSegment() throws {
         let link = SimulatedLink()
         let (c, s) = establish(link)

@@ -319,6 +319,7 @@ enum SysIO {
     /// KernelObjects (the last one closes that end).
     static func close(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         let object = KernelObjects.id(of: a.fd(0))
+        SysLocks.closing(a.fd(0))
         try fs.close(a.fd(0))
         SysEvents.forget(a.fd(0))
         if let object { KernelObjects.release(object) }
@@ -335,6 +336,7 @@ enum SysIO {
     private static func replacing(_ old: Int32, _ new: Int32, _ body: () throws(Errno) -> Int32) throws(Errno) -> UInt64 {
         let replaced = old == new ? nil : KernelObjects.id(of: new)
         let wasOpen = old != new && fs.isOpen(new)
+        if wasOpen && fs.isOpen(old) { SysLocks.closing(new) }
         let fd = try body()
         if wasOpen { SysEvents.forget(new) }
         if let replaced { KernelObjects.release(replaced) }
@@ -351,8 +353,8 @@ enum SysIO {
         }
     }
 
-    /// fcntl: descriptor and status flags, F_DUPFD; locks always succeed (one process: no
-    /// other owner can conflict).
+    /// fcntl: descriptor and status flags, F_DUPFD, owners for SIGIO, advisory record locks
+    /// (SysLocks).
     static func fcntl(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         let fd = a.fd(0)
         switch a.int32(1) {
@@ -361,15 +363,41 @@ enum SysIO {
         case 1: return UInt64(try fs.descriptorFlags(fd))                                      // F_GETFD
         case 2: try fs.setDescriptorFlags(fd, a.int32(2)); return 0                            // F_SETFD
         case 3: return UInt64(try fs.statusFlags(fd).rawValue)                                 // F_GETFL
-        case 4: try fs.setStatusFlags(fd, OpenFlags(rawValue: a.uint32(2))); return 0          // F_SETFL
-        case 5, 6, 7, 36, 37, 38:                                                               // F_GETLK/SETLK/SETLKW, OFD
-            guard fs.isOpen(fd) else { throw .EBADF }
-            if a.int32(1) == 5 || a.int32(1) == 36 {
-                try UserMemory.store(UInt16(2), a[2])  // l_type = F_UNLCK: nothing conflicts
-            }
+        case 4:                                                                                // F_SETFL
+            try fs.setStatusFlags(fd, OpenFlags(rawValue: a.uint32(2)))
+            signalDrivenIO(fd)?.enabled = OpenFlags(rawValue: a.uint32(2)).contains(.O_ASYNC)
             return 0
+        case 8:                                                                                // F_SETOWN
+            guard fs.isOpen(fd) else { throw .EBADF }
+            signalDrivenIO(fd)?.owner = a.int32(2)
+            return 0
+        case 9:                                                                                // F_GETOWN
+            guard fs.isOpen(fd) else { throw .EBADF }
+            return UInt64(bitPattern: Int64(signalDrivenIO(fd)?.owner ?? 0))
+        case 15:                                            // F_SETOWN_EX: struct f_owner_ex { int type; pid_t pid; }
+            guard fs.isOpen(fd) else { throw .EBADF }
+            let type = try UserMemory.load(Int32.self, a[2]), pid = try UserMemory.load(Int32.self, a[2] &+ 4)
+            guard type >= 0 && type <= 2 else { throw .EINVAL }  // F_OWNER_TID, F_OWNER_PID, F_OWNER_PGRP
+            signalDrivenIO(fd)?.owner = type == 2 ? -pid : pid
+            return 0
+        case 16:                                                                               // F_GETOWN_EX (glibc's F_GETOWN)
+            guard fs.isOpen(fd) else { throw .EBADF }
+            let owner = signalDrivenIO(fd)?.owner ?? 0
+            try UserMemory.store(Int32(owner < 0 ? 2 : 1), a[2])
+            try UserMemory.store(owner < 0 ? -owner : owner, a[2] &+ 4)
+            return 0
+        case 5, 6, 7, 36, 37, 38:                                                               // F_GETLK/SETLK/SETLKW, OFD
+            return try SysLocks.fcntl(fd, a.int32(1), a[2])
         default: throw .EINVAL
         }
+    }
+
+    /// Signal-driven I/O (O_ASYNC and F_SETOWN) of the object behind `fd`: AF_UNIX sockets
+    /// raise SIGIO at their owner when data arrives (nginx's master/worker channels ask for
+    /// it). Other descriptors keep the O_ASYNC flag and the owner's value unused: nil.
+    private static func signalDrivenIO(_ fd: Int32) -> SignalDrivenIO? {
+        guard let id = KernelObjects.id(of: fd), case .unixSocket(let u) = KernelObjects.object(id) else { return nil }
+        return u.signalDrivenIO
     }
 
     /// ioctl: nothing is a terminal (the console is a byte stream to the host, like a pipe);
@@ -393,6 +421,13 @@ enum SysIO {
             default: throw .ENOTTY
             }
             try UserMemory.store(UInt32(count), a[2])
+            return 0
+        case 0x5452:  // FIOASYNC: O_ASYNC on the description
+            var flags = try fs.statusFlags(fd)
+            let on = try UserMemory.load(UInt32.self, a[2]) != 0
+            if on { flags.insert(.O_ASYNC) } else { flags.remove(.O_ASYNC) }
+            try fs.setStatusFlags(fd, flags)
+            signalDrivenIO(fd)?.enabled = on
             return 0
         case 0x5451: try fs.setDescriptorFlags(fd, 1); return 0  // FIOCLEX
         case 0x5450: try fs.setDescriptorFlags(fd, 0); return 0  // FIONCLEX

@@ -360,8 +360,9 @@ enum Sockets {
         return (try s.receive(into: out, peek: peek, nonblocking: !block), nil, false)
     }
 
-    /// sendmsg(fd, msghdr *, flags): the vectors gathered into one send (control messages are
-    /// not supported and ignored).
+    /// sendmsg(fd, msghdr *, flags): the vectors gathered into one send. On AF_UNIX sockets
+    /// SCM_RIGHTS passes descriptors and SCM_CREDENTIALS is accepted and not used; other
+    /// sockets ignore msg_control (Linux's SO_TIMESTAMPING and SCM_TXTIME are not modelled).
     static func sendmsg(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         UInt64(try sendMessage(a.fd(0), at: a[1], flags: a.int32(2)))
     }
@@ -370,13 +371,45 @@ enum Sockets {
         let header = try MessageHeader(decoding: UserMemory.readable(address, MessageHeader.size))
         let to: SocketAddress? = header.name == 0 || header.nameLength == 0 ? nil : try readAddress(header.name, UInt64(header.nameLength))
         let data = try gather(header.vectors, header.vectorCount)
+        // Control messages mean something on AF_UNIX sockets only (elsewhere they are ignored).
+        if header.controlLength > 0, let u = unix(fd) {
+            guard header.controlLength <= UInt64(ControlMessages.maxSendLength) else { throw .ENOBUFS }
+            let descriptors = try ControlMessages.descriptorsToSend(UserMemory.readable(header.control, Int(header.controlLength)))
+            if !descriptors.isEmpty { return try sendWithRights(u, fd, data, descriptors, flags: flags) }
+        }
         var result: Result<Int, Errno> = .failure(.EINVAL)
         data.withUnsafeBytes { raw in result = Result { () throws(Errno) in try send(fd, raw, flags: flags, to: to) } }
         return try result.get()
     }
 
+    /// An AF_UNIX send carrying descriptors: each one's description (and kernel object) is
+    /// referenced before anything is queued (EBADF for a closed one, nothing sent); if the
+    /// send queues nothing (it waits, or fails), the references are given back.
+    private static func sendWithRights(_ u: UnixSocket, _ fd: Int32, _ data: [UInt8], _ descriptors: [Int32],
+                                       flags: Int32) throws(Errno) -> Int {
+        var passed: [PassedDescriptor] = []
+        for d in descriptors {
+            do { passed.append(try PassedDescriptor.take(d)) } catch {
+                for p in passed { p.drop() }
+                throw error
+            }
+        }
+        let block = !nonblocking(fd, flags), signal = flags & C.MSG_NOSIGNAL == 0
+        var result: Result<(count: Int, tookRights: Bool), Errno> = .failure(.EINVAL)
+        data.withUnsafeBytes { raw in
+            result = Result { () throws(Errno) in try u.send(raw, rights: passed, nonblocking: !block, signal: signal) }
+        }
+        guard case .success(let sent) = result, sent.tookRights else {
+            for p in passed { p.drop() }
+            return try result.get().count
+        }
+        return sent.count
+    }
+
     /// recvmsg(fd, msghdr *, flags): one receive scattered over the vectors; msg_flags gets
-    /// MSG_TRUNC for a cut datagram; no control messages (msg_controllen 0).
+    /// MSG_TRUNC for a cut datagram. Descriptors passed with the bytes (AF_UNIX) become the
+    /// caller's lowest free descriptors, in one SCM_RIGHTS record (close-on-exec with
+    /// MSG_CMSG_CLOEXEC); those msg_control has no room for are closed and MSG_CTRUNC set.
     static func recvmsg(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         UInt64(try receiveMessage(a.fd(0), at: a[1], flags: a.int32(2)))
     }
@@ -388,10 +421,43 @@ enum Sockets {
         var total = 0
         for v in vectors { total += Int(min(v.length, SyscallResult.maxReadWriteCount)) }
         var buffer = [UInt8](repeating: 0, count: min(total, 1 << 20))
-        var result: Result<(Int, SocketAddress?, Bool), Errno> = .failure(.EINVAL)
-        buffer.withUnsafeMutableBytes { out in result = Result { () throws(Errno) in try receive(fd, into: out, flags: flags) } }
-        let (n, from, truncated) = try result.get()
-        if Scheduler.switched { return 0 }
+        // The control buffer is checked before anything is received, so descriptors are never
+        // installed for a caller that cannot be told their numbers.
+        let unixSocket = unix(fd)
+        let controlCapacity = unixSocket == nil ? 0
+            : Int(min(header.controlLength, UInt64(ControlMessages.space(4 * ControlMessages.maxDescriptors))))
+        let control = controlCapacity > 0 ? try UserMemory.writable(header.control, controlCapacity) : nil
+        var passed: [PassedDescriptor] = []
+        let n: Int, from: SocketAddress?, truncated: Bool
+        if let u = unixSocket {
+            var result: Result<(count: Int, rights: [PassedDescriptor]), Errno> = .failure(.EINVAL)
+            buffer.withUnsafeMutableBytes { out in
+                result = Result { () throws(Errno) in
+                    try u.receiveWithRights(into: out, peek: flags & C.MSG_PEEK != 0, nonblocking: nonblocking(fd, flags))
+                }
+            }
+            let received = try result.get()
+            (n, from, truncated, passed) = (received.count, nil, false, received.rights)
+        } else {
+            var result: Result<(Int, SocketAddress?, Bool), Errno> = .failure(.EINVAL)
+            buffer.withUnsafeMutableBytes { out in result = Result { () throws(Errno) in try receive(fd, into: out, flags: flags) } }
+            (n, from, truncated) = try result.get()
+        }
+        if Scheduler.switched {
+            for d in passed { d.drop() }
+            return 0
+        }
+        var installed: [Int32] = []
+        var controlTruncated = false
+        let room = ControlMessages.descriptorCapacity(controlCapacity)
+        for d in passed {
+            if installed.count < room, let newFD = try? d.install(closeOnExec: flags & C.MSG_CMSG_CLOEXEC != 0) {
+                installed.append(newFD)
+            } else {
+                d.drop()
+                controlTruncated = true
+            }
+        }
         var copied = 0
         for v in vectors where copied < min(n, buffer.count) {
             let chunk = Int(min(v.length, UInt64(min(n, buffer.count) - copied)))
@@ -407,7 +473,10 @@ enum Sockets {
             header.nameLength = 0
         }
         header.controlLength = 0
-        header.flags = truncated ? C.MSG_TRUNC : 0
+        if let control, !installed.isEmpty {
+            header.controlLength = UInt64(ControlMessages.encodeRights(installed, into: control))
+        }
+        header.flags = (truncated ? C.MSG_TRUNC : 0) | (controlTruncated ? C.MSG_CTRUNC : 0)
         try header.encode(into: raw)
         return n
     }
@@ -495,6 +564,7 @@ enum Sockets {
              (C.SOL_SOCKET, C.SO_RCVTIMEO), (C.SOL_SOCKET, C.SO_SNDTIMEO):
             break  // accepted; not modelled (SO_LINGER's abortive close, timeouts)
         case (C.IPPROTO_TCP, C.TCP_NODELAY): try stack.setOption(s.id, .noDelay(value != 0))
+        case (C.IPPROTO_TCP, C.TCP_CORK): try stack.setOption(s.id, .cork(value != 0))
         case (C.IPPROTO_TCP, C.TCP_KEEPIDLE): try stack.setOption(s.id, .keepIdle(value))
         case (C.IPPROTO_TCP, C.TCP_KEEPINTVL): try stack.setOption(s.id, .keepInterval(value))
         case (C.IPPROTO_TCP, C.TCP_KEEPCNT): try stack.setOption(s.id, .keepCount(value))
@@ -523,7 +593,8 @@ enum Sockets {
             let stack = Network.current
             func flag(_ o: SocketOption) -> Int {
                 switch o {
-                case .reuseAddress(let b), .reusePort(let b), .keepAlive(let b), .noDelay(let b), .v6Only(let b): return b ? 1 : 0
+                case .reuseAddress(let b), .reusePort(let b), .keepAlive(let b), .noDelay(let b), .cork(let b), .v6Only(let b):
+                    return b ? 1 : 0
                 case .sendBufferSize(let n), .receiveBufferSize(let n), .keepIdle(let n), .keepInterval(let n), .keepCount(let n): return n
                 }
             }
@@ -539,6 +610,7 @@ enum Sockets {
             case (C.SOL_SOCKET, C.SO_SNDBUF): value = flag(stack.option(s.id, .sendBufferSize))
             case (C.SOL_SOCKET, C.SO_RCVBUF): value = flag(stack.option(s.id, .receiveBufferSize))
             case (C.IPPROTO_TCP, C.TCP_NODELAY): value = flag(stack.option(s.id, .noDelay))
+            case (C.IPPROTO_TCP, C.TCP_CORK): value = flag(stack.option(s.id, .cork))
             case (C.IPPROTO_TCP, C.TCP_KEEPIDLE): value = flag(stack.option(s.id, .keepIdle))
             case (C.IPPROTO_TCP, C.TCP_KEEPINTVL): value = flag(stack.option(s.id, .keepInterval))
             case (C.IPPROTO_TCP, C.TCP_KEEPCNT): value = flag(stack.option(s.id, .keepCount))
