@@ -266,22 +266,14 @@ for target in native apus qemu; do
     bench_bulk "$target"
 done
 
-python3 - "$results" "$runs" <<'PY'
-import statistics, sys
-from collections import defaultdict
-vals = defaultdict(list)
-for line in open(sys.argv[1]):
-    what, target, value = line.split()
-    vals[(what, target)].append(value)
+python3 - "$results" "$runs" "$repo/Benchmarks/lib" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[3])
+from results import fmt, load
+import results
+vals = load(sys.argv[1])
 def med(what, target):
-    v = vals.get((what, target), [])
-    nums = [float(x) for x in v if x not in ("fail", "errors")]
-    if not v:
-        return None, "-"
-    if len(nums) < len(v):                      # any failed run: show why, and how many
-        bad = "errors" if "errors" in v else "fail"
-        return None, f"{bad} {len(v) - len(nums)}/{len(v)}"
-    return statistics.median(nums), None
+    return results.med(vals, what, target)
 rows = [
     ("redis SET requests/s", "redis_set_rps", True),
     ("redis SET p50 latency ms", "redis_set_p50", False),
@@ -294,8 +286,6 @@ rows = [
     ("TCP guest→host MB/s", "bulk_out", True),
     ("TCP host→guest MB/s", "bulk_in", True),
 ]
-def fmt(x):
-    return f"{x:,.0f}" if x >= 1000 else (f"{x:.1f}" if x >= 10 else f"{x:.3f}")
 print(f"Network benchmark: median of {sys.argv[2]} runs each (QEMU: fewer requests, smaller transfers)\n")
 print(f"| {'case':<34} | {'native':>10} | {'apus':>12} | {'× native':>8} | {'qemu':>12} | {'× native':>8} |")
 print(f"|{'-'*36}|{'-'*11}:|{'-'*13}:|{'-'*9}:|{'-'*13}:|{'-'*9}:|")

@@ -137,30 +137,20 @@ for target in native apus; do
     done
 done
 
-python3 - "$results" "$runs" <<'PY'
-import statistics, sys
-from collections import defaultdict
-vals = defaultdict(list)
-for line in open(sys.argv[1]):
-    what, target, value = line.split()
-    vals[(what, target)].append(value)
+python3 - "$results" "$runs" "$repo/Benchmarks/lib" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[3])
+from results import fmt, load
+import results
+vals = load(sys.argv[1])
 def med(what, target):
-    v = vals.get((what, target), [])
-    nums = [float(x) for x in v if x not in ("fail", "errors")]
-    if not v:
-        return None, "-"
-    if len(nums) < len(v):
-        bad = "errors" if "errors" in v else "fail"
-        return None, f"{bad} {len(v) - len(nums)}/{len(v)}"
-    return statistics.median(nums), None
+    return results.med(vals, what, target)
 rows = [
     ("master + 2 workers: requests/s", "rps-on-2", True),
     ("master + 2 workers: mean latency ms", "lat-on-2", False),
     ("one process: requests/s", "rps-off-1", True),
     ("one process: mean latency ms", "lat-off-1", False),
 ]
-def fmt(x):
-    return f"{x:,.0f}" if x >= 1000 else (f"{x:.1f}" if x >= 10 else f"{x:.3f}")
 print(f"nginx benchmark (wrk -t2 -c50 -d5s, static page): median of {sys.argv[2]} runs each\n")
 print(f"| {'case':<36} | {'native':>10} | {'apus':>12} | {'× native':>8} |")
 print(f"|{'-'*38}|{'-'*11}:|{'-'*13}:|{'-'*9}:|")

@@ -1,15 +1,13 @@
 import GuestABI
 import LinuxABI
 
-/// Threads: clone/clone3 (threads only), futex, exit of one thread, gettid, sched_yield.
+/// Threads: clone/clone3 of a thread (a new process goes to SysFork), futex, exit of one
+/// thread, gettid, sched_yield.
 enum SysThread {
-    static let CLONE_VM: UInt64 = 0x100
-    static let CLONE_SIGHAND: UInt64 = 0x800
-    static let CLONE_SETTLS: UInt64 = 0x8_0000
-    static let CLONE_PARENT_SETTID: UInt64 = 0x10_0000
-    static let CLONE_CHILD_CLEARTID: UInt64 = 0x20_0000
-    static let CLONE_CHILD_SETTID: UInt64 = 0x100_0000
-    static let CLONE_THREAD: UInt64 = 0x1_0000
+    // clone's flags (SysFork.swift names them all).
+    static let CLONE_VM = SysFork.CLONE_VM, CLONE_SIGHAND = SysFork.CLONE_SIGHAND, CLONE_THREAD = SysFork.CLONE_THREAD
+    static let CLONE_SETTLS = SysFork.CLONE_SETTLS, CLONE_PARENT_SETTID = SysFork.CLONE_PARENT_SETTID
+    static let CLONE_CHILD_CLEARTID = SysFork.CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID = SysFork.CLONE_CHILD_SETTID
 
     static func clone(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         // clone(flags, newsp, parent_tid, child_tid, tls) on x86-64
