@@ -77,6 +77,7 @@ final class ApusVMMTests: XCTestCase {
     func testProcesses() throws { try matrix.processes() }
     func testForkBomb() throws { try matrix.forkBomb() }
     func testForkWithoutMemory() throws { try matrix.forkWithoutMemory() }
+    func testProcOfOtherProcess() throws { try matrix.procOfOtherProcess() }
     func testBusyboxShell() throws { try matrix.busyboxShell() }
     func testBashScript() throws { try matrix.bashScript() }
     func testPythonProcesses() throws { try matrix.pythonProcesses() }

@@ -68,6 +68,20 @@ extension VMMMatrix {
         }
     }
 
+    /// /proc/PID of another process: exe names the program (symlinks resolved), status its
+    /// name, state and parent; the same lines as natively (numbers masked).
+    func procOfOtherProcess() throws {
+        guard let busybox = try requireBusybox() else { return }
+        let script = """
+            sleep 2 & p=$!
+            readlink /proc/$p/exe
+            grep -E '^(Name|State|PPid):' /proc/$p/status | sed 's/[0-9][0-9]*/N/; s/ (sleeping)//'
+            grep -q ' r-xp ' /proc/$p/maps && echo "maps has code"
+            kill $p; wait $p; echo "status $?"
+            """
+        try differential(Invocation(program: busybox, args: ["sh", "-c", script]), expectStatus: 0)
+    }
+
     /// Each script with the exit status it ends with.
     static let busyboxScripts: [(String, Int32)] = [
         // Pipelines.

@@ -78,6 +78,7 @@ final class QEMUTests: XCTestCase {
     func testProcesses() throws { try matrix.processes() }
     func testForkBomb() throws { try matrix.forkBomb() }
     func testForkWithoutMemory() throws { try matrix.forkWithoutMemory() }
+    func testProcOfOtherProcess() throws { try matrix.procOfOtherProcess() }
     func testBusyboxShell() throws { try matrix.busyboxShell() }
     func testBashScript() throws { try matrix.bashScript() }
     func testPythonProcesses() throws { try matrix.pythonProcesses() }

@@ -16,8 +16,10 @@ enum Files {
     enum ProcessFile: UInt32 { case stat = 1, status, cmdline, maps }
     static let processFileTag: UInt32 = 0x8000_0000
 
-    /// Adds /proc/PID (stat, status, cmdline, maps) for a new process.
-    static func addProcessDirectory(_ pid: Int32) {
+    /// Adds /proc/PID (stat, status, cmdline, maps, and exe naming `executable`) for a new
+    /// process.
+    static func addProcessDirectory(_ pid: Int32, executable: [UInt8]) {
+        setProcessExecutable(pid, executable)
         for (name, kind) in [("stat", ProcessFile.stat), ("status", .status), ("cmdline", .cmdline), ("maps", .maps)]
             as [(StaticString, ProcessFile)] {
             var path = Message("/proc/")
@@ -27,6 +29,15 @@ enum Files {
             let id = processFileTag | UInt32(pid) << 4 | kind.rawValue
             path.bytes.withUnsafeBytes { try? SysIO.fs.addSynthetic(path: $0, .generated(id)) }
         }
+    }
+
+    /// /proc/PID/exe: a link to the program the process runs (made again at execve).
+    static func setProcessExecutable(_ pid: Int32, _ executable: [UInt8]) {
+        guard !executable.isEmpty else { return }
+        var path = Message("/proc/")
+        path.decimal(UInt64(pid))
+        path.append("/exe")
+        path.bytes.withUnsafeBytes { try? SysIO.fs.addSynthetic(path: $0, .symlink(target: executable)) }
     }
 
     /// Removes /proc/PID once its process was reaped.

@@ -54,7 +54,7 @@ func kernelMain(_ protocolRaw: UInt64, _ infoAddress: UInt64, _ directMapBase: U
     let main = Scheduler.current
     let program = Loader.loadProgram(boot: boot, process: main.process)
     main.process.program = program
-    Files.addProcessDirectory(main.process.pid)
+    Files.addProcessDirectory(main.process.pid, executable: program.executablePath)
     main.process.commandLine = Process.argumentBytes(
         UnsafeRawBufferPointer(start: directMap(boot.argumentsAddress), count: Int(boot.argumentsSize)), count: Int(boot.argc))
     Kernel.timeline.appEntry = arch_rdtsc()

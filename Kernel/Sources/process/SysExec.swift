@@ -72,6 +72,8 @@ enum SysExec {
         var environment: [UInt8] = []
         let envc = try collect(envp, into: &environment)
         if pathBytes.isEmpty && flags & AT_EMPTY_PATH == 0 { throw .ENOENT }
+        // comm: the file name as the caller gave it (Linux: "exe" for /proc/self/exe).
+        let givenPath = pathBytes
 
         // The program, through any #! interpreters.
         var file = try withBytes(pathBytes) { p throws(Errno) in
@@ -160,11 +162,12 @@ enum SysExec {
         process.program = program
         process.commandLine = strings.withUnsafeBytes { Process.argumentBytes($0, count: argc) }
         SysIO.fs.setExecutablePath(programPath)
+        Files.setProcessExecutable(process.pid, programPath)
         me.altStack = SignalStack(base: UserAddress(0), flags: SignalStack.disable, size: 0)
         me.clearChildTid = 0
         me.robustList = 0
         me.rseqArea = 0
-        me.name = Loader.commandName(programPath)
+        me.name = Loader.commandName(givenPath.isEmpty ? programPath : givenPath)
         me.fsBase = 0
         me.gsBase = 0
         arch_wrmsr(Platform.msrFSBase, 0)

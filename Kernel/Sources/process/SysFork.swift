@@ -72,7 +72,7 @@ enum SysFork {
         }
         child.parent?.children.append(child)
         Processes.all.append(child)
-        Files.addProcessDirectory(pid)
+        Files.addProcessDirectory(pid, executable: parent.program?.executablePath ?? [])
         let me = Scheduler.current
         let thread = Scheduler.spawn(stack: stack, tls: flags & CLONE_SETTLS != 0 ? tls : nil, process: child, id: pid)
         thread.altStack = me.altStack
