@@ -68,13 +68,17 @@ extension VMMMatrix {
         }
     }
 
-    /// /proc/PID of another process: exe names the program (symlinks resolved), status its
-    /// name, state and parent; the same lines as natively (numbers masked).
+    /// /proc/PID of another process: exe names the program (symlinks resolved), cwd its
+    /// directory, status its name, state and parent; the same lines as natively (numbers
+    /// masked).
     func procOfOtherProcess() throws {
         guard let busybox = try requireBusybox() else { return }
         let script = """
+            cd /etc
             sleep 2 & p=$!
+            cd /
             readlink /proc/$p/exe
+            readlink /proc/$p/cwd
             grep -E '^(Name|State|PPid):' /proc/$p/status | sed 's/[0-9][0-9]*/N/; s/ (sleeping)//'
             grep -q ' r-xp ' /proc/$p/maps && echo "maps has code"
             kill $p; wait $p; echo "status $?"

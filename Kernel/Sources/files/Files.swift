@@ -16,10 +16,11 @@ enum Files {
     enum ProcessFile: UInt32 { case stat = 1, status, cmdline, maps }
     static let processFileTag: UInt32 = 0x8000_0000
 
-    /// Adds /proc/PID (stat, status, cmdline, maps, and exe naming `executable`) for a new
-    /// process.
+    /// Adds /proc/PID (stat, status, cmdline, maps, exe naming `executable`, and cwd naming
+    /// the running process's current directory, which a new process shares) for a new process.
     static func addProcessDirectory(_ pid: Int32, executable: [UInt8]) {
-        setProcessExecutable(pid, executable)
+        setProcessLink(pid, "exe", executable)
+        if let cwd = try? SysIO.fs.currentDirectoryPath() { setProcessLink(pid, "cwd", cwd) }
         for (name, kind) in [("stat", ProcessFile.stat), ("status", .status), ("cmdline", .cmdline), ("maps", .maps)]
             as [(StaticString, ProcessFile)] {
             var path = Message("/proc/")
@@ -31,13 +32,15 @@ enum Files {
         }
     }
 
-    /// /proc/PID/exe: a link to the program the process runs (made again at execve).
-    static func setProcessExecutable(_ pid: Int32, _ executable: [UInt8]) {
-        guard !executable.isEmpty else { return }
+    /// /proc/PID/exe and /proc/PID/cwd: links to the program the process runs (made again at
+    /// execve) and to its current directory (made again at chdir and fchdir).
+    static func setProcessLink(_ pid: Int32, _ name: StaticString, _ target: [UInt8]) {
+        guard !target.isEmpty else { return }
         var path = Message("/proc/")
         path.decimal(UInt64(pid))
-        path.append("/exe")
-        path.bytes.withUnsafeBytes { try? SysIO.fs.addSynthetic(path: $0, .symlink(target: executable)) }
+        path.append("/")
+        path.append(name)
+        path.bytes.withUnsafeBytes { try? SysIO.fs.addSynthetic(path: $0, .symlink(target: target)) }
     }
 
     /// Removes /proc/PID once its process was reaped.

@@ -719,12 +719,19 @@ enum SysIO {
 
     static func chdir(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         try fs.chdir(path(a[0]))
+        currentDirectoryChanged()
         return 0
     }
 
     static func fchdir(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         try fs.fchdir(a.fd(0))
+        currentDirectoryChanged()
         return 0
+    }
+
+    /// /proc/PID/cwd follows the process's current directory.
+    private static func currentDirectoryChanged() {
+        if let cwd = try? fs.currentDirectoryPath() { Files.setProcessLink(Process.current.pid, "cwd", cwd) }
     }
 
     /// close_range(first, last, flags): CLOSE_RANGE_CLOEXEC (4) marks instead of closing.

@@ -162,7 +162,7 @@ enum SysExec {
         process.program = program
         process.commandLine = strings.withUnsafeBytes { Process.argumentBytes($0, count: argc) }
         SysIO.fs.setExecutablePath(programPath)
-        Files.setProcessExecutable(process.pid, programPath)
+        Files.setProcessLink(process.pid, "exe", programPath)
         me.altStack = SignalStack(base: UserAddress(0), flags: SignalStack.disable, size: 0)
         me.clearChildTid = 0
         me.robustList = 0
