@@ -269,11 +269,8 @@ done
 python3 - "$results" "$runs" "$repo/Benchmarks/lib" <<'PY'
 import sys
 sys.path.insert(0, sys.argv[3])
-from results import fmt, load
-import results
-vals = load(sys.argv[1])
-def med(what, target):
-    return results.med(vals, what, target)
+from results import fmt, medians
+med = medians(sys.argv[1])
 rows = [
     ("redis SET requests/s", "redis_set_rps", True),
     ("redis SET p50 latency ms", "redis_set_p50", False),

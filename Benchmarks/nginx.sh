@@ -140,11 +140,8 @@ done
 python3 - "$results" "$runs" "$repo/Benchmarks/lib" <<'PY'
 import sys
 sys.path.insert(0, sys.argv[3])
-from results import fmt, load
-import results
-vals = load(sys.argv[1])
-def med(what, target):
-    return results.med(vals, what, target)
+from results import fmt, medians
+med = medians(sys.argv[1])
 rows = [
     ("master + 2 workers: requests/s", "rps-on-2", True),
     ("master + 2 workers: mean latency ms", "lat-on-2", False),

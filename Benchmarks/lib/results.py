@@ -27,3 +27,9 @@ def med(vals, what, target):
 
 def fmt(x):
     return f"{x:,.0f}" if x >= 1000 else (f"{x:.1f}" if x >= 10 else f"{x:.3f}")
+
+
+def medians(path):
+    """med(what, target) over the results file at `path`."""
+    vals = load(path)
+    return lambda what, target: med(vals, what, target)
