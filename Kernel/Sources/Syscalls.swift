@@ -103,6 +103,14 @@ enum Syscalls {
         case SyscallNumber.getdents64: return SysIO.getdents64
         case SyscallNumber.openat: return SysIO.openat
         case SyscallNumber.open: return SysIO.open
+        case SyscallNumber.creat: return SysIO.creat
+        case SyscallNumber.syncfs: return SysIO.fsync
+        case SyscallNumber.getxattr: return SysXattr.getxattr
+        case SyscallNumber.lgetxattr: return SysXattr.lgetxattr
+        case SyscallNumber.fgetxattr: return SysXattr.fgetxattr
+        case SyscallNumber.listxattr: return SysXattr.listxattr
+        case SyscallNumber.llistxattr: return SysXattr.llistxattr
+        case SyscallNumber.flistxattr: return SysXattr.flistxattr
         case SyscallNumber.close: return SysIO.close
         case SyscallNumber.dup: return SysIO.dup
         case SyscallNumber.dup2: return SysIO.dup2
@@ -214,6 +222,8 @@ enum Syscalls {
         case SyscallNumber.wait4: return SysWait.wait4
         case SyscallNumber.waitid: return SysWait.waitid
         case SyscallNumber.getppid: return SysFork.getppid
+        case SyscallNumber.getpriority: return SysProcess.getpriority
+        case SyscallNumber.setpriority: return SysProcess.setpriority
         case SyscallNumber.shmget: return SysShm.shmget
         case SyscallNumber.shmat: return SysShm.shmat
         case SyscallNumber.shmdt: return SysShm.shmdt

@@ -48,6 +48,7 @@ final class ApusVMMTests: XCTestCase {
     func testTimings() throws { try matrix.timings() }
     func testTimeout() throws { try matrix.timeout() }
     func testTrace() throws { try matrix.trace() }
+    func testGaps() throws { try matrix.gaps() }
     func testThreads() throws { try matrix.threads() }
     func testRust() throws { try matrix.rust() }
     func testSignalHandlers() throws { try matrix.signalHandlers() }

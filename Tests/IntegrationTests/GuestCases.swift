@@ -398,6 +398,12 @@ extension VMMMatrix {
     /// Files: /tmp, directories, links, descriptors, dup2, mmap of a file, /dev, /proc/self/exe.
     func files() throws { try differentialAllVariants("files") }
 
+    /// gaps.c: creat, the xattr reads (ENODATA, empty lists), getpriority/setpriority,
+    /// PR_SET_NO_NEW_PRIVS, syncfs, and their inheritance by a child: identical to native.
+    func gaps() throws {
+        try differentialAllVariants("gaps", expectStatus: 0)
+    }
+
     /// --trace: one strace-like line per syscall on stderr, the program's stdout untouched.
     func trace() throws {
         for variant in ["musl", "glibc"] {

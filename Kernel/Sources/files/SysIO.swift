@@ -311,6 +311,11 @@ enum SysIO {
         UInt64(try fs.openat(a.fd(0), path(a[1]), flags: OpenFlags(rawValue: a.uint32(2)), mode: a.uint32(3)))
     }
 
+    /// creat(path, mode): open(path, O_CREAT | O_WRONLY | O_TRUNC, mode).
+    static func creat(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        UInt64(try fs.openat(AT_FDCWD, path(a[0]), flags: [.O_CREAT, .O_WRONLY, .O_TRUNC], mode: a.uint32(1)))
+    }
+
     static func open(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         UInt64(try fs.openat(AT_FDCWD, path(a[0]), flags: OpenFlags(rawValue: a.uint32(1)), mode: a.uint32(2)))
     }

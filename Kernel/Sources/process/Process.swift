@@ -29,6 +29,11 @@ final class Process {
     var deathSignal: Int32 = 0
     /// prctl(PR_SET_CHILD_SUBREAPER): orphans below it are re-parented to it.
     var isSubreaper = false
+    /// prctl(PR_SET_NO_NEW_PRIVS): kept through fork and execve; execve then ignores set-ID bits.
+    var noNewPrivileges = false
+    /// setpriority's nice value (-20…19), kept through fork. One vCPU runs every thread in
+    /// turn: the value is reported, not yet weighed by the scheduler.
+    var nice: Int32 = 0
     /// Whether it ran execve since fork (setpgid on such a child is EACCES).
     var didExec = false
     /// A vfork child: the parent's thread that waits until this process execs or ends.

@@ -130,7 +130,7 @@ enum SysExec {
         closeOnExecDescriptors()
         // A set-user-ID or set-group-ID program runs with its owner's ids (AT_SECURE then).
         var credentials = process.credentials
-        let secure = credentials.execute(file, honourSetID: true)
+        let secure = credentials.execute(file, honourSetID: !process.noNewPrivileges)
         process.credentials = credentials
         SysIO.fs.credentials = credentials
         let program: LoadedProgram

@@ -59,6 +59,8 @@ enum SysFork {
         let child = Process(pid: pid, memory: memory, parent: flags & CLONE_PARENT != 0 && parent.parent != nil ? parent.parent : parent)
         child.actions = parent.actions
         child.credentials = parent.credentials
+        child.noNewPrivileges = parent.noNewPrivileges
+        child.nice = parent.nice
         child.exitSignal = Int32(flags & 0xff)
         child.commandLine = parent.commandLine
         child.program = parent.program

@@ -88,6 +88,13 @@ enum SysProcess {
             return 0
         case 2: try UserMemory.store(UInt32(bitPattern: me.process.deathSignal), a[1]); return 0  // PR_GET_PDEATHSIG
         case 36: me.process.isSubreaper = a[1] != 0; return 0      // PR_SET_CHILD_SUBREAPER
+        case 38:                                                   // PR_SET_NO_NEW_PRIVS (once set, for good)
+            guard a[1] == 1, a[2] == 0, a[3] == 0, a[4] == 0 else { throw .EINVAL }
+            me.process.noNewPrivileges = true
+            return 0
+        case 39:                                                   // PR_GET_NO_NEW_PRIVS
+            guard a[1] == 0, a[2] == 0, a[3] == 0, a[4] == 0 else { throw .EINVAL }
+            return me.process.noNewPrivileges ? 1 : 0
         case 37: try UserMemory.store(UInt32(me.process.isSubreaper ? 1 : 0), a[1]); return 0
         case 3: return 1                                           // PR_GET_DUMPABLE
         case 4: guard a[1] <= 1 else { throw .EINVAL }; return 0   // PR_SET_DUMPABLE
@@ -113,6 +120,47 @@ enum SysProcess {
             usage.maxResidentSetKiB = Int64((PhysicalMemory.totalPages - PhysicalMemory.freePages) * 4)
         }
         try usage.encode(into: UserMemory.writable(a[1], Rusage.size))
+        return 0
+    }
+
+    /// The processes getpriority/setpriority(which, who) name: PRIO_PROCESS 0 (a pid, 0:
+    /// the caller), PRIO_PGRP 1 (a group, 0: the caller's), PRIO_USER 2 (a real uid, 0… as
+    /// given). EINVAL for another `which`.
+    private static func priorityTargets(_ which: Int32, _ who: Int32) throws(Errno) -> [Process] {
+        let me = Process.current
+        let live = Processes.all.filter { !$0.isZombie }
+        switch which {
+        case 0: return who == 0 ? [me] : live.filter { $0.pid == who }
+        case 1: return live.filter { $0.processGroup == (who == 0 ? me.processGroup : who) }
+        case 2:
+            let uid = who == 0 ? me.credentials.realUID : UInt32(bitPattern: who)
+            return live.filter { $0.credentials.realUID == uid }
+        default: throw .EINVAL
+        }
+    }
+
+    /// getpriority: the highest priority (lowest nice) of the targets, as the syscall returns
+    /// it (20 - nice, so never negative); ESRCH if none.
+    static func getpriority(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let targets = try priorityTargets(a.int32(0), a.int32(1))
+        guard let lowest = targets.map({ $0.nice }).min() else { throw .ESRCH }
+        return UInt64(20 - lowest)
+    }
+
+    /// setpriority: nice clamped to -20…19 for every target; lowering it needs root (EACCES),
+    /// another user's process too (EPERM).
+    static func setpriority(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let targets = try priorityTargets(a.int32(0), a.int32(1))
+        guard !targets.isEmpty else { throw .ESRCH }
+        let nice = min(max(a.int32(2), -20), 19)
+        let me = Process.current.credentials
+        for p in targets {
+            if me.effectiveUID != 0 && me.effectiveUID != p.credentials.realUID && me.effectiveUID != p.credentials.effectiveUID {
+                throw .EPERM
+            }
+            if nice < p.nice && me.effectiveUID != 0 { throw .EACCES }
+        }
+        for p in targets { p.nice = nice }
         return 0
     }
 

@@ -21,6 +21,9 @@ enum SysThread {
         let args = try UserMemory.readable(a[0], 64)
         let stack = args.readLE(UInt64.self, at: 40), size = args.readLE(UInt64.self, at: 48)
         let flags = args.readLE(UInt64.self, at: 0), exitSignal = args.readLE(UInt64.self, at: 32)
+        // Flags this kernel does not do (namespaces, pidfds, CLONE_FILES for a process…):
+        // ENOSYS, on which glibc falls back to clone.
+        if flags & CLONE_THREAD == 0 && flags & SysFork.unsupported != 0 { throw .ENOSYS }
         // Threads have no exit signal; a process's is a signal number (clone's low byte).
         guard exitSignal <= 64, flags & 0xff == 0, exitSignal == 0 || flags & CLONE_THREAD == 0 else { throw .EINVAL }
         // The stack grows down from its end; a range that wraps is no stack.
