@@ -1,5 +1,6 @@
 /* gaps: calls real programs make that Apus lacked — creat (tar), the xattr reads (ls -l,
- * cp -a), getpriority/setpriority (Dispatch), prctl(PR_SET_NO_NEW_PRIVS) (haproxy), syncfs.
+ * cp -a), getpriority/setpriority (Dispatch), prctl(PR_SET_NO_NEW_PRIVS) (haproxy), syncfs,
+ * fstat's file type of pipes and sockets, epoll_ctl refusing regular files.
  * One line per check, the same natively and in Apus; exits 0 when all pass. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -7,7 +8,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
@@ -47,8 +50,24 @@ int main(void) {
     check("syncfs", syncfs(fd) == 0, strerror(errno));
     errno = 0;
     check("syncfs of a closed descriptor: EBADF", syncfs(1000) == -1 && errno == EBADF, strerror(errno));
+    int ep = epoll_create1(0);
+    struct epoll_event event = {.events = EPOLLIN};
+    errno = 0;
+    check("epoll_ctl ADD of a regular file: EPERM", epoll_ctl(ep, EPOLL_CTL_ADD, fd, &event) == -1 && errno == EPERM, strerror(errno));
+    int dir = open("/tmp", O_RDONLY | O_DIRECTORY);
+    errno = 0;
+    check("epoll_ctl ADD of a directory: EPERM", epoll_ctl(ep, EPOLL_CTL_ADD, dir, &event) == -1 && errno == EPERM, strerror(errno));
+    close(dir);
+    close(ep);
     close(fd);
     unlink(path);
+
+    int p[2], sv[2];
+    check("pipe", pipe(p) == 0, strerror(errno));
+    check("fstat of a pipe: a FIFO", fstat(p[0], &st) == 0 && S_ISFIFO(st.st_mode) && (st.st_mode & 0777) == 0600, "not a FIFO 0600");
+    check("socketpair", socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0, strerror(errno));
+    check("fstat of a socket: a socket", fstat(sv[0], &st) == 0 && S_ISSOCK(st.st_mode) && (st.st_mode & 0777) == 0777, "not a socket 0777");
+    close(p[0]); close(p[1]); close(sv[0]); close(sv[1]);
 
     errno = 0;
     int before = getpriority(PRIO_PROCESS, 0);

@@ -369,6 +369,11 @@ enum SysEvents {
         let fd = a.fd(2)
         guard SysIO.fs.isOpen(fd) else { throw .EBADF }
         guard fd != a.fd(0) else { throw .EINVAL }
+        // Regular files and directories cannot be polled that way (Linux: EPERM).
+        switch try SysIO.fs.nodeType(fd) {
+        case .regular, .directory, .generated: throw .EPERM
+        default: break
+        }
         let me = Process.current.pid
         let index = ep.interests.firstIndex { $0.fd == fd && $0.owner == me }
         switch a.int32(1) {

@@ -487,13 +487,26 @@ enum SysIO {
     /// The host's stdin, stdout and stderr are byte streams to and from the host: they stat
     /// as pipes (so stdio buffers them as it does a piped program's on the host), not as the
     /// VFS's character devices.
+    /// fstat of a descriptor: what the VFS knows, except that the standard streams and pipes
+    /// are FIFOs (mode 0600) and sockets sockets (0777), as Linux shows them; eventfd, epoll,
+    /// timerfd and signalfd are anonymous inodes (mode 0600, no file type).
     static func stat(of fd: Int32) throws(Errno) -> Stat {
         var st = try fs.fstat(fd)
-        if case .device(.console(let id)) = try fs.nodeType(fd), id <= ConsoleID.stderr {
-            st.mode = FileMode.S_IFIFO | 0o600
-            st.specialDevice = 0
-            st.blockSize = 4096
+        guard case .device(.console(let id)) = try fs.nodeType(fd) else { return st }
+        let mode: UInt32
+        if id <= ConsoleID.stderr {
+            mode = FileMode.S_IFIFO | 0o600
+        } else {
+            switch KernelObjects.object(id) {
+            case .pipeRead, .pipeWrite: mode = FileMode.S_IFIFO | 0o600
+            case .socket, .unixSocket: mode = FileMode.S_IFSOCK | 0o777
+            case .eventfd, .epoll, .timer, .signalfd: mode = 0o600
+            case nil: return st
+            }
         }
+        st.mode = mode
+        st.specialDevice = 0
+        st.blockSize = 4096
         return st
     }
 
