@@ -404,6 +404,19 @@ extension VMMMatrix {
         try differentialAllVariants("gaps", expectStatus: 0)
     }
 
+    /// /proc/mounts and /proc/self/mountinfo: busybox df finds the root file system.
+    func mounts() throws {
+        guard let busybox = try requireBusybox(),
+              let r = try apusOnly(Invocation(program: busybox, args: ["sh", "-c", "df /; cat /proc/mounts /proc/self/mountinfo"]))
+        else { return }
+        let what = "[\(vmm)] busybox df / and /proc/mounts"
+        XCTAssertEqual(r.status, 0, "\(what): status\nstderr: \(r.stderrText)")
+        XCTAssertTrue(r.stdoutText.contains("tmpfs / tmpfs rw"), "\(what): no root in /proc/mounts:\n\(r.stdoutText)")
+        XCTAssertTrue(r.stdoutText.contains(" / / rw,relatime - tmpfs tmpfs rw"), "\(what): no root in mountinfo:\n\(r.stdoutText)")
+        XCTAssertTrue(r.stdoutText.split(separator: "\n").contains { $0.hasPrefix("tmpfs") && $0.hasSuffix(" /") },
+                      "\(what): df does not list /:\n\(r.stdoutText)")
+    }
+
     /// --trace: one strace-like line per syscall on stderr, the program's stdout untouched.
     func trace() throws {
         for variant in ["musl", "glibc"] {

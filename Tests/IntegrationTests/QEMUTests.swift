@@ -49,6 +49,7 @@ final class QEMUTests: XCTestCase {
     func testTimeout() throws { try matrix.timeout() }
     func testTrace() throws { try matrix.trace() }
     func testGaps() throws { try matrix.gaps() }
+    func testMounts() throws { try matrix.mounts() }
     func testThreads() throws { try matrix.threads() }
     func testRust() throws { try matrix.rust() }
     func testSignalHandlers() throws { try matrix.signalHandlers() }

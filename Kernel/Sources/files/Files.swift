@@ -9,7 +9,7 @@ enum Files {
 
     /// Generated files (ids for `SyntheticNode.generated`).
     enum Generated: UInt32 {
-        case selfMaps = 1, meminfo, cpuinfo, cpuOnline, selfStatus, uptime, selfStat, stat, resolvConf, hosts, selfCmdline
+        case selfMaps = 1, meminfo, cpuinfo, cpuOnline, selfStatus, uptime, selfStat, stat, resolvConf, hosts, selfCmdline, mounts, mountinfo
     }
 
     /// /proc/PID's files: the id carries the pid (`processFileTag | pid << 4 | kind`).
@@ -60,6 +60,7 @@ enum Files {
             ("/sys/devices/system/cpu/online", .cpuOnline), ("/sys/devices/system/cpu/possible", .cpuOnline),
             ("/proc/self/status", .selfStatus), ("/proc/uptime", .uptime), ("/proc/self/stat", .selfStat),
             ("/proc/stat", .stat), ("/proc/self/cmdline", .selfCmdline),
+            ("/proc/mounts", .mounts), ("/proc/self/mounts", .mounts), ("/proc/self/mountinfo", .mountinfo),
         ]
         for (path, id) in synthetic {
             path.withUTF8Buffer { p in
@@ -176,6 +177,12 @@ struct KernelHost: FileSystemHost {
         case .selfStat: ProcFiles.stat(&m, Process.current)
         case .stat: ProcFiles.systemStat(&m)
         case .selfStatus: ProcFiles.status(&m, Process.current)
+        case .mounts:
+            // One memory file system (statfs says tmpfs; st_dev 0:42) and /proc, as df and
+            // language runtimes read them.
+            m.append("tmpfs / tmpfs rw,relatime 0 0\nproc /proc proc rw,nosuid,nodev,noexec,relatime 0 0\n")
+        case .mountinfo:
+            m.append("1 0 0:42 / / rw,relatime - tmpfs tmpfs rw\n2 1 0:42 /proc /proc rw,nosuid,nodev,noexec,relatime - proc proc rw\n")
         case .uptime:
             let ms = Clock.monotonicNanos / 10_000_000
             m.decimal(ms / 100); m.append("."); if ms % 100 < 10 { m.append("0") }; m.decimal(ms % 100)
