@@ -331,6 +331,16 @@ enum SysIO {
         return 0
     }
 
+    /// Closes each open descriptor of the running process that `shouldClose` picks, as close(2)
+    /// does (kernel objects lose a reference; epoll forgets it): exit, execve's close-on-exec.
+    static func closeDescriptors(_ shouldClose: (Int32) -> Bool) {
+        var fd: Int32 = 0
+        while Int(fd) < fs.descriptorTableSize {
+            if fs.isOpen(fd) && shouldClose(fd) { _ = try? close(SyscallArguments(number: 3, args: (UInt64(fd), 0, 0, 0, 0, 0))) }
+            fd += 1
+        }
+    }
+
     /// A new descriptor for `fd`'s open file: counted when it is a kernel object.
     private static func duplicated(_ fd: Int32, _ new: Int32) -> UInt64 {
         if let object = KernelObjects.id(of: fd) { KernelObjects.retain(object) }

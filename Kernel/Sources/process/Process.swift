@@ -147,9 +147,8 @@ enum Processes {
             }
             Console.exit(.signaled(UInt8(status & 0x7f)))
         }
-        for t in Scheduler.threads where t.process === me { me.endedThreadsCPU &+= Scheduler.cpuNanos(of: t) }
-        Scheduler.threads.removeAll { $0.process === me && $0 !== Scheduler.current }
-        closeAllDescriptors()
+        Scheduler.endOtherThreads(of: me)
+        SysIO.closeDescriptors { _ in true }
         SysIO.fs.releaseProcessFiles()
         for t in me.intervalTimers { Timers.remove(t) }
         for case let t? in me.posixTimers { Timers.remove(t) }
@@ -160,15 +159,6 @@ enum Processes {
         orphanChildren(of: me)
         notifyParent(of: me)
         Scheduler.exitCurrent()
-    }
-
-    /// Closes every descriptor of the running process (kernel objects lose a reference).
-    static func closeAllDescriptors() {
-        var fd: Int32 = 0
-        while Int(fd) < SysIO.fs.descriptorTableSize {
-            if SysIO.fs.isOpen(fd) { _ = try? SysIO.close(SyscallArguments(number: 3, args: (UInt64(fd), 0, 0, 0, 0, 0))) }
-            fd += 1
-        }
     }
 
     /// The running process stops using its address space (exit, exec): a vfork parent

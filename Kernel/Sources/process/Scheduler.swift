@@ -296,6 +296,13 @@ enum Scheduler {
         runNext()
     }
 
+    /// The other threads of `process` end (exit_group, execve): their CPU time stays the
+    /// process's.
+    static func endOtherThreads(of process: Process) {
+        for t in threads where t.process === process && t !== current { process.endedThreadsCPU &+= cpuNanos(of: t) }
+        threads.removeAll { $0.process === process && $0 !== current }
+    }
+
     /// Removes the running thread (it exited) and runs another one.
     static func exitCurrent() {
         current.process.endedThreadsCPU &+= cpuNanos(of: current)

@@ -122,12 +122,12 @@ enum SysExec {
         // The point of no return: the process's other threads end, its address space goes.
         let me = Scheduler.current
         let process = me.process
-        Scheduler.threads.removeAll { $0.process === process && $0 !== me }
+        Scheduler.endOtherThreads(of: process)
         memory.activate()
         Processes.releaseMemory(of: process)
         process.memory = memory
 
-        closeOnExecDescriptors()
+        SysIO.closeDescriptors { fd in (try? SysIO.fs.descriptorFlags(fd)) == FcntlCommand.FD_CLOEXEC }
         // A set-user-ID or set-group-ID program runs with its owner's ids (AT_SECURE then).
         var credentials = process.credentials
         let secure = credentials.execute(file, honourSetID: !process.noNewPrivileges)
@@ -176,17 +176,6 @@ enum SysExec {
         resetFPU(Scheduler.fpuArea)
         Scheduler.switched = true
         return 0
-    }
-
-    /// Closes the running process's close-on-exec descriptors (kernel objects lose them).
-    static func closeOnExecDescriptors() {
-        var fd: Int32 = 0
-        while Int(fd) < SysIO.fs.descriptorTableSize {
-            if (try? SysIO.fs.descriptorFlags(fd)) == FcntlCommand.FD_CLOEXEC {
-                _ = try? SysIO.close(SyscallArguments(number: 3, args: (UInt64(fd), 0, 0, 0, 0, 0)))
-            }
-            fd += 1
-        }
     }
 
     /// The FPU state a new program starts with (fxsave image): x87 control word 0x37f,
