@@ -62,7 +62,10 @@ func syscallDispatch(_ frameAddress: UInt64) {
         if Syscalls.tracing { Syscalls.trace(call, result: result, by: caller) }
         Scheduler.preemptIfSliceUsed()
     }
+    HostEvents.takeSignals()
     SysSignal.deliverPending(frame)
+    Console.flushIfOld()
+    HostEvents.publishDeadline()
 }
 
 /// Table-driven dispatch by number to one handler per syscall, grouped by family in the

@@ -311,6 +311,35 @@ return_to_user_frame:
     movb $0, kernel_active(%rip)    // from here on a trap is the app's
     iretq
 
+// preempt_entry: where the apus VMM points a pvm vCPU it stopped in app code (HostChannel in
+// GuestABI.swift). The VMM saved every app register, rip/rflags/rsp included, in the save
+// area (SyscallFrame layout, rcx and r11 as they were) and changed only rip (and rflags to
+// 0x2): the app's stack and memory are untouched, and its FPU/SSE state is still in the
+// registers. The save area becomes a frame at the top of the kernel stack, exactly where a
+// syscall's frame is, so the Swift side (preempt_dispatch) can deliver signals and switch
+// threads with the syscall machinery, and the return restores every register.
+.global preempt_entry
+preempt_entry:
+    movb $1, kernel_active(%rip)
+    mov kernel_stack_top(%rip), %rsp
+    sub $160, %rsp
+    mov preempt_save_area(%rip), %rsi
+    mov %rsp, %rdi
+    mov $160, %ecx
+    cld
+    rep movsb
+    movq $0x33, 128(%rsp)           // cs and ss are the app's selectors whatever the save said
+    movq $0x2b, 152(%rsp)
+    mov %rsp, %rbx
+    sub $512, %rsp
+    and $~0xf, %rsp
+    fxsave64 (%rsp)
+    mov %rbx, %rdi
+    call preempt_dispatch
+    fxrstor64 (%rsp)
+    mov %rbx, %rsp
+    jmp return_to_user_frame
+
 // pvm_write_cr3(root): switches to another address space on pvm. The hypervisor emulates the
 // CR3 write and then keeps interpreting guest code instruction by instruction, which cannot
 // run SSE, until an iretq; so an iretq to the next instruction (same cs/ss/rsp/rflags)
@@ -560,6 +589,10 @@ kernel_active:
 kernel_stack_top:
     .quad syscall_stack_top
 scratch_user_rsp:
+    .quad 0
+// The direct-map address of the preemption save area (set at boot on pvm).
+.global preempt_save_area
+preempt_save_area:
     .quad 0
 
 .bss

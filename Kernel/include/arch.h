@@ -85,6 +85,13 @@ static inline void arch_store16(uint64_t address, uint16_t value) {
 // A full fence: a store (a ring index) becomes visible before a later load (the other
 // side's event index) — the one reordering x86 allows.
 static inline void arch_fence(void) { __asm__ volatile("mfence" : : : "memory"); }
+// Atomic exchange of a word another agent (the VMM) writes while the guest runs.
+static inline uint64_t arch_exchange64(uint64_t address, uint64_t value) {
+    __asm__ volatile("xchgq %0, (%1)" : "+r"(value) : "r"(address) : "memory"); return value;
+}
+static inline uint64_t arch_load64(uint64_t address) {
+    uint64_t v; __asm__ volatile("movq (%1), %0" : "=r"(v) : "r"(address) : "memory"); return v;
+}
 static inline uint64_t arch_read_rbp(void) {
     uint64_t v; __asm__ volatile("mov %%rbp, %0" : "=r"(v)); return v;
 }
@@ -99,6 +106,9 @@ extern char kernel_image_end[];
 extern uint64_t trap_vector_table[22];
 extern uint64_t trap_timer_stub;
 extern uint64_t kernel_stack_top;
+extern uint64_t preempt_save_area;
+extern char kernel_active[];
+extern char preempt_entry[];
 void halt_until_interrupt(void);
 _Noreturn void enter_user(uint64_t frame);
 _Noreturn void enter_user_with_fpu(uint64_t frame);
@@ -112,6 +122,10 @@ static inline uint64_t arch_kernel_data_start(void) { return (uint64_t)kernel_da
 static inline uint64_t arch_trap_handler(int vector) { return trap_vector_table[vector]; }
 static inline uint64_t arch_timer_handler(void) { return trap_timer_stub; }
 static inline uint64_t arch_kernel_stack_top(void) { return kernel_stack_top; }
+static inline uint64_t arch_kernel_active_address(void) { return (uint64_t)kernel_active; }
+static inline uint64_t arch_preempt_entry_address(void) { return (uint64_t)preempt_entry; }
+static inline void arch_set_preempt_save_area(uint64_t address) { preempt_save_area = address; }
+static inline uint64_t arch_kernel_text_start(void) { return (uint64_t)kernel_image_start; }
 extern char vdso_image_start[];
 extern char vdso_image_end[];
 static inline uint64_t arch_vdso_start(void) { return (uint64_t)vdso_image_start; }

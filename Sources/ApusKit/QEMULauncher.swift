@@ -72,11 +72,18 @@ enum QEMULauncher {
         posix_spawn_file_actions_adddup2(&actions, inputFDs[0], 0)
         posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 1)
 
+        // QEMU in its own process group: Ctrl-C on the terminal reaches apus alone, which
+        // hands it to the guest (a second one kills the group).
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attributes, 0)
         var pid: pid_t = 0
         let cArgs = argv.map { strdup($0) } + [nil]
         defer { for p in cArgs { free(p) } }
         let spawnPath = options.timeoutSeconds > 0 ? findExecutable("timeout") ?? "/usr/bin/timeout" : qemu
-        let rc = posix_spawn(&pid, spawnPath, &actions, nil, cArgs, environ)
+        let rc = posix_spawn(&pid, spawnPath, &actions, &attributes, cArgs, environ)
         close(pipeFDs[1])
         close(inputFDs[0])
         guard rc == 0 else {
@@ -84,7 +91,10 @@ enum QEMULauncher {
             close(inputFDs[1])
             throw RunError("cannot start \(qemu): \(String(cString: strerror(rc)))")
         }
-        _ = ckvm_forward_termination(pid)
+        _ = HostChannel.forwardedSignals.withUnsafeBufferPointer {
+            ckvm_forward_signals_to_serial(inputFDs[1], pid, $0.baseAddress, Int32($0.count),
+                                           UInt64((options.stopTimeoutSeconds * 1000).rounded(.up)))
+        }
         StdinForwarder.start(to: inputFDs[1])
 
         var decoder = SerialFrameDecoder()
@@ -104,6 +114,7 @@ enum QEMULauncher {
                     case .stdout: console.write(.stdout, bytes)
                     case .stderr, .kernel: console.write(.stderr, bytes)
                     case .panic: panicText = String(decoding: bytes, as: UTF8.self)
+                    case .signal: break  // host to guest only
                     case .exit:
                         guard bytes.count >= 8 else { break }
                         status = ExitStatus(encoded: bytes.readLE(UInt64.self, at: 0))
@@ -123,6 +134,11 @@ enum QEMULauncher {
                               start: startNanos)
         }
         if let panicText { throw RunError("guest kernel panic: \(panicText)", exitCode: HostExitCode.kernelPanic) }
+        let forced = ckvm_serial_forced_status()
+        if status == nil && forced == 128 + SIGINT { throw RunError("interrupted twice: the VM was stopped", exitCode: forced) }
+        if status == nil && forced == 128 + SIGKILL {
+            throw RunError(VMMError.stopTimeoutMessage(milliseconds: UInt64((options.stopTimeoutSeconds * 1000).rounded(.up))), exitCode: forced)
+        }
         guard let status else {
             if options.timeoutSeconds > 0 && waitStatus & 0x7f == SIGKILL {
                 throw RunError("the guest did not finish within \(options.timeoutMilliseconds) ms and was stopped",
@@ -238,9 +254,12 @@ enum StdinForwarder {
     }
 
     static func forward() {
-        var buffer = [UInt8](repeating: 0, count: 4096 + SerialFrame.headerSize)
+        // A whole frame is at most PIPE_BUF (4096) bytes, so that each write is atomic and a
+        // signal frame written by apus's handler never lands inside it.
+        let payload = 4096 - SerialFrame.headerSize
+        var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
-            let n = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress! + SerialFrame.headerSize, 4096) }
+            let n = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress! + SerialFrame.headerSize, payload) }
             if n < 0 && errno == EINTR { continue }
             let h = SerialFrame.header(kind: n > 0 ? .stdout : .exit, length: max(n, 0))
             buffer[0] = h.0; buffer[1] = h.1; buffer[2] = h.2; buffer[3] = h.3

@@ -36,6 +36,8 @@ public struct RunOptions {
     public var networkPolicy = UserNetwork.Policy()
     /// `-p`: ports of the guest published on the host.
     public var publish: [PortMapping.Forward] = []
+    /// `--stop-timeout`: seconds from SIGTERM to stopping the VM (0: never).
+    public var stopTimeoutSeconds: Double = 10
 
     public init(program: String, arguments: [String], environment: [String], memorySize: UInt64,
                 monitor: Monitor, timings: Bool, timeoutSeconds: Double = 0) {
@@ -266,11 +268,19 @@ public struct HostConsole: ConsoleSink {
 
     /// A read blocked on the host's stdin ends when the --timeout watchdog fires (EINTR: the
     /// handler is installed without SA_RESTART); the run loop then stops the VM.
-    public mutating func readStdin(into buffer: UnsafeMutableRawBufferPointer) -> Int {
+    public mutating func readStdin(into buffer: UnsafeMutableRawBufferPointer, nonblocking: Bool) -> Int {
+        if nonblocking {
+            var p = pollfd(fd: 0, events: Int16(POLLIN), revents: 0)
+            let ready = ckvm_poll_ns(&p, 1, 0)
+            if ready < 0 { return Int(ready) }
+            if ready == 0 { return -Int(EAGAIN) }
+        }
         while true {
             let n = read(0, buffer.baseAddress, buffer.count)
             if n >= 0 { return n }
-            if errno != EINTR || ckvm_watchdog_fired() != 0 { return -Int(errno) }
+            // A host signal for the guest ends the read too: the kernel raises it and reads
+            // again unless the reader has a handler to run.
+            if errno != EINTR || ckvm_watchdog_fired() != 0 || ckvm_peek_host_signals() != 0 { return -Int(errno) }
         }
     }
 }
@@ -371,6 +381,8 @@ private func runOnKVM(_ options: RunOptions, kernel: MappedFile, image: UnsafeRa
         config.workingDirectory = Array(options.workingDirectory.utf8)
         config.network = network
         config.sandbox = sandbox
+        config.forwardHostSignals = true
+        config.stopTimeoutMilliseconds = UInt64((options.stopTimeoutSeconds * 1000).rounded(.up))
         let result = try vm.boot(config, sink: &console)
         if options.timings { Timings.print(result.timeline, host: host, start: startNanos, platform: vm.platform) }
         return result.status.shellStatus
@@ -378,6 +390,7 @@ private func runOnKVM(_ options: RunOptions, kernel: MappedFile, image: UnsafeRa
         switch error {
         case .noKVM, .outOfHostMemory, .boot, .sandbox: throw RunError(error.message, exitCode: HostExitCode.startFailure)
         case .stackOverflow: throw RunError(error.message, exitCode: ExitStatus.signaled(11).shellStatus)
+        case .stoppedFromHost(_, let status): throw RunError(error.message, exitCode: status)
         case .unexpectedExit(let text) where text.hasPrefix("guest kernel panic"):
             throw RunError(error.message, exitCode: HostExitCode.kernelPanic)
         default: throw RunError(error.message, exitCode: HostExitCode.vmFailure)

@@ -108,6 +108,77 @@ void ckvm_disarm_watchdog(void) {
 
 int ckvm_watchdog_fired(void) { return watchdog_fired; }
 
+// ---- host signals for the guest, and kicks of the vCPU -----------------------------------
+
+#include <pthread.h>
+
+static struct kvm_run *volatile signal_run;
+static volatile uint64_t host_signals;          // bit n-1: signal n arrived, not yet taken
+static volatile sig_atomic_t host_interrupts;   // SIGINTs so far
+static volatile sig_atomic_t host_attention;    // something for the vCPU loop to look at
+
+static void on_host_signal(int sig) {
+    __atomic_or_fetch(&host_signals, 1ull << (sig - 1), __ATOMIC_SEQ_CST);
+    if (sig == SIGINT) host_interrupts++;
+    host_attention = 1;
+    struct kvm_run *run = signal_run;
+    if (run) run->immediate_exit = 1;
+}
+
+static void on_kick(int sig) {
+    (void)sig;
+    host_attention = 1;
+    struct kvm_run *run = signal_run;
+    if (run) run->immediate_exit = 1;
+}
+
+int ckvm_kick_signal(void) { return SIGRTMIN + 2; }
+
+int ckvm_forward_host_signals(struct kvm_run *run, const int *signals, int count) {
+    signal_run = run;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_host_signal;  // no SA_RESTART: KVM_RUN, read and sleeps return EINTR
+    for (int i = 0; i < count; i++) {
+        if (sigaction(signals[i], &sa, NULL) < 0) return -errno;
+    }
+    sa.sa_handler = on_kick;
+    if (sigaction(ckvm_kick_signal(), &sa, NULL) < 0) return -errno;
+    return 0;
+}
+
+void ckvm_stop_forwarding(void) { signal_run = NULL; }
+
+uint64_t ckvm_take_host_signals(void) { return __atomic_exchange_n(&host_signals, 0, __ATOMIC_SEQ_CST); }
+uint64_t ckvm_peek_host_signals(void) { return __atomic_load_n(&host_signals, __ATOMIC_SEQ_CST); }
+int ckvm_host_interrupts(void) { return host_interrupts; }
+int ckvm_take_attention(void) {
+    if (!host_attention) return 0;
+    host_attention = 0;
+    return 1;
+}
+void ckvm_request_attention(void) { host_attention = 1; }
+
+int ckvm_kick(pthread_t thread) { return pthread_kill(thread, ckvm_kick_signal()); }
+
+void ckvm_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+uint64_t ckvm_atomic_load64(const void *p) { return __atomic_load_n((const uint64_t *)p, __ATOMIC_SEQ_CST); }
+void ckvm_atomic_store64(void *p, uint64_t v) { __atomic_store_n((uint64_t *)p, v, __ATOMIC_SEQ_CST); }
+uint64_t ckvm_atomic_or64(void *p, uint64_t v) { return __atomic_or_fetch((uint64_t *)p, v, __ATOMIC_SEQ_CST); }
+
+#include <sys/timerfd.h>
+int ckvm_timerfd_create(void) {
+    int fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    return fd < 0 ? -errno : fd;
+}
+int ckvm_timerfd_set_ns(int fd, uint64_t nanoseconds) {
+    struct itimerspec t;
+    memset(&t, 0, sizeof t);
+    t.it_value.tv_sec = nanoseconds / 1000000000;
+    t.it_value.tv_nsec = nanoseconds % 1000000000;
+    return timerfd_settime(fd, 0, &t, NULL) < 0 ? -errno : 0;
+}
+
 long ckvm_getrandom(void *buffer, size_t length) {
     long r = syscall(SYS_getrandom, buffer, length, 0);
     return r < 0 ? -errno : r;
@@ -310,6 +381,61 @@ int ckvm_forward_termination(int pid) {
     }
     return 0;
 }
+
+// ---- host signals to a guest under QEMU ------------------------------------------------------
+
+static volatile int serial_fd = -1;
+static volatile pid_t serial_group;          // QEMU's process group (its own)
+static volatile sig_atomic_t serial_interrupts;
+static volatile sig_atomic_t serial_forced;  // apus's exit status when it ended the VM, else 0
+static volatile uint64_t serial_stop_ms;
+
+static void on_stop_timeout(int sig) {
+    (void)sig;
+    serial_forced = 128 + SIGKILL;
+    kill(-serial_group, SIGKILL);
+}
+
+static void on_serial_signal(int sig) {
+    int saved = errno;
+    if (sig == SIGINT && ++serial_interrupts >= 2) {
+        serial_forced = 128 + SIGINT;
+        kill(-serial_group, SIGKILL);
+    } else {
+        // One SerialFrame (marker, kind 5 = signal, length 1): a pipe write of at most
+        // PIPE_BUF bytes is atomic, so it never splits a stdin frame.
+        unsigned char frame[5] = {0xA5, 5, 1, 0, (unsigned char)sig};
+        if (write(serial_fd, frame, sizeof frame) < 0) { /* QEMU is gone */ }
+        if (sig == SIGTERM && serial_stop_ms > 0) {
+            struct itimerval t;
+            memset(&t, 0, sizeof t);
+            t.it_value.tv_sec = serial_stop_ms / 1000;
+            t.it_value.tv_usec = (serial_stop_ms % 1000) * 1000;
+            struct itimerval old;
+            getitimer(ITIMER_REAL, &old);
+            if (old.it_value.tv_sec == 0 && old.it_value.tv_usec == 0) setitimer(ITIMER_REAL, &t, NULL);
+        }
+    }
+    errno = saved;
+}
+
+int ckvm_forward_signals_to_serial(int fd, int group, const int *signals, int count, uint64_t stop_timeout_ms) {
+    serial_fd = fd;
+    serial_group = group;
+    serial_stop_ms = stop_timeout_ms;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_serial_signal;
+    sa.sa_flags = SA_RESTART;
+    for (int i = 0; i < count; i++) {
+        if (sigaction(signals[i], &sa, NULL) < 0) return -errno;
+    }
+    sa.sa_handler = on_stop_timeout;
+    if (sigaction(SIGALRM, &sa, NULL) < 0) return -errno;
+    return 0;
+}
+
+int ckvm_serial_forced_status(void) { return serial_forced; }
 
 // ---- the VMM's sandbox --------------------------------------------------------------------
 

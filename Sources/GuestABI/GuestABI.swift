@@ -215,12 +215,18 @@ public enum Doorbell: UInt64, Sendable {
     /// Value: guest-physical address of a `ConsoleRequest` (stream 0, length = room in the
     /// buffer). The host reads once from its stdin into the buffer (blocking, like read(2))
     /// and answers in the same request: `length` = bytes read (0 at end of file), `stream` =
-    /// 0 on success or a Linux errno value.
+    /// 0 on success or a Linux errno value. A request with stream 1 must not block: with no
+    /// input ready the answer is EAGAIN (the kernel then waits, see `HostChannel.inputWaiting`).
+    /// A host signal ends a blocking read with EINTR.
     case stdinRead = 0x18
     /// Value: nanoseconds to sleep. The host sleeps that long, then resumes the vCPU: the
     /// kernel has nothing to run while its only thread sleeps, and a host sleep costs one
     /// exit instead of a spinning CPU.
     case sleep = 0x20
+    /// Value ignored: the kernel published a preemption deadline earlier than the armed one
+    /// (`HostChannel`). The apus VMM registers it as an ioeventfd: no exit to the VMM's
+    /// process, its preemption timer thread wakes and re-arms.
+    case deadline = 0x28
 }
 
 /// The streams a console request can name.
@@ -565,6 +571,71 @@ public struct GuestState: Equatable, Sendable {
     }
 }
 
+/// The live channel between the VMM and the kernel, in the boot info page at `offset`: words
+/// both sides read and write while the VM runs, without a VM exit. The apus VMM uses all of
+/// it; under QEMU (serial console) host signals arrive as `SerialFrame.Kind.signal` frames
+/// instead and the preemption fields stay zero (the LAPIC timer preempts there).
+///
+///   +0x00 pendingSignals u64   host signals for the guest, bit n-1 for signal n: the VMM ORs
+///                              bits in (only while the vCPU is stopped), the kernel takes them
+///                              with an atomic exchange and sends them to pid 1
+///   +0x08 deadline u64         TSC value at which the kernel wants the running app code
+///                              interrupted (a timer, the end of a time slice; 0: never); the
+///                              kernel writes it on every return to app code
+///   +0x10 armed u64            the deadline the VMM's preemption timer is set for (0: none),
+///                              written by the VMM; the kernel rings `Doorbell.deadline` when it
+///                              publishes an earlier deadline than this, or any with none armed
+///   +0x18 entry u64            virtual address of the kernel's preemption entry (0: the kernel
+///                              takes no preemption), written once at boot
+///   +0x20 saveArea u64         guest-physical address of `PreemptedRegisters.size` bytes where
+///                              the VMM stores the interrupted app registers before entering
+///   +0x28 kernelActive u64     guest-physical address of the kernel's "kernel is running" byte
+///   +0x30 kernelTextStart u64  virtual range of the kernel's text: the VMM never redirects a
+///   +0x38 kernelTextEnd u64    vCPU stopped there (entry and exit paths run with the flag clear)
+///   +0x40 preemptions u64      redirects so far (the VMM counts; `--timings` reports them)
+///   +0x48 inputWaiting u64     set by the kernel when a guest thread waits for host stdin
+///                              (then it rings `Doorbell.deadline`); the VMM watches stdin,
+///                              and when it is readable clears this, sets `eventInputReady`
+///                              and stops the vCPU
+///   +0x50 windowSize u64       the host terminal's rows (bits 0-15) and columns (16-31) with -t
+///   +0x58 events u64           bit 0: window size changed, bit 1: stdin became readable
+///                              (VMM sets, kernel exchanges)
+///   +0x60 appFault u64         a signal the app's instruction raised where only the VMM saw
+///                              it (`hlt` in app code on pvm: SIGSEGV), set with a redirect
+///   +0x68 end
+public enum HostChannel {
+    public static let offset = 0x200
+    public static let pendingSignals = 0x00
+    public static let deadline = 0x08
+    public static let armed = 0x10
+    public static let entry = 0x18
+    public static let saveArea = 0x20
+    public static let kernelActive = 0x28
+    public static let kernelTextStart = 0x30
+    public static let kernelTextEnd = 0x38
+    public static let preemptions = 0x40
+    public static let inputWaiting = 0x48
+    public static let windowSize = 0x50
+    public static let events = 0x58
+    public static let appFault = 0x60
+    public static let size = 0x68
+    public static let eventWindowChanged: UInt64 = 1 << 0
+    public static let eventInputReady: UInt64 = 1 << 1
+
+    /// The host signals the VMM forwards to pid 1: SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2,
+    /// SIGTERM, SIGWINCH.
+    public static let forwardedSignals: [Int32] = [1, 2, 3, 10, 12, 15, 28]
+}
+
+/// The app registers the VMM saves when it redirects the vCPU into the kernel's preemption
+/// entry: the kernel's syscall frame layout (arch/entry.S), all 15 general registers as they
+/// were (rcx and r11 included), then rip, cs, rflags, rsp, ss.
+public enum PreemptedRegisters {
+    public static let size = 160
+    /// Word order: r15 r14 r13 r12 rbp rbx r9 r8 r10 rdx rsi rdi rax rcx r11 rip cs rflags rsp ss.
+    public static let wordCount = 20
+}
+
 /// TSC stamps the kernel records in the boot info page for `apus run --timings`.
 /// Zero means "not reached".
 public struct Timeline: Equatable, Sendable {
@@ -638,6 +709,8 @@ public enum SerialFrame {
         case stderr = 2
         case kernel = 3
         case panic = 4
+        /// Host → guest: one byte, a host signal for pid 1 (QEMU launcher).
+        case signal = 5
         case exit = 0xFF
     }
 

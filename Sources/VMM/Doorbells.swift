@@ -5,7 +5,8 @@ import GuestABI
 public protocol ConsoleSink {
     mutating func write(_ stream: ConsoleStream, _ bytes: UnsafeRawBufferPointer)
     /// One read from the host's stdin: bytes read (0 at end of file) or a negative errno.
-    mutating func readStdin(into buffer: UnsafeMutableRawBufferPointer) -> Int
+    /// `nonblocking`: -EAGAIN at once when stdin has nothing to read yet.
+    mutating func readStdin(into buffer: UnsafeMutableRawBufferPointer, nonblocking: Bool) -> Int
     /// Sleeps on the host for the guest (returns early when a signal interrupts it).
     mutating func sleep(nanoseconds: UInt64)
 }
@@ -32,6 +33,10 @@ public func handleDoorbell<Sink: ConsoleSink>(offset: UInt64, value: UInt64, mem
     case .sleep:
         sink.sleep(nanoseconds: value)
         return .resume
+    case .deadline:
+        // Normally an ioeventfd that never reaches here; as an exit, the run loop wakes the
+        // clock thread itself.
+        return .resume
     case .console, .panic, .stdinRead:
         // A stdin read writes the answer and the data: both must be in writable memory.
         let writes = doorbell == .stdinRead
@@ -52,7 +57,7 @@ public func handleDoorbell<Sink: ConsoleSink>(offset: UInt64, value: UInt64, mem
         case .panic:
             return .panic(GuestText.decode(UnsafeRawBufferPointer(buffer), limit: GuestText.panicLimit))
         default:
-            let n = sink.readStdin(into: buffer)
+            let n = sink.readStdin(into: buffer, nonblocking: request.stream == 1)
             var answer = request
             if n >= 0 {
                 answer.stream = 0

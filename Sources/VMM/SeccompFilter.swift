@@ -96,6 +96,8 @@ public enum SeccompFilter {
     static let futexRealtime = CKVM_FUTEX_CLOCK_REALTIME
     /// glibc's set-id signal (SIGRTMIN + 1), which it uses to run set*id on every thread.
     static let glibcSetXIDSignal: UInt32 = 33
+    /// The clock thread's kick (`ckvm_kick_signal`, SIGRTMIN + 2 in glibc).
+    static let kickSignal = UInt32(ckvm_kick_signal())
 
     /// The table, in syscall-number order (x86-64 numbers, the ABI's; `SeccompFilterTests`
     /// checks each against its name).
@@ -118,14 +120,16 @@ public enum SeccompFilter {
             Value(CKVM_RUN, "KVM_RUN"),
             Value(CKVM_IOEVENTFD, "KVM_IOEVENTFD"),
             Value(CKVM_GET_REGS, "KVM_GET_REGS"),
+            Value(CKVM_SET_REGS, "KVM_SET_REGS"),
             Value(CKVM_IRQFD, "KVM_IRQFD"),
             Value(CKVM_IRQ_LINE, "KVM_IRQ_LINE"),
         ]), reason: """
             vCPU: KVM_RUN; KVM_IOEVENTFD when the virtio-net driver's notifies move into the \
             kernel (and their removal at teardown); KVM_GET_REGS for the rip/rsp of a failure \
-            report; KVM_IRQFD removal and KVM_IRQ_LINE for a VM that takes interrupts (not seen: \
+            report and, with KVM_SET_REGS (rip and rflags only), a preemption of app code \
+            (Preemption.swift); KVM_IRQFD removal and KVM_IRQ_LINE for a VM that takes interrupts (not seen: \
             the CLI's VMs take none). No new VM, \
-            vCPU or memory region, no register, MSR or CPUID change once the guest runs
+            vCPU or memory region, no MSR, CPUID or special-register change once the guest runs
             """),
         Rule("mremap", 25, reason: "runtime: realloc of a large block (not seen in the traces)"),
         Rule("madvise", 28, reason: "runtime: the allocator returning pages (MADV_DONTNEED)"),
@@ -159,8 +163,8 @@ public enum SeccompFilter {
         Rule("clock_gettime", 228, reason: "both: monotonic time (the vDSO answers it, so not seen in the traces; this is its fallback)"),
         Rule("clock_nanosleep", 230, reason: "vCPU: the sleep doorbell without a network (nanosleep); I/O: the pause after a failed poll (usleep)"),
         Rule("exit_group", 231, reason: "vCPU: apus's exit; the SIGSYS report"),
-        Rule("tgkill", 234, .oneOf(argument: 2, [Value(SIGABRT, "SIGABRT")]),
-             reason: "runtime: abort() raising SIGABRT on a fatal error, so that the failure is the runtime's report (not seen in the traces)"),
+        Rule("tgkill", 234, .oneOf(argument: 2, [Value(SIGABRT, "SIGABRT"), Value(kickSignal, "SIGRTMIN+2")]),
+             reason: "runtime: abort() raising SIGABRT on a fatal error, so that the failure is the runtime's report (not seen in the traces); clock thread: the kick that stops the vCPU's KVM_RUN for a preemption"),
         Rule("openat", 257, action: .fail(EACCES), reason: """
             runtime: the VMM opens no file once the guest runs, but glibc's malloc reads \
             /proc/sys/vm/overcommit_memory the first time a thread's heap shrinks and copes with \
@@ -168,6 +172,7 @@ public enum SeccompFilter {
             """),
         Rule("ppoll", 271, reason: "I/O: the loop's wait; vCPU: the sleep doorbell with a network"),
         Rule("set_robust_list", 273, reason: "runtime: thread start"),
+        Rule("timerfd_settime", 286, reason: "clock thread: sleeping until the guest's preemption deadline"),
         Rule("accept4", 288, reason: "I/O: connections to published ports"),
         Rule("getrandom", 318, reason: "runtime: the Swift hashing seed when a process first hashes after setup (not seen in the traces)"),
         Rule("rseq", 334, reason: "runtime: thread start (glibc registers restartable sequences)"),

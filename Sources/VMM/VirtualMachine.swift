@@ -17,6 +17,22 @@ public enum VMMError: Error {
     case stackOverflow(rip: UInt64, rsp: UInt64)
     /// The sandbox could not be entered (Sandbox.swift).
     case sandbox(String)
+    /// The user ended the VM from the host: a second Ctrl-C, or the program still ran
+    /// `--stop-timeout` after SIGTERM. `status` is apus's exit status (128 + the signal).
+    case stoppedFromHost(String, status: Int32)
+
+    /// What apus says when `--stop-timeout` ran out (both VMMs).
+    public static func stopTimeoutMessage(milliseconds: UInt64) -> String {
+        let fraction = milliseconds % 1000
+        var seconds = String(milliseconds / 1000)
+        if fraction != 0 {
+            var digits = String(fraction)
+            while digits.count < 3 { digits = "0" + digits }
+            while digits.hasSuffix("0") { digits.removeLast() }
+            seconds += "." + digits
+        }
+        return "the program did not exit within \(seconds) s of SIGTERM (--stop-timeout): the VM was stopped"
+    }
 
     public var message: String {
         switch self {
@@ -29,6 +45,7 @@ public enum VMMError: Error {
         case .stackOverflow(let rip, let rsp):
             return "program killed by SIGSEGV: stack overflow (rsp 0x\(String(rsp, radix: 16)) below the stack) at rip 0x\(String(rip, radix: 16))"
         case .sandbox(let why): return why
+        case .stoppedFromHost(let why, _): return why
         }
     }
 }
@@ -80,6 +97,11 @@ public struct VMConfiguration {
     public var network: NetworkConfiguration? = nil
     /// What the VMM gives up before the first KVM_RUN (Sandbox.swift); nil: nothing.
     public var sandbox: SandboxPolicy? = nil
+    /// Host signals (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1/2, SIGWINCH) go to pid 1 in the
+    /// guest instead of ending apus; a second SIGINT ends the VM, and so does
+    /// `stopTimeoutMilliseconds` after SIGTERM.
+    public var forwardHostSignals = false
+    public var stopTimeoutMilliseconds: UInt64 = 10_000
     /// Where the kernel's mappings go (GuestABI's `KernelLayout`); nil: a random one per boot
     /// from the host's getrandom. Tests that hand-assemble a kernel fix it.
     public var kernelLayout: KernelLayout? = nil
@@ -127,6 +149,14 @@ public final class VirtualMachine {
     public var timeline = RunTimeline()
     /// The virtio-net device when the configuration has a network (NetworkDevice.swift).
     public private(set) var networkDevice: NetworkDevice? = nil
+    /// The live channel with the kernel and the thread that keeps its deadlines (Preemption.swift).
+    var channel: HostChannelView? = nil
+    var clock: GuestClock? = nil
+    var stopTimeoutNanos: UInt64 = 0
+    /// Guest TSC minus host TSC (wrapping).
+    var guestTSCOffset: UInt64 = 0
+    /// Preemptions done (redirects into the kernel), for --timings.
+    public private(set) var preemptions = 0
 
     public init() throws(VMMError) {
         let fd = open("/dev/kvm", O_RDWR | O_CLOEXEC)
@@ -228,10 +258,17 @@ public final class VirtualMachine {
 
         if config.timeoutMilliseconds > 0 { _ = ckvm_arm_watchdog(run, config.timeoutMilliseconds) }
         defer { if config.timeoutMilliseconds > 0 { ckvm_disarm_watchdog() } }
+        try prepareHostChannel(config)
+        defer {
+            clock?.stop()
+            clock = nil
+            ckvm_stop_forwarding()
+        }
         if let sandbox = config.sandbox {
             timeline.sandbox = try Sandbox.enter(sandbox)
             timeline.sandboxed = monotonicNanos()
         }
+        try clock?.start()
         if !(config.network?.startsOnDemand ?? false) { try networkDevice?.start() }
         timeline.firstRun = monotonicNanos()
         timeline.firstRunTSC = info.bootTSC
@@ -420,14 +457,101 @@ public final class VirtualMachine {
         guard r == 0 else { throw .kvmCall("KVM_SET_REGS", -r) }
     }
 
+    /// The channel, the host signal handlers and the clock thread (started after the sandbox).
+    private func prepareHostChannel(_ config: VMConfiguration) throws(VMMError) {
+        guard let run, let view = HostChannelView(memory: memory) else { return }
+        channel = view
+        stopTimeoutNanos = config.stopTimeoutMilliseconds &* 1_000_000
+        if config.forwardHostSignals {
+            let r = HostChannel.forwardedSignals.withUnsafeBufferPointer {
+                ckvm_forward_host_signals(run, $0.baseAddress, Int32($0.count))
+            }
+            guard r == 0 else { throw .kvmCall("sigaction (host signals)", -r) }
+        }
+        // The kernel's deadline doorbell as an ioeventfd: it wakes the clock thread with no
+        // exit to this process. Without one (an old host), the doorbell is an MMIO exit the
+        // run loop answers the same way.
+        let wake = ckvm_eventfd()
+        guard wake >= 0 else { throw .kvmCall("eventfd", -wake) }
+        let timer = ckvm_timerfd_create()
+        guard timer >= 0 else { close(wake); throw .kvmCall("timerfd_create", -timer) }
+        _ = ckvm_ioeventfd(vm, GuestABI.doorbellAddress.raw + Doorbell.deadline.rawValue, 8, 0, wake, 1)
+        // The guest's TSC runs at the host's rate from its own origin (KVM gives each VM an
+        // offset): the kernel's deadlines are guest TSC values.
+        var guestTSC: UInt64 = 0
+        let before = ckvm_rdtsc()
+        let r = ckvm_get_msr(vcpu, 0x10, &guestTSC)
+        let after = ckvm_rdtsc()
+        guestTSCOffset = r == 1 ? guestTSC &- (before / 2 &+ after / 2) : 0
+        clock = GuestClock(channel: view, wakeFD: wake, timerFD: timer, vcpuThread: pthread_self(),
+                           tscKHz: timeline.tscKHz, guestTSCOffset: guestTSCOffset)
+    }
+
+    /// After a host signal or a kick: signals go into the channel, a second Ctrl-C or an
+    /// expired stop timeout ends the VM, and app code is interrupted when the kernel has
+    /// something due (a signal to deliver, its deadline).
+    private func serviceHost() throws(VMMError) {
+        guard let channel else { return }
+        let bits = ckvm_take_host_signals()
+        if bits != 0 {
+            if ckvm_host_interrupts() >= 2 {
+                throw .stoppedFromHost("interrupted twice: the VM was stopped", status: 128 + SIGINT)
+            }
+            if bits & (1 << UInt64(SIGTERM - 1)) != 0 && stopTimeoutNanos > 0 {
+                clock?.setStopDeadline(afterNanoseconds: stopTimeoutNanos)
+            }
+            channel.or(HostChannel.pendingSignals, bits)
+        }
+        if clock?.stopExpired == true {
+            throw .stoppedFromHost(VMMError.stopTimeoutMessage(milliseconds: stopTimeoutNanos / 1_000_000), status: 128 + SIGKILL)
+        }
+        let pending = channel.load(HostChannel.pendingSignals) != 0 || channel.load(HostChannel.events) != 0
+        let deadline = channel.load(HostChannel.deadline)
+        guard pending || (deadline != 0 && deadline <= ckvm_rdtsc() &+ guestTSCOffset) else { return }
+        if !redirectToKernel(fault: 0) && pending { clock?.recheckSignals() }
+    }
+
+    /// Stops app code and enters the kernel's preemption entry (HostChannel): the app's
+    /// registers go to the kernel's save area, rip to the entry. Only when the vCPU is in app
+    /// code: the kernel's "active" byte clear and rip outside the kernel's text (its entry and
+    /// exit paths run with the byte clear). Returns whether it redirected.
+    private func redirectToKernel(fault: UInt64) -> Bool {
+        guard let channel else { return false }
+        let entry = channel.load(HostChannel.entry)
+        guard entry != 0,
+              let active = memory.bytes(at: PhysicalAddress(channel.load(HostChannel.kernelActive)), count: 1),
+              active[0] == 0,
+              let save = memory.bytes(at: PhysicalAddress(channel.load(HostChannel.saveArea)),
+                                      count: UInt64(PreemptedRegisters.size), writable: true)
+        else { return false }
+        var regs = kvm_regs()
+        guard ckvm_ioctl_ptr(vcpu, CKVM_GET_REGS, &regs) == 0 else { return false }
+        if regs.rip >= channel.load(HostChannel.kernelTextStart) && regs.rip < channel.load(HostChannel.kernelTextEnd) {
+            return false
+        }
+        let words: [UInt64] = [regs.r15, regs.r14, regs.r13, regs.r12, regs.rbp, regs.rbx, regs.r9, regs.r8,
+                               regs.r10, regs.rdx, regs.rsi, regs.rdi, regs.rax, regs.rcx, regs.r11,
+                               regs.rip, UInt64(SegmentLayout.userCode), regs.rflags, regs.rsp, UInt64(SegmentLayout.userData)]
+        for (i, word) in words.enumerated() { save.writeLE(word, at: i * 8) }
+        if fault != 0 { channel.store(HostChannel.appFault, fault) }
+        regs.rip = entry
+        regs.rflags = 0x2
+        guard ckvm_ioctl_ptr(vcpu, CKVM_SET_REGS, &regs) == 0 else { return false }
+        preemptions += 1
+        channel.store(HostChannel.preemptions, UInt64(preemptions))
+        return true
+    }
+
     private func runLoop<Sink: ConsoleSink>(sink: inout Sink, timeout: UInt64) throws(VMMError) -> ExitStatus {
         guard let run else { throw .unexpectedExit("no vCPU") }
         var rejections = 0
         while true {
+            if ckvm_take_attention() != 0 { try serviceHost() }
             let r = ckvm_ioctl_ptr(vcpu, CKVM_RUN, nil)
             timeline.exitCount += 1
             if r < 0 {
                 if -r == EINTR || -r == EAGAIN {
+                    run.pointee.immediate_exit = 0
                     if ckvm_watchdog_fired() != 0 { throw .timedOut(timeout) }
                     continue
                 }
@@ -457,6 +581,10 @@ public final class VirtualMachine {
                 withUnsafeBytes(of: mmio.data) { bytes in
                     for i in 0..<Int(min(mmio.len, 8)) { value |= UInt64(bytes[i]) << UInt64(i * 8) }
                 }
+                if mmio.phys_addr - doorbellBase == Doorbell.deadline.rawValue {
+                    clock?.deadlineChanged()
+                    continue
+                }
                 if let device = networkDevice, mmio.phys_addr - doorbellBase == Doorbell.sleep.rawValue {
                     // Idle with a network: an interrupt for a frame must end the sleep.
                     device.sleep(nanoseconds: value)
@@ -472,6 +600,8 @@ public final class VirtualMachine {
                     if rejections <= 3 { warn("bad request from the guest: \(why)") }
                 }
             case KVM_EXIT_HLT:
+                // `hlt` in app code (pvm emulates it for any code): Linux raises SIGSEGV there.
+                if redirectToKernel(fault: UInt64(SIGSEGV)) { continue }
                 throw .unexpectedExit("the guest halted with interrupts disabled")
             case KVM_EXIT_SHUTDOWN:
                 throw .unexpectedExit("the guest triple-faulted at rip 0x\(String(currentRIP(), radix: 16)) (an exception the kernel could not handle, e.g. the app's stack overflowed)")
@@ -482,6 +612,7 @@ public final class VirtualMachine {
             case KVM_EXIT_IO:
                 throw .unexpectedExit("port I/O to 0x\(String(run.pointee.io.port, radix: 16)) (the kernel used the wrong platform)")
             case KVM_EXIT_INTR:
+                run.pointee.immediate_exit = 0
                 if ckvm_watchdog_fired() != 0 { throw .timedOut(timeout) }
                 continue
             default:

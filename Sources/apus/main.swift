@@ -49,6 +49,11 @@ struct Run: ParsableCommand {
             apus exits with its exit status (128+N when signal N killed it, 139 after a crash, \
             with a crash report on stderr). The program's stdin is apus's stdin.
 
+            Signals sent to apus (SIGINT from Ctrl-C, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, \
+            SIGWINCH) are delivered to the program (pid 1 in the VM), which may handle or \
+            ignore them as on Linux. A second Ctrl-C stops the VM (130); so does \
+            --stop-timeout after SIGTERM (137).
+
             Options go before PROGRAM; everything after PROGRAM is passed to it (a "--" right \
             after PROGRAM is dropped: it only separates). The program sees exactly the --env \
             variables, nothing of apus's own environment. An image runs with its stored \
@@ -93,6 +98,12 @@ struct Run: ParsableCommand {
 
     @Option(help: ArgumentHelp("Stop the VM after this many seconds (0: no limit).", valueName: "SECONDS"))
     var timeout: Double = 0
+
+    @Option(name: .customLong("stop-timeout"),
+            help: ArgumentHelp("""
+                After SIGTERM reaches apus (and the program, pid 1 in the VM), stop the VM if the                 program is still running this many seconds later (default 10, like docker stop;                 0: wait for ever). A second Ctrl-C stops the VM at once.
+                """, valueName: "SECONDS"))
+    var stopTimeout: Double = 10
 
     @Option(name: [.customShort("v"), .customLong("volume")],
             help: ArgumentHelp("""
@@ -143,7 +154,12 @@ struct Run: ParsableCommand {
                                           memory: memory ?? "", vmm: vmm, timings: timings, timeout: timeout,
                                           trace: trace, hostname: hostname, volumes: volumes,
                                           workdir: workdir, network: network, publish: publish).get()
-        throw ExitCode(runProgram(options, startNanos: startNanos))
+        var withStop = options
+        guard stopTimeout >= 0, stopTimeout.isFinite, stopTimeout <= RunOptions.maxTimeoutSeconds else {
+            throw usageError("--stop-timeout \(stopTimeout): expected seconds ≥ 0")
+        }
+        withStop.stopTimeoutSeconds = stopTimeout
+        throw ExitCode(runProgram(withStop, startNanos: startNanos))
     }
 }
 

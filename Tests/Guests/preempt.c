@@ -1,7 +1,6 @@
 /* preempt: two threads that never make a syscall while they wait for each other — each spins
  * on a flag the other sets — finish only if the kernel preempts a thread spinning in user
- * code (the native platform's timer slice). Under the apus VMM on pvm there is no such
- * interrupt, so this guest runs only natively and under QEMU. */
+ * code (the native platform's timer slice; on pvm the VMM's redirect at the slice's end). */
 #include "common.h"
 #include <pthread.h>
 #include <stdatomic.h>

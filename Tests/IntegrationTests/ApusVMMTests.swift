@@ -104,5 +104,13 @@ final class ApusVMMTests: XCTestCase {
     // The VMM's sandbox (SandboxCases.swift).
     func testSandboxStopsAForbiddenCall() throws { try matrix.sandboxStopsAForbiddenCall() }
     func testSandboxIsOnByDefault() throws { try matrix.sandboxIsOnByDefault() }
+    func testInterruptsWithoutSyscalls() throws { try matrix.interruptsWithoutSyscalls() }
+    func testPrivilegedInstruction() throws { try matrix.privilegedInstruction() }
+    func testGoPreemption() throws { try matrix.goPreemption() }
+    func testHostSignalWakesPause() throws { try matrix.hostSignalWakesPause() }
+    func testHostSignalInterruptsSpinning() throws { try matrix.hostSignalInterruptsSpinning() }
+    func testHostSignalDefaultsAndForcedStops() throws { try matrix.hostSignalDefaultsAndForcedStops() }
+    func testGoServerGracefulShutdown() throws { try matrix.goServerGracefulShutdown() }
+    func testPreemption() throws { try matrix.preemption() }
     func testRunsAsAnOrdinaryUser() throws { try matrix.runsAsAnOrdinaryUser() }
 }

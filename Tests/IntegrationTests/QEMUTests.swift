@@ -99,4 +99,11 @@ final class QEMUTests: XCTestCase {
     func testNetNginx() throws { try matrix.netNginx() }
     func testNetNginxMasterWorkers() throws { try matrix.netNginxMasterWorkers() }
     func testNetPublishErrors() throws { try matrix.netPublishErrors() }
+    func testInterruptsWithoutSyscalls() throws { try matrix.interruptsWithoutSyscalls() }
+    func testPrivilegedInstruction() throws { try matrix.privilegedInstruction() }
+    func testGoPreemption() throws { try matrix.goPreemption() }
+    func testHostSignalWakesPause() throws { try matrix.hostSignalWakesPause() }
+    func testHostSignalInterruptsSpinning() throws { try matrix.hostSignalInterruptsSpinning() }
+    func testHostSignalDefaultsAndForcedStops() throws { try matrix.hostSignalDefaultsAndForcedStops() }
+    func testGoServerGracefulShutdown() throws { try matrix.goServerGracefulShutdown() }
 }

@@ -14,7 +14,7 @@ struct RecordingConsole: ConsoleSink {
     var slept: [UInt64] = []
     mutating func sleep(nanoseconds: UInt64) { slept.append(nanoseconds) }
 
-    mutating func readStdin(into buffer: UnsafeMutableRawBufferPointer) -> Int {
+    mutating func readStdin(into buffer: UnsafeMutableRawBufferPointer, nonblocking: Bool) -> Int {
         let n = min(buffer.count, input.count)
         buffer.copyBytes(from: input.prefix(n))
         input.removeFirst(n)

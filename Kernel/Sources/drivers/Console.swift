@@ -18,6 +18,11 @@ enum Console {
     nonisolated(unsafe) static var fill: (Int, Int) = (0, 0)
     nonisolated(unsafe) static var lastStream: ConsoleStream = .stdout
     nonisolated(unsafe) static var ready = false
+    /// When the oldest unflushed app byte was written (monotonic ns; 0: nothing buffered).
+    /// Output a program wrote before computing for a long time reaches the host within
+    /// `flushLatency`: preemptions (and the native timer tick) flush buffers that old.
+    nonisolated(unsafe) static var bufferedSince: UInt64 = 0
+    static let flushLatency: UInt64 = 50_000_000
 
     static func useDoorbells() { backend = .doorbell }
     static func useSerial() {
@@ -66,6 +71,7 @@ enum Console {
             send(.kernel, bytes)
             return
         }
+        if bufferedSince == 0 && !bytes.isEmpty { bufferedSince = max(Clock.monotonicNanos, 1) }
         var remaining = bytes
         while !remaining.isEmpty {
             let used = stream == .stdout ? fill.0 : fill.1
@@ -86,7 +92,13 @@ enum Console {
         let base = stream == .stdout ? buffers.0 : buffers.1
         send(stream, UnsafeRawBufferPointer(start: directMap(base), count: used))
         if stream == .stdout { fill.0 = 0 } else { fill.1 = 0 }
+        if fill.0 == 0 && fill.1 == 0 { bufferedSince = 0 }
         publishFill()
+    }
+
+    /// Flushes output that has waited `flushLatency` or longer.
+    static func flushIfOld() {
+        if bufferedSince != 0 && Clock.monotonicNanos &- bufferedSince >= flushLatency { flushAll() }
     }
 
     static func flushAll() {
@@ -123,23 +135,82 @@ enum Console {
         }
     }
 
-    /// One read from the host's stdin (blocking until data or end of file). On QEMU there is
-    /// no input channel: stdin is empty there.
+    /// One read from the host's stdin (blocking until data or end of file): a doorbell on the
+    /// apus VMM, framed serial input under QEMU.
     static func readStdin(into out: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
         guard out.count > 0 else { return 0 }
         flushAll()  // the app may be prompting
-        guard backend == .doorbell else { return Serial.readStdin(into: out) }
+        guard backend == .doorbell else { return try Serial.readStdin(into: out) }
         let page = directMap(requestPage)
         let room = min(out.count, 4096 - ConsoleRequest.size)
         let request = UnsafeMutableRawBufferPointer(start: page, count: ConsoleRequest.size)
         ConsoleRequest(stream: 0, length: UInt32(room), buffer: requestPage + UInt64(ConsoleRequest.size))
             .encode(into: request)
-        ring(.stdinRead, requestPage.raw)
-        let answer = ConsoleRequest(decoding: UnsafeRawBufferPointer(request))
+        var answer: ConsoleRequest
+        while true {
+            ring(.stdinRead, requestPage.raw)
+            answer = ConsoleRequest(decoding: UnsafeRawBufferPointer(request))
+            // A host signal ended the host's read: raise it; the read goes on unless the
+            // caller has a signal to take now (then EINTR, as a read on Linux).
+            guard answer.stream == UInt32(Errno.EINTR.rawValue) else { break }
+            if HostEvents.takeSignals() && SysSignal.hasDeliverable(Scheduler.current) { throw .EINTR }
+            ConsoleRequest(stream: 0, length: UInt32(room), buffer: requestPage + UInt64(ConsoleRequest.size))
+                .encode(into: request)
+        }
         if answer.stream != 0 { throw Errno(Int32(truncatingIfNeeded: answer.stream)) }
         let n = min(Int(answer.length), room)
         out.copyMemory(from: UnsafeRawBufferPointer(start: page + ConsoleRequest.size, count: n))
         return n
+    }
+
+    /// Threads wait for host stdin (a blocking read found nothing): `checkInput` wakes them.
+    nonisolated(unsafe) static var inputWaiters = false
+
+    /// What host stdin has now, without waiting: bytes read, 0 at its end, nil when nothing
+    /// has arrived yet. The app's buffered output goes first (it may be a prompt).
+    static func readStdinNow(into out: UnsafeMutableRawBufferPointer) throws(Errno) -> Int? {
+        guard out.count > 0 else { return 0 }
+        flushAll()
+        guard backend == .doorbell else { return Serial.readStdinNow(into: out) }
+        let page = directMap(requestPage)
+        let room = min(out.count, 4096 - ConsoleRequest.size)
+        let request = UnsafeMutableRawBufferPointer(start: page, count: ConsoleRequest.size)
+        ConsoleRequest(stream: 1, length: UInt32(room), buffer: requestPage + UInt64(ConsoleRequest.size))
+            .encode(into: request)
+        ring(.stdinRead, requestPage.raw)
+        let answer = ConsoleRequest(decoding: UnsafeRawBufferPointer(request))
+        if answer.stream == UInt32(Errno.EAGAIN.rawValue) || answer.stream == UInt32(Errno.EINTR.rawValue) { return nil }
+        if answer.stream != 0 { throw Errno(Int32(truncatingIfNeeded: answer.stream)) }
+        let n = min(Int(answer.length), room)
+        out.copyMemory(from: UnsafeRawBufferPointer(start: page + ConsoleRequest.size, count: n))
+        return n
+    }
+
+    /// The running thread will wait for host stdin: the host is asked to say when it has
+    /// some (`HostChannel.inputWaiting`; under QEMU the serial line is polled anyway).
+    static func waitForInput() {
+        guard !inputWaiters else { return }
+        inputWaiters = true
+        guard backend == .doorbell else { return }
+        _ = arch_exchange64(HostEvents.channel &+ UInt64(HostChannel.inputWaiting), 1)
+        ring(.deadline, 0)
+    }
+
+    /// Wakes the stdin waiters when input arrived (idle loop, preemption, timer tick).
+    static func checkInput() {
+        guard inputWaiters else { return }
+        let arrived: Bool
+        if backend == .doorbell {
+            let events = HostEvents.channel &+ UInt64(HostChannel.events)
+            arrived = arch_load64(events) & HostChannel.eventInputReady != 0
+            if arrived { _ = arch_exchange64(events, arch_load64(events) & ~HostChannel.eventInputReady) }
+        } else {
+            Serial.pollInput()
+            arrived = Serial.inputAvailable
+        }
+        guard arrived else { return }
+        inputWaiters = false
+        Scheduler.wakeRestartingWaiters()
     }
 
     /// Sends bytes to the host now, in pieces the transport allows.
@@ -234,28 +305,86 @@ enum Serial {
         for b in payload { put(b) }
     }
 
-    nonisolated(unsafe) static var inputRemaining = 0
+    /// Host → guest frames (the QEMU launcher's `SerialFrame`s on COM1), parsed as bytes
+    /// arrive: stdin data is kept for `readStdin`, a signal frame is queued for pid 1, the
+    /// exit frame ends stdin. Bytes are taken whenever the kernel polls (idle loop, timer
+    /// tick, stdin reads); data beyond `inputLimit` unread bytes is left in QEMU (which then
+    /// holds the rest of the stream, signal frames behind it included) until the app reads.
+    nonisolated(unsafe) static var input: [UInt8] = []
+    nonisolated(unsafe) static var inputStart = 0
     nonisolated(unsafe) static var inputEnded = false
+    nonisolated(unsafe) static var header: (count: Int, kind: UInt8, length: Int) = (0, 0, 0)
+    nonisolated(unsafe) static var payloadLeft = 0
+    static let inputLimit = 64 << 10
 
     static func get() -> UInt8 {
         while arch_inb(port + 5) & 0x01 == 0 { arch_pause() }
         return arch_inb(port)
     }
 
-    /// The app's stdin, framed by the QEMU launcher: returns what one data frame still holds
-    /// (up to `out.count`), 0 once the end-of-file frame arrived.
-    static func readStdin(into out: UnsafeMutableRawBufferPointer) -> Int {
-        while inputRemaining == 0 {
-            if inputEnded { return 0 }
-            while get() != SerialFrame.marker {}
-            let kind = get()
-            let length = Int(get()) | Int(get()) << 8
-            if kind == SerialFrame.Kind.exit.rawValue { inputEnded = true }
-            inputRemaining = length
+    /// Takes every byte COM1 has now (QEMU only; no-op on the doorbell console).
+    static func pollInput() {
+        guard Console.backend == .serial else { return }
+        while input.count - inputStart < inputLimit && arch_inb(port + 5) & 0x01 != 0 {
+            take(arch_inb(port))
         }
-        let n = min(out.count, inputRemaining)
-        for i in 0..<n { out[i] = get() }
-        inputRemaining -= n
+    }
+
+    private static func take(_ byte: UInt8) {
+        if payloadLeft > 0 {
+            payloadLeft -= 1
+            if header.kind == SerialFrame.Kind.signal.rawValue {
+                HostEvents.queueSerialSignal(byte)
+            } else if header.kind != SerialFrame.Kind.exit.rawValue {
+                input.append(byte)
+            }
+            return
+        }
+        switch header.count {
+        case 0:
+            if byte == SerialFrame.marker { header = (1, 0, 0) }
+        case 1:
+            header = (2, byte, 0)
+        case 2:
+            header.length = Int(byte)
+            header.count = 3
+        default:
+            header.length |= Int(byte) << 8
+            header.count = 0
+            payloadLeft = header.length
+            if header.kind == SerialFrame.Kind.exit.rawValue { inputEnded = true }
+        }
+    }
+
+    /// Whether a read would return now (data, or the end of stdin).
+    static var inputAvailable: Bool { input.count > inputStart || (inputEnded && payloadLeft == 0) }
+
+    /// What has arrived, without waiting (nil: nothing yet; 0: the end of stdin).
+    static func readStdinNow(into out: UnsafeMutableRawBufferPointer) -> Int? {
+        pollInput()
+        guard inputAvailable else { return nil }
+        return try? readStdin(into: out)
+    }
+
+    /// The app's stdin: what has arrived (up to `out.count`), waiting for some; 0 once the
+    /// end-of-file frame arrived and everything before it was read. A host signal for a
+    /// thread that can take it ends the wait with EINTR.
+    static func readStdin(into out: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
+        while input.count == inputStart {
+            if inputEnded && payloadLeft == 0 { return 0 }
+            pollInput()
+            if input.count == inputStart {
+                if HostEvents.takeSignals() && SysSignal.hasDeliverable(Scheduler.current) { throw .EINTR }
+                arch_pause()
+            }
+        }
+        let n = min(out.count, input.count - inputStart)
+        for i in 0..<n { out[i] = input[inputStart + i] }
+        inputStart += n
+        if inputStart == input.count {
+            input.removeAll(keepingCapacity: true)
+            inputStart = 0
+        }
         return n
     }
 

@@ -99,7 +99,14 @@ struct KernelHost: FileSystemHost {
                               nonblocking: Bool) throws(Errno) -> Int {
         if id >= KernelObjects.firstID { return try KernelObjects.read(id, into: buffer, nonblocking: nonblocking) }
         guard id == ConsoleID.stdin || id == ConsoleID.tty || id == ConsoleID.console else { throw .EBADF }
-        return try Console.readStdin(into: buffer)
+        // The host's stdin without blocking the VM: a reader with nothing to read waits like
+        // a pipe reader (other threads and processes run), and runs its read again when the
+        // host says input arrived.
+        if let n = try Console.readStdinNow(into: buffer) { return n }
+        if nonblocking { throw .EAGAIN }
+        Console.waitForInput()
+        Scheduler.blockCurrentRestarting(deadline: 0)
+        return 0
     }
 
     mutating func consoleWrite(_ id: UInt32, _ bytes: UnsafeRawBufferPointer, nonblocking: Bool) throws(Errno) -> Int {

@@ -57,6 +57,7 @@ func kernelMain(_ protocolRaw: UInt64, _ infoAddress: UInt64, _ directMapBase: U
     Files.addProcessDirectory(main.process.pid, executable: program.executablePath)
     main.process.commandLine = Process.argumentBytes(
         UnsafeRawBufferPointer(start: directMap(boot.argumentsAddress), count: Int(boot.argumentsSize)), count: Int(boot.argc))
+    HostEvents.initialize()
     Kernel.timeline.appEntry = arch_rdtsc()
     Kernel.publishTimeline()
     LocalAPIC.start()

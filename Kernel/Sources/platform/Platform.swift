@@ -145,7 +145,7 @@ enum PVHBoot {
 /// direct map, periodic mode, calibrated against the TSC at start) raises vector 32 every
 /// `Scheduler.sliceNanos` while app code runs (the kernel runs with interrupts off), so a
 /// thread spinning in user code is preempted. Not on pvm, where an interrupt in app code
-/// would be delivered on the app's stack (threads switch at syscalls only there).
+/// would be delivered on the app's stack: the VMM preempts there (`HostEvents`).
 enum LocalAPIC {
     static let timerVector: UInt32 = 32
     static let physicalBase: UInt64 = 0xfee0_0000

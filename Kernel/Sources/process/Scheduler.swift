@@ -53,10 +53,11 @@ final class Thread {
     }
 }
 
-/// Threads of every process on the one vCPU. Switches happen only at syscalls: a blocking call, sched_yield, a
-/// thread's exit, and any syscall made after the thread used up its time slice while another
-/// thread is runnable. On pvm an interrupt while app code runs would land on the app's stack,
-/// so a thread spinning in user code without syscalls is not preempted there.
+/// Threads of every process on the one vCPU. Switches happen at syscalls (a blocking call,
+/// sched_yield, a thread's exit, any syscall made after the thread used up its time slice
+/// while another thread is runnable) and at preemptions of app code: the native platform's
+/// LAPIC timer tick, and on pvm the VMM's redirect into `preempt_entry` at the deadline the
+/// kernel publishes (`HostEvents`), since an interrupt there would land on the app's stack.
 ///
 /// No thread ever blocks inside the kernel. The running thread's user state is the
 /// SyscallFrame at the top of the one kernel stack plus the fxsave image below it (see
@@ -77,6 +78,8 @@ enum Scheduler {
     /// first call's deadline (see `restartableDeadline`).
     nonisolated(unsafe) static var resumedDeadline: UInt64? = nil
     static let sliceNanos: UInt64 = 5_000_000
+    /// This call sent a signal to another process: a thread after this one runs next.
+    nonisolated(unsafe) static var runWokenNext = false
     /// Context switches so far (/proc/stat's ctxt).
     nonisolated(unsafe) static var switches: UInt64 = 0
 
@@ -114,6 +117,7 @@ enum Scheduler {
         // (A switch made after the last call's result was stored — a stop, a signal's
         // default action — leaves the flag set: it is about that call, not this one.)
         switched = false
+        runWokenNext = false
         resumedDeadline = current.resumeDeadline
         current.resumeDeadline = nil
     }
@@ -145,8 +149,13 @@ enum Scheduler {
     /// thread simply continues (the trap path resumes it).
     static func timerTick(_ trap: TrapFrame, fpuImage: UInt64) {
         Timers.check()
+        Serial.pollInput()
+        HostEvents.takeSignals()
+        Console.checkInput()
+        Console.flushIfOld()
+        let woke = wakeExpiredWaiters()
         let used = Clock.nanoseconds(ticks: (arch_rdtsc() &- sliceStartTSC) &- (Clock.idleTicks &- sliceStartIdle))
-        let due = used >= sliceNanos && threads.contains(where: { $0 !== current && $0.state == .runnable && !$0.process.stopped })
+        let due = (used >= sliceNanos || woke) && threads.contains(where: { $0 !== current && $0.state == .runnable && !$0.process.stopped })
         let me = current
         guard due || SysSignal.hasDeliverable(me) else { return }
         let frame = loadFrame(from: trap, fpuImage: fpuImage)
@@ -159,12 +168,33 @@ enum Scheduler {
         enter_user_with_fpu(frame.address)
     }
 
+    /// Where the running thread's slice ends, on the monotonic clock.
+    static var sliceEndNanos: UInt64 {
+        Clock.nanoseconds(ticks: sliceStartTSC &- Clock.monotonicBaseTSC) &+ sliceNanos
+    }
+
+    /// Waiting threads whose deadline passed become runnable (their call returns its timeout
+    /// result). Returns whether one did: a sleeper that wakes runs next, as Linux favours a
+    /// thread that slept over one that computes.
+    @discardableResult
+    static func wakeExpiredWaiters() -> Bool {
+        let now = Clock.monotonicNanos
+        var woke = false
+        for t in threads where t !== current && t.state == .waiting && t.deadline != 0 && t.deadline <= now {
+            wake(t, result: t.timeoutResult)
+            woke = true
+        }
+        return woke
+    }
+
     /// Called after a syscall finished without switching: if the thread has run a whole
     /// slice and another one can run, the other one goes next (the result is in the frame).
-    static func preemptIfSliceUsed() {
+    static func preemptIfSliceUsed(evenIfNot: Bool = false) {
+        let evenIfNot = evenIfNot || runWokenNext
+        runWokenNext = false
         guard threads.count > 1 else { return }
         let used = Clock.nanoseconds(ticks: (arch_rdtsc() &- sliceStartTSC) &- (Clock.idleTicks &- sliceStartIdle))
-        guard used >= sliceNanos, threads.contains(where: { $0 !== current && $0.state == .runnable && !$0.process.stopped }) else { return }
+        guard used >= sliceNanos || evenIfNot, threads.contains(where: { $0 !== current && $0.state == .runnable && !$0.process.stopped }) else { return }
         saveCurrent()
         runNext()
         switched = false
@@ -316,6 +346,9 @@ enum Scheduler {
         while true {
             Timers.check()
             Network.poll()
+            Serial.pollInput()
+            HostEvents.takeSignals()
+            Console.checkInput()
             let now = Clock.monotonicNanos
             var earliest = min(Timers.earliestMonotonic, Network.nextDeadline)
             for t in threads where t.state == .waiting && t.deadline != 0 {
@@ -329,21 +362,10 @@ enum Scheduler {
                     return
                 }
             }
-            // With a network device, a frame from outside can still wake a waiter.
-            guard earliest != UInt64.max || VirtioNet.present else { deadlock() }
+            // Every thread may wait with no deadline (pause, sigsuspend, a read of an idle
+            // socket): as on Linux that is waiting, not a deadlock. A host signal (Ctrl-C,
+            // `kill` of apus, `--stop-timeout`), a network frame or input ends the sleep.
             Clock.sleep(untilMonotonic: earliest)
         }
-    }
-
-    /// Every thread waits with no deadline: nothing can ever run again. Linux would hang
-    /// forever; a VM that cannot progress stops and says so.
-    private static func deadlock() -> Never {
-        var m = Message("apus: every thread of the program is blocked forever (")
-        m.decimal(threads.count)
-        m.append(" in ")
-        m.decimal(Processes.all.filter { !$0.isZombie }.count)
-        m.append(" processes, none can wake the others): stopping the VM")
-        Console.kernelLine(m)
-        Console.exit(.exited(UInt8(HostExitCode.vmFailure)))
     }
 }

@@ -184,6 +184,9 @@ enum SysSignal {
         if discards(signal, in: process) { return }
         process.pending.add(signal, info)
         sent &+= 1
+        // As on Linux with a CPU free for it: the signalled process acts on the signal before
+        // the sender goes on (a killed child dies before its killer waits for it).
+        if process !== Scheduler.current.process { Scheduler.runWokenNext = true }
         defer { Scheduler.wakeRestartingWaiters() }
         let threads = Scheduler.threads.filter { $0.process === process }
         if threads.contains(where: { $0.state == .waiting && $0.waitingSignals & bit(signal) != 0 }) { return }

@@ -35,10 +35,14 @@ enum Clock {
         return (high << 32) | (low >> 32)
     }
 
+    /// Whole seconds and the rest apart, so that no product overflows (and no 128-bit
+    /// division is needed: the kernel links no compiler runtime).
     static func ticks(nanoseconds: UInt64) -> UInt64 {
-        let product = nanoseconds.multipliedFullWidth(by: tscPerSecond)
-        guard product.high < 1_000_000_000 else { return UInt64.max }
-        return UInt64(1_000_000_000).dividingFullWidth(product).quotient
+        let seconds = nanoseconds / 1_000_000_000
+        let (whole, overflow) = seconds.multipliedReportingOverflow(by: tscPerSecond)
+        guard !overflow else { return UInt64.max }
+        let (sum, carry) = whole.addingReportingOverflow(nanoseconds % 1_000_000_000 * tscPerSecond / 1_000_000_000)
+        return carry ? UInt64.max : sum
     }
 
     static var monotonicNanos: UInt64 { nanoseconds(ticks: arch_rdtsc() &- monotonicBaseTSC) }
@@ -60,11 +64,12 @@ enum Clock {
         defer { idleTicks &+= arch_rdtsc() &- start }
         while true {
             let now = monotonicNanos
-            guard now < deadline, !Network.hasWork else { return }
+            guard now < deadline, !Network.hasWork, !HostEvents.signalsPending, !HostEvents.inputArrived else { return }
             if Console.backend == .doorbell && deadline - now > hostSleepThreshold {
                 Console.ring(.sleep, deadline - now)
             } else {
                 arch_pause()
+                Serial.pollInput()
             }
         }
     }

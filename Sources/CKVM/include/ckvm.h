@@ -6,6 +6,7 @@
 
 #include <linux/kvm.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <stddef.h>
 
 static const unsigned long CKVM_GET_API_VERSION = KVM_GET_API_VERSION;
@@ -59,6 +60,39 @@ void ckvm_disarm_watchdog(void);
 /// After the watchdog fired: one more deadline, to bound what the VMM still does (writing the
 /// guest's last output). No sigaction: the handler is installed already.
 int ckvm_extend_watchdog(uint64_t milliseconds);
+/// Host signals for the guest: from now on each of `signals` sent to this process is recorded
+/// (a bit per signal, taken with `ckvm_take_host_signals`) and stops the vCPU's KVM_RUN
+/// (immediate_exit on `run`); a blocking read or sleep of the vCPU thread ends with EINTR.
+/// Also installs the handler of the kick signal, which only stops KVM_RUN. 0 or -errno.
+int ckvm_forward_host_signals(struct kvm_run *run, const int *signals, int count);
+/// Forgets the kvm_run page (before it is unmapped); signals are still recorded.
+void ckvm_stop_forwarding(void);
+uint64_t ckvm_take_host_signals(void);
+uint64_t ckvm_peek_host_signals(void);
+/// SIGINTs received so far (a second Ctrl-C ends the VM).
+int ckvm_host_interrupts(void);
+/// Nonzero (once) when a host signal or kick arrived since the last call.
+int ckvm_take_attention(void);
+void ckvm_request_attention(void);
+/// The signal `ckvm_kick` sends (SIGRTMIN + 2).
+int ckvm_kick_signal(void);
+/// Stops `thread`'s KVM_RUN (or ends its blocking call) with the kick signal.
+int ckvm_kick(pthread_t thread);
+/// A full memory fence (between a store to guest memory and a load the guest orders the other way).
+void ckvm_fence(void);
+/// Sequentially consistent 8-byte accesses to memory the guest shares.
+uint64_t ckvm_atomic_load64(const void *p);
+void ckvm_atomic_store64(void *p, uint64_t v);
+uint64_t ckvm_atomic_or64(void *p, uint64_t v);
+/// A non-blocking CLOCK_MONOTONIC timerfd; set relative to now (0 disarms). fd or -errno.
+int ckvm_timerfd_create(void);
+int ckvm_timerfd_set_ns(int fd, uint64_t nanoseconds);
+/// Under QEMU: each of `signals` sent to apus becomes a signal frame on `fd` (the guest's
+/// serial input); a second SIGINT kills process group `group` (QEMU), and so does SIGALRM
+/// `stop_timeout_ms` after the first SIGTERM (0: never). 0 or -errno.
+int ckvm_forward_signals_to_serial(int fd, int group, const int *signals, int count, uint64_t stop_timeout_ms);
+/// 128 + the signal when apus killed QEMU that way, else 0.
+int ckvm_serial_forced_status(void);
 /// From now on SIGTERM, SIGINT and SIGHUP sent to this process go to child `pid` instead
 /// (it stops, and the caller sees it exit), so no child outlives an interrupted run.
 int ckvm_forward_termination(int pid);
