@@ -319,8 +319,21 @@ enum Sockets {
 
     private static func send(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, flags: Int32, to: SocketAddress?) throws(Errno) -> Int {
         let block = !nonblocking(fd, flags), signal = flags & C.MSG_NOSIGNAL == 0
-        if let u = unix(fd) { return try u.send(bytes, nonblocking: !block, signal: signal) }
+        // Streams: a blocking send returns once all of it is queued (BlockingWrites).
+        if let u = unix(fd) {
+            if !u.isStream || bytes.isEmpty { return try u.send(bytes, nonblocking: !block, signal: signal) }
+            return try BlockingWrites.write(total: bytes.count, blocking: block) { (done) throws(Errno) in
+                let rest = UnsafeRawBufferPointer(rebasing: bytes[done...])
+                return (rest.count, try u.send(rest, nonblocking: !block, signal: signal))
+            }
+        }
         let s = try socket(fd)
+        if s.kind == .stream && !bytes.isEmpty {
+            return try BlockingWrites.write(total: bytes.count, blocking: block) { (done) throws(Errno) in
+                let rest = UnsafeRawBufferPointer(rebasing: bytes[done...])
+                return (rest.count, try s.send(rest, nonblocking: !block, signal: signal))
+            }
+        }
         if s.kind == .datagram {
             let destination = try to.map { (a) throws(Errno) -> Endpoint in try s.endpoint(a) }
             guard PhysicalMemory.canGrantApp(bytes: bytes.count) else { throw .ENOBUFS }
