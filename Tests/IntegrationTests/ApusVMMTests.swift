@@ -105,4 +105,7 @@ final class ApusVMMTests: XCTestCase {
     func testSandboxStopsAForbiddenCall() throws { try matrix.sandboxStopsAForbiddenCall() }
     func testSandboxIsOnByDefault() throws { try matrix.sandboxIsOnByDefault() }
     func testRunsAsAnOrdinaryUser() throws { try matrix.runsAsAnOrdinaryUser() }
+
+    // I/O and memory gaps (IOCases.swift)
+    func testIOGaps() throws { try matrix.ioGaps() }
 }

@@ -99,4 +99,7 @@ final class QEMUTests: XCTestCase {
     func testNetNginx() throws { try matrix.netNginx() }
     func testNetNginxMasterWorkers() throws { try matrix.netNginxMasterWorkers() }
     func testNetPublishErrors() throws { try matrix.netPublishErrors() }
+
+    // I/O and memory gaps (IOCases.swift)
+    func testIOGaps() throws { try matrix.ioGaps() }
 }
