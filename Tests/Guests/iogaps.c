@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -120,6 +121,16 @@ static void blockingWrites(void) {
     check("a non-blocking 100000-byte write to an empty pipe writes 65536", write(p[1], data, 100000) == 65536);
     errno = 0;
     check("the next one: EAGAIN", write(p[1], data, 100) == -1 && errno == EAGAIN);
+    close(p[0]);
+    close(p[1]);
+    /* Up to PIPE_BUF bytes go in whole or not at all; POLLOUT means PIPE_BUF fit. */
+    pipe2(p, O_NONBLOCK);
+    write(p[1], data, 65536 - 1000);
+    errno = 0;
+    check("a non-blocking 4000-byte write with room for 1000: EAGAIN", write(p[1], data, 4000) == -1 && errno == EAGAIN);
+    struct pollfd writable = {.fd = p[1], .events = POLLOUT};
+    check("and poll does not report POLLOUT", poll(&writable, 1, 0) == 0);
+    check("a 500-byte one fits", write(p[1], data, 500) == 500);
     close(p[0]);
     close(p[1]);
 
