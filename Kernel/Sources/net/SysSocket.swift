@@ -502,7 +502,10 @@ enum Sockets {
         while sent < count {
             let at = a[1] &+ UInt64(sent) * UInt64(MessageHeader.multipleSize)  // a wrapped address is EFAULT
             do {
-                let n = try sendMessage(a.fd(0), at: at, flags: a.int32(3))
+                // Only the first message may wait: a wait runs the whole call again, which
+                // would send the messages before it twice. (Linux waits for each; here the
+                // call returns the count sent when a later one finds no room.)
+                let n = try sendMessage(a.fd(0), at: at, flags: a.int32(3) | (sent > 0 ? C.MSG_DONTWAIT : 0))
                 if Scheduler.switched { return 0 }
                 try UserMemory.store(UInt32(n), at &+ UInt64(MessageHeader.lengthOffset))
             } catch {
