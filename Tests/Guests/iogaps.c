@@ -224,6 +224,29 @@ static void selectTimeLeft(void) {
     close(p[0]);
     close(p[1]);
 
+    /* Activity elsewhere (another pipe written) does not end the wait early. */
+    int other[2];
+    pipe(p);
+    pipe(other);
+    writer = fork();
+    if (writer == 0) {
+        usleep(100000);
+        write(other[1], "y", 1);
+        usleep(200000);
+        write(p[1], "x", 1);
+        _exit(0);
+    }
+    FD_ZERO(&readable);
+    FD_SET(p[0], &readable);
+    tv = (struct timeval){.tv_sec = 20, .tv_usec = 0};
+    r = selectCall(p[0] + 1, &readable, &tv);
+    check("select waits through another pipe's write for its own", r == 1 && FD_ISSET(p[0], &readable));
+    waitpid(writer, NULL, 0);
+    close(p[0]);
+    close(p[1]);
+    close(other[0]);
+    close(other[1]);
+
     /* The raw pselect6 writes the time left into its timespec too (glibc's pselect hides
      * it behind a copy). */
     struct timespec ts = {.tv_sec = 0, .tv_nsec = 30000000};

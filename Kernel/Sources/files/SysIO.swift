@@ -896,7 +896,10 @@ enum SysIO {
             if wanted.1 && state & (4 | 8) != 0 { outputs[1][fd / 8] |= bit; ready += 1 }
         }
         let deadline = Scheduler.restartableDeadline(timeout)
-        if ready == 0 && timeout != 0 {
+        // Running again after a wake-up, the first call's deadline rules: the timeout in the
+        // caller's memory was zeroed before the wait (else the look again would return 0).
+        let resumed = Scheduler.resumedDeadline != nil
+        if ready == 0 && (resumed || timeout != 0) {
             if SysSignal.hasDeliverable(Scheduler.current) { throw .EINTR }
             // What the timeout leaves if it passes: nothing (a look again overwrites it).
             if timeout != nil { try writeTimeLeft(0) }
