@@ -50,9 +50,10 @@ enum BlockingWrites {
         }
     }
 
-    /// Calls parked part-way, with the bytes they moved. A handful at most (one per thread
-    /// in such a wait, plus calls a longjmp out of a handler abandoned: dropped once their
-    /// thread is gone).
+    /// Calls parked part-way, with the bytes they moved: one per thread in such a wait. A
+    /// call a signal handler abandoned (a longjmp out of the handler that ran while it was
+    /// woken but not yet run again) leaves its record until the thread is gone; only a later
+    /// call from the same rip and rsp with the same arguments could take it.
     nonisolated(unsafe) private static var parked: [(call: Call, done: Int)] = []
 
     /// The bytes earlier runs of `call` moved (0 for a call's first run); forgets them: the
