@@ -113,4 +113,7 @@ final class ApusVMMTests: XCTestCase {
     func testGoServerGracefulShutdown() throws { try matrix.goServerGracefulShutdown() }
     func testPreemption() throws { try matrix.preemption() }
     func testRunsAsAnOrdinaryUser() throws { try matrix.runsAsAnOrdinaryUser() }
+
+    // I/O and memory gaps (IOCases.swift)
+    func testIOGaps() throws { try matrix.ioGaps() }
 }

@@ -14,13 +14,18 @@ import VFS
 /// write or close wakes all such waiters to look again (few threads, so simple beats precise).
 final class Pipe {
     static let capacity = 65536
+    /// PIPE_BUF: writes up to this size are atomic.
+    static let atomicLimit = 4096
     var bytes: [UInt8] = []
     var readers = 1
     var writers = 1
-    /// Bytes ever written, and reads that made room in a full pipe: when an edge-triggered
-    /// reader or writer has news (as Linux wakes them).
+    /// Bytes ever written, and reads that made room in a pipe without room for PIPE_BUF
+    /// bytes: when an edge-triggered reader or writer has news (as Linux wakes them).
     var written: UInt64 = 0
     var roomMade: UInt64 = 0
+
+    /// Writable for poll: PIPE_BUF bytes fit (pipe(7): POLLOUT promises an atomic write).
+    var hasRoomForAtomicWrite: Bool { Pipe.capacity - bytes.count >= Pipe.atomicLimit }
 }
 
 final class EventCounter {
@@ -140,7 +145,7 @@ enum KernelObjects {
                 return 0
             }
             let n = min(buffer.count, p.bytes.count)
-            if p.bytes.count >= Pipe.capacity { p.roomMade &+= 1 }
+            if !p.hasRoomForAtomicWrite { p.roomMade &+= 1 }
             p.bytes.withUnsafeBytes { buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             p.bytes.removeFirst(n)
             Scheduler.wakeRestartingWaiters()
@@ -200,13 +205,14 @@ enum KernelObjects {
                 throw .EPIPE
             }
             let room = Pipe.capacity - p.bytes.count
-            if room == 0 {
+            // A write of at most PIPE_BUF bytes goes in whole or not at all (POSIX).
+            if room == 0 || (bytes.count <= Pipe.atomicLimit && room < bytes.count) {
                 if nonblocking { throw .EAGAIN }
                 Scheduler.blockCurrentRestarting(deadline: 0)
                 return 0
             }
-            // Up to the room there is: a blocking write may come back short when the pipe
-            // fills (callers loop; Linux would wait to write it all).
+            // Up to the room there is; a blocking write(2) goes on with the rest once there
+            // is room again (BlockingWrites), as Linux's does.
             let n = min(room, bytes.count)
             guard PhysicalMemory.canGrow(count: p.bytes.count, capacity: p.bytes.capacity, by: n) else { throw .ENOMEM }
             p.bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[0..<n]))
@@ -263,7 +269,7 @@ enum KernelObjects {
         }
         switch object(id) {
         case .pipeRead(let p): return (p.bytes.isEmpty ? 0 : 1) | (p.writers == 0 ? 16 : 0)
-        case .pipeWrite(let p): return (p.bytes.count < Pipe.capacity ? 4 : 0) | (p.readers == 0 ? 8 : 0)
+        case .pipeWrite(let p): return (p.hasRoomForAtomicWrite ? 4 : 0) | (p.readers == 0 ? 8 : 0)
         case .eventfd(let e): return (e.value > 0 ? 1 : 0) | 4
         case .epoll(let ep):
             // epoll_ctl refuses loops and nesting deeper than Linux's EP_MAX_NESTS; the depth

@@ -34,7 +34,19 @@ enum SysIO {
 
     static func write(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         let bytes = try UserMemory.readable(a[1], count(a, 2))
-        return UInt64(try fs.write(a.fd(0), bytes))
+        let fd = a.fd(0)
+        if bytes.isEmpty { return UInt64(try fs.write(fd, bytes)) }
+        return UInt64(try BlockingWrites.write(total: bytes.count, blocking: waitsForRoom(fd)) { (done) throws(Errno) in
+            let rest = UnsafeRawBufferPointer(rebasing: bytes[done...])
+            return (rest.count, try fs.write(fd, rest))
+        })
+    }
+
+    /// Whether a write to `fd` waits until all of it is written: a pipe or socket without
+    /// O_NONBLOCK (files and the console take everything at once anyway).
+    static func waitsForRoom(_ fd: Int32) -> Bool {
+        guard KernelObjects.id(of: fd) != nil, let flags = try? fs.statusFlags(fd) else { return false }
+        return !flags.contains(.O_NONBLOCK)
     }
 
     /// Linux's rw_verify_area for an explicit position: negative, or so close to 2^63 that
@@ -90,26 +102,44 @@ enum SysIO {
     }
 
     /// Writes the vectors in order. A bad first buffer is EFAULT; a bad later one ends the
-    /// call with what was written (Linux semantics). A zero-length call still checks fd.
+    /// call with what was written (Linux semantics). A zero-length call still checks fd. To a
+    /// pipe or socket that waits, all of it is written before the call returns
+    /// (BlockingWrites).
     private static func writeVectored(_ fd: Int32, _ iov: UInt64, _ count: Int, offset: Int64?) throws(Errno) -> UInt64 {
         let vectors = try iovecs(iov, count)
-        if let offset { try checkPosition(offset, count: totalLength(vectors)) }
-        var position = offset
-        var total: UInt64 = 0
-        for (i, v) in vectors.enumerated() where v.length > 0 {
-            let bytes: UnsafeRawBufferPointer
-            do { bytes = try UserMemory.readable(v.base.raw, Int(min(v.length, SyscallResult.maxReadWriteCount - total))) } catch {
-                if i == 0 || total == 0 { throw error }
-                break
+        let total = Int(totalLength(vectors))
+        if let offset {
+            try checkPosition(offset, count: UInt64(total))
+            var position = offset
+            var written = 0
+            for (i, v) in vectors.enumerated() where v.length > 0 && written < total {
+                let bytes: UnsafeRawBufferPointer
+                do { bytes = try UserMemory.readable(v.base.raw, Int(min(v.length, UInt64(total - written)))) } catch {
+                    if i == 0 || written == 0 { throw error }
+                    break
+                }
+                let n = try fs.pwrite(fd, bytes, offset: position)
+                written += n
+                position &+= Int64(n)  // checkPosition: cannot pass Int64.max
+                if n < bytes.count { break }
             }
-            let n: Int
-            if let p = position { n = try fs.pwrite(fd, bytes, offset: p) } else { n = try fs.write(fd, bytes) }
-            total += UInt64(n)
-            position = position.map { $0 &+ Int64(n) }  // checkPosition: cannot pass Int64.max
-            if n < bytes.count { break }
+            return UInt64(written)
         }
-        if total == 0 && offset == nil { _ = try fs.write(fd, UnsafeRawBufferPointer(start: nil, count: 0)) }
-        return total
+        if total == 0 { return UInt64(try fs.write(fd, UnsafeRawBufferPointer(start: nil, count: 0))) }
+        let written = try BlockingWrites.write(total: total, blocking: waitsForRoom(fd)) { (done) throws(Errno) in
+            // The rest of the vector holding byte `done`.
+            var start = 0
+            for v in vectors where v.length > 0 {
+                let length = Int(min(v.length, UInt64(total - start)))
+                if done < start + length {
+                    let bytes = try UserMemory.readable(v.base.raw &+ UInt64(done - start), start + length - done)
+                    return (bytes.count, try fs.write(fd, bytes))
+                }
+                start += length
+            }
+            return (0, 0)
+        }
+        return UInt64(written)
     }
 
     /// What a vectored transfer moves at most: the lengths' sum, capped at MAX_RW_COUNT as
@@ -136,6 +166,9 @@ enum SysIO {
     /// sendfile(out, in, offset *, count) and copy_file_range(in, off_in *, out, off_out *,
     /// count, flags): copies through a kernel buffer, 64 KiB at a time. With an offset
     /// pointer the input is read there (and the pointer advanced) and its file offset kept.
+    /// From a file to a blocking stream socket the whole count is sent, waiting for room as
+    /// Linux does; to a pipe, what it takes (a wait only while it is full and nothing was
+    /// sent yet), as Linux does too.
     static func sendfile(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         try copy(from: a.fd(1), inOffset: a[2], to: a.fd(0), outOffset: 0, count: a.size(3))
     }
@@ -186,7 +219,12 @@ enum SysIO {
         // unmapping cost more than the copy itself.
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(max(1, min(count, 65536))), alignment: 16)
         defer { buffer.deallocate() }
-        var total: UInt64 = 0
+        // From a file to a blocking stream socket everything is sent: a run that finds no
+        // room parks the thread and the call runs again from where it was (BlockingWrites).
+        let call = BlockingWrites.Call.current
+        let sendsAll = outPosition == nil && KernelObjects.id(of: input) == nil && isStreamSocket(output) && waitsForRoom(output)
+        // (The input's offset, the descriptor's or the pointer's, moved with what they sent.)
+        var total: UInt64 = sendsAll ? UInt64(BlockingWrites.resume(call)) : 0
         while total < most {
             let want = Int(min(UInt64(buffer.count), most - total))
             let into = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want])
@@ -199,32 +237,45 @@ enum SysIO {
                     got = try KernelObjects.read(id, into: into, nonblocking: true)
                 } else {
                     got = try fs.read(input, into: into)  // may wait: nothing was taken yet
+                    if Scheduler.switched { return 0 }      // parked: the call runs again
                 }
             } catch where total > 0 {
                 break  // what was copied is the answer (Linux returns the partial count)
             }
             if got == 0 { break }
             let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<got])
+            // Until the output takes them the bytes read are the input's again: a write that
+            // parks (or fails) leaves the input where this chunk started.
+            if position == nil { _ = try? fs.lseek(input, Int64(-got), whence: 1) }
             var put = 0
             do {
                 if let p = outPosition {
                     put = try fs.pwrite(output, bytes, offset: p)
-                } else if total > 0, let id = KernelObjects.id(of: output) {
-                    // A socket or pipe after the first chunk: never wait (a wait restarts
-                    // the call, which would send the first chunks again).
+                } else if total > 0 && !sendsAll, let id = KernelObjects.id(of: output) {
+                    // A pipe (or a socket not sent to in full) after the first chunk: never
+                    // wait (a wait would run the call again and send the first chunks twice).
                     put = try KernelObjects.write(id, bytes, nonblocking: true)
                 } else {
-                    put = try fs.write(output, bytes)  // may wait: nothing was sent yet
+                    // May park until there is room; then the call runs again, from the
+                    // offset pointer as stored here (or the descriptor's offset) and with
+                    // the count sent so far recorded (a signal then returns that count).
+                    if sendsAll {
+                        if let p = position { try UserMemory.store(UInt64(bitPattern: p), inOffset) }
+                        BlockingWrites.park(call, done: Int(total))
+                    }
+                    put = try fs.write(output, bytes)
+                    if Scheduler.switched { return 0 }
                 }
             } catch where total > 0 {
                 put = 0  // EAGAIN, ENOSPC…: the partial count
             }
-            // What the output did not take goes back to the input.
-            if put < got && position == nil { _ = try? fs.lseek(input, Int64(put - got), whence: 1) }
+            // Not parked: forget the record (an error thrown past here had none: total was 0).
+            if sendsAll { _ = BlockingWrites.resume(call) }
+            if position == nil && put > 0 { _ = try? fs.lseek(input, Int64(put), whence: 1) }
             total += UInt64(put)
             if let p = position { position = p &+ Int64(put) }        // checkPosition: no overflow
             if let p = outPosition { outPosition = p &+ Int64(put) }
-            if put < got || Scheduler.switched { break }
+            if put == 0 || (put < got && !sendsAll) { break }
             // Up to 2 GiB in one call: a signal ends it early with what was copied, as
             // Linux's splice loop does (timers are due here too, not only at syscall entry).
             Timers.check()
@@ -233,6 +284,15 @@ enum SysIO {
         if let p = position { try UserMemory.store(UInt64(bitPattern: p), inOffset) }
         if let p = outPosition { try UserMemory.store(UInt64(bitPattern: p), outOffset) }
         return total
+    }
+
+    private static func isStreamSocket(_ fd: Int32) -> Bool {
+        guard let id = KernelObjects.id(of: fd) else { return false }
+        switch KernelObjects.object(id) {
+        case .socket(let s)?: return s.kind == .stream
+        case .unixSocket(let u)?: return u.isStream
+        default: return false
+        }
     }
 
     static func lseek(_ a: SyscallArguments) throws(Errno) -> UInt64 {
@@ -781,7 +841,11 @@ enum SysIO {
         return 0
     }
 
-    /// select/pselect6 through poll: fd_set bitmaps in, the ready bitmaps out.
+    /// select/pselect6 through poll: fd_set bitmaps in, the ready bitmaps out. Both write
+    /// the time left into their timeout as Linux does (glibc's and musl's pselect, and musl's
+    /// select, pass the kernel a copy, so only callers of the system calls see it): when
+    /// something is ready, the deadline less now; when the wait times out, zero. (A signal
+    /// ending the wait leaves the zero written before it parked: Linux writes the time left.)
     static func select(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         var timeout: UInt64? = nil
         if a[4] != 0 {
@@ -789,7 +853,12 @@ enum SysIO {
             guard let ns = tv.selectTimeoutNanoseconds else { throw .EINVAL }
             timeout = ns
         }
-        return try select(count: a.int32(0), sets: (a[1], a[2], a[3]), timeout: timeout)
+        return try select(count: a.int32(0), sets: (a[1], a[2], a[3]), timeout: timeout) { (left) throws(Errno) in
+            let micros = left / 1000
+            let out = try UserMemory.writable(a[4], Timeval.size)
+            out.writeLE(micros / 1_000_000, at: 0)
+            out.writeLE(micros % 1_000_000, at: 8)
+        }
     }
 
     /// pselect6(n, in, out, except, timespec *, {const sigset_t *mask; size_t size} *).
@@ -799,10 +868,15 @@ enum SysIO {
             let maskArgument = try UserMemory.readable(a[5], 16)
             try SysSignal.applyTemporaryMask(maskArgument.readLE(UInt64.self, at: 0), size: maskArgument.readLE(UInt64.self, at: 8))
         }
-        return try select(count: a.int32(0), sets: (a[1], a[2], a[3]), timeout: timeout)
+        return try select(count: a.int32(0), sets: (a[1], a[2], a[3]), timeout: timeout) { (left) throws(Errno) in
+            try Timespec(totalNanoseconds: Int64(clamping: left)).encode(into: UserMemory.writable(a[4], Timespec.size))
+        }
     }
 
-    private static func select(count: Int32, sets: (UInt64, UInt64, UInt64), timeout: UInt64?) throws(Errno) -> UInt64 {
+    /// `writeTimeLeft(nanoseconds)` stores the time left into the caller's timeout (called
+    /// only when there is one).
+    private static func select(count: Int32, sets: (UInt64, UInt64, UInt64), timeout: UInt64?,
+                               writeTimeLeft: (UInt64) throws(Errno) -> Void) throws(Errno) -> UInt64 {
         guard count >= 0 && count <= 1024 else { throw .EINVAL }
         Network.poll()
         let bytes = (Int(count) + 63) / 64 * 8
@@ -821,14 +895,24 @@ enum SysIO {
             if wanted.0 && state & (1 | 16) != 0 { outputs[0][fd / 8] |= bit; ready += 1 }
             if wanted.1 && state & (4 | 8) != 0 { outputs[1][fd / 8] |= bit; ready += 1 }
         }
-        if ready == 0 && timeout != 0 {
+        let deadline = Scheduler.restartableDeadline(timeout)
+        // Running again after a wake-up, the first call's deadline rules: the timeout in the
+        // caller's memory was zeroed before the wait (else the look again would return 0).
+        let resumed = Scheduler.resumedDeadline != nil
+        if ready == 0 && (resumed || timeout != 0) {
             if SysSignal.hasDeliverable(Scheduler.current) { throw .EINTR }
-            Scheduler.blockCurrentRestarting(deadline: Scheduler.restartableDeadline(timeout))
+            // What the timeout leaves if it passes: nothing (a look again overwrites it).
+            if timeout != nil { try writeTimeLeft(0) }
+            Scheduler.blockCurrentRestarting(deadline: deadline)
             return 0
         }
         for (i, address) in addresses.enumerated() where address != 0 {
             let out = try UserMemory.writable(address, bytes)
             for j in 0..<bytes { out[j] = outputs[i][j] }
+        }
+        if timeout != nil {
+            let now = Clock.monotonicNanos
+            try writeTimeLeft(deadline > now ? deadline - now : 0)
         }
         return ready
     }

@@ -306,12 +306,16 @@ enum AddressSpace {
         PageTable.flush(start, pages: Int((end - start) / pageSize))
     }
 
-    /// Unmaps [start, end) of `r` in the tables under `root` (no TLB flush).
+    /// Unmaps [start, end) of `r` in the tables under `root` (no TLB flush). Only the page
+    /// tables that exist are visited: a huge reservation with little mapped costs little.
     static func releaseFrames(_ r: Region, _ start: UInt64, _ end: UInt64, in root: PhysicalAddress) {
-        var address = start
-        while address < end {
-            if let (frame, dirty) = PageTable.unmap(address, in: root) { release(r, frame, dirty: dirty) }
-            address += pageSize
+        try? PageTable.forEachEntry(from: start, to: end, in: root) { _, e throws(Errno) in
+            let entry = e.pointee
+            guard entry & (PageTable.present | PageTable.retained) != 0 else { return }
+            e.pointee = 0
+            if entry & PageTable.borrowed == 0 {
+                release(r, PhysicalAddress(entry & PageTable.frameMask), dirty: entry & PageTable.dirty != 0)
+            }
         }
     }
 
@@ -471,11 +475,12 @@ enum AddressSpace {
         split(at: end)
         let flags = PageTable.flags(for: protection)
         for i in regions.indices where regions[i].start >= start && regions[i].end <= end {
-            var address = regions[i].start
-            while address < regions[i].end {
-                if protection.contains(.PROT_WRITE) { try privatize(address) }
-                PageTable.protect(address, flags)
-                address += pageSize
+            // The pages that have entries (sparse: a reservation has few).
+            try PageTable.forEachEntry(from: regions[i].start, to: regions[i].end, in: PageTable.root) { address, e throws(Errno) in
+                guard e.pointee & (PageTable.present | PageTable.retained) != 0 else { return }
+                if protection.contains(.PROT_WRITE) && e.pointee & PageTable.borrowed != 0 { try privatize(address) }
+                e.pointee = PageTable.writeProtected(
+                    (e.pointee & (PageTable.frameMask | PageTable.borrowed | PageTable.dirty | PageTable.copyOnWrite)) | flags)
             }
             regions[i].protection = protection
             // A reservation becoming accessible is backed now.
@@ -516,7 +521,9 @@ enum AddressSpace {
         guard case (let grownEnd, false) = r.end.addingReportingOverflow(growth),
               case (_, false) = old.addingReportingOverflow(newLength) else { throw .ENOMEM }
         if old + oldLength == r.end && isFree(r.end, grownEnd) {
-            try map(r.continued(at: r.end, to: grownEnd))
+            let grown = r.continued(at: r.end, to: grownEnd)
+            try map(grown)
+            SysMemory.fillFromFile(grown)
             merge()
             return old
         }
@@ -524,17 +531,21 @@ enum AddressSpace {
         guard let destination = findFree(length: newLength) else { throw .ENOMEM }
         // Move the frames, then back the new tail.
         let flags = PageTable.flags(for: r.protection)
-        var offset: UInt64 = 0
-        while offset < oldLength {
-            try PageTable.move(old + offset, to: destination + offset, flags)
-            offset += pageSize
+        // (The walk reads each upper entry afresh per 2 MiB: the destination's tables that a
+        // move creates never change an entry it is using.)
+        try PageTable.forEachEntry(from: old, to: old + oldLength, in: PageTable.root) { address, e throws(Errno) in
+            if e.pointee & (PageTable.present | PageTable.retained) != 0 {
+                try PageTable.move(address, to: destination + (address - old), flags)
+            }
         }
         PageTable.flush(old, pages: Int(oldLength / pageSize))
         split(at: old)
         split(at: old + oldLength)
         regions.removeAll { $0.start >= old && $0.end <= old + oldLength }
         insert(r.continued(at: old, to: old + oldLength).relocated(to: destination))
-        try map(r.continued(at: old + oldLength, to: old + newLength).relocated(to: destination + oldLength))
+        let grown = r.continued(at: old + oldLength, to: old + newLength).relocated(to: destination + oldLength)
+        try map(grown)
+        SysMemory.fillFromFile(grown)
         merge()
         return destination
     }

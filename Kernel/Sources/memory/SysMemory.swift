@@ -183,6 +183,37 @@ enum SysMemory {
         return try AddressSpace.remap(start, oldLength, newLength, mayMove: flags.contains(.MREMAP_MAYMOVE))
     }
 
+    /// mremap grew a private file mapping by `grown` (fresh zero pages): the file's bytes at
+    /// those pages go in, as Linux maps the file there too (past its end: zeros). The file
+    /// is found again by the path and inode the mapping was made with; if the path no
+    /// longer names it (unlinked, replaced, no longer readable), the part stays zero.
+    /// Reservations (PROT_NONE) have no frames to fill and stay zero too.
+    static func fillFromFile(_ grown: Region) {
+        guard grown.sharedFile < 0, grown.sysvSegment < 0, !grown.name.isEmpty, !grown.protection.isEmpty else { return }
+        var opened: Int32? = nil
+        grown.name.withUnsafeBytes { path in
+            opened = try? SysIO.fs.openat(AtFlags.AT_FDCWD, path, flags: [.O_RDONLY, .O_CLOEXEC])
+        }
+        guard let fd = opened else { return }
+        defer { try? SysIO.fs.close(fd) }
+        guard let st = try? SysIO.fs.fstat(fd), st.inode == grown.inode, case .regular? = try? SysIO.fs.nodeType(fd) else { return }
+        var address = grown.start
+        var offset = Int64(grown.filePage) * Int64(AddressSpace.pageSize)
+        while address < grown.end && offset < st.size {
+            // Through the direct map (the page may be read-only to the app), marked dirty:
+            // the frame no longer holds zeros (fork copies it, unmapping does not treat it as
+            // a zero page).
+            if let frame = PageTable.frame(address), !PageTable.isBorrowed(address),
+               let e = try? PageTable.leaf(address, create: false) {
+                let page = UnsafeMutableRawBufferPointer(start: directMap(frame), count: Int(AddressSpace.pageSize))
+                _ = try? SysIO.fs.pread(fd, into: page, offset: offset)
+                e.pointee |= PageTable.dirty
+            }
+            address += AddressSpace.pageSize
+            offset += Int64(AddressSpace.pageSize)
+        }
+    }
+
     static func madvise(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         let (start, length) = try range(a[0], a.size(1), allowEmpty: true)
         switch a.int32(2) {

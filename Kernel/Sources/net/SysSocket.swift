@@ -319,8 +319,21 @@ enum Sockets {
 
     private static func send(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, flags: Int32, to: SocketAddress?) throws(Errno) -> Int {
         let block = !nonblocking(fd, flags), signal = flags & C.MSG_NOSIGNAL == 0
-        if let u = unix(fd) { return try u.send(bytes, nonblocking: !block, signal: signal) }
+        // Streams: a blocking send returns once all of it is queued (BlockingWrites).
+        if let u = unix(fd) {
+            if !u.isStream || bytes.isEmpty { return try u.send(bytes, nonblocking: !block, signal: signal) }
+            return try BlockingWrites.write(total: bytes.count, blocking: block) { (done) throws(Errno) in
+                let rest = UnsafeRawBufferPointer(rebasing: bytes[done...])
+                return (rest.count, try u.send(rest, nonblocking: !block, signal: signal))
+            }
+        }
         let s = try socket(fd)
+        if s.kind == .stream && !bytes.isEmpty {
+            return try BlockingWrites.write(total: bytes.count, blocking: block) { (done) throws(Errno) in
+                let rest = UnsafeRawBufferPointer(rebasing: bytes[done...])
+                return (rest.count, try s.send(rest, nonblocking: !block, signal: signal))
+            }
+        }
         if s.kind == .datagram {
             let destination = try to.map { (a) throws(Errno) -> Endpoint in try s.endpoint(a) }
             guard PhysicalMemory.canGrantApp(bytes: bytes.count) else { throw .ENOBUFS }
@@ -489,7 +502,10 @@ enum Sockets {
         while sent < count {
             let at = a[1] &+ UInt64(sent) * UInt64(MessageHeader.multipleSize)  // a wrapped address is EFAULT
             do {
-                let n = try sendMessage(a.fd(0), at: at, flags: a.int32(3))
+                // Only the first message may wait: a wait runs the whole call again, which
+                // would send the messages before it twice. (Linux waits for each; here the
+                // call returns the count sent when a later one finds no room.)
+                let n = try sendMessage(a.fd(0), at: at, flags: a.int32(3) | (sent > 0 ? C.MSG_DONTWAIT : 0))
                 if Scheduler.switched { return 0 }
                 try UserMemory.store(UInt32(n), at &+ UInt64(MessageHeader.lengthOffset))
             } catch {

@@ -48,6 +48,8 @@ final class UnixSocket {
     }
 
     private var isDatagram: Bool { type == SocketConstants.SOCK_DGRAM }
+    /// A byte stream (SOCK_STREAM): sends may be split, records are not kept.
+    var isStream: Bool { type == SocketConstants.SOCK_STREAM }
 
     static func pair(type: Int32) throws(Errno) -> (UnixSocket, UnixSocket) {
         let a = try UnixSocket(type: type), b = try UnixSocket(type: type)

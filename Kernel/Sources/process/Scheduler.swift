@@ -292,6 +292,7 @@ enum Scheduler {
 
     /// Makes a waiting thread runnable with `result` as its syscall's return value.
     static func wake(_ t: Thread, result: UInt64) {
+        let result = BlockingWrites.interrupted(t, result: result)  // a partial write: its count
         if t.restarting {  // returns instead of running again
             t.frame[SyscallFrame.Slot.rip.rawValue] &+= 2
             t.frame[SyscallFrame.Slot.rcx.rawValue] &+= 2

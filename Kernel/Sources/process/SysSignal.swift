@@ -118,9 +118,15 @@ enum SysSignal {
         return 0
     }
 
+    /// sigaltstack: the old stack reads SS_ONSTACK while the caller runs on it (its rsp inside,
+    /// as Linux's on_sig_stack), and it cannot be changed from there (EPERM).
     static func sigaltstack(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        let old = Scheduler.current.altStack
+        var old = Scheduler.current.altStack
+        let sp = Scheduler.frame[.rsp]
+        let onIt = old.flags & SignalStack.disable == 0 && sp > old.base.raw && sp <= old.base.raw &+ old.size
+        if onIt { old.flags |= SignalStack.onStack }
         if a[0] != 0 {
+            if onIt { throw .EPERM }
             let new = try SignalStack.decode(from: UserMemory.readable(a[0], SignalStack.size))
             guard new.flags & ~(2 | Int32(bitPattern: 0x8000_0000)) == 0 else { throw .EINVAL }
             if new.flags & 2 == 0 && new.size < 2048 { throw .ENOMEM }  // MINSIGSTKSZ
