@@ -124,17 +124,23 @@ public struct BuildResult: Sendable {
 public enum ImageBuild {
     /// Part of every cache key: a builder that lays images out differently must not reuse
     /// its predecessor's cache entries.
-    public static let builderVersion = "apus-build 2"
+    public static let builderVersion = "apus-build 3"
     public static let caBundlePath = "/etc/ssl/certs/ca-certificates.crt"
     public static let ldCachePath = "/etc/ld.so.cache"
 
-    /// The files programs commonly expect, for a single user root (uid 0). Paths the build
-    /// already has (from --add) are left as the user made them. /etc/hosts and
-    /// /etc/resolv.conf are not here: the kernel provides them from the VM's network (and a
-    /// `-v FILE:/etc/hosts` volume can bring another /etc/hosts).
-    static let generatedFiles: [(path: String, text: String)] = [
-        ("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
-        ("/etc/group", "root:x:0:\n"),
+    /// The accounts of a minimal container image: root (uid 0, whom every program runs as)
+    /// and nobody/nogroup (65534), as Debian names them. Every image `apus build` writes has
+    /// them, and so has the in-memory image of a static program.
+    public static let accountFiles: [(path: String, text: String)] = [
+        ("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"),
+        ("/etc/group", "root:x:0:\nnogroup:x:65534:\n"),
+    ]
+
+    /// The files programs commonly expect. Paths the build already has (from --add) are
+    /// left as the user made them. /etc/hosts and /etc/resolv.conf are not here: the kernel
+    /// provides them from the VM's network (and a `-v FILE:/etc/hosts` volume can bring
+    /// another /etc/hosts).
+    static let generatedFiles: [(path: String, text: String)] = accountFiles + [
         ("/etc/nsswitch.conf", """
             passwd:    files
             group:     files

@@ -39,7 +39,8 @@ enum StoreRun {
     }
 
     /// Boots `stored` with the run's options over the image's defaults: ARGS replace its
-    /// arguments, -e adds to and overrides its environment, -w, --hostname and -m override.
+    /// arguments, --env-file and -e add to and override its environment (over docker's
+    /// defaults, RunEnvironment.compose), -w, --hostname and -m override.
     /// `argv0`: argv[0] (nil: the image's command).
     static func run(_ stored: StoredImage, options: RunOptions, argv0: String?, startNanos: UInt64,
                     host: HostStamps) throws(RunError) -> Int32 {
@@ -60,7 +61,6 @@ enum StoreRun {
         if effective.hostname.isEmpty { effective.hostname = config.hostname }
         if effective.workingDirectory.isEmpty { effective.workingDirectory = config.workdir }
         let arguments = [argv0 ?? config.command] + (options.arguments.isEmpty ? config.arguments : options.arguments)
-        let environment = mergeEnvironment(config.environment, options.environment)
 
         let kernelPath = try KernelLocator.locate()
         let kernel = try MappedFile(path: kernelPath)
@@ -70,27 +70,12 @@ enum StoreRun {
         for warning in overlay?.warnings ?? [] { stderrLine(warning) }
         host.imageBuilt = monotonicNanos()
         let bytes = overlay.map { UnsafeRawBufferPointer($0.bytes) } ?? file.bytes
+        let environment = RunEnvironment.compose(options, imageEnvironment: config.environment,
+                                                 hostname: effective.hostname, image: bytes)
         return try withExtendedLifetime((file, overlay)) { () throws(RunError) -> Int32 in
             try boot(effective, kernelPath: kernelPath, kernel: kernel, image: bytes,
                      arguments: arguments.map { Array($0.utf8) }, environment: environment.map { Array($0.utf8) },
                      startNanos: startNanos, host: host)
         }
-    }
-
-    /// `base` with `overrides` applied: a KEY=VALUE replaces every earlier KEY (in place of
-    /// the first), new keys are appended in order.
-    static func mergeEnvironment(_ base: [String], _ overrides: [String]) -> [String] {
-        var result = base
-        for variable in overrides {
-            let key = variable.prefix { $0 != "=" }
-            let matches = result.indices.filter { result[$0].prefix { $0 != "=" } == key }
-            if let first = matches.first {
-                result[first] = variable
-                for i in matches.dropFirst().reversed() { result.remove(at: i) }
-            } else {
-                result.append(variable)
-            }
-        }
-        return result
     }
 }

@@ -95,8 +95,8 @@ final class StoreTests: XCTestCase {
     }
 
     func testEnvironmentOverrides() {
-        XCTAssertEqual(StoreRun.mergeEnvironment(["A=1", "B=2", "A=3"], ["A=9", "C=4", "B="]), ["A=9", "B=", "C=4"])
-        XCTAssertEqual(StoreRun.mergeEnvironment([], ["X=1"]), ["X=1"])
+        XCTAssertEqual(ContainerEnvironment.replaceOrAppend(["A=1", "B=2", "A=3"], ["A=9", "C=4", "B="]), ["A=9", "B=", "C=4"])
+        XCTAssertEqual(ContainerEnvironment.replaceOrAppend([], ["X=1"]), ["X=1"])
     }
 
     func testRunOptionsDropTheSeparatorAndKnowWhetherMemoryWasGiven() throws {
@@ -170,7 +170,7 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(String(decoding: try XCTUnwrap(link.linkTarget), as: UTF8.self), "sub/big.bin")
         // Generated files, except where --add put one.
         XCTAssertEqual(contents(reader, "/etc/passwd"), "alpha\n")
-        XCTAssertEqual(contents(reader, "/etc/group"), "root:x:0:\n")
+        XCTAssertEqual(contents(reader, "/etc/group"), "root:x:0:\nnogroup:x:65534:\n")
         XCTAssertNil(reader.lookup(path: "/etc/hosts"), "the kernel provides /etc/hosts; a volume may bring one")
         XCTAssertTrue(contents(reader, "/etc/nsswitch.conf")?.contains("hosts:     files dns") ?? false)
         XCTAssertEqual(reader.lookup(path: "/tmp")?.mode, 0o1777)

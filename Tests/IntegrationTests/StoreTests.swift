@@ -127,7 +127,7 @@ final class StoreTests: XCTestCase {
         r = try apus(["run", "--hostname", "other", "bb", "hostname"])
         XCTAssertEqual(r.stdoutText, "other\n", r.stderrText)
         r = try apus(["run", "bb", "cat", "/etc/passwd"])
-        XCTAssertEqual(r.stdoutText, "root:x:0:0:root:/root:/bin/sh\n", r.stderrText)
+        XCTAssertEqual(r.stdoutText, "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n", r.stderrText)
         // A volume on top of a store image.
         let source = Harness.repoRoot.appendingPathComponent("Tests/Guests/hello.c").path
         r = try apus(["run", "-v", source + ":/data/hello.c", "bb", "wc", "-l", "/data/hello.c"])
