@@ -206,6 +206,14 @@ public enum ImageBuild {
         var dependencies = Dependencies(interpreter: nil, libraries: [], entries: [])
         for file in files { try plan.add(file) }
         var warnings: [String] = []
+        if case .dynamic = kind, let family = InterpreterFamily.of(fileName: fileName(real)) {
+            switch Interpreters.libraryPaths(family, program: real) {
+            case .success(let paths): try plan.addLibraryTrees(paths)
+            case .failure(let problem):
+                warnings.append("apus: warning: \(programPath) looks like \(family.rawValue), but its library directories are unknown "
+                                + "(\(problem)); add them with --add DIR (apus build) or -v DIR:DIR (apus run)")
+            }
+        }
         if case .dynamic = kind {
             // The program's libraries, and those of the shared objects --add brought that it
             // may dlopen (a missing one of those is a warning: it fails only if loaded).
@@ -342,6 +350,10 @@ public enum ImageBuild {
     }
 
     static func seconds(since start: UInt64) -> Double { Double(monotonicNanos() - start) / 1e9 }
+
+    static func fileName(_ path: String) -> String {
+        path.split(separator: "/").last.map(String.init) ?? path
+    }
 }
 
 /// The entries of one build on their way into an `ImageWriter`, where each file's bytes come
@@ -359,6 +371,8 @@ struct BuildPlan {
         importer = VolumeImporter(writer: ImageWriter())
         importer.label = "--add"
         importer.recordsInputs = true
+        importer.origins = [:]
+        importer.skipsDanglingSymlinks = true
     }
 
     func allSources() -> [Int: FileSource] {
@@ -373,6 +387,14 @@ struct BuildPlan {
     /// the same symlink in the image, the file at the end a file. Returns that file's path
     /// (the real path, which is the image's entrypoint).
     mutating func placeProgram(_ path: String) throws(StoreError) -> String {
+        let real = try placeSymlinks(of: path, what: "program")
+        try place(.file(path: real, hostPath: real), what: "program")
+        return real
+    }
+
+    /// Places every symlink met resolving `path` on the host (as `placeProgram` does) and
+    /// returns the real path it leads to, which is not placed.
+    mutating func placeSymlinks(of path: String, what: String) throws(StoreError) -> String {
         var pending = path.split(separator: "/").map(String.init)
         var resolved: [String] = []
         var hops = 0
@@ -390,13 +412,11 @@ struct BuildPlan {
             hops += 1
             guard hops <= 40 else { throw StoreError(.build, "\(path): \(errnoText(ELOOP))") }
             let target = try readLink(candidate)
-            try place(.symlink(path: candidate, target: target), what: "program")
+            try place(.symlink(path: candidate, target: target), what: what)
             if target.hasPrefix("/") { resolved = [] }
             pending = target.split(separator: "/").map(String.init) + pending
         }
-        let real = "/" + resolved.joined(separator: "/")
-        try place(.file(path: real, hostPath: real), what: "program")
-        return real
+        return "/" + resolved.joined(separator: "/")
     }
 
     /// Places one program or library entry (see `placed`).
@@ -418,11 +438,19 @@ struct BuildPlan {
                 guard stat(hostPath, &st) == 0 else { throw StoreError(.build, "\(what) \(hostPath): \(errnoText())") }
                 guard st.st_mode & S_IFMT == S_IFREG else { throw StoreError(.build, "\(what) \(hostPath): not a regular file") }
                 inputs.append(FileFingerprint(path: hostPath, follow: true, stamp: FileFingerprint.stampOf(st)))
-                let id = try importer.writer.addFile(path: p, size: UInt64(st.st_size), mode: UInt32(st.st_mode & 0o7777))
-                importer.sources.append((id, hostPath))
+                let origin = VolumeImporter.EntryOrigin.file(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+                // The same file an --add directory brought at this path already.
+                if importer.origins?[p] != origin {
+                    let id = try importer.writer.addFile(path: p, size: UInt64(st.st_size), mode: UInt32(st.st_mode & 0o7777))
+                    importer.sources.append((id, hostPath))
+                    importer.origins?[p] = origin
+                }
             case .symlink(let p, let target):
                 inputs.append(FileFingerprint.take(p, follow: false))
-                try importer.writer.addSymlink(path: p, target: target)
+                if importer.origins?[p] != .symlink(target: target) {
+                    try importer.writer.addSymlink(path: p, target: target)
+                    importer.origins?[p] = .symlink(target: target)
+                }
             }
         } catch let error as StoreError {
             throw error
@@ -440,6 +468,39 @@ struct BuildPlan {
         importer.sources.map(\.hostPath).filter { path in
             let name = path.split(separator: "/").last.map(String.init) ?? ""
             return name.hasSuffix(".so") || name.contains(".so.")
+        }
+    }
+
+    /// Adds an interpreter's library tree at its own path (the symlinks on the way as
+    /// symlinks), then, for every symlink in it that leads out of every tree added so far to
+    /// something that exists (the JDK's lib/jvm.cfg → /etc/java-17-openjdk/…), that target
+    /// the same way, a few levels deep. Paths already in the image keep what they have
+    /// (the user's --add wins); dangling symlinks are skipped without a word (a JDK has
+    /// some: src.zip without the source package).
+    mutating func addLibraryTrees(_ paths: [String]) throws(StoreError) {
+        importer.existingWins = true
+        importer.warnsOfDanglingSymlinks = false
+        defer {
+            importer.existingWins = false
+            importer.warnsOfDanglingSymlinks = true
+        }
+        var roots: [String] = []
+        var pending = paths
+        for _ in 0..<4 where !pending.isEmpty {
+            let firstLink = importer.addedSymlinks.count
+            for path in pending {
+                let real = try placeSymlinks(of: path, what: "library directory")
+                if roots.contains(where: { real == $0 || real.hasPrefix($0 + "/") }) { continue }
+                roots.append(real)
+                try add((host: real, image: real))
+            }
+            pending = []
+            for link in importer.addedSymlinks[firstLink...] {
+                guard let target = realPath(link.host),
+                      !roots.contains(where: { target == $0 || target.hasPrefix($0 + "/") }),
+                      !pending.contains(target) else { continue }
+                pending.append(target)
+            }
         }
     }
 

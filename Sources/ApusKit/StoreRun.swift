@@ -64,18 +64,43 @@ enum StoreRun {
 
         let kernelPath = try KernelLocator.locate()
         let kernel = try MappedFile(path: kernelPath)
+        if argv0 != nil, let script = scriptVolume(options, image: file, workdir: effective.workingDirectory) {
+            effective.volumes.append(script)
+        }
         // Volumes need a new index: the store image's entries plus theirs, laid out in memory
         // with the store file's pages mapped in. Without volumes the store file is the image.
-        let overlay = options.volumes.isEmpty ? nil : try InMemoryImage(base: file, label: label, volumes: options.volumes)
+        let overlay = effective.volumes.isEmpty ? nil : try InMemoryImage(base: file, label: label, volumes: effective.volumes)
         for warning in overlay?.warnings ?? [] { stderrLine(warning) }
         host.imageBuilt = monotonicNanos()
         let bytes = overlay.map { UnsafeRawBufferPointer($0.bytes) } ?? file.bytes
-        let environment = RunEnvironment.compose(options, imageEnvironment: config.environment,
+        let environment = RunEnvironment.compose(effective, imageEnvironment: config.environment,
                                                  hostname: effective.hostname, image: bytes)
         return try withExtendedLifetime((file, overlay)) { () throws(RunError) -> Int32 in
             try boot(effective, kernelPath: kernelPath, kernel: kernel, image: bytes,
                      arguments: arguments.map { Array($0.utf8) }, environment: environment.map { Array($0.utf8) },
                      startNanos: startNanos, host: host)
         }
+    }
+
+    /// The script of an interpreter run from the host (`apus run /usr/bin/python3 app.py`):
+    /// the argument Interpreters.scriptIndex picks, when it names an existing regular file on
+    /// the host (a relative name from apus's current directory), as a volume at the path the
+    /// interpreter will open in the VM: the same absolute path, or a relative one taken from
+    /// the working directory. The argument itself is not rewritten. Nil when the program is
+    /// no interpreter, there is no such file, or the image has that path already (its own
+    /// copy, or a -v volume's, wins).
+    static func scriptVolume(_ options: RunOptions, image: ImageFile, workdir: String) -> Volume? {
+        let reader = image.reader
+        let entrypoint = String(decoding: reader.entrypoint.path, as: UTF8.self)
+        guard let family = InterpreterFamily.of(fileName: ImageBuild.fileName(entrypoint)),
+              let index = Interpreters.scriptIndex(family, arguments: options.arguments) else { return nil }
+        let argument = options.arguments[index]
+        var st = stat()
+        guard stat(argument, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { return nil }
+        let guestPath = absolute(argument, base: workdir.isEmpty ? "/" : workdir)
+        guard guestPath != "/", reader.lookup(path: guestPath) == nil,
+              !options.volumes.contains(where: { guestPath == $0.guestPath || guestPath.hasPrefix($0.guestPath + "/") })
+        else { return nil }
+        return Volume(hostPath: absolute(argument, base: currentDirectory()), guestPath: guestPath, readOnly: false)
     }
 }
