@@ -57,7 +57,10 @@ public enum ContainerEnvironment {
                                home: () -> String) -> [String] {
         var defaults = ["PATH=" + defaultPath, "HOSTNAME=" + (hostname.isEmpty ? defaultHostname : hostname)]
         if terminal { defaults.append("TERM=" + terminalType) }
-        var environment = replaceOrAppend(defaults, replaceOrAppend(image, user))
+        // One pass, defaults then image then run, gives docker's order (the image's and the
+        // run's variables merged first, then laid over the defaults) and lets a bare NAME of
+        // the run remove a default too.
+        var environment = replaceOrAppend(replaceOrAppend(defaults, image), user)
         if !environment.contains(where: { name(of: $0) == "HOME" }) {
             environment.append("HOME=" + home())
         }

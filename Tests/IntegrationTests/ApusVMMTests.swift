@@ -105,4 +105,15 @@ final class ApusVMMTests: XCTestCase {
     func testSandboxStopsAForbiddenCall() throws { try matrix.sandboxStopsAForbiddenCall() }
     func testSandboxIsOnByDefault() throws { try matrix.sandboxIsOnByDefault() }
     func testRunsAsAnOrdinaryUser() throws { try matrix.runsAsAnOrdinaryUser() }
+
+    // docker's defaults and interpreters without a recipe (EnvironmentCases.swift)
+    func testEnvironmentDefaults() throws { try matrix.environmentDefaults() }
+    func testEnvironmentFromHost() throws { try matrix.environmentFromHost() }
+    func testEnvironmentFile() throws { try matrix.environmentFile() }
+    func testEnvironmentOfImages() throws { try matrix.environmentOfImages() }
+    func testAccountsOfStaticPrograms() throws { try matrix.accountsOfStaticPrograms() }
+    func testPythonWithoutRecipe() throws { try matrix.pythonWithoutRecipe() }
+    func testPerlWithoutRecipe() throws { try matrix.perlWithoutRecipe() }
+    /// This VMM only: the JVM's start under QEMU's emulation takes minutes.
+    func testJavaWithoutRecipe() throws { try matrix.javaWithoutRecipe() }
 }
