@@ -217,8 +217,15 @@ struct Build: ParsableCommand {
             its interpreter and every library it needs (found like the host's loader does, \
             symlinks kept); a library no search path has is an error that names it and who \
             needs it. Every image also gets /etc/passwd and /etc/group (root and nobody), \
-            /etc/hosts, /etc/nsswitch.conf, the host's /etc/localtime, /root and /tmp; \
-            --add files win over these.
+            /etc/nsswitch.conf, the host's /etc/localtime, /root and /tmp; --add files win \
+            over these. An --add directory may hold the program or libraries the build \
+            placed already (a whole JDK with its bin/java as PROGRAM): the same files are \
+            taken once. Symlinks under an --add directory that lead nowhere on the host are \
+            skipped with a warning.
+
+            A python, perl, ruby, php, node or java PROGRAM also gets the directories it \
+            loads its own library from, asked of it once here (see apus run --help); what \
+            it loads from elsewhere (site-packages, data files) needs --add.
 
             Words after PROGRAM are the image's default arguments (put them after -- when \
             they start with '-'); --env, --workdir, --hostname and --memory are its other \
