@@ -70,7 +70,8 @@ struct Run: ParsableCommand {
             name decides) gets the library directories it reports itself when the image is \
             built (python3's standard library, perl's @INC, ruby's $LOAD_PATH, php's \
             extension directory, the JDK the java binary belongs to), and its script (the \
-            first ARG that names an existing host file) is copied in at the path the program \
+            first ARG that is no option or option's value, when it names an existing host \
+            file) is copied in at the path the program \
             will open: an absolute one at the same path, a relative one under the working \
             directory (as with -v FILE:PATH). Other files it needs (python's site-packages, \
             data files) are not: add them with -v HOST:GUEST here, or --add in apus build.
