@@ -119,6 +119,9 @@ public struct BuildResult: Sendable {
     public var seconds: Double
     /// Host entries that were skipped (sockets, FIFOs, devices under an --add directory).
     public var warnings: [String]
+    /// The warning for an interpreter whose library directories could not be found (also in
+    /// `warnings`), which `apus run` shows too: the program will likely miss files.
+    public var interpreterWarning: String? = nil
 }
 
 public enum ImageBuild {
@@ -206,12 +209,14 @@ public enum ImageBuild {
         var dependencies = Dependencies(interpreter: nil, libraries: [], entries: [])
         for file in files { try plan.add(file) }
         var warnings: [String] = []
+        var interpreterWarning: String?
         if case .dynamic = kind, let family = InterpreterFamily.of(fileName: fileName(real)) {
             switch Interpreters.libraryPaths(family, program: real) {
             case .success(let paths): try plan.addLibraryTrees(paths)
             case .failure(let problem):
-                warnings.append("apus: warning: \(programPath) looks like \(family.rawValue), but its library directories are unknown "
-                                + "(\(problem)); add them with --add DIR (apus build) or -v DIR:DIR (apus run)")
+                interpreterWarning = "apus: warning: \(programPath) looks like \(family.rawValue), but its library directories "
+                    + "are unknown (\(problem)); add them with --add DIR (apus build) or -v DIR:DIR (apus run)"
+                warnings += interpreterWarning.map { [$0] } ?? []
             }
         }
         if case .dynamic = kind {
@@ -263,7 +268,7 @@ public enum ImageBuild {
         let image = StoredImage(name: name, digest: hex, config: config, blobPath: store.blobPath(digest.hex),
                                 storeRoot: store.root)
         return BuildResult(image: image, cacheHit: false, seconds: seconds(since: start),
-                           warnings: plan.importer.warnings + warnings)
+                           warnings: plan.importer.warnings + warnings, interpreterWarning: interpreterWarning)
     }
 
     /// The one line for a failed dependency resolution: every missing library and who needs it.

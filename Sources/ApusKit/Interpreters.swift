@@ -151,7 +151,9 @@ public enum Interpreters {
         guard let query = family.libraryQuery else { return .success([]) }
         switch HostCommand.output([realPath] + query, timeoutSeconds: 20) {
         case .success(let output):
-            return .success(directories(fromQueryOutput: output).filter { fileExists($0) })
+            let found = directories(fromQueryOutput: output).filter { fileExists($0) }
+            guard !found.isEmpty else { return .failure("\(realPath) named no existing directory when asked for its library") }
+            return .success(found)
         case .failure(let problem):
             return .failure(problem)
         }

@@ -32,6 +32,9 @@ enum StoreRun {
             let store = try ImageStore.openDefault()
             let result = try ImageBuild.build(BuildSpec(program: program.contains("/") ? program : "./" + program),
                                               store: store, auto: true)
+            // The one build warning a run shows: an interpreter without its library will
+            // likely fail, and the warning names what to add.
+            if let warning = result.interpreterWarning { stderrLine(warning) }
             return result.image
         } catch {
             throw RunError(error.message)

@@ -592,6 +592,26 @@ final class StoreTests: XCTestCase {
         return .file(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
     }
 
+    /// A program named like an interpreter that does not answer the library query (here
+    /// the host's dynamic /bin/false named perl) is built anyway, with a warning naming what
+    /// to add.
+    func testInterpreterWithoutAnAnswerIsAWarning() throws {
+        let host = try MappedFile(path: "/bin/false")
+        guard case .dynamic = try ProgramCheck.classify(host) else {
+            throw XCTSkip("/bin/false is not dynamically linked here")
+        }
+        try makeDirectory(directory + "/fake")
+        let fake = directory + "/fake/perl"
+        try withExtendedLifetime(host) { try write(fake, Array(host.bytes), mode: 0o755) }
+        var spec = BuildSpec(program: fake)
+        spec.name = "fakeperl"
+        let result = try ImageBuild.build(spec, store: store)
+        let warning = try XCTUnwrap(result.interpreterWarning)
+        XCTAssertTrue(warning.hasPrefix("apus: warning: \(fake) looks like perl, but its library directories are unknown"), warning)
+        XCTAssertTrue(warning.contains("exit status 1") && warning.contains("--add DIR"), warning)
+        XCTAssertTrue(result.warnings.contains(warning))
+    }
+
     // MARK: Helpers
 
     /// A minimal static x86-64 executable: one R+X PT_LOAD, code that exits 0.
