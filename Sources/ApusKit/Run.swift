@@ -338,8 +338,9 @@ public func runProgram(_ options: RunOptions, startNanos: UInt64) -> Int32 {
         for warning in image.warnings { stderrLine(warning) }
         host.imageBuilt = monotonicNanos()
         let arguments = ([options.program] + options.arguments).map { Array($0.utf8) }
-        let environment = RunEnvironment.compose(options, imageEnvironment: [], hostname: options.hostname,
-                                                 image: UnsafeRawBufferPointer(image.bytes)).map { Array($0.utf8) }
+        let environment = RunEnvironment.compose(options, imageEnvironment: [], hostname: options.hostname) {
+            try? ImageReader(bytes: UnsafeRawBufferPointer(image.bytes))
+        }.map { Array($0.utf8) }
         return try withExtendedLifetime(image) { () throws(RunError) -> Int32 in
             try boot(options, kernelPath: kernelPath, kernel: kernel, image: UnsafeRawBufferPointer(image.bytes),
                      arguments: arguments, environment: environment, startNanos: startNanos, host: host)

@@ -40,21 +40,21 @@ enum RunEnvironment {
         return ContainerEnvironment.parseEnvFile(bytes, path: path, host: hostVariable)
     }
 
-    /// The program's environment in a VM whose image is `image`: the run's settings over
-    /// the image's defaults (`imageEnvironment`), HOME from the image's /etc/passwd.
+    /// The program's environment in a VM whose image `reader` reads: the run's settings
+    /// over the image's defaults (`imageEnvironment`), HOME from the image's /etc/passwd
+    /// (the reader is made only when nothing set HOME).
     static func compose(_ options: RunOptions, imageEnvironment: [String], hostname: String,
-                        image: UnsafeRawBufferPointer) -> [String] {
+                        reader: () -> ImageReader?) -> [String] {
         ContainerEnvironment.compose(image: imageEnvironment, user: options.environment, hostname: hostname,
                                      terminal: options.allocatesTerminal) {
-            guard let passwd = imageFile(image, path: "/etc/passwd") else { return "/" }
+            guard let reader = reader(), let passwd = imageFile(reader, path: "/etc/passwd") else { return "/" }
             return ContainerEnvironment.homeDirectory(passwd: passwd, uid: ContainerEnvironment.programUID) ?? "/"
         }
     }
 
     /// The bytes of the regular file at `path` in the image, following symlinks (at most 8;
     /// relative targets taken from the link's directory, lexically); nil when there is none.
-    static func imageFile(_ image: UnsafeRawBufferPointer, path: String) -> [UInt8]? {
-        guard let reader = try? ImageReader(bytes: image) else { return nil }
+    static func imageFile(_ reader: ImageReader, path: String) -> [UInt8]? {
         var path = path
         for _ in 0..<8 {
             guard let entry = reader.lookup(path: path) else { return nil }

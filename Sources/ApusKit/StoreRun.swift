@@ -1,3 +1,4 @@
+import ImageFormat
 import VMM
 #if canImport(Glibc)
 import Glibc
@@ -77,7 +78,9 @@ enum StoreRun {
         host.imageBuilt = monotonicNanos()
         let bytes = overlay.map { UnsafeRawBufferPointer($0.bytes) } ?? file.bytes
         let environment = RunEnvironment.compose(effective, imageEnvironment: config.environment,
-                                                 hostname: effective.hostname, image: bytes)
+                                                 hostname: effective.hostname) {
+            overlay == nil ? file.reader : try? ImageReader(bytes: bytes)
+        }
         return try withExtendedLifetime((file, overlay)) { () throws(RunError) -> Int32 in
             try boot(effective, kernelPath: kernelPath, kernel: kernel, image: bytes,
                      arguments: arguments.map { Array($0.utf8) }, environment: environment.map { Array($0.utf8) },
