@@ -24,7 +24,7 @@ struct Apus: ParsableCommand {
               apus run --trace ./hello
               apus run --vmm qemu ./hello
               apus run -v ./data:/data:ro ./prog /data/input.txt
-              apus build -t pyapp /usr/bin/python3 --add /usr/lib/python3.11 --add ./app.py:/app/app.py
+              apus build -t pyapp /usr/bin/python3 --add ./app.py:/app/app.py
               apus run pyapp /app/app.py
               apus images
             """,
@@ -246,7 +246,7 @@ struct Build: ParsableCommand {
 
             Examples:
               apus build /usr/bin/sqlite3
-              apus build -t pyapp /usr/bin/python3 --add /usr/lib/python3.11 --add ./app.py:/app/app.py
+              apus build -t pyapp /usr/bin/python3 --add ./app.py:/app/app.py
               apus build -t web -e PORT=8080 -w /srv --ca-certificates ./server -- --verbose
               apus build -f Apusfile.yaml
             """
