@@ -149,6 +149,14 @@ public enum Interpreters {
             return .success(paths)
         }
         guard let query = family.libraryQuery else { return .success([]) }
+        // The query runs the program on the host, outside any VM: only one installed the
+        // way a system package is. Another python is placed from its layout instead.
+        if let reason = untrustedReason(realPath) {
+            if family == .python, let stdlib = pythonStandardLibrary(ofPython: realPath, exists: { fileExists($0) }) {
+                return .success([stdlib])
+            }
+            return .failure("not asked for its library, since \(reason)")
+        }
         switch HostCommand.output([realPath] + query, timeoutSeconds: 20) {
         case .success(let output):
             let found = directories(fromQueryOutput: output).filter { fileExists($0) }
@@ -157,6 +165,31 @@ public enum Interpreters {
         case .failure(let problem):
             return .failure(problem)
         }
+    }
+
+    /// Why the host program at `path` is not run natively to ask for its library, or nil
+    /// when it may be: it and its directory must be owned by root and writable by nobody
+    /// else, as what a package manager installs is (a program built or downloaded by a user
+    /// is not run outside the VM).
+    static func untrustedReason(_ path: String) -> String? {
+        for (what, candidate) in [("it", path), ("its directory", directoryOf(path))] {
+            var st = stat()
+            guard stat(candidate, &st) == 0 else { return "\(what) cannot be examined (\(errnoText()))" }
+            if st.st_uid != 0 { return "\(what) is not owned by root" }
+            if st.st_mode & (S_IWGRP | S_IWOTH) != 0 { return "\(what) is writable by other users" }
+        }
+        return nil
+    }
+
+    /// A python's standard library from its layout, without running it: PREFIX/lib/pythonX.Y
+    /// for PREFIX/bin/pythonX.Y (lib-dynload is inside it); nil when the name has no
+    /// version or the directory is missing.
+    static func pythonStandardLibrary(ofPython realPath: String, exists: (String) -> Bool) -> String? {
+        let name = realPath.split(separator: "/").last.map(String.init) ?? ""
+        let version = name.dropFirst("python".count)
+        guard name.hasPrefix("python"), version.contains("."), directoryOf(realPath).hasSuffix("/bin") else { return nil }
+        let stdlib = directoryOf(directoryOf(realPath)) + "/lib/python" + version
+        return exists(stdlib + "/os.py") ? stdlib : nil
     }
 
     private static func directoryOf(_ path: String) -> String {

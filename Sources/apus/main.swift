@@ -68,7 +68,8 @@ struct Run: ParsableCommand {
 
             A dynamically linked interpreter (python3, perl, ruby, php, node, java: the file \
             name decides) gets the library directories it reports itself when the image is \
-            built (python3's standard library, perl's @INC, ruby's $LOAD_PATH, php's \
+            built, if installed as packages are (owned by root, writable by no one else: \
+            only such a program is run on the host to ask) (python3's standard library, perl's @INC, ruby's $LOAD_PATH, php's \
             extension directory, the JDK the java binary belongs to), and its script (the \
             first ARG that is no option or option's value, when it names an existing host \
             file) is copied in at the path the program \

@@ -162,6 +162,30 @@ final class EnvironmentTests: XCTestCase {
         XCTAssertEqual(Interpreters.directories(fromQueryOutput: "/a/b\n/c\n/a\n"), ["/c", "/a"])
     }
 
+    func testPythonLayout() {
+        let present: Set<String> = ["/opt/py/lib/python3.12/os.py"]
+        XCTAssertEqual(Interpreters.pythonStandardLibrary(ofPython: "/opt/py/bin/python3.12", exists: present.contains),
+                       "/opt/py/lib/python3.12")
+        XCTAssertNil(Interpreters.pythonStandardLibrary(ofPython: "/opt/py/bin/python3", exists: { _ in true }))
+        XCTAssertNil(Interpreters.pythonStandardLibrary(ofPython: "/opt/py/bin/python3.11", exists: present.contains))
+        XCTAssertNil(Interpreters.pythonStandardLibrary(ofPython: "/opt/py/python3.12", exists: { _ in true }))
+    }
+
+    /// Only a program installed as packages are (root's, writable by nobody else) is asked.
+    func testOnlySystemProgramsAreAsked() throws {
+        XCTAssertNil(Interpreters.untrustedReason("/bin/sh"))
+        let dir = "/tmp/apus-untrusted-\(getpid())"
+        XCTAssertEqual(mkdir(dir, 0o777), 0)
+        defer { rmdir(dir) }
+        chmod(dir, 0o777)
+        XCTAssertEqual(Interpreters.untrustedReason(dir + "/python3"), "it cannot be examined (No such file or directory)")
+        let fd = open(dir + "/python3", O_WRONLY | O_CREAT, 0o755)
+        close(fd)
+        defer { unlink(dir + "/python3") }
+        let reason = try XCTUnwrap(Interpreters.untrustedReason(dir + "/python3"))
+        XCTAssertTrue(reason == "its directory is writable by other users" || reason == "it is not owned by root", reason)
+    }
+
     func testJavaHomeLayouts() {
         let modular: Set<String> = ["/jvm/17/lib/modules", "/jvm/17/bin", "/jvm/17/conf", "/jvm/17/lib", "/jvm/17/release"]
         XCTAssertEqual(Interpreters.javaHome(ofJava: "/jvm/17/bin/java", exists: modular.contains),
