@@ -489,21 +489,25 @@ struct BuildPlan {
             importer.existingWins = false
             importer.warnsOfDanglingSymlinks = true
         }
+        func inside(_ path: String, _ roots: [String]) -> Bool {
+            roots.contains { path == $0 || path.hasPrefix($0 + "/") }
+        }
         var roots: [String] = []
         var pending = paths
+        var followed = Set<String>()
         for _ in 0..<4 where !pending.isEmpty {
-            let firstLink = importer.addedSymlinks.count
             for path in pending {
                 let real = try placeSymlinks(of: path, what: "library directory")
-                if roots.contains(where: { real == $0 || real.hasPrefix($0 + "/") }) { continue }
+                if inside(real, roots) { continue }
                 roots.append(real)
                 try add((host: real, image: real))
             }
+            // The links in the trees, whoever added them (an --add of the same tree took
+            // its paths first): those at their host path whose target is outside.
             pending = []
-            for link in importer.addedSymlinks[firstLink...] {
-                guard let target = realPath(link.host),
-                      !roots.contains(where: { target == $0 || target.hasPrefix($0 + "/") }),
-                      !pending.contains(target) else { continue }
+            for link in importer.addedSymlinks where link.host == link.image && inside(link.image, roots) {
+                guard followed.insert(link.host).inserted, let target = realPath(link.host),
+                      !inside(target, roots), !pending.contains(target) else { continue }
                 pending.append(target)
             }
         }

@@ -584,6 +584,14 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(origins[directory + "/etc-outside/jvm.cfg"], try fileOrigin(directory + "/etc-outside/jvm.cfg"),
                        "the link's target came along")
         XCTAssertEqual(origins[lib + "/5.36.0/user.pm"], try fileOrigin(directory + "/mine.pm"), "the user's --add wins")
+
+        // The user's --add of the whole tree first (as `apus build java --add JDK`): its
+        // links out are followed all the same.
+        var second = BuildPlan()
+        try second.add((host: lib + "/5.36.0", image: lib + "/5.36.0"))
+        XCTAssertNil(second.importer.origins?[directory + "/etc-outside/jvm.cfg"])
+        try second.addLibraryTrees([lib + "/5.36"])
+        XCTAssertEqual(second.importer.origins?[directory + "/etc-outside/jvm.cfg"], try fileOrigin(directory + "/etc-outside/jvm.cfg"))
     }
 
     func fileOrigin(_ path: String) throws -> VolumeImporter.EntryOrigin {

@@ -158,6 +158,20 @@ extension VMMMatrix {
         try Data("public class Hello { public static void main(String[] a) { System.out.println(\"hello \" + String.join(\",\", a) + \" \" + java.util.List.of(1, 2, 3).stream().mapToInt(i -> i).sum()); } }\n".utf8)
             .write(to: URL(fileURLWithPath: dir + "/Hello.java"))
         try compareNative([java, "Hello.java", "a", "b"], cwd: dir, memory: "1G", timeout: 120)
+
+        // apus build of the JDK without workarounds: --add of the directory that holds the
+        // program and the libraries the resolver placed is no conflict; its dangling
+        // symlinks (if any) are skipped with a warning.
+        let home = (java as NSString).deletingLastPathComponent.replacingOccurrences(of: "/bin", with: "", options: .anchored.union(.backwards))
+        let image = "jdk-\(vmm)"
+        let build = try apusCommand(["build", "-t", image, java, "--add", home, "--add", dir + "/Hello.java:/app/Hello.java"])
+        XCTAssertEqual(build.status, 0, "[\(vmm)] apus build of the JDK: \(build.stderrText)")
+        for line in build.stderrText.split(separator: "\n") {
+            XCTAssertTrue(line.hasPrefix("apus: warning: --add: skipping ") && line.contains("a dangling symlink"), String(line))
+        }
+        let run = try apusRun(["-m", "1G", image, "/app/Hello.java", "image"], timeout: 120)
+        XCTAssertEqual(run.status, 0, run.stderrText)
+        XCTAssertEqual(run.stdoutText, "hello image 6\n", run.stderrText)
     }
 
     /// Runs `command` natively (empty environment) and as `apus run -m MEMORY COMMAND`, both
