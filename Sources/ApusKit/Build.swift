@@ -119,22 +119,31 @@ public struct BuildResult: Sendable {
     public var seconds: Double
     /// Host entries that were skipped (sockets, FIFOs, devices under an --add directory).
     public var warnings: [String]
+    /// The warning for an interpreter whose library directories could not be found (also in
+    /// `warnings`), which `apus run` shows too: the program will likely miss files.
+    public var interpreterWarning: String? = nil
 }
 
 public enum ImageBuild {
     /// Part of every cache key: a builder that lays images out differently must not reuse
     /// its predecessor's cache entries.
-    public static let builderVersion = "apus-build 2"
+    public static let builderVersion = "apus-build 3"
     public static let caBundlePath = "/etc/ssl/certs/ca-certificates.crt"
     public static let ldCachePath = "/etc/ld.so.cache"
 
-    /// The files programs commonly expect, for a single user root (uid 0). Paths the build
-    /// already has (from --add) are left as the user made them. /etc/hosts and
-    /// /etc/resolv.conf are not here: the kernel provides them from the VM's network (and a
-    /// `-v FILE:/etc/hosts` volume can bring another /etc/hosts).
-    static let generatedFiles: [(path: String, text: String)] = [
-        ("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
-        ("/etc/group", "root:x:0:\n"),
+    /// The accounts of a minimal container image: root (uid 0, whom every program runs as)
+    /// and nobody/nogroup (65534), as Debian names them. Every image `apus build` writes has
+    /// them, and so has the in-memory image of a static program.
+    public static let accountFiles: [(path: String, text: String)] = [
+        ("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"),
+        ("/etc/group", "root:x:0:\nnogroup:x:65534:\n"),
+    ]
+
+    /// The files programs commonly expect. Paths the build already has (from --add) are
+    /// left as the user made them. /etc/hosts and /etc/resolv.conf are not here: the kernel
+    /// provides them from the VM's network (and a `-v FILE:/etc/hosts` volume can bring
+    /// another /etc/hosts).
+    static let generatedFiles: [(path: String, text: String)] = accountFiles + [
         ("/etc/nsswitch.conf", """
             passwd:    files
             group:     files
@@ -200,6 +209,16 @@ public enum ImageBuild {
         var dependencies = Dependencies(interpreter: nil, libraries: [], entries: [])
         for file in files { try plan.add(file) }
         var warnings: [String] = []
+        var interpreterWarning: String?
+        if case .dynamic = kind, let family = InterpreterFamily.of(fileName: fileName(real)) {
+            switch Interpreters.libraryPaths(family, program: real) {
+            case .success(let paths): try plan.addLibraryTrees(paths)
+            case .failure(let problem):
+                interpreterWarning = "apus: warning: \(programPath) looks like \(family.rawValue), but its library directories "
+                    + "are unknown (\(problem)); add them with --add DIR (apus build) or -v DIR:DIR (apus run)"
+                warnings += interpreterWarning.map { [$0] } ?? []
+            }
+        }
         if case .dynamic = kind {
             // The program's libraries, and those of the shared objects --add brought that it
             // may dlopen (a missing one of those is a warning: it fails only if loaded).
@@ -249,7 +268,7 @@ public enum ImageBuild {
         let image = StoredImage(name: name, digest: hex, config: config, blobPath: store.blobPath(digest.hex),
                                 storeRoot: store.root)
         return BuildResult(image: image, cacheHit: false, seconds: seconds(since: start),
-                           warnings: plan.importer.warnings + warnings)
+                           warnings: plan.importer.warnings + warnings, interpreterWarning: interpreterWarning)
     }
 
     /// The one line for a failed dependency resolution: every missing library and who needs it.
@@ -336,6 +355,10 @@ public enum ImageBuild {
     }
 
     static func seconds(since start: UInt64) -> Double { Double(monotonicNanos() - start) / 1e9 }
+
+    static func fileName(_ path: String) -> String {
+        path.split(separator: "/").last.map(String.init) ?? path
+    }
 }
 
 /// The entries of one build on their way into an `ImageWriter`, where each file's bytes come
@@ -353,6 +376,8 @@ struct BuildPlan {
         importer = VolumeImporter(writer: ImageWriter())
         importer.label = "--add"
         importer.recordsInputs = true
+        importer.origins = [:]
+        importer.skipsDanglingSymlinks = true
     }
 
     func allSources() -> [Int: FileSource] {
@@ -367,6 +392,14 @@ struct BuildPlan {
     /// the same symlink in the image, the file at the end a file. Returns that file's path
     /// (the real path, which is the image's entrypoint).
     mutating func placeProgram(_ path: String) throws(StoreError) -> String {
+        let real = try placeSymlinks(of: path, what: "program")
+        try place(.file(path: real, hostPath: real), what: "program")
+        return real
+    }
+
+    /// Places every symlink met resolving `path` on the host (as `placeProgram` does) and
+    /// returns the real path it leads to, which is not placed.
+    mutating func placeSymlinks(of path: String, what: String) throws(StoreError) -> String {
         var pending = path.split(separator: "/").map(String.init)
         var resolved: [String] = []
         var hops = 0
@@ -384,13 +417,11 @@ struct BuildPlan {
             hops += 1
             guard hops <= 40 else { throw StoreError(.build, "\(path): \(errnoText(ELOOP))") }
             let target = try readLink(candidate)
-            try place(.symlink(path: candidate, target: target), what: "program")
+            try place(.symlink(path: candidate, target: target), what: what)
             if target.hasPrefix("/") { resolved = [] }
             pending = target.split(separator: "/").map(String.init) + pending
         }
-        let real = "/" + resolved.joined(separator: "/")
-        try place(.file(path: real, hostPath: real), what: "program")
-        return real
+        return "/" + resolved.joined(separator: "/")
     }
 
     /// Places one program or library entry (see `placed`).
@@ -412,11 +443,19 @@ struct BuildPlan {
                 guard stat(hostPath, &st) == 0 else { throw StoreError(.build, "\(what) \(hostPath): \(errnoText())") }
                 guard st.st_mode & S_IFMT == S_IFREG else { throw StoreError(.build, "\(what) \(hostPath): not a regular file") }
                 inputs.append(FileFingerprint(path: hostPath, follow: true, stamp: FileFingerprint.stampOf(st)))
-                let id = try importer.writer.addFile(path: p, size: UInt64(st.st_size), mode: UInt32(st.st_mode & 0o7777))
-                importer.sources.append((id, hostPath))
+                let origin = VolumeImporter.EntryOrigin.file(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+                // The same file an --add directory brought at this path already.
+                if importer.origins?[p] != origin {
+                    let id = try importer.writer.addFile(path: p, size: UInt64(st.st_size), mode: UInt32(st.st_mode & 0o7777))
+                    importer.sources.append((id, hostPath))
+                    importer.origins?[p] = origin
+                }
             case .symlink(let p, let target):
                 inputs.append(FileFingerprint.take(p, follow: false))
-                try importer.writer.addSymlink(path: p, target: target)
+                if importer.origins?[p] != .symlink(target: target) {
+                    try importer.writer.addSymlink(path: p, target: target)
+                    importer.origins?[p] = .symlink(target: target)
+                }
             }
         } catch let error as StoreError {
             throw error
@@ -434,6 +473,43 @@ struct BuildPlan {
         importer.sources.map(\.hostPath).filter { path in
             let name = path.split(separator: "/").last.map(String.init) ?? ""
             return name.hasSuffix(".so") || name.contains(".so.")
+        }
+    }
+
+    /// Adds an interpreter's library tree at its own path (the symlinks on the way as
+    /// symlinks), then, for every symlink in it that leads out of every tree added so far to
+    /// something that exists (the JDK's lib/jvm.cfg → /etc/java-17-openjdk/…), that target
+    /// the same way, a few levels deep. Paths already in the image keep what they have
+    /// (the user's --add wins); dangling symlinks are skipped without a word (a JDK has
+    /// some: src.zip without the source package).
+    mutating func addLibraryTrees(_ paths: [String]) throws(StoreError) {
+        importer.existingWins = true
+        importer.warnsOfDanglingSymlinks = false
+        defer {
+            importer.existingWins = false
+            importer.warnsOfDanglingSymlinks = true
+        }
+        func inside(_ path: String, _ roots: [String]) -> Bool {
+            roots.contains { path == $0 || path.hasPrefix($0 + "/") }
+        }
+        var roots: [String] = []
+        var pending = paths
+        var followed = Set<String>()
+        for _ in 0..<4 where !pending.isEmpty {
+            for path in pending {
+                let real = try placeSymlinks(of: path, what: "library directory")
+                if inside(real, roots) { continue }
+                roots.append(real)
+                try add((host: real, image: real))
+            }
+            // The links in the trees, whoever added them (an --add of the same tree took
+            // its paths first): those at their host path whose target is outside.
+            pending = []
+            for link in importer.addedSymlinks where link.host == link.image && inside(link.image, roots) {
+                guard followed.insert(link.host).inserted, let target = realPath(link.host),
+                      !inside(target, roots), !pending.contains(target) else { continue }
+                pending.append(target)
+            }
         }
     }
 

@@ -5,7 +5,8 @@ import Glibc
 
 /// Builds an image for one program through the ImageFormat seam (DESIGN.md "Image format and
 /// files"): the program at its host absolute path, as the entrypoint, plus the `--volume`
-/// imports.
+/// imports, plus /etc/passwd and /etc/group (`ImageBuild.accountFiles`) where no volume put
+/// one, as every image `apus build` writes has.
 ///
 /// `InMemoryImage` lays the image out in host memory without copying the program: the
 /// metadata pages are anonymous memory, and the program's pages are a private mapping of the
@@ -30,7 +31,16 @@ public final class InMemoryImage {
             throw RunError("cannot build an image for \(program.path): \(error.message)")
         }
         for volume in volumes { try importer.add(volume) }
-        try self.init(importer: importer, what: program.path, mapped: [id: (program.fd, 0, program.path)])
+        // After the volumes: a volume's /etc/passwd wins (the duplicate is not added).
+        var generated: [Int: [UInt8]] = [:]
+        for (path, text) in ImageBuild.accountFiles {
+            let bytes = Array(text.utf8)
+            if let fileID = try? importer.writer.addFile(path: path, size: UInt64(bytes.count), mode: 0o644) {
+                generated[fileID] = bytes
+            }
+        }
+        try self.init(importer: importer, what: program.path, mapped: [id: (program.fd, 0, program.path)],
+                      generated: generated)
     }
 
     /// A store image with `-v` volumes on top: the store image's entries, each file's pages
@@ -64,9 +74,11 @@ public final class InMemoryImage {
     }
 
     /// Lays out `importer`'s image in memory. `mapped` gives, for some entry ids, an open
-    /// file and offset their bytes come from; the others are the importer's host files.
+    /// file and offset their bytes come from, `generated` the bytes of others; the rest are
+    /// the importer's host files.
     private init(importer: VolumeImporter, what: String,
-                 mapped: [Int: (fd: Int32, offset: UInt64, path: String)]) throws(RunError) {
+                 mapped: [Int: (fd: Int32, offset: UInt64, path: String)],
+                 generated: [Int: [UInt8]] = [:]) throws(RunError) {
         do {
             layout = try importer.writer.layout()
         } catch {
@@ -83,6 +95,10 @@ public final class InMemoryImage {
         for source in importer.sources { hostPaths[source.entryID] = source.hostPath }
         for placement in layout.fileDataOffsets where placement.size > 0 {
             let target = base + Int(placement.offset)
+            if let bytes = generated[placement.entryID] {
+                bytes.withUnsafeBytes { UnsafeMutableRawBufferPointer(start: target, count: bytes.count).copyMemory(from: $0) }
+                continue
+            }
             let fd: Int32
             let path: String
             let offset: UInt64

@@ -15,6 +15,9 @@ public struct RunOptions {
 
     public var program: String
     public var arguments: [String]
+    /// The run's own variables, --env-file settings then -e ones, pass-through names
+    /// resolved: NAME=VALUE, or a bare NAME the host does not have (it removes NAME). The
+    /// program's whole environment adds them to the defaults (RunEnvironment.compose).
     public var environment: [String]
     public var memorySize: UInt64
     public var monitor: Monitor
@@ -68,15 +71,17 @@ extension RunOptions {
                             vmm: String, timings: Bool, timeout: Double, trace: Bool = false,
                             hostname: String = "", volumes: [String] = [],
                             workdir: String = "", network: String = "user",
-                            publish: [String] = []) -> Result<RunOptions, RunOptionsError> {
+                            publish: [String] = [], envFiles: [String] = []) -> Result<RunOptions, RunOptionsError> {
         guard let size = MemorySize.parse(memory.isEmpty ? defaultMemory : memory) else {
             return .failure(RunOptionsError("--memory \(memory): not a size (use a number with K, M or G, e.g. 64M)"))
         }
         guard let monitor = Monitor(rawValue: vmm) else {
             return .failure(RunOptionsError("--vmm \(vmm): unknown VMM (choose apus or qemu)"))
         }
-        for variable in environment where !variable.contains("=") || variable.hasPrefix("=") {
-            return .failure(RunOptionsError("--env \(variable): expected KEY=VALUE"))
+        let userEnvironment: [String]
+        switch Self.userEnvironment(environment, envFiles: envFiles) {
+        case .success(let settings): userEnvironment = settings
+        case .failure(let problem): return .failure(problem)
         }
         guard timeout >= 0 && timeout.isFinite else {
             return .failure(RunOptionsError("--timeout must be a number of seconds ≥ 0"))
@@ -90,7 +95,7 @@ extension RunOptions {
         // "--" right after PROGRAM separates apus's command line from the program's; it is
         // not passed on (a program that wants "--" first gets it by writing it twice).
         let arguments = arguments.first == "--" ? Array(arguments.dropFirst()) : arguments
-        var options = RunOptions(program: program, arguments: arguments, environment: environment, memorySize: size,
+        var options = RunOptions(program: program, arguments: arguments, environment: userEnvironment, memorySize: size,
                                  monitor: monitor, timings: timings, timeoutSeconds: timeout)
         options.trace = trace
         options.hostname = hostname
@@ -141,6 +146,25 @@ extension RunOptions {
     }
 }
 
+extension RunOptions {
+    /// --env-file settings (docker reads them first, whatever the order on the command
+    /// line), then -e ones; bare names take the host's value.
+    static func userEnvironment(_ settings: [String], envFiles: [String]) -> Result<[String], RunOptionsError> {
+        var environment: [String] = []
+        for path in envFiles {
+            switch RunEnvironment.readEnvFile(path) {
+            case .success(let fromFile): environment += fromFile
+            case .failure(let problem): return .failure(problem)
+            }
+        }
+        for setting in settings {
+            if let problem = ContainerEnvironment.problem(with: setting) { return .failure(RunOptionsError(problem)) }
+            environment.append(ContainerEnvironment.resolve(setting, host: RunEnvironment.hostVariable))
+        }
+        return .success(environment)
+    }
+}
+
 public struct RunOptionsError: Error, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
@@ -148,7 +172,8 @@ public struct RunOptionsError: Error, CustomStringConvertible {
 
 /// The common form of `apus run` parsed without ArgumentParser: `run`, then options in their
 /// separate-value spelling (`-e K=V`, `--env K=V`, `-m 64M`, `--memory 64M`, `--vmm X`,
-/// `--timeout S`, `--hostname H`, `-v H:G`, `--volume H:G`, `-w D`, `--workdir D`, `--timings`, `--trace`), then
+/// `--timeout S`, `--hostname H`, `-v H:G`, `--volume H:G`, `-w D`, `--workdir D`, `--env-file F`, `--timings`,
+/// `--trace`), then
 /// PROGRAM and its arguments. Returns nil for anything else — including every invalid input —
 /// so that ArgumentParser answers it.
 public enum FastRunParser {
@@ -157,7 +182,7 @@ public enum FastRunParser {
         var environment: [String] = []
         var memory = "", vmm = "apus", timings = false, timeout = 0.0, trace = false
         var hostname = "", workdir = "", network = "user"
-        var volumes: [String] = [], publish: [String] = []
+        var volumes: [String] = [], publish: [String] = [], envFiles: [String] = []
         var i = 1
         while i < argv.count, argv[i].hasPrefix("-") {
             let flag = argv[i]
@@ -167,6 +192,7 @@ public enum FastRunParser {
             let value = argv[i + 1]
             switch flag {
             case "-e", "--env": environment.append(value)
+            case "--env-file": envFiles.append(value)
             case "-m", "--memory": memory = value
             case "--vmm": vmm = value
             case "--hostname": hostname = value
@@ -185,7 +211,7 @@ public enum FastRunParser {
         let options = RunOptions.make(program: argv[i], arguments: Array(argv[(i + 1)...]), environment: environment,
                                       memory: memory, vmm: vmm, timings: timings, timeout: timeout, trace: trace,
                                       hostname: hostname, volumes: volumes, workdir: workdir,
-                                      network: network, publish: publish)
+                                      network: network, publish: publish, envFiles: envFiles)
         guard case .success(let checked) = options else { return nil }
         return checked
     }
@@ -322,7 +348,9 @@ public func runProgram(_ options: RunOptions, startNanos: UInt64) -> Int32 {
         for warning in image.warnings { stderrLine(warning) }
         host.imageBuilt = monotonicNanos()
         let arguments = ([options.program] + options.arguments).map { Array($0.utf8) }
-        let environment = options.environment.map { Array($0.utf8) }
+        let environment = RunEnvironment.compose(options, imageEnvironment: [], hostname: options.hostname) {
+            try? ImageReader(bytes: UnsafeRawBufferPointer(image.bytes))
+        }.map { Array($0.utf8) }
         return try withExtendedLifetime(image) { () throws(RunError) -> Int32 in
             try boot(options, kernelPath: kernelPath, kernel: kernel, image: UnsafeRawBufferPointer(image.bytes),
                      arguments: arguments, environment: environment, startNanos: startNanos, host: host)

@@ -53,6 +53,27 @@ struct VolumeImporter {
     /// Every host path visited (the top one followed, the rest not), in visiting order.
     var fingerprints: [FileFingerprint] = []
 
+    /// Builds only (nil for volumes): where each image path placed so far came from. An
+    /// entry met again with the same origin (the program or a library inside an --add
+    /// directory, a directory two --add trees share) is skipped instead of refused.
+    var origins: [String: EntryOrigin]? = nil
+    /// Whether an image path that is already taken keeps what it has, whatever its origin
+    /// (the interpreter's own library trees give way to the user's --add files).
+    var existingWins = false
+    /// Whether symlinks below the top path whose target does not exist on the host are
+    /// skipped, and whether that is said in `warnings`.
+    var skipsDanglingSymlinks = false
+    var warnsOfDanglingSymlinks = true
+    /// (host path, image path) of the symlinks added, in order, when `origins` is kept.
+    var addedSymlinks: [(host: String, image: String)] = []
+
+    /// What an image entry is a copy of.
+    enum EntryOrigin: Equatable {
+        case file(device: UInt64, inode: UInt64)
+        case symlink(target: String)
+        case directory
+    }
+
     init(writer: ImageWriter) { self.writer = writer }
 
     mutating func add(_ volume: Volume) throws(RunError) {
@@ -76,11 +97,20 @@ struct VolumeImporter {
         do {
             switch st.st_mode & S_IFMT {
             case S_IFREG:
+                let origin = EntryOrigin.file(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+                if alreadyPlaced(guest, as: origin) { return }
                 let id = try writer.addFile(path: guest, size: UInt64(st.st_size), mode: mode)
                 sources.append((id, host))
+                origins?[guest] = origin
             case S_IFDIR:
                 guard depth < 256 else { throw RunError("\(label) \(host): directories nest too deeply") }
-                try writer.addDirectory(path: guest, mode: mode)
+                if let existing = origins?[guest], existing != .directory, existingWins {
+                    return  // the user's file stays, and this library subtree with it
+                }
+                if origins?[guest] != .directory {
+                    try writer.addDirectory(path: guest, mode: mode)
+                    origins?[guest] = .directory
+                }
                 for name in try listDirectory(host) {
                     let child = host + "/" + name
                     var cst = stat()
@@ -93,7 +123,20 @@ struct VolumeImporter {
                 var buffer = [CChar](repeating: 0, count: 4097)
                 let n = readlink(host, &buffer, 4096)
                 guard n > 0 else { throw RunError("\(label) \(host): \(String(cString: strerror(errno)))") }
-                try writer.addSymlink(path: guest, target: String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self))
+                let target = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                var targetStat = stat()
+                if skipsDanglingSymlinks && depth > 0 && stat(host, &targetStat) != 0 {
+                    if warnsOfDanglingSymlinks {
+                        warnings.append("apus: warning: \(label): skipping \(host): a dangling symlink (to \(target))")
+                    }
+                    return
+                }
+                if alreadyPlaced(guest, as: .symlink(target: target)) { return }
+                try writer.addSymlink(path: guest, target: target)
+                if origins != nil {
+                    origins?[guest] = .symlink(target: target)
+                    addedSymlinks.append((host, guest))
+                }
             default:
                 warnings.append("apus: \(label): skipping \(host): not a file, directory or symlink")
             }
@@ -106,6 +149,14 @@ struct VolumeImporter {
         } catch {
             throw RunError("\(label) \(host): \(error)")
         }
+    }
+
+    /// Whether `path` is in the image already with the same origin (or with any, when
+    /// `existingWins`): then it is not added again. Without `origins` (volumes) nothing is.
+    /// A taken path with another origin is left for the writer to refuse.
+    private func alreadyPlaced(_ path: String, as origin: EntryOrigin) -> Bool {
+        guard let origins, let existing = origins[path] else { return false }
+        return existing == origin || existingWins
     }
 
     private func listDirectory(_ path: String) throws(RunError) -> [String] {

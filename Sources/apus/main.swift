@@ -24,7 +24,7 @@ struct Apus: ParsableCommand {
               apus run --trace ./hello
               apus run --vmm qemu ./hello
               apus run -v ./data:/data:ro ./prog /data/input.txt
-              apus build -t pyapp /usr/bin/python3 --add /usr/lib/python3.11 --add ./app.py:/app/app.py
+              apus build -t pyapp /usr/bin/python3 --add ./app.py:/app/app.py
               apus run pyapp /app/app.py
               apus images
             """,
@@ -55,10 +55,32 @@ struct Run: ParsableCommand {
             --stop-timeout after SIGTERM (137).
 
             Options go before PROGRAM; everything after PROGRAM is passed to it (a "--" right \
-            after PROGRAM is dropped: it only separates). The program sees exactly the --env \
-            variables, nothing of apus's own environment. An image runs with its stored \
-            defaults: ARGS replace its arguments, --env adds to and overrides its environment, \
+            after PROGRAM is dropped: it only separates). A relative PROGRAM is found from \
+            apus's current directory on the host; ARGS are passed exactly as written, a \
+            relative path among them is not rewritten: the program resolves it in the VM, \
+            from its working directory (/, or --workdir).
+
+            The environment is docker's: PATH=\(ContainerEnvironment.defaultPath), \
+            HOSTNAME (the VM's hostname) and, with -t, TERM=xterm; over them the image's \
+            own variables (an image's PATH replaces the default), then --env-file, then \
+            --env; HOME last, unless set: the home of the program's user (root) in the VM's \
+            /etc/passwd, else /. Nothing else of apus's own environment reaches the program: \
+            -e NAME (no '=') passes apus's NAME, or unsets NAME when apus has none. An \
+            --env-file has one NAME=VALUE per line (the value verbatim, quotes included), \
+            blank lines and #-comments are skipped, a bare NAME passes apus's NAME as -e \
+            NAME does. An image runs with its stored defaults: ARGS replace its arguments, \
             --workdir, --hostname and --memory override its own.
+
+            A dynamically linked interpreter (python3, perl, ruby, php, node, java: the file \
+            name decides) gets the library directories it reports itself when the image is \
+            built, if installed as packages are (owned by root, writable by no one else: \
+            only such a program is run on the host to ask) (python3's standard library, perl's @INC, ruby's $LOAD_PATH, php's \
+            extension directory, the JDK the java binary belongs to), and its script (the \
+            first ARG that is no option or option's value, when it names an existing host \
+            file) is copied in at the path the program \
+            will open: an absolute one at the same path, a relative one under the working \
+            directory (as with -v FILE:PATH). Other files it needs (python's site-packages, \
+            data files) are not: add them with -v HOST:GUEST here, or --add in apus build.
 
             apus's own failures: 125 when the program cannot be started (not an x86-64 \
             ELF, a missing library, a corrupt store image, missing kernel, no KVM), 250 for a \
@@ -67,6 +89,8 @@ struct Run: ParsableCommand {
             Examples:
               apus run ./hello
               apus run -e GREETING=hi --memory 64M ./prog arg1 "arg 2"
+              apus run -e USER --env-file ./app.env ./prog
+              apus run /usr/bin/python3 script.py  (the script is copied in, at /script.py)
               apus run /usr/bin/sqlite3 :memory: "select sqlite_version();"
               apus run pyapp /app/app.py          (an image from apus build)
               apus run -w /app -e DEBUG=1 pyapp app.py
@@ -75,8 +99,14 @@ struct Run: ParsableCommand {
     )
 
     @Option(name: [.customShort("e"), .customLong("env")],
-            help: ArgumentHelp("Set an environment variable in the guest (repeatable).", valueName: "KEY=VALUE"))
+            help: ArgumentHelp("Set an environment variable in the guest; NAME alone passes apus's own NAME (repeatable).",
+                               valueName: "NAME=VALUE|NAME"))
     var environment: [String] = []
+
+    @Option(name: .customLong("env-file"),
+            help: ArgumentHelp("Read environment variables from a file of NAME=VALUE lines (# comments; repeatable; -e wins).",
+                               valueName: "FILE"))
+    var envFiles: [String] = []
 
     @Option(name: [.customShort("m"), .customLong("memory")],
             help: ArgumentHelp("Guest memory, e.g. 64M or 1G (8M…3072M; default: the image's, else \(RunOptions.defaultMemory)).",
@@ -144,7 +174,8 @@ struct Run: ParsableCommand {
         if case .failure(let problem) = RunOptions.make(program: program, arguments: arguments, environment: environment,
                                                         memory: memory ?? "", vmm: vmm, timings: timings, timeout: timeout,
                                                         trace: trace, hostname: hostname, volumes: volumes,
-                                                        workdir: workdir, network: network, publish: publish) {
+                                                        workdir: workdir, network: network, publish: publish,
+                                                        envFiles: envFiles) {
             throw ValidationError(problem.description)
         }
     }
@@ -153,7 +184,8 @@ struct Run: ParsableCommand {
         let options = try RunOptions.make(program: program, arguments: arguments, environment: environment,
                                           memory: memory ?? "", vmm: vmm, timings: timings, timeout: timeout,
                                           trace: trace, hostname: hostname, volumes: volumes,
-                                          workdir: workdir, network: network, publish: publish).get()
+                                          workdir: workdir, network: network, publish: publish,
+                                          envFiles: envFiles).get()
         var withStop = options
         guard stopTimeout >= 0, stopTimeout.isFinite, stopTimeout <= RunOptions.maxTimeoutSeconds else {
             throw usageError("--stop-timeout \(stopTimeout): expected seconds ≥ 0")
@@ -202,9 +234,16 @@ struct Build: ParsableCommand {
             PROGRAM is a path, or a name looked up on PATH. A dynamically linked program gets \
             its interpreter and every library it needs (found like the host's loader does, \
             symlinks kept); a library no search path has is an error that names it and who \
-            needs it. Every image also gets /etc/passwd and /etc/group (one user: root), \
-            /etc/hosts, /etc/nsswitch.conf, the host's /etc/localtime, /root and /tmp; \
-            --add files win over these.
+            needs it. Every image also gets /etc/passwd and /etc/group (root and nobody), \
+            /etc/nsswitch.conf, the host's /etc/localtime, /root and /tmp; --add files win \
+            over these. An --add directory may hold the program or libraries the build \
+            placed already (a whole JDK with its bin/java as PROGRAM): the same files are \
+            taken once. Symlinks under an --add directory that lead nowhere on the host are \
+            skipped with a warning.
+
+            A python, perl, ruby, php, node or java PROGRAM also gets the directories it \
+            loads its own library from, asked of it once here (see apus run --help); what \
+            it loads from elsewhere (site-packages, data files) needs --add.
 
             Words after PROGRAM are the image's default arguments (put them after -- when \
             they start with '-'); --env, --workdir, --hostname and --memory are its other \
@@ -224,7 +263,7 @@ struct Build: ParsableCommand {
 
             Examples:
               apus build /usr/bin/sqlite3
-              apus build -t pyapp /usr/bin/python3 --add /usr/lib/python3.11 --add ./app.py:/app/app.py
+              apus build -t pyapp /usr/bin/python3 --add ./app.py:/app/app.py
               apus build -t web -e PORT=8080 -w /srv --ca-certificates ./server -- --verbose
               apus build -f Apusfile.yaml
             """

@@ -21,8 +21,9 @@ final class RunOptionTests: XCTestCase {
         XCTAssertNil(problem())
         XCTAssertTrue(problem(memory: "lots")?.contains("--memory") ?? false)
         XCTAssertTrue(problem(vmm: "xen")?.contains("--vmm") ?? false)
-        XCTAssertTrue(problem(env: ["NOEQUALS"])?.contains("KEY=VALUE") ?? false)
-        XCTAssertTrue(problem(env: ["=x"])?.contains("KEY=VALUE") ?? false)
+        XCTAssertNil(problem(env: ["NOEQUALS"]), "a bare NAME passes the host's NAME, as docker's -e NAME")
+        XCTAssertTrue(problem(env: ["=x"])?.contains("NAME=VALUE") ?? false)
+        XCTAssertTrue(problem(env: [""])?.contains("the name is empty") ?? false)
         XCTAssertTrue(problem(timeout: -1)?.contains("--timeout") ?? false)
     }
 
@@ -46,7 +47,7 @@ final class RunOptionTests: XCTestCase {
     func testFastParserLeavesEverythingElse() {
         for argv in [[], ["version"], ["run"], ["run", "--help"], ["run", "-h"], ["run", "--env=A=1", "p"],
                      ["run", "--bogus", "p"], ["run", "--memory", "abc", "p"], ["run", "-e"], ["run", "--vmm", "xen", "p"],
-                     ["run", "-e", "NOEQUALS", "p"], ["run", "--timeout", "soon", "p"], ["run", "--timings"]] {
+                     ["run", "-e", "=x", "p"], ["run", "--env-file", "/nonexistent/env", "p"], ["run", "--timeout", "soon", "p"], ["run", "--timings"]] {
             XCTAssertNil(FastRunParser.parse(argv), "\(argv)")
         }
     }

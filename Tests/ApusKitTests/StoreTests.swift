@@ -95,8 +95,8 @@ final class StoreTests: XCTestCase {
     }
 
     func testEnvironmentOverrides() {
-        XCTAssertEqual(StoreRun.mergeEnvironment(["A=1", "B=2", "A=3"], ["A=9", "C=4", "B="]), ["A=9", "B=", "C=4"])
-        XCTAssertEqual(StoreRun.mergeEnvironment([], ["X=1"]), ["X=1"])
+        XCTAssertEqual(ContainerEnvironment.replaceOrAppend(["A=1", "B=2", "A=3"], ["A=9", "C=4", "B="]), ["A=9", "B=", "C=4"])
+        XCTAssertEqual(ContainerEnvironment.replaceOrAppend([], ["X=1"]), ["X=1"])
     }
 
     func testRunOptionsDropTheSeparatorAndKnowWhetherMemoryWasGiven() throws {
@@ -170,7 +170,7 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(String(decoding: try XCTUnwrap(link.linkTarget), as: UTF8.self), "sub/big.bin")
         // Generated files, except where --add put one.
         XCTAssertEqual(contents(reader, "/etc/passwd"), "alpha\n")
-        XCTAssertEqual(contents(reader, "/etc/group"), "root:x:0:\n")
+        XCTAssertEqual(contents(reader, "/etc/group"), "root:x:0:\nnogroup:x:65534:\n")
         XCTAssertNil(reader.lookup(path: "/etc/hosts"), "the kernel provides /etc/hosts; a volume may bring one")
         XCTAssertTrue(contents(reader, "/etc/nsswitch.conf")?.contains("hosts:     files dns") ?? false)
         XCTAssertEqual(reader.lookup(path: "/tmp")?.mode, 0o1777)
@@ -390,7 +390,8 @@ final class StoreTests: XCTestCase {
         try write(directory + "/script", Array("#!/bin/sh\necho hi\n".utf8), mode: 0o755)
         XCTAssertTrue(problem(BuildSpec(program: directory + "/script")).contains("is a script"))
         spec = BuildSpec(program: program)
-        spec.files = [FileSpec(host: directory + "/prog", image: directory + "/prog")]
+        // The program's own file at its path is no conflict; another file there is.
+        spec.files = [FileSpec(host: directory + "/script", image: directory + "/prog")]
         XCTAssertTrue(problem(spec).contains("already in the image"), problem(spec))
         XCTAssertEqual(listDirectory(store.root + "/names"), [])
     }
@@ -528,6 +529,95 @@ final class StoreTests: XCTestCase {
         let file = try ImageFile(path: result.image.blobPath, label: "relative")
         XCTAssertEqual(contents(file.reader, "/app/app.txt"), "app")
         XCTAssertEqual(result.image.config.entrypoint, program)
+    }
+
+    /// --add of a directory that holds the program (the JDK's case: --add of the JDK with
+    /// its bin/java as PROGRAM) is no conflict; a dangling symlink in it is skipped with a
+    /// warning; another file at the program's path still is a conflict.
+    func testAddOfADirectoryHoldingTheProgram() throws {
+        let home = directory + "/jdk"
+        try makeDirectory(home)
+        try makeDirectory(home + "/bin")
+        try write(home + "/bin/java", minimalELF(), mode: 0o755)
+        try write(home + "/release", Array("JAVA_VERSION=\"17\"\n".utf8))
+        XCTAssertEqual(symlink("../release", home + "/bin/release-link"), 0)
+        XCTAssertEqual(symlink("../../nowhere/src.zip", home + "/src.zip"), 0)
+        var spec = BuildSpec(program: home + "/bin/java")
+        spec.name = "jdk"
+        spec.files = [FileSpec(host: home)]
+        let result = try ImageBuild.build(spec, store: store)
+        XCTAssertEqual(result.warnings.count, 1, "\(result.warnings)")
+        XCTAssertTrue(result.warnings.first?.contains("skipping \(home)/src.zip: a dangling symlink") ?? false, "\(result.warnings)")
+        let file = try ImageFile(path: result.image.blobPath, label: "jdk")
+        XCTAssertEqual(Array(file.reader.contents(of: try XCTUnwrap(file.reader.lookup(path: home + "/bin/java")))), minimalELF())
+        XCTAssertEqual(file.reader.lookup(path: home + "/bin/release-link")?.kind, .symlink)
+        XCTAssertNil(file.reader.lookup(path: home + "/src.zip"))
+
+        try write(directory + "/other", Array("not the program".utf8))
+        spec.files = [FileSpec(host: directory + "/other", image: home + "/bin/java")]
+        XCTAssertThrowsError(try ImageBuild.build(spec, store: store)) { error in
+            XCTAssertTrue("\(error)".contains("already in the image"), "\(error)")
+        }
+    }
+
+    /// An interpreter's library trees: a tree through a symlinked path is placed at its real
+    /// path with the link kept; a symlink out of it to a host file brings that file; a path
+    /// the user's --add filled keeps the user's file.
+    func testLibraryTrees() throws {
+        let lib = directory + "/lib"
+        try makeDirectory(lib)
+        try makeDirectory(lib + "/5.36.0")
+        try write(lib + "/5.36.0/strict.pm", Array("1;\n".utf8))
+        try write(lib + "/5.36.0/user.pm", Array("library's\n".utf8))
+        XCTAssertEqual(symlink("5.36.0", lib + "/5.36"), 0)
+        try makeDirectory(directory + "/etc-outside")
+        try write(directory + "/etc-outside/jvm.cfg", Array("-server KNOWN\n".utf8))
+        XCTAssertEqual(symlink(directory + "/etc-outside/jvm.cfg", lib + "/5.36.0/jvm.cfg"), 0)
+        try write(directory + "/mine.pm", Array("user's\n".utf8))
+
+        var plan = BuildPlan()
+        try plan.add((host: directory + "/mine.pm", image: lib + "/5.36.0/user.pm"))
+        try plan.addLibraryTrees([lib + "/5.36"])
+        let origins = try XCTUnwrap(plan.importer.origins)
+        XCTAssertEqual(origins[lib + "/5.36"], .symlink(target: "5.36.0"))
+        XCTAssertEqual(origins[lib + "/5.36.0/strict.pm"], try fileOrigin(lib + "/5.36.0/strict.pm"))
+        XCTAssertEqual(origins[directory + "/etc-outside/jvm.cfg"], try fileOrigin(directory + "/etc-outside/jvm.cfg"),
+                       "the link's target came along")
+        XCTAssertEqual(origins[lib + "/5.36.0/user.pm"], try fileOrigin(directory + "/mine.pm"), "the user's --add wins")
+
+        // The user's --add of the whole tree first (as `apus build java --add JDK`): its
+        // links out are followed all the same.
+        var second = BuildPlan()
+        try second.add((host: lib + "/5.36.0", image: lib + "/5.36.0"))
+        XCTAssertNil(second.importer.origins?[directory + "/etc-outside/jvm.cfg"])
+        try second.addLibraryTrees([lib + "/5.36"])
+        XCTAssertEqual(second.importer.origins?[directory + "/etc-outside/jvm.cfg"], try fileOrigin(directory + "/etc-outside/jvm.cfg"))
+    }
+
+    func fileOrigin(_ path: String) throws -> VolumeImporter.EntryOrigin {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw StoreError(.io, "\(path): \(errnoText())") }
+        return .file(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+    }
+
+    /// A program named like an interpreter that does not answer the library query (here
+    /// the host's dynamic /bin/false named perl) is built anyway, with a warning naming what
+    /// to add.
+    func testInterpreterWithoutAnAnswerIsAWarning() throws {
+        let host = try MappedFile(path: "/bin/false")
+        guard case .dynamic = try ProgramCheck.classify(host) else {
+            throw XCTSkip("/bin/false is not dynamically linked here")
+        }
+        try makeDirectory(directory + "/fake")
+        let fake = directory + "/fake/perl"
+        try withExtendedLifetime(host) { try write(fake, Array(host.bytes), mode: 0o755) }
+        var spec = BuildSpec(program: fake)
+        spec.name = "fakeperl"
+        let result = try ImageBuild.build(spec, store: store)
+        let warning = try XCTUnwrap(result.interpreterWarning)
+        XCTAssertTrue(warning.hasPrefix("apus: warning: \(fake) looks like perl, but its library directories are unknown"), warning)
+        XCTAssertTrue(warning.contains("exit status 1") && warning.contains("--add DIR"), warning)
+        XCTAssertTrue(result.warnings.contains(warning))
     }
 
     // MARK: Helpers

@@ -28,7 +28,7 @@ extension VMMMatrix {
         let env = [("A", "1"), ("UNICODE", "ü✓🐦"), ("EQ", "b=c=d"), ("EMPTY", ""), ("SPACE", "a b"),
                    ("lower_case", "x")]
         try differentialAllVariants("args", args: tricky, env: env)
-        // No --env at all: the guest sees an empty environment, whatever the host has.
+        // No --env at all: the guest sees docker's defaults, nothing of the host's own.
         try differentialAllVariants("args")
         // Many and long arguments and variables.
         let many = (0..<300).map { "arg-\($0)" } + [String(repeating: "L", count: 10000)]

@@ -267,10 +267,23 @@ struct Invocation {
         }.prefix(12).joined(separator: " ") + (args.count > 11 ? " …(\(args.count) args)" : "")
     }
 
-    /// Natively: `env -i K=V... PROGRAM ARGS...` from the guests dir, with an empty
-    /// environment for `env` itself.
+    /// The environment `apus run` gives the program (docker's: PATH, HOSTNAME, the -e
+    /// variables, HOME from the image's /etc/passwd, which is root's /root for the guests),
+    /// so that native runs see the same.
+    var guestEnvironment: [String] {
+        let hostname = apusFlags.firstIndex(of: "--hostname").flatMap { $0 + 1 < apusFlags.count ? apusFlags[$0 + 1] : nil }
+        var result = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOSTNAME=\(hostname ?? "apus")"]
+        for (k, v) in env {
+            if let i = result.firstIndex(where: { $0.hasPrefix(k + "=") }) { result[i] = "\(k)=\(v)" } else { result.append("\(k)=\(v)") }
+        }
+        if !result.contains(where: { $0.hasPrefix("HOME=") }) { result.append("HOME=/root") }
+        return result
+    }
+
+    /// Natively: `env -i VARIABLES... PROGRAM ARGS...` from the guests dir, with an empty
+    /// environment for `env` itself; VARIABLES are `guestEnvironment`.
     func runNative() throws -> RunResult {
-        let envArgs = ["-i"] + env.map { "\($0.0)=\($0.1)" }
+        let envArgs = ["-i"] + guestEnvironment
         return try Runner.run("/usr/bin/env", envArgs + [program] + args, cwd: Harness.guestsDir,
                               environment: [:], stdin: stdin, timeout: Harness.nativeTimeout)
     }

@@ -109,4 +109,13 @@ final class QEMUTests: XCTestCase {
 
     // I/O and memory gaps (IOCases.swift)
     func testIOGaps() throws { try matrix.ioGaps() }
+
+    // docker's defaults and interpreters without a recipe (EnvironmentCases.swift)
+    func testEnvironmentDefaults() throws { try matrix.environmentDefaults() }
+    func testEnvironmentFromHost() throws { try matrix.environmentFromHost() }
+    func testEnvironmentFile() throws { try matrix.environmentFile() }
+    func testEnvironmentOfImages() throws { try matrix.environmentOfImages() }
+    func testAccountsOfStaticPrograms() throws { try matrix.accountsOfStaticPrograms() }
+    func testPythonWithoutRecipe() throws { try matrix.pythonWithoutRecipe() }
+    func testPerlWithoutRecipe() throws { try matrix.perlWithoutRecipe() }
 }

@@ -80,13 +80,16 @@ final class StoreTests: XCTestCase {
         XCTAssertTrue(r.stdoutText.contains("argc=3\n"), r.stdoutText)
         XCTAssertTrue(r.stdoutText.contains("argv[0] (\(args.utf8.count)) = [\(args)]"), r.stdoutText)
         XCTAssertTrue(r.stdoutText.contains("argv[2] (9) = [two three]"), r.stdoutText)
-        XCTAssertTrue(r.stdoutText.contains("envp[0] (3) = [A=1]\nenvp[1] (5) = [B=x=y]\nenvc=2"), r.stdoutText)
+        // docker's defaults around the image's variables: PATH, HOSTNAME (the image's), HOME last.
+        XCTAssertTrue(r.stdoutText.contains("envp[0] (65) = [PATH=\(ContainerPath.docker)]\nenvp[1] (11) = [HOSTNAME=h1]\n"
+                                            + "envp[2] (3) = [A=1]\nenvp[3] (5) = [B=x=y]\nenvp[4] (10) = [HOME=/root]\nenvc=5"), r.stdoutText)
         // Overrides: ARGS replace, -e adds and overrides.
         r = try apus(["run", "-e", "A=2", "-e", "C=3", "argsimg", "new"])
         XCTAssertEqual(r.status, 0, r.stderrText)
         XCTAssertTrue(r.stdoutText.contains("argc=2\n"), r.stdoutText)
         XCTAssertTrue(r.stdoutText.contains("argv[1] (3) = [new]"), r.stdoutText)
-        XCTAssertTrue(r.stdoutText.contains("envp[0] (3) = [A=2]\nenvp[1] (5) = [B=x=y]\nenvp[2] (3) = [C=3]\nenvc=3"), r.stdoutText)
+        XCTAssertTrue(r.stdoutText.contains("envp[2] (3) = [A=2]\nenvp[3] (5) = [B=x=y]\nenvp[4] (3) = [C=3]\nenvp[5] (10) = [HOME=/root]\nenvc=6"),
+                      r.stdoutText)
 
         r = try apus(["inspect", "argsimg"])
         XCTAssertEqual(r.status, 0, r.stderrText)
@@ -127,7 +130,7 @@ final class StoreTests: XCTestCase {
         r = try apus(["run", "--hostname", "other", "bb", "hostname"])
         XCTAssertEqual(r.stdoutText, "other\n", r.stderrText)
         r = try apus(["run", "bb", "cat", "/etc/passwd"])
-        XCTAssertEqual(r.stdoutText, "root:x:0:0:root:/root:/bin/sh\n", r.stderrText)
+        XCTAssertEqual(r.stdoutText, "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n", r.stderrText)
         // A volume on top of a store image.
         let source = Harness.repoRoot.appendingPathComponent("Tests/Guests/hello.c").path
         r = try apus(["run", "-v", source + ":/data/hello.c", "bb", "wc", "-l", "/data/hello.c"])
@@ -155,7 +158,7 @@ final class StoreTests: XCTestCase {
         r = try apus(["run", "fromyaml"])
         XCTAssertEqual(r.status, 0, r.stderrText)
         XCTAssertTrue(r.stdoutText.contains("argv[2] (10) = [second arg]"), r.stdoutText)
-        XCTAssertTrue(r.stdoutText.contains("envp[0] (20) = [GREETING=hello world]"), r.stdoutText)
+        XCTAssertTrue(r.stdoutText.contains("envp[2] (20) = [GREETING=hello world]"), r.stdoutText)
         r = try apus(["inspect", "fromyaml"])
         XCTAssertTrue(r.stdoutText.contains("/data/note.txt") && r.stdoutText.contains("/data/copy.txt"), r.stdoutText)
         XCTAssertTrue(r.stdoutText.contains("Memory:      96M"), r.stdoutText)
