@@ -241,6 +241,7 @@ enum KernelObjects {
     /// state may have news (data written or read, an end closed, a timer fired, a signal
     /// sent). Files and the console never change readiness, so theirs is constant.
     static func edgeStamp(_ fd: Int32) -> UInt64 {
+        if Terminal.owns(fd) { return Terminal.inputStamp }
         guard let id = id(of: fd) else { return 0 }
         switch object(id) {
         case .pipeRead(let p): return p.written &+ (p.writers == 0 ? 1 << 62 : 0)
@@ -258,6 +259,7 @@ enum KernelObjects {
     /// POLLHUP 16; the EPOLL bits are the same numbers).
     static func readiness(_ fd: Int32, depth: Int = 0) -> UInt32? {
         guard let flags = try? SysIO.fs.statusFlags(fd) else { return nil }
+        if Terminal.owns(fd) { return Terminal.readiness() & ((flags.isReadable ? 1 : 0) | (flags.isWritable ? 4 : 0)) }
         guard let id = id(of: fd) else {
             return (flags.isReadable ? 1 : 0) | (flags.isWritable ? 4 : 0)
         }

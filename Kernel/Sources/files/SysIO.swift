@@ -415,11 +415,13 @@ enum SysIO {
         return u.signalDrivenIO
     }
 
-    /// ioctl: nothing is a terminal (the console is a byte stream to the host, like a pipe);
-    /// FIONBIO and FIOCLEX/FIONCLEX act on the descriptor.
+    /// ioctl: the terminal's requests with `apus run -t` (Terminal.swift); otherwise nothing
+    /// is a terminal (the console is a byte stream to the host, like a pipe). FIONBIO and
+    /// FIOCLEX/FIONCLEX act on the descriptor.
     static func ioctl(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         let fd = a.fd(0)
         guard fs.isOpen(fd) else { throw .EBADF }
+        if Terminal.owns(fd), let answer = try Terminal.ioctl(fd, a.uint32(1), a[2]) { return answer }
         switch a.uint32(1) {
         case 0x5421:  // FIONBIO
             var flags = try fs.statusFlags(fd)
@@ -504,7 +506,7 @@ enum SysIO {
         var st = try fs.fstat(fd)
         guard case .device(.console(let id)) = try fs.nodeType(fd) else { return st }
         let mode: UInt32
-        if id <= ConsoleID.stderr {
+        if id <= ConsoleID.stderr && !Terminal.enabled {  // with -t: the terminal, a character device
             mode = FileMode.S_IFIFO | 0o600
         } else {
             switch KernelObjects.object(id) {
