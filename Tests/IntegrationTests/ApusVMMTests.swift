@@ -105,4 +105,15 @@ final class ApusVMMTests: XCTestCase {
     func testSandboxStopsAForbiddenCall() throws { try matrix.sandboxStopsAForbiddenCall() }
     func testSandboxIsOnByDefault() throws { try matrix.sandboxIsOnByDefault() }
     func testRunsAsAnOrdinaryUser() throws { try matrix.runsAsAnOrdinaryUser() }
+
+    // Terminals, apus run -t (TerminalCases.swift). terminalResizeFromHost needs the host's
+    // SIGWINCH to reach Terminal.windowChanged (the VMM's host-signal path): it fails until then.
+    func testTerminalShell() throws { try matrix.terminalShell() }
+    func testTerminalCanonicalMode() throws { try matrix.terminalCanonicalMode() }
+    func testTerminalPythonREPL() throws { try matrix.terminalPythonREPL() }
+    func testTerminalVi() throws { try matrix.terminalVi() }
+    func testTerminalResizeInside() throws { try matrix.terminalResizeInside() }
+    func testTerminalResizeFromHost() throws { try matrix.terminalResizeFromHost() }
+    func testTerminalRestoredAfterCrashAndKill() throws { try matrix.terminalRestoredAfterCrashAndKill() }
+    func testTerminalRequiresATTY() throws { try matrix.terminalRequiresATTY() }
 }

@@ -99,4 +99,15 @@ final class QEMUTests: XCTestCase {
     func testNetNginx() throws { try matrix.netNginx() }
     func testNetNginxMasterWorkers() throws { try matrix.netNginxMasterWorkers() }
     func testNetPublishErrors() throws { try matrix.netPublishErrors() }
+
+    // Terminals, apus run -t (TerminalCases.swift). terminalResizeFromHost needs the host's
+    // SIGWINCH to reach Terminal.windowChanged (the VMM's host-signal path): it fails until then.
+    func testTerminalShell() throws { try matrix.terminalShell() }
+    func testTerminalCanonicalMode() throws { try matrix.terminalCanonicalMode() }
+    func testTerminalPythonREPL() throws { try matrix.terminalPythonREPL() }
+    func testTerminalVi() throws { try matrix.terminalVi() }
+    func testTerminalResizeInside() throws { try matrix.terminalResizeInside() }
+    func testTerminalResizeFromHost() throws { try matrix.terminalResizeFromHost() }
+    func testTerminalRestoredAfterCrashAndKill() throws { try matrix.terminalRestoredAfterCrashAndKill() }
+    func testTerminalRequiresATTY() throws { try matrix.terminalRequiresATTY() }
 }

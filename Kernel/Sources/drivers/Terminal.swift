@@ -184,12 +184,23 @@ enum Terminal {
     }
 
     /// poll/select/epoll: always writable; readable with a finished line (canonical) or any
-    /// byte, or at the host's end of file. While `HostInput` cannot look without blocking,
-    /// the terminal is reported readable, as the console always was (a read then waits).
-    static func readiness() -> UInt32 {
-        if HostInput.readsWithoutBlocking { pumpHostInput() }
-        let readable = discipline.hasReadableInput || hostEnded || !HostInput.readsWithoutBlocking
-        return (readable ? 1 : 0) | 4
+    /// byte, or at the host's end of file. `input`: the caller asks for POLLIN and would wait
+    /// (a nonzero timeout). While `HostInput` cannot look without blocking, the only way to
+    /// learn of input is to wait for it, so such a poll waits here (on the host, whatever its
+    /// timeout and other descriptors) until the terminal is readable or a keyboard signal is
+    /// for the caller (a poll with a zero timeout sees only what already arrived);
+    /// then a ^C ends the poll with EINTR as on Linux (Python's REPL waits in select()).
+    static func readiness(input: Bool) -> UInt32 {
+        if input {
+            if HostInput.readsWithoutBlocking {
+                pumpHostInput()
+            } else {
+                while !discipline.hasReadableInput && !hostEnded && !SysSignal.hasDeliverable(Scheduler.current) {
+                    pumpHostInput()
+                }
+            }
+        }
+        return (discipline.hasReadableInput || hostEnded ? 1 : 0) | 4
     }
 
     /// SIGTTIN/SIGTTOU for a background process group using its controlling terminal: the
@@ -321,9 +332,10 @@ enum Terminal {
 ///     0: none), its syscall running again when woken (`Scheduler.blockCurrentRestarting`).
 /// What the host connects here today is the console's blocking stdin read: `readAvailable`
 /// waits on the host for at least one byte (never `.nothing`, so `waitForInput` is never
-/// reached) and `readsWithoutBlocking` is false, which makes the terminal report itself
-/// readable to poll (a read then waits on the host, as stdin always did), makes one host read
-/// per pump, and means ^C is seen only while some process reads the terminal. With
+/// reached) and `readsWithoutBlocking` is false, which makes a poll for input wait on the
+/// host inside `Terminal.readiness` (its timeout and other descriptors aside), makes one host
+/// read per pump, and means ^C is seen only while some process reads or polls the terminal
+/// (a program computing without reading gets its SIGINT at its next read). With
 /// non-blocking host reads, set `readsWithoutBlocking`, answer `.nothing` when the host has
 /// no input, park in `waitForInput`, and call `Terminal.pumpHostInput()` when the host says
 /// input arrived (it wakes the restartable waiters).

@@ -476,7 +476,7 @@ enum SysIO {
             let p = try Pollfd.decode(from: UnsafeRawBufferPointer(table), index: i)
             var revents: Int16 = 0
             if p.fd >= 0 {
-                if let ready = KernelObjects.readiness(p.fd) {
+                if let ready = KernelObjects.readiness(p.fd, input: p.events & 1 != 0 && timeoutNanos != 0) {
                     // POLLERR and POLLHUP are reported whether asked for or not.
                     revents = Int16(truncatingIfNeeded: ready) & (p.events | 8 | 16)
                 } else {
@@ -819,7 +819,7 @@ enum SysIO {
             let bit = UInt8(1 << (fd % 8))
             let wanted = (inputs[0][fd / 8] & bit != 0, inputs[1][fd / 8] & bit != 0, inputs[2][fd / 8] & bit != 0)
             guard wanted.0 || wanted.1 || wanted.2 else { continue }
-            guard let state = KernelObjects.readiness(Int32(fd)) else { throw .EBADF }
+            guard let state = KernelObjects.readiness(Int32(fd), input: wanted.0 && timeout != 0) else { throw .EBADF }
             if wanted.0 && state & (1 | 16) != 0 { outputs[0][fd / 8] |= bit; ready += 1 }
             if wanted.1 && state & (4 | 8) != 0 { outputs[1][fd / 8] |= bit; ready += 1 }
         }
