@@ -169,8 +169,12 @@ public enum SeccompFilter {
         Rule("clock_gettime", 228, reason: "both: monotonic time (the vDSO answers it, so not seen in the traces; this is its fallback)"),
         Rule("clock_nanosleep", 230, reason: "vCPU: the sleep doorbell without a network (nanosleep); I/O: the pause after a failed poll (usleep)"),
         Rule("exit_group", 231, reason: "vCPU: apus's exit; the SIGSYS report"),
-        Rule("tgkill", 234, .oneOf(argument: 2, [Value(SIGABRT, "SIGABRT")]),
-             reason: "runtime: abort() raising SIGABRT on a fatal error, so that the failure is the runtime's report (not seen in the traces)"),
+        Rule("tgkill", 234, .oneOf(argument: 2, [Value(SIGABRT, "SIGABRT"), Value(SIGSEGV, "SIGSEGV"), Value(SIGBUS, "SIGBUS"),
+                                                 Value(SIGILL, "SIGILL"), Value(SIGFPE, "SIGFPE"), Value(SIGTRAP, "SIGTRAP")]),
+             reason: """
+                runtime: abort() raising SIGABRT on a fatal error, so that the failure is the runtime's report (not seen in \
+                the traces); vCPU with -t: the crash handler raising the crash signal again once the host terminal is restored
+                """),
         Rule("openat", 257, action: .fail(EACCES), reason: """
             runtime: the VMM opens no file once the guest runs, but glibc's malloc reads \
             /proc/sys/vm/overcommit_memory the first time a thread's heap shrinks and copes with \

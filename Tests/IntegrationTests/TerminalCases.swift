@@ -13,7 +13,7 @@ import Glibc
 #endif
 
 /// A pseudo-terminal with `apus` running in it.
-final class TerminalSession {
+final class TerminalSession: @unchecked Sendable {
     let master: Int32
     /// The terminal side, kept open by the test to read its settings (O_NOCTTY).
     let slave: Int32
@@ -184,15 +184,17 @@ extension VMMMatrix {
     func terminalCanonicalMode() throws {
         guard try requireProgram("/bin/busybox", package: "busybox-static") != nil else { return }
         let s = try terminal(["/bin/busybox", "sh", "-c",
-                              "read a; echo \"got[$a]\"; /bin/busybox cat; echo cat-ended; /bin/busybox cat; echo not-reached"])
+                              "read a; echo \"got[$a]\"; cat; echo cat-ended; cat; echo not-reached"])
         usleep(300_000)
         s.type("prnt\u{7f}\u{7f}int junk\u{15}typed\r")
         XCTAssertTrue(s.waitFor("got[typed]\r\n", timeout: terminalTimeout), "[\(vmm)] erase/kill: \(s.text)")
         XCTAssertTrue(s.text.contains("prnt\u{8} \u{8}\u{8} \u{8}int junk"), "[\(vmm)] erase echo: \(s.text)")
         var mark = s.mark
-        s.type("line one\rpartial\u{4}")
-        XCTAssertTrue(s.waitFor("line one\r\nline one\r\npartialpartial", after: mark, timeout: terminalTimeout),
-                      "[\(vmm)] cat's lines: \(s.text)")
+        s.type("line one\r")
+        XCTAssertTrue(s.waitFor("line one\r\nline one\r\n", after: mark, timeout: terminalTimeout), "[\(vmm)] cat's line: \(s.text)")
+        s.type("partial\u{4}")
+        XCTAssertTrue(s.waitFor("line one\r\npartialpartial", after: mark, timeout: terminalTimeout),
+                      "[\(vmm)] ^D pushes a partial line: \(s.text)")
         s.type("\u{4}")
         XCTAssertTrue(s.waitFor("cat-ended", after: mark, timeout: terminalTimeout), "[\(vmm)] ^D at a line start: \(s.text)")
         mark = s.mark
@@ -244,7 +246,7 @@ extension VMMMatrix {
     /// busybox vi (full screen, raw mode): insert text, save, quit; the file has it.
     func terminalVi() throws {
         guard try requireProgram("/bin/busybox", package: "busybox-static") != nil else { return }
-        let s = try terminal(["/bin/busybox", "sh", "-c", "/bin/busybox vi /tmp/note.txt && echo \"saved: $(/bin/busybox cat /tmp/note.txt)\""])
+        let s = try terminal(["/bin/busybox", "sh", "-c", "vi /tmp/note.txt && echo \"saved: $(cat /tmp/note.txt)\""])
         XCTAssertTrue(s.waitFor("/tmp/note.txt", timeout: terminalTimeout), "[\(vmm)] vi's screen: \(s.text)")
         usleep(300_000)
         s.type("ihello from vi")
@@ -260,7 +262,7 @@ extension VMMMatrix {
     func terminalResizeInside() throws {
         guard try requireProgram("/bin/busybox", package: "busybox-static") != nil else { return }
         let s = try terminal(["/bin/busybox", "sh", "-c",
-                              "trap 'echo winch; /bin/busybox stty size' WINCH; /bin/busybox stty rows 40 cols 120; /bin/busybox stty size; exit 0"])
+                              "trap 'echo winch; stty size' WINCH; stty rows 40 cols 120; stty size; exit 0"])
         finish(s, expect: 0, "stty rows/cols")
         XCTAssertTrue(s.text.contains("winch\r\n40 120\r\n"), "[\(vmm)] SIGWINCH after TIOCSWINSZ: \(s.text)")
     }
@@ -271,7 +273,7 @@ extension VMMMatrix {
     func terminalResizeFromHost() throws {
         guard try requireProgram("/bin/busybox", package: "busybox-static") != nil else { return }
         let s = try terminal(["/bin/busybox", "sh", "-c",
-                              "trap 'echo winch' WINCH; echo ready; read x; /bin/busybox stty size"])
+                              "trap 'echo winch' WINCH; echo ready; read x; stty size"])
         XCTAssertTrue(s.waitFor("ready", timeout: terminalTimeout), "[\(vmm)] \(s.text)")
         usleep(300_000)
         s.resize(rows: 45, columns: 140)

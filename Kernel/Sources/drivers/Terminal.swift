@@ -185,10 +185,12 @@ enum Terminal {
 
     /// poll/select/epoll: always writable; readable with a finished line (canonical) or any
     /// byte, or at the host's end of file. `input`: the caller asks for POLLIN and would wait
-    /// (a nonzero timeout). While `HostInput` cannot look without blocking, the only way to
+    /// without a time limit. While `HostInput` cannot look without blocking, the only way to
     /// learn of input is to wait for it, so such a poll waits here (on the host, whatever its
-    /// timeout and other descriptors) until the terminal is readable or a keyboard signal is
-    /// for the caller (a poll with a zero timeout sees only what already arrived);
+    /// other descriptors) until the terminal is readable or a keyboard signal is for the
+    /// caller; a poll with a timeout sees only input that already arrived (vi's 50 ms wait
+    /// after ESC ends as on Linux, but a program polling with a timeout in a loop never sees
+    /// new keys until the host read can be non-blocking);
     /// then a ^C ends the poll with EINTR as on Linux (Python's REPL waits in select()).
     static func readiness(input: Bool) -> UInt32 {
         if input {

@@ -257,7 +257,7 @@ enum KernelObjects {
 
     /// Readiness of a descriptor as poll/epoll report it (POLLIN 1, POLLOUT 4, POLLERR 8,
     /// POLLHUP 16; the EPOLL bits are the same numbers). `input`: whether the caller asks
-    /// for POLLIN and would wait for it (a nonzero timeout): only then may the terminal wait
+    /// for POLLIN and would wait for it without a time limit: only then may the terminal wait
     /// for host input here (Terminal.readiness).
     static func readiness(_ fd: Int32, depth: Int = 0, input: Bool = true) -> UInt32? {
         guard let flags = try? SysIO.fs.statusFlags(fd) else { return nil }
@@ -434,7 +434,7 @@ enum SysEvents {
         let me = Process.current.pid
         for i in ep.interests.indices where count < Int(max) && !ep.interests[i].disabled && ep.interests[i].owner == me {
             let interest = ep.interests[i]
-            guard let ready = KernelObjects.readiness(interest.fd, input: interest.events & 1 != 0 && timeout != 0) else { continue }
+            guard let ready = KernelObjects.readiness(interest.fd, input: interest.events & 1 != 0 && timeout == nil) else { continue }
             let fired = ready & (interest.events | 8 | 16)  // EPOLLERR, EPOLLHUP: always
             guard fired != 0 else { continue }
             if interest.events & EpollInterest.EPOLLET != 0 {

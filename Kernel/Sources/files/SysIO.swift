@@ -224,7 +224,9 @@ enum SysIO {
             total += UInt64(put)
             if let p = position { position = p &+ Int64(put) }        // checkPosition: no overflow
             if let p = outPosition { outPosition = p &+ Int64(put) }
-            if put < got || Scheduler.switched { break }
+            // A terminal's read is a line (or what VMIN asked for): the next one may wait, or
+            // take an end of file the program must see on its own read.
+            if put < got || Scheduler.switched || Terminal.owns(input) { break }
             // Up to 2 GiB in one call: a signal ends it early with what was copied, as
             // Linux's splice loop does (timers are due here too, not only at syscall entry).
             Timers.check()
@@ -476,7 +478,7 @@ enum SysIO {
             let p = try Pollfd.decode(from: UnsafeRawBufferPointer(table), index: i)
             var revents: Int16 = 0
             if p.fd >= 0 {
-                if let ready = KernelObjects.readiness(p.fd, input: p.events & 1 != 0 && timeoutNanos != 0) {
+                if let ready = KernelObjects.readiness(p.fd, input: p.events & 1 != 0 && timeoutNanos == nil) {
                     // POLLERR and POLLHUP are reported whether asked for or not.
                     revents = Int16(truncatingIfNeeded: ready) & (p.events | 8 | 16)
                 } else {
@@ -819,7 +821,7 @@ enum SysIO {
             let bit = UInt8(1 << (fd % 8))
             let wanted = (inputs[0][fd / 8] & bit != 0, inputs[1][fd / 8] & bit != 0, inputs[2][fd / 8] & bit != 0)
             guard wanted.0 || wanted.1 || wanted.2 else { continue }
-            guard let state = KernelObjects.readiness(Int32(fd), input: wanted.0 && timeout != 0) else { throw .EBADF }
+            guard let state = KernelObjects.readiness(Int32(fd), input: wanted.0 && timeout == nil) else { throw .EBADF }
             if wanted.0 && state & (1 | 16) != 0 { outputs[0][fd / 8] |= bit; ready += 1 }
             if wanted.1 && state & (4 | 8) != 0 { outputs[1][fd / 8] |= bit; ready += 1 }
         }
