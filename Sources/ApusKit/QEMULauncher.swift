@@ -90,6 +90,7 @@ enum QEMULauncher {
 
         var decoder = SerialFrameDecoder()
         var console = HostConsole()
+        console.rawTerminal = options.terminal
         var status: ExitStatus? = nil
         var guestTimeline: Timeline? = nil
         var exitArrival: UInt64 = 0

@@ -247,9 +247,22 @@ public enum KernelLocator {
 
 /// Writes the guest's console to the host's stdout and stderr, and reads the host's stdin.
 public struct HostConsole: ConsoleSink {
+    /// `-t`: the host terminal is in raw mode, so the kernel's own lines (stderr) get the
+    /// CR before each NL that the terminal no longer adds (the program's output has it from
+    /// the guest's line discipline already).
+    var rawTerminal = false
+
     public init() {}
 
     public mutating func write(_ stream: ConsoleStream, _ bytes: UnsafeRawBufferPointer) {
+        if rawTerminal && stream != .stdout && bytes.contains(10) {
+            var lines: [UInt8] = []
+            for b in bytes { if b == 10 { lines.append(13) }; lines.append(b) }
+            rawTerminal = false
+            lines.withUnsafeBytes { write(stream, $0) }
+            rawTerminal = true
+            return
+        }
         let fd: Int32 = stream == .stdout ? 1 : 2
         var offset = 0
         // The --timeout watchdog interrupts a write blocked on a full pipe (EINTR, or a short
@@ -370,6 +383,7 @@ struct HostStamps {
 private func runOnKVM(_ options: RunOptions, kernel: MappedFile, image: UnsafeRawBufferPointer, arguments: [[UInt8]],
                       environment: [[UInt8]], startNanos: UInt64, host: HostStamps) throws(RunError) -> Int32 {
     var console = HostConsole()
+    console.rawTerminal = options.terminal
     let seed = hostSeed()
     let sandbox: SandboxPolicy
     switch SandboxPolicy.fromEnvironment({ getenv($0).map { String(cString: $0) } }) {
