@@ -111,6 +111,7 @@ final class ApusVMMTests: XCTestCase {
     func testTerminalShell() throws { try matrix.terminalShell() }
     func testTerminalCanonicalMode() throws { try matrix.terminalCanonicalMode() }
     func testTerminalPythonREPL() throws { try matrix.terminalPythonREPL() }
+    func testTerminalJobControl() throws { try matrix.terminalJobControl() }
     func testTerminalVi() throws { try matrix.terminalVi() }
     func testTerminalResizeInside() throws { try matrix.terminalResizeInside() }
     func testTerminalResizeFromHost() throws { try matrix.terminalResizeFromHost() }

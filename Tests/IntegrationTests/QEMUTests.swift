@@ -105,6 +105,7 @@ final class QEMUTests: XCTestCase {
     func testTerminalShell() throws { try matrix.terminalShell() }
     func testTerminalCanonicalMode() throws { try matrix.terminalCanonicalMode() }
     func testTerminalPythonREPL() throws { try matrix.terminalPythonREPL() }
+    func testTerminalJobControl() throws { try matrix.terminalJobControl() }
     func testTerminalVi() throws { try matrix.terminalVi() }
     func testTerminalResizeInside() throws { try matrix.terminalResizeInside() }
     func testTerminalResizeFromHost() throws { try matrix.terminalResizeFromHost() }

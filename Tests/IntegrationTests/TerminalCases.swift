@@ -243,6 +243,42 @@ extension VMMMatrix {
         finish(s, expect: 0, "python3 REPL")
     }
 
+    /// Job control in an interactive shell: ^Z stops the foreground job (SIGTSTP from the
+    /// line discipline to its group), fg continues it and gives it the terminal again
+    /// (TIOCSPGRP), ^C ends it; a background job reading the terminal stops with SIGTTIN.
+    func terminalJobControl() throws {
+        guard try requireProgram("/bin/busybox", package: "busybox-static") != nil else { return }
+        let s = try terminal(["/bin/busybox", "sh"])
+        XCTAssertTrue(s.waitFor("/ # ", timeout: terminalTimeout), "[\(vmm)] no prompt: \(s.text)")
+        var mark = s.mark
+        s.type("cat\r")
+        usleep(300_000)
+        s.type("one\r")
+        XCTAssertTrue(s.waitFor("one\r\none\r\n", after: mark, timeout: terminalTimeout), "[\(vmm)] cat: \(s.text)")
+        s.type("\u{1a}")
+        XCTAssertTrue(s.waitFor("Stopped", after: mark, timeout: terminalTimeout), "[\(vmm)] ^Z: \(s.text)")
+        mark = s.mark
+        s.type("fg\r")
+        usleep(300_000)
+        s.type("two\r")
+        XCTAssertTrue(s.waitFor("two\r\ntwo\r\n", after: mark, timeout: terminalTimeout), "[\(vmm)] fg: \(s.text)")
+        s.type("\u{3}")
+        XCTAssertTrue(s.waitFor("/ # ", after: mark, timeout: terminalTimeout), "[\(vmm)] ^C: \(s.text)")
+        mark = s.mark
+        s.type("cat &\r")
+        usleep(300_000)
+        s.type("\r")
+        XCTAssertTrue(s.waitFor("Stopped (tty input)", after: mark, timeout: terminalTimeout), "[\(vmm)] SIGTTIN: \(s.text)")
+        mark = s.mark
+        s.type("kill -9 %1\r")
+        XCTAssertTrue(s.waitFor("/ # ", after: mark, timeout: terminalTimeout), "[\(vmm)] kill: \(s.text)")
+        usleep(300_000)
+        s.type("exit 0\r")
+        usleep(300_000)
+        s.type("exit 0\r")  // a second exit, should ash still count the killed job as stopped
+        finish(s, expect: 0, "job control")
+    }
+
     /// busybox vi (full screen, raw mode): insert text, save, quit; the file has it.
     func terminalVi() throws {
         guard try requireProgram("/bin/busybox", package: "busybox-static") != nil else { return }
