@@ -337,7 +337,8 @@ enum Terminal {
 /// reached) and `readsWithoutBlocking` is false, which makes a poll for input wait on the
 /// host inside `Terminal.readiness` (its timeout and other descriptors aside), makes one host
 /// read per pump, and means ^C is seen only while some process reads or polls the terminal
-/// (a program computing without reading gets its SIGINT at its next read). With
+/// (a program computing without reading gets its SIGINT at its next read); a read that
+/// finds nothing buffered waits for a key even with O_NONBLOCK or VMIN = VTIME = 0. With
 /// non-blocking host reads, set `readsWithoutBlocking`, answer `.nothing` when the host has
 /// no input, park in `waitForInput`, and call `Terminal.pumpHostInput()` when the host says
 /// input arrived (it wakes the restartable waiters).
