@@ -27,7 +27,8 @@ enum QEMULauncher {
         }
         let tscKHz = calibrateTSCKHz()
         let bundlePath = try writeBundle(image: image, arguments: arguments, environment: environment, tscKHz: tscKHz,
-                                         flags: options.trace ? BootInfo.flagTraceSyscalls : 0,
+                                         flags: (options.trace ? BootInfo.flagTraceSyscalls : 0) | (options.terminal ? BootInfo.flagTerminal : 0),
+                                         terminalSize: options.terminal ? HostTerminal.windowSize() : (0, 0),
                                          hostname: Array(options.hostname.utf8),
                                          workingDirectory: Array(options.workingDirectory.utf8),
                                          network: options.network != .none)
@@ -99,6 +100,7 @@ enum QEMULauncher {
 
         var decoder = SerialFrameDecoder()
         var console = HostConsole()
+        console.rawTerminal = options.terminal
         var status: ExitStatus? = nil
         var guestTimeline: Timeline? = nil
         var exitArrival: UInt64 = 0
@@ -152,7 +154,7 @@ enum QEMULauncher {
 
     /// The boot bundle: BootInfo page, argument block, then the image at 64 KiB.
     private static func writeBundle(image: UnsafeRawBufferPointer, arguments: [[UInt8]], environment: [[UInt8]],
-                                    tscKHz: UInt64, flags: UInt64, hostname: [UInt8],
+                                    tscKHz: UInt64, flags: UInt64, terminalSize: (rows: UInt16, columns: UInt16), hostname: [UInt8],
                                     workingDirectory: [UInt8], network: Bool) throws(RunError) -> String {
         var info = BootInfo()
         if network {
@@ -169,6 +171,7 @@ enum QEMULauncher {
         }
         info.platform = .native
         info.flags = flags
+        (info.terminalRows, info.terminalColumns) = terminalSize
         info.hostname = hostname
         info.imageSize = UInt64(image.count)
         let block: [UInt8]

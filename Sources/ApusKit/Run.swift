@@ -41,6 +41,9 @@ public struct RunOptions {
     public var publish: [PortMapping.Forward] = []
     /// `--stop-timeout`: seconds from SIGTERM to stopping the VM (0: never).
     public var stopTimeoutSeconds: Double = 10
+    /// `-t`: the program's stdin, stdout and stderr are a terminal (HostTerminal.swift and
+    /// the kernel's Terminal.swift); apus's stdin must be one.
+    public var terminal = false
 
     public init(program: String, arguments: [String], environment: [String], memorySize: UInt64,
                 monitor: Monitor, timings: Bool, timeoutSeconds: Double = 0) {
@@ -173,7 +176,7 @@ public struct RunOptionsError: Error, CustomStringConvertible {
 /// The common form of `apus run` parsed without ArgumentParser: `run`, then options in their
 /// separate-value spelling (`-e K=V`, `--env K=V`, `-m 64M`, `--memory 64M`, `--vmm X`,
 /// `--timeout S`, `--hostname H`, `-v H:G`, `--volume H:G`, `-w D`, `--workdir D`, `--env-file F`, `--timings`,
-/// `--trace`), then
+/// `--trace`, `-t`, `-i`, `-it`), then
 /// PROGRAM and its arguments. Returns nil for anything else — including every invalid input —
 /// so that ArgumentParser answers it.
 public enum FastRunParser {
@@ -183,11 +186,14 @@ public enum FastRunParser {
         var memory = "", vmm = "apus", timings = false, timeout = 0.0, trace = false
         var hostname = "", workdir = "", network = "user"
         var volumes: [String] = [], publish: [String] = [], envFiles: [String] = []
+        var tty = false
         var i = 1
         while i < argv.count, argv[i].hasPrefix("-") {
             let flag = argv[i]
             if flag == "--timings" { timings = true; i += 1; continue }
             if flag == "--trace" { trace = true; i += 1; continue }
+            if ["-t", "--tty", "-it", "-ti"].contains(flag) { tty = true }
+            if ["-t", "--tty", "-it", "-ti", "-i", "--interactive"].contains(flag) { i += 1; continue }
             guard i + 1 < argv.count else { return nil }
             let value = argv[i + 1]
             switch flag {
@@ -212,7 +218,8 @@ public enum FastRunParser {
                                       memory: memory, vmm: vmm, timings: timings, timeout: timeout, trace: trace,
                                       hostname: hostname, volumes: volumes, workdir: workdir,
                                       network: network, publish: publish, envFiles: envFiles)
-        guard case .success(let checked) = options else { return nil }
+        guard case .success(var checked) = options else { return nil }
+        checked.terminal = tty
         return checked
     }
 }
@@ -267,9 +274,22 @@ public enum KernelLocator {
 
 /// Writes the guest's console to the host's stdout and stderr, and reads the host's stdin.
 public struct HostConsole: ConsoleSink {
+    /// `-t`: the host terminal is in raw mode, so the kernel's own lines (stderr) get the
+    /// CR before each NL that the terminal no longer adds (the program's output has it from
+    /// the guest's line discipline already).
+    var rawTerminal = false
+
     public init() {}
 
     public mutating func write(_ stream: ConsoleStream, _ bytes: UnsafeRawBufferPointer) {
+        if rawTerminal && stream != .stdout && bytes.contains(10) {
+            var lines: [UInt8] = []
+            for b in bytes { if b == 10 { lines.append(13) }; lines.append(b) }
+            rawTerminal = false
+            lines.withUnsafeBytes { write(stream, $0) }
+            rawTerminal = true
+            return
+        }
         let fd: Int32 = stream == .stdout ? 1 : 2
         var offset = 0
         // The --timeout watchdog interrupts a write blocked on a full pipe (EINTR, or a short
@@ -330,6 +350,7 @@ public func runProgram(_ options: RunOptions, startNanos: UInt64) -> Int32 {
     var host = HostStamps()
     host.parsed = monotonicNanos()
     do throws(RunError) {
+        if options.terminal { try HostTerminal.check() }
         if let stored = try StoreRun.lookup(options.program) {
             host.checked = monotonicNanos()
             return try StoreRun.run(stored, options: options, argv0: nil, startNanos: startNanos, host: host)
@@ -372,6 +393,13 @@ func boot(_ options: RunOptions, kernelPath: String, kernel: MappedFile, image: 
     if arguments.contains(where: { $0.contains(0) }) || environment.contains(where: { $0.contains(0) }) {
         throw RunError("arguments and environment variables cannot contain NUL bytes")
     }
+    var environment = environment
+    if options.terminal {
+        // TERM as docker sets it with -t (the host's here), unless the program's environment has one.
+        if !environment.contains(where: { $0.starts(with: "TERM=".utf8) }) { environment.append(Array(HostTerminal.termVariable.utf8)) }
+        try HostTerminal.enterRaw()
+    }
+    defer { HostTerminal.restore() }
     switch options.monitor {
     case .apus:
         return try runOnKVM(options, kernel: kernel, image: image, arguments: arguments,
@@ -392,6 +420,7 @@ struct HostStamps {
 private func runOnKVM(_ options: RunOptions, kernel: MappedFile, image: UnsafeRawBufferPointer, arguments: [[UInt8]],
                       environment: [[UInt8]], startNanos: UInt64, host: HostStamps) throws(RunError) -> Int32 {
     var console = HostConsole()
+    console.rawTerminal = options.terminal
     let seed = hostSeed()
     let sandbox: SandboxPolicy
     switch SandboxPolicy.fromEnvironment({ getenv($0).map { String(cString: $0) } }) {
@@ -405,6 +434,10 @@ private func runOnKVM(_ options: RunOptions, kernel: MappedFile, image: UnsafeRa
                                      arguments: arguments, environment: environment, seed: seed)
         config.timeoutMilliseconds = options.timeoutMilliseconds
         if options.trace { config.bootFlags |= BootInfo.flagTraceSyscalls }
+        if options.terminal {
+            config.bootFlags |= BootInfo.flagTerminal
+            config.terminalSize = HostTerminal.windowSize()
+        }
         config.hostname = Array(options.hostname.utf8)
         config.workingDirectory = Array(options.workingDirectory.utf8)
         config.network = network

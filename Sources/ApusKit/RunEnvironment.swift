@@ -9,7 +9,7 @@ import Glibc
 extension RunOptions {
     /// Whether the run gives the program a terminal (`-t`), which adds TERM. The -t flag is
     /// not part of this branch's RunOptions yet: this is the one place to connect it.
-    var allocatesTerminal: Bool { false }
+    var allocatesTerminal: Bool { terminal }
 }
 
 enum RunEnvironment {

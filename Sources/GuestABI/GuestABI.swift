@@ -323,7 +323,9 @@ public enum HostExitCode {
 ///        VM stops abnormally: app stack bottom, console buffers and their fill
 ///   0xd0 hostname[64] (NUL-padded; empty: "apus")
 ///   0x110 workingDirectoryLength u32 (0: "/"; else the path is the last string of the
-///         argument block, after the environment)   0x114 reserved u32
+///         argument block, after the environment)
+///   0x114 terminalRows u16, 0x116 terminalColumns u16 (the host terminal's size at boot with
+///         `flagTerminal`; 0: unknown)
 ///   0x118 network (`NetworkInfo`, 0x50 bytes: virtio-mmio slots and the interface's addresses)
 ///   0x168 end
 public struct BootInfo: Equatable, Sendable {
@@ -350,6 +352,9 @@ public struct BootInfo: Equatable, Sendable {
     public var timeline = Timeline()
     /// Length of the app's initial working directory at the end of the argument block.
     public var workingDirectoryLength: UInt32 = 0
+    /// With `flagTerminal`: the host terminal's window size when the VM started (0: unknown).
+    public var terminalRows: UInt16 = 0
+    public var terminalColumns: UInt16 = 0
     /// Where the virtio-mmio devices are and how the network interface is configured.
     public var network = NetworkInfo()
     /// uname's nodename (`apus run --hostname`), NUL-padded. Fixed storage, not an array:
@@ -373,6 +378,8 @@ public struct BootInfo: Equatable, Sendable {
 
     /// Flag bits.
     public static let flagTraceSyscalls: UInt64 = 1 << 0
+    /// `apus run -t`: the program's stdin, stdout, stderr and /dev/tty are one terminal.
+    public static let flagTerminal: UInt64 = 1 << 1
 
     public enum DecodeError: Error, Equatable {
         case tooShort
@@ -408,6 +415,8 @@ public struct BootInfo: Equatable, Sendable {
             for i in 0..<Self.hostnameCapacity { raw[i] = bytes[Self.hostnameOffset + i] }
         }
         workingDirectoryLength = bytes.readLE(UInt32.self, at: 0x110)
+        terminalRows = bytes.readLE(UInt16.self, at: 0x114)
+        terminalColumns = bytes.readLE(UInt16.self, at: 0x116)
         network = NetworkInfo(decoding: UnsafeRawBufferPointer(rebasing: bytes[NetworkInfo.offset...]))
     }
 
@@ -438,7 +447,8 @@ public struct BootInfo: Equatable, Sendable {
             for i in 0..<Self.hostnameCapacity { bytes[Self.hostnameOffset + i] = raw[i] }
         }
         bytes.writeLE(workingDirectoryLength, at: 0x110)
-        bytes.writeLE(UInt32(0), at: 0x114)
+        bytes.writeLE(terminalRows, at: 0x114)
+        bytes.writeLE(terminalColumns, at: 0x116)
         network.encode(into: UnsafeMutableRawBufferPointer(rebasing: bytes[NetworkInfo.offset...]))
     }
 
@@ -451,6 +461,7 @@ public struct BootInfo: Equatable, Sendable {
             && a.realtimeNanosAtBoot == b.realtimeNanosAtBoot && a.flags == b.flags
             && a.seed == b.seed && a.bootTSC == b.bootTSC && a.timeline == b.timeline
             && a.workingDirectoryLength == b.workingDirectoryLength && a.network == b.network
+            && a.terminalRows == b.terminalRows && a.terminalColumns == b.terminalColumns
             && (a.hostnameStorage.0, a.hostnameStorage.1, a.hostnameStorage.2, a.hostnameStorage.3)
                 == (b.hostnameStorage.0, b.hostnameStorage.1, b.hostnameStorage.2, b.hostnameStorage.3)
             && (a.hostnameStorage.4, a.hostnameStorage.5, a.hostnameStorage.6, a.hostnameStorage.7)

@@ -112,8 +112,12 @@ public enum SeccompFilter {
              reason: "runtime: the allocator growing a thread's heap, a thread stack; never executable"),
         Rule("munmap", 11, reason: "runtime: the allocator, a finished thread's stack; vCPU: the kvm_run page and guest memory at teardown"),
         Rule("brk", 12, reason: "runtime: the allocator"),
-        Rule("rt_sigaction", 13, .oneOf(argument: 0, [Value(glibcSetXIDSignal, "SIGSETXID"), Value(SIGABRT, "SIGABRT")]),
-             reason: "runtime: glibc's first pthread_create installs its set-id signal's handler; abort() resets SIGABRT (not seen in the traces)"),
+        Rule("rt_sigaction", 13, .oneOf(argument: 0, [Value(glibcSetXIDSignal, "SIGSETXID"), Value(SIGABRT, "SIGABRT"),
+                                                      Value(SIGSEGV, "SIGSEGV"), Value(SIGBUS, "SIGBUS"), Value(SIGILL, "SIGILL"),
+                                                      Value(SIGFPE, "SIGFPE"), Value(SIGTRAP, "SIGTRAP")]),
+             reason: """
+                runtime: glibc's first pthread_create installs its set-id signal's handler; abort() resets SIGABRT (not seen                 in the traces); vCPU with -t: the crash signals' handlers that restore the host terminal go (HostTerminal)
+                """),
         Rule("rt_sigprocmask", 14, reason: "runtime: pthread_create and thread start mask signals (the I/O thread blocks all but SIGSYS)"),
         Rule("rt_sigreturn", 15, reason: "vCPU: return from the --timeout watchdog's SIGALRM handler"),
         Rule("ioctl", 16, .oneOf(argument: 1, [
@@ -123,12 +127,18 @@ public enum SeccompFilter {
             Value(CKVM_SET_REGS, "KVM_SET_REGS"),
             Value(CKVM_IRQFD, "KVM_IRQFD"),
             Value(CKVM_IRQ_LINE, "KVM_IRQ_LINE"),
+            Value(UInt32(0x5401), "TCGETS"),
+            Value(UInt32(0x5402), "TCSETS"),
+            Value(UInt32(0x5403), "TCSETSW"),
+            Value(UInt32(0x5413), "TIOCGWINSZ"),
         ]), reason: """
             vCPU: KVM_RUN; KVM_IOEVENTFD when the virtio-net driver's notifies move into the \
             kernel (and their removal at teardown); KVM_GET_REGS for the rip/rsp of a failure \
             report and, with KVM_SET_REGS (rip and rflags only), a preemption of app code \
             (Preemption.swift); KVM_IRQFD removal and KVM_IRQ_LINE for a VM that takes interrupts (not seen: \
-            the CLI's VMs take none). No new VM, \
+            the CLI's VMs take none); with -t, TCSETS/TCSETSW to give the host terminal its settings \
+            back (also from a crash handler; glibc's tcsetattr reads them back with TCGETS) and \
+            TIOCGWINSZ for its new size. No new VM, \
             vCPU or memory region, no MSR, CPUID or special-register change once the guest runs
             """),
         Rule("mremap", 25, reason: "runtime: realloc of a large block (not seen in the traces)"),
@@ -163,8 +173,14 @@ public enum SeccompFilter {
         Rule("clock_gettime", 228, reason: "both: monotonic time (the vDSO answers it, so not seen in the traces; this is its fallback)"),
         Rule("clock_nanosleep", 230, reason: "vCPU: the sleep doorbell without a network (nanosleep); I/O: the pause after a failed poll (usleep)"),
         Rule("exit_group", 231, reason: "vCPU: apus's exit; the SIGSYS report"),
-        Rule("tgkill", 234, .oneOf(argument: 2, [Value(SIGABRT, "SIGABRT"), Value(kickSignal, "SIGRTMIN+2")]),
-             reason: "runtime: abort() raising SIGABRT on a fatal error, so that the failure is the runtime's report (not seen in the traces); clock thread: the kick that stops the vCPU's KVM_RUN for a preemption"),
+        Rule("tgkill", 234, .oneOf(argument: 2, [Value(SIGABRT, "SIGABRT"), Value(SIGSEGV, "SIGSEGV"), Value(SIGBUS, "SIGBUS"),
+                                                 Value(SIGILL, "SIGILL"), Value(SIGFPE, "SIGFPE"), Value(SIGTRAP, "SIGTRAP"),
+                                                 Value(kickSignal, "SIGRTMIN+2")]),
+             reason: """
+                runtime: abort() raising SIGABRT on a fatal error, so that the failure is the runtime's report (not seen in \
+                the traces); vCPU with -t: the crash handler raising the crash signal again once the host terminal is \
+                restored; clock thread: the kick that stops the vCPU's KVM_RUN for a preemption
+                """),
         Rule("openat", 257, action: .fail(EACCES), reason: """
             runtime: the VMM opens no file once the guest runs, but glibc's malloc reads \
             /proc/sys/vm/overcommit_memory the first time a thread's heap shrinks and copes with \

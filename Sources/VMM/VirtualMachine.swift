@@ -88,6 +88,8 @@ public struct VMConfiguration {
     public var timeoutMilliseconds: UInt64 = 0
     /// `BootInfo.flags` for the kernel (e.g. syscall tracing).
     public var bootFlags: UInt64 = 0
+    /// With `BootInfo.flagTerminal`: the host terminal's size at boot (0: unknown).
+    public var terminalSize: (rows: UInt16, columns: UInt16) = (0, 0)
     /// The guest's hostname (at most `BootInfo.hostnameCapacity` bytes; empty: "apus").
     public var hostname: [UInt8] = []
     /// The app's initial working directory (an absolute image path; empty: "/").
@@ -250,6 +252,7 @@ public final class VirtualMachine {
         info.tscFrequencyKHz = timeline.tscKHz
         info.seed = config.seed
         info.flags = config.bootFlags
+        (info.terminalRows, info.terminalColumns) = config.terminalSize
         info.hostname = Array(config.hostname.prefix(BootInfo.hostnameCapacity))
         info.realtimeNanosAtBoot = realtimeNanos()
         info.bootTSC = ckvm_rdtsc()

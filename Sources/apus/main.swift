@@ -95,6 +95,7 @@ struct Run: ParsableCommand {
               apus run pyapp /app/app.py          (an image from apus build)
               apus run -w /app -e DEBUG=1 pyapp app.py
               apus run -p 8080:80 nginx-image       (curl http://127.0.0.1:8080/ on the host)
+              apus run -it /bin/busybox sh         (an interactive shell in a terminal)
             """
     )
 
@@ -164,6 +165,14 @@ struct Run: ParsableCommand {
                 """, valueName: "user[,host-loopback=off][,outbound=off]|tap|none"))
     var network: String = "user"
 
+    @Flag(name: [.customShort("t"), .customLong("tty")],
+          help: "Give the program a terminal: its stdin, stdout and stderr (and /dev/tty) are one, with line editing, ^C as SIGINT and the window's size; apus's stdin must be a terminal, which stays in raw mode while the VM runs.")
+    var tty = false
+
+    @Flag(name: [.customShort("i"), .customLong("interactive")],
+          help: "Keep stdin connected to the program (it always is; accepted for docker's -it).")
+    var interactive = false
+
     @Argument(help: ArgumentHelp("The program to run.", valueName: "PROGRAM"))
     var program: String
 
@@ -181,17 +190,17 @@ struct Run: ParsableCommand {
     }
 
     func run() throws {
-        let options = try RunOptions.make(program: program, arguments: arguments, environment: environment,
+        var options = try RunOptions.make(program: program, arguments: arguments, environment: environment,
                                           memory: memory ?? "", vmm: vmm, timings: timings, timeout: timeout,
                                           trace: trace, hostname: hostname, volumes: volumes,
                                           workdir: workdir, network: network, publish: publish,
                                           envFiles: envFiles).get()
-        var withStop = options
         guard stopTimeout >= 0, stopTimeout.isFinite, stopTimeout <= RunOptions.maxTimeoutSeconds else {
             throw usageError("--stop-timeout \(stopTimeout): expected seconds ≥ 0")
         }
-        withStop.stopTimeoutSeconds = stopTimeout
-        throw ExitCode(runProgram(withStop, startNanos: startNanos))
+        options.stopTimeoutSeconds = stopTimeout
+        options.terminal = tty
+        throw ExitCode(runProgram(options, startNanos: startNanos))
     }
 }
 

@@ -33,6 +33,8 @@ final class GuestABITests: XCTestCase {
         info.argc = 0xaabb_ccdd
         info.bootTSC = 0x0102_0304_0506_0708
         info.workingDirectoryLength = 0x0a0b_0c0d
+        info.terminalRows = 0x0132
+        info.terminalColumns = 0x0204
         var page = [UInt8](repeating: 0, count: 4096)
         page.withUnsafeMutableBytes { info.encode(into: $0) }
         XCTAssertEqual(Array(page[0..<8]), Array("APUSBOOT".utf8))
@@ -42,6 +44,7 @@ final class GuestABITests: XCTestCase {
         XCTAssertEqual(page[0x80], 0x08)
         XCTAssertEqual(GuestState.offset + GuestState.size, BootInfo.hostnameOffset)
         XCTAssertEqual(page[0x110], 0x0d)
+        XCTAssertEqual(Array(page[0x114..<0x118]), [0x32, 0x01, 0x04, 0x02])
         XCTAssertEqual(NetworkInfo.offset, BootInfo.hostnameOffset + BootInfo.hostnameCapacity + 8)
         XCTAssertEqual(BootInfo.size, NetworkInfo.offset + NetworkInfo.size)
         XCTAssertEqual(page.withUnsafeBytes { try? BootInfo(decoding: $0) }, info)

@@ -126,4 +126,15 @@ final class ApusVMMTests: XCTestCase {
     func testPerlWithoutRecipe() throws { try matrix.perlWithoutRecipe() }
     /// This VMM only: the JVM's start under QEMU's emulation takes minutes.
     func testJavaWithoutRecipe() throws { try matrix.javaWithoutRecipe() }
+    // Terminals, apus run -t (TerminalCases.swift). terminalResizeFromHost needs the host's
+    // SIGWINCH to reach Terminal.windowChanged (the VMM's host-signal path): it fails until then.
+    func testTerminalShell() throws { try matrix.terminalShell() }
+    func testTerminalCanonicalMode() throws { try matrix.terminalCanonicalMode() }
+    func testTerminalPythonREPL() throws { try matrix.terminalPythonREPL() }
+    func testTerminalJobControl() throws { try matrix.terminalJobControl() }
+    func testTerminalVi() throws { try matrix.terminalVi() }
+    func testTerminalResizeInside() throws { try matrix.terminalResizeInside() }
+    func testTerminalResizeFromHost() throws { try matrix.terminalResizeFromHost() }
+    func testTerminalRestoredAfterCrashAndKill() throws { try matrix.terminalRestoredAfterCrashAndKill() }
+    func testTerminalRequiresATTY() throws { try matrix.terminalRequiresATTY() }
 }

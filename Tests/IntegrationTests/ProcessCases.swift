@@ -114,7 +114,7 @@ extension VMMMatrix {
         { (echo one) & (echo two) & (sleep 0.1; echo three) & wait; } | sort
         sleep 0.05 & p=$!; wait $p; echo "waited $?"
         (exit 6) & wait $!; echo "background status $?"
-        sleep 5 & p=$!; kill $p; wait $p; echo "killed status $?"
+        sleep 5 & p=$!; kill $p; wait $p 2>/dev/null; echo "killed status $?"
         sh -c 'kill -9 $$'; echo "sigkill status $?"
         sh -c 'exit 255'; echo "exit status $?"
         wait; echo "wait with no jobs $?"

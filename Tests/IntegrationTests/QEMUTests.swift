@@ -118,4 +118,16 @@ final class QEMUTests: XCTestCase {
     func testAccountsOfStaticPrograms() throws { try matrix.accountsOfStaticPrograms() }
     func testPythonWithoutRecipe() throws { try matrix.pythonWithoutRecipe() }
     func testPerlWithoutRecipe() throws { try matrix.perlWithoutRecipe() }
+
+    // Terminals, apus run -t (TerminalCases.swift). terminalResizeFromHost needs the host's
+    // SIGWINCH to reach Terminal.windowChanged (the VMM's host-signal path): it fails until then.
+    func testTerminalShell() throws { try matrix.terminalShell() }
+    func testTerminalCanonicalMode() throws { try matrix.terminalCanonicalMode() }
+    func testTerminalPythonREPL() throws { try matrix.terminalPythonREPL() }
+    func testTerminalJobControl() throws { try matrix.terminalJobControl() }
+    func testTerminalVi() throws { try matrix.terminalVi() }
+    func testTerminalResizeInside() throws { try matrix.terminalResizeInside() }
+    func testTerminalResizeFromHost() throws { try matrix.terminalResizeFromHost() }
+    func testTerminalRestoredAfterCrashAndKill() throws { try matrix.terminalRestoredAfterCrashAndKill() }
+    func testTerminalRequiresATTY() throws { try matrix.terminalRequiresATTY() }
 }

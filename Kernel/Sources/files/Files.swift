@@ -80,9 +80,13 @@ enum Files {
             let path = UnsafeRawBufferPointer(p)
             if (try? fs.imageContents(path: path)) == nil { try? fs.addSynthetic(path: path, .generated(Generated.hosts.rawValue)) }
         }
-        try? fs.installConsole(fd: 0, id: ConsoleID.stdin, flags: .O_RDONLY)
-        try? fs.installConsole(fd: 1, id: ConsoleID.stdout, flags: .O_WRONLY)
-        try? fs.installConsole(fd: 2, id: ConsoleID.stderr, flags: .O_WRONLY)
+        if Kernel.boot.flags & BootInfo.flagTerminal != 0 {
+            Terminal.install(&fs)  // apus run -t: 0, 1, 2 are /dev/pts/0
+        } else {
+            try? fs.installConsole(fd: 0, id: ConsoleID.stdin, flags: .O_RDONLY)
+            try? fs.installConsole(fd: 1, id: ConsoleID.stdout, flags: .O_WRONLY)
+            try? fs.installConsole(fd: 2, id: ConsoleID.stderr, flags: .O_WRONLY)
+        }
         mounted = fs
     }
 }
@@ -94,10 +98,12 @@ struct KernelHost: FileSystemHost {
     mutating func fillRandom(_ buffer: UnsafeMutableRawBufferPointer) { Random.fill(buffer) }
 
     /// stdin reads the host's stdin; stdout, stderr, /dev/tty and /dev/console write to the
-    /// host's stdout (stdout) or stderr (the others).
+    /// host's stdout (stdout) or stderr (the others). With `apus run -t` all of them are the
+    /// terminal (Terminal.swift).
     mutating func consoleRead(_ id: UInt32, into buffer: UnsafeMutableRawBufferPointer,
                               nonblocking: Bool) throws(Errno) -> Int {
         if id >= KernelObjects.firstID { return try KernelObjects.read(id, into: buffer, nonblocking: nonblocking) }
+        if Terminal.isTerminal(id) { return try Terminal.read(into: buffer, nonblocking: nonblocking) }
         guard id == ConsoleID.stdin || id == ConsoleID.tty || id == ConsoleID.console else { throw .EBADF }
         // The host's stdin without blocking the VM: a reader with nothing to read waits like
         // a pipe reader (other threads and processes run), and runs its read again when the
@@ -111,6 +117,7 @@ struct KernelHost: FileSystemHost {
 
     mutating func consoleWrite(_ id: UInt32, _ bytes: UnsafeRawBufferPointer, nonblocking: Bool) throws(Errno) -> Int {
         if id >= KernelObjects.firstID { return try KernelObjects.write(id, bytes, nonblocking: nonblocking) }
+        if Terminal.isTerminal(id) { return try Terminal.write(bytes) }
         guard id != ConsoleID.stdin else { throw .EBADF }
         Console.write(id == ConsoleID.stdout ? .stdout : .stderr, bytes)
         return bytes.count

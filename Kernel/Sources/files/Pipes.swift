@@ -247,6 +247,7 @@ enum KernelObjects {
     /// state may have news (data written or read, an end closed, a timer fired, a signal
     /// sent). Files and the console never change readiness, so theirs is constant.
     static func edgeStamp(_ fd: Int32) -> UInt64 {
+        if Terminal.owns(fd) { return Terminal.inputStamp }
         guard let id = id(of: fd) else { return 0 }
         switch object(id) {
         case .pipeRead(let p): return p.written &+ (p.writers == 0 ? 1 << 62 : 0)
@@ -261,9 +262,12 @@ enum KernelObjects {
     }
 
     /// Readiness of a descriptor as poll/epoll report it (POLLIN 1, POLLOUT 4, POLLERR 8,
-    /// POLLHUP 16; the EPOLL bits are the same numbers).
-    static func readiness(_ fd: Int32, depth: Int = 0) -> UInt32? {
+    /// POLLHUP 16; the EPOLL bits are the same numbers). `input`: whether the caller asks
+    /// for POLLIN and would wait for it without a time limit: only then may the terminal wait
+    /// for host input here (Terminal.readiness).
+    static func readiness(_ fd: Int32, depth: Int = 0, input: Bool = true) -> UInt32? {
         guard let flags = try? SysIO.fs.statusFlags(fd) else { return nil }
+        if Terminal.owns(fd) { return Terminal.readiness(input: input) & ((flags.isReadable ? 1 : 0) | (flags.isWritable ? 4 : 0)) }
         guard let id = id(of: fd) else {
             return (flags.isReadable ? 1 : 0) | (flags.isWritable ? 4 : 0)
         }
@@ -436,7 +440,7 @@ enum SysEvents {
         let me = Process.current.pid
         for i in ep.interests.indices where count < Int(max) && !ep.interests[i].disabled && ep.interests[i].owner == me {
             let interest = ep.interests[i]
-            guard let ready = KernelObjects.readiness(interest.fd) else { continue }
+            guard let ready = KernelObjects.readiness(interest.fd, input: interest.events & 1 != 0 && timeout == nil) else { continue }
             let fired = ready & (interest.events | 8 | 16)  // EPOLLERR, EPOLLHUP: always
             guard fired != 0 else { continue }
             if interest.events & EpollInterest.EPOLLET != 0 {

@@ -275,7 +275,9 @@ enum SysIO {
             total += UInt64(put)
             if let p = position { position = p &+ Int64(put) }        // checkPosition: no overflow
             if let p = outPosition { outPosition = p &+ Int64(put) }
-            if put == 0 || (put < got && !sendsAll) { break }
+            // A terminal's read is a line (or what VMIN asked for): the next one may wait, or
+            // take an end of file the program must see on its own read.
+            if put == 0 || (put < got && !sendsAll) || Terminal.owns(input) { break }
             // Up to 2 GiB in one call: a signal ends it early with what was copied, as
             // Linux's splice loop does (timers are due here too, not only at syscall entry).
             Timers.check()
@@ -475,11 +477,13 @@ enum SysIO {
         return u.signalDrivenIO
     }
 
-    /// ioctl: nothing is a terminal (the console is a byte stream to the host, like a pipe);
-    /// FIONBIO and FIOCLEX/FIONCLEX act on the descriptor.
+    /// ioctl: the terminal's requests with `apus run -t` (Terminal.swift); otherwise nothing
+    /// is a terminal (the console is a byte stream to the host, like a pipe). FIONBIO and
+    /// FIOCLEX/FIONCLEX act on the descriptor.
     static func ioctl(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         let fd = a.fd(0)
         guard fs.isOpen(fd) else { throw .EBADF }
+        if Terminal.owns(fd), let answer = try Terminal.ioctl(fd, a.uint32(1), a[2]) { return answer }
         switch a.uint32(1) {
         case 0x5421:  // FIONBIO
             var flags = try fs.statusFlags(fd)
@@ -534,7 +538,7 @@ enum SysIO {
             let p = try Pollfd.decode(from: UnsafeRawBufferPointer(table), index: i)
             var revents: Int16 = 0
             if p.fd >= 0 {
-                if let ready = KernelObjects.readiness(p.fd) {
+                if let ready = KernelObjects.readiness(p.fd, input: p.events & 1 != 0 && timeoutNanos == nil) {
                     // POLLERR and POLLHUP are reported whether asked for or not.
                     revents = Int16(truncatingIfNeeded: ready) & (p.events | 8 | 16)
                 } else {
@@ -564,7 +568,7 @@ enum SysIO {
         var st = try fs.fstat(fd)
         guard case .device(.console(let id)) = try fs.nodeType(fd) else { return st }
         let mode: UInt32
-        if id <= ConsoleID.stderr {
+        if id <= ConsoleID.stderr && !Terminal.enabled {  // with -t: the terminal, a character device
             mode = FileMode.S_IFIFO | 0o600
         } else {
             switch KernelObjects.object(id) {
@@ -891,7 +895,7 @@ enum SysIO {
             let bit = UInt8(1 << (fd % 8))
             let wanted = (inputs[0][fd / 8] & bit != 0, inputs[1][fd / 8] & bit != 0, inputs[2][fd / 8] & bit != 0)
             guard wanted.0 || wanted.1 || wanted.2 else { continue }
-            guard let state = KernelObjects.readiness(Int32(fd)) else { throw .EBADF }
+            guard let state = KernelObjects.readiness(Int32(fd), input: wanted.0 && timeout == nil) else { throw .EBADF }
             if wanted.0 && state & (1 | 16) != 0 { outputs[0][fd / 8] |= bit; ready += 1 }
             if wanted.1 && state & (4 | 8) != 0 { outputs[1][fd / 8] |= bit; ready += 1 }
         }
