@@ -101,9 +101,11 @@ enum Syscalls {
         case SyscallNumber.fadvise64: return SysIO.fadvise64
         case SyscallNumber.sync: return SysProcess.zero
         case SyscallNumber.getdents64: return SysIO.getdents64
+        case SyscallNumber.getdents: return SysIO.getdents
         case SyscallNumber.openat: return SysIO.openat
         case SyscallNumber.open: return SysIO.open
         case SyscallNumber.creat: return SysIO.creat
+        case SyscallNumber.memfd_create: return SysMemfd.memfdCreate
         case SyscallNumber.syncfs: return SysIO.fsync
         case SyscallNumber.getxattr: return SysXattr.getxattr
         case SyscallNumber.lgetxattr: return SysXattr.lgetxattr
@@ -142,6 +144,8 @@ enum Syscalls {
         case SyscallNumber.utimensat: return SysIO.utimensat
         case SyscallNumber.mkdirat: return SysIO.mkdirat
         case SyscallNumber.mkdir: return SysIO.mkdir
+        case SyscallNumber.mknodat: return SysIO.mknodat
+        case SyscallNumber.mknod: return SysIO.mknod
         case SyscallNumber.unlinkat: return SysIO.unlinkat
         case SyscallNumber.unlink: return SysIO.unlink
         case SyscallNumber.rmdir: return SysIO.rmdir
@@ -250,8 +254,10 @@ enum Syscalls {
         case SyscallNumber.setfsgid: return SysCredentials.setfsgid
         case SyscallNumber.setgroups: return SysCredentials.setgroups
         case SyscallNumber.uname: return SysProcess.uname
+        case SyscallNumber.sethostname: return SysProcess.sethostname
         case SyscallNumber.prlimit64: return SysProcess.prlimit64
         case SyscallNumber.getrlimit: return SysProcess.getrlimit
+        case SyscallNumber.setrlimit: return SysProcess.setrlimit
         case SyscallNumber.sysinfo: return SysProcess.sysinfo
         case SyscallNumber.sched_getaffinity: return SysProcess.schedGetaffinity
         case SyscallNumber.getrandom: return SysProcess.getrandom

@@ -98,7 +98,7 @@ enum KernelObjects {
         var fd: Int32 = 0
         while SysIO.fs.isOpen(fd) {
             fd += 1
-            guard fd < 1024 else { throw .EMFILE }
+            guard Int(fd) < SysIO.fs.descriptorLimit.soft else { throw .EMFILE }
         }
         try SysIO.fs.installConsole(fd: fd, id: id, flags: flags)
         if cloexec { try SysIO.fs.setDescriptorFlags(fd, 1) }

@@ -305,6 +305,12 @@ enum SysIO {
         return UInt64(try fs.getdents64(a.fd(0), into: out))
     }
 
+    /// getdents (legacy): the same listing as `struct linux_dirent` records.
+    static func getdents(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let out = try UserMemory.writable(a[1], Int(min(a.size(2), 1 << 20)))
+        return UInt64(try fs.getdents64(a.fd(0), into: out, legacy: true))
+    }
+
     // MARK: descriptors
 
     static func openat(_ a: SyscallArguments) throws(Errno) -> UInt64 {
@@ -403,6 +409,7 @@ enum SysIO {
             return 0
         case 5, 6, 7, 36, 37, 38:                                                               // F_GETLK/SETLK/SETLKW, OFD
             return try SysLocks.fcntl(fd, a.int32(1), a[2])
+        case SysMemfd.F_ADD_SEALS, SysMemfd.F_GET_SEALS: return try SysMemfd.fcntl(fd, a.int32(1), a[2])
         default: throw .EINVAL
         }
     }
@@ -687,6 +694,18 @@ enum SysIO {
 
     static func mkdir(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         try fs.mkdirat(AT_FDCWD, path(a[0]), mode: a.uint32(1))
+        return 0
+    }
+
+    /// mknodat(dirfd, path, mode, dev) / mknod(path, mode, dev): regular files only (the
+    /// VFS's `mknodat` says what else answers).
+    static func mknodat(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try fs.mknodat(a.fd(0), path(a[1]), mode: a.uint32(2))
+        return 0
+    }
+
+    static func mknod(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try fs.mknodat(AT_FDCWD, path(a[0]), mode: a.uint32(1))
         return 0
     }
 
