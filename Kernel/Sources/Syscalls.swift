@@ -217,6 +217,7 @@ enum Syscalls {
         case SyscallNumber.gettid: return SysThread.gettid
         case SyscallNumber.set_tid_address: return SysThread.setTidAddress
         case SyscallNumber.set_robust_list: return SysThread.setRobustList
+        case SyscallNumber.get_robust_list: return SysThread.getRobustList
         case SyscallNumber.sched_yield: return SysThread.schedYield
         // Processes (SysFork.swift, SysExec.swift, SysWait.swift)
         case SyscallNumber.fork: return SysFork.fork
@@ -232,6 +233,14 @@ enum Syscalls {
         case SyscallNumber.shmat: return SysShm.shmat
         case SyscallNumber.shmdt: return SysShm.shmdt
         case SyscallNumber.shmctl: return SysShm.shmctl
+        case SyscallNumber.msgget: return SysIPC.msgget
+        case SyscallNumber.msgsnd: return SysIPC.msgsnd
+        case SyscallNumber.msgrcv: return SysIPC.msgrcv
+        case SyscallNumber.msgctl: return SysIPC.msgctl
+        case SyscallNumber.semget: return SysIPC.semget
+        case SyscallNumber.semop: return SysIPC.semop
+        case SyscallNumber.semtimedop: return SysIPC.semtimedop
+        case SyscallNumber.semctl: return SysIPC.semctl
         case SyscallNumber.getpgid: return SysFork.getpgid
         case SyscallNumber.getpgrp: return SysFork.getpgrp
         case SyscallNumber.setpgid: return SysFork.setpgid

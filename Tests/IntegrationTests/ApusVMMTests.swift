@@ -109,4 +109,5 @@ final class ApusVMMTests: XCTestCase {
     // Gaps: memfd, getdents, mknod, limits, hostname, SysV IPC, robust/PI futexes, netlink (IPCCases.swift)
     func testFileGaps() throws { try matrix.fileGaps() }
     func testSethostname() throws { try matrix.sethostname() }
+    func testIPC() throws { try matrix.ipc() }
 }

@@ -24,4 +24,10 @@ extension VMMMatrix {
             XCTAssertFalse(r.stdoutText.contains(": no"), "\(what):\n\(r.stdoutText)")
         }
     }
+
+    /// ipc.c in its four variants: System V queues and semaphores between processes, robust
+    /// and PI mutexes between threads and processes, as natively.
+    func ipc() throws {
+        try differentialAllVariants("ipc", expectStatus: 0)
+    }
 }

@@ -103,4 +103,5 @@ final class QEMUTests: XCTestCase {
     // Gaps: memfd, getdents, mknod, limits, hostname, SysV IPC, robust/PI futexes, netlink (IPCCases.swift)
     func testFileGaps() throws { try matrix.fileGaps() }
     func testSethostname() throws { try matrix.sethostname() }
+    func testIPC() throws { try matrix.ipc() }
 }
