@@ -110,4 +110,5 @@ final class ApusVMMTests: XCTestCase {
     func testFileGaps() throws { try matrix.fileGaps() }
     func testSethostname() throws { try matrix.sethostname() }
     func testIPC() throws { try matrix.ipc() }
+    func testNetlinkInterfaces() throws { try matrix.netlinkInterfaces() }
 }

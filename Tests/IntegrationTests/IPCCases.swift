@@ -30,4 +30,29 @@ extension VMMMatrix {
     func ipc() throws {
         try differentialAllVariants("ipc", expectStatus: 0)
     }
+
+    /// ifaddrs.c: getifaddrs, if_nameindex, if_nametoindex/if_indextoname (over AF_NETLINK
+    /// and SIOCGIFINDEX) list what the VM has: lo, and with the default user network eth0
+    /// with 10.0.2.15/24 and its EUI-64 link-local address; with `--network none` lo alone.
+    /// Not compared with native: the host's interfaces differ.
+    func netlinkInterfaces() throws {
+        let flagsLo = "flags UP,LOOPBACK,RUNNING", flagsEth = "flags UP,BROADCAST,RUNNING,MULTICAST"
+        let lo = ["lo inet 127.0.0.1/8 broadcast none \(flagsLo)", "lo inet6 ::1/128 \(flagsLo)",
+                  "lo packet hwaddr-length 6 \(flagsLo)"]
+        let eth = ["eth0 inet 10.0.2.15/24 broadcast 10.0.2.255 \(flagsEth)", "eth0 inet6 fe80::<eui64>/64 \(flagsEth)",
+                   "eth0 packet hwaddr-length 6 \(flagsEth)"]
+        let tail = ["if_nametoindex(lo): 1", "if_indextoname(1): lo", "if_nametoindex(nosuch0): 0",
+                    "netlink bind and getsockname: yes", "an unserved request (RTM_NEWROUTE) is answered with an error: yes",
+                    "... which is not 0 and names the request: yes"]
+        let withNetwork = eth + lo + ["if_nameindex: 1 lo", "if_nameindex: 2 eth0"] + tail
+        let withoutNetwork = lo + ["if_nameindex: 1 lo"] + tail
+        for (flags, expected) in [([String](), withNetwork), (["--network", "none"], withoutNetwork)] {
+            for variant in Harness.variants {
+                guard let r = try apusOnly(Invocation(program: "./ifaddrs.\(variant)", apusFlags: flags)) else { continue }
+                let what = "[\(vmm)] ifaddrs.\(variant) \(flags.joined(separator: " "))"
+                XCTAssertEqual(r.status, 0, "\(what): status\nstderr: \(r.stderrText)")
+                XCTAssertEqual(r.stdoutText, expected.joined(separator: "\n") + "\n", "\(what): interfaces")
+            }
+        }
+    }
 }

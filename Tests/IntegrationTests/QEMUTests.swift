@@ -104,4 +104,5 @@ final class QEMUTests: XCTestCase {
     func testFileGaps() throws { try matrix.fileGaps() }
     func testSethostname() throws { try matrix.sethostname() }
     func testIPC() throws { try matrix.ipc() }
+    func testNetlinkInterfaces() throws { try matrix.netlinkInterfaces() }
 }

@@ -120,7 +120,7 @@ struct KernelHost: FileSystemHost {
         case .epoll: m.append("anon_inode:[eventpoll]")
         case .timer: m.append("anon_inode:[timerfd]")
         case .signalfd: m.append("anon_inode:[signalfd]")
-        case .socket, .unixSocket: m.append("socket:["); m.decimal(UInt64(id)); m.append("]")
+        case .socket, .unixSocket, .netlink: m.append("socket:["); m.decimal(UInt64(id)); m.append("]")
         }
         return m.bytes
     }

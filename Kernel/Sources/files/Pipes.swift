@@ -68,6 +68,7 @@ enum KernelObject {
     case signalfd(SignalfdState)
     case socket(Socket)
     case unixSocket(UnixSocket)
+    case netlink(NetlinkSocket)
 }
 
 enum KernelObjects {
@@ -122,6 +123,7 @@ enum KernelObjects {
             Network.current.close(s.id, now: Clock.monotonicNanos)
             Network.flush()
         case .unixSocket(let u): u.close()
+        case .netlink(let n): n.close()
         case .eventfd, .epoll, .signalfd: break
         }
         table[slot] = nil
@@ -187,6 +189,8 @@ enum KernelObjects {
             return try s.receive(into: buffer, peek: false, nonblocking: nonblocking)
         case .unixSocket(let u):
             return try u.receive(into: buffer, peek: false, nonblocking: nonblocking)
+        case .netlink(let n):
+            return try n.receive(into: buffer, peek: false, nonblocking: nonblocking).0
         case .pipeWrite, .epoll, nil:
             throw .EBADF
         }
@@ -230,6 +234,8 @@ enum KernelObjects {
             return try s.send(bytes, nonblocking: nonblocking, signal: true)
         case .unixSocket(let u):
             return try u.send(bytes, nonblocking: nonblocking, signal: true)
+        case .netlink(let n):
+            return try n.send(bytes, to: nil)
         case .timer, .signalfd:
             throw .EINVAL
         case .pipeRead, .epoll, nil:
@@ -250,6 +256,7 @@ enum KernelObjects {
         case .signalfd: return SysSignal.sent
         case .socket: return Network.current.generation
         case .unixSocket(let u): return u.changes
+        case .netlink(let n): return n.changes
         case .epoll, nil: return 0
         }
     }
@@ -277,6 +284,7 @@ enum KernelObjects {
             return (me.pending.bits | SysSignal.processPending.bits) & state.mask != 0 ? 1 : 0
         case .socket(let s): return s.pollEvents
         case .unixSocket(let u): return u.pollEvents
+        case .netlink(let n): return n.pollEvents
         case nil: return nil
         }
     }

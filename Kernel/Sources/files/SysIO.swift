@@ -433,12 +433,15 @@ enum SysIO {
             if try UserMemory.load(UInt32.self, a[2]) != 0 { flags.insert(.O_NONBLOCK) } else { flags.remove(.O_NONBLOCK) }
             try fs.setStatusFlags(fd, flags)
             return 0
+        case NetlinkSocket.SIOCGIFINDEX, NetlinkSocket.SIOCGIFNAME:  // if_nametoindex, if_indextoname
+            return try NetlinkSocket.interfaceIoctl(fd, a.uint32(1), a[2])
         case 0x541b:  // FIONREAD: bytes ready to read on a socket
             guard let id = KernelObjects.id(of: fd) else { throw .ENOTTY }
             let count: Int
             switch KernelObjects.object(id) {
             case .socket(let s): Network.poll(); count = Network.current.availableBytes(s.id)
             case .unixSocket(let u): count = u.queue.count
+            case .netlink(let n): count = n.queue.first?.count ?? 0
             case .pipeRead(let p): count = p.bytes.count
             default: throw .ENOTTY
             }
@@ -516,7 +519,7 @@ enum SysIO {
         } else {
             switch KernelObjects.object(id) {
             case .pipeRead, .pipeWrite: mode = FileMode.S_IFIFO | 0o600
-            case .socket, .unixSocket: mode = FileMode.S_IFSOCK | 0o777
+            case .socket, .unixSocket, .netlink: mode = FileMode.S_IFSOCK | 0o777
             case .eventfd, .epoll, .timer, .signalfd: mode = 0o600
             case nil: return st
             }
