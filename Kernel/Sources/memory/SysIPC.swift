@@ -215,13 +215,16 @@ enum SysIPC {
         if flags & SysVIPC.MSG_COPY != 0 { throw .ENOSYS }
         guard q.permissions.allows(4) else { throw .EACCES }
         let capacity = Int(min(size, Int64(SysVIPC.maxMessageSize)))
-        let out = try UserMemory.writable(a[1], 8 + capacity)
         Scheduler.current.futexKey = .none
         guard let index = q.queue.select(type: type, except: flags & SysVIPC.MSG_EXCEPT != 0) else {
             if flags & SysVIPC.IPC_NOWAIT != 0 { throw .ENOMSG }
             try wait(waitKey(0, q.id), timeout: nil, timeoutResult: .ENOMSG)
             return 0
         }
+        // Only what is copied must be writable (the buffer may be shorter than `size`).
+        let length = q.queue.messages[index].text.count
+        if length > capacity && flags & SysVIPC.MSG_NOERROR == 0 { throw .E2BIG }
+        let out = try UserMemory.writable(a[1], 8 + min(length, capacity))
         let message = try q.queue.take(index, capacity: capacity, noError: flags & SysVIPC.MSG_NOERROR != 0)
         out.writeLE(message.type, at: 0)
         for (i, byte) in message.text.enumerated() { out[8 + i] = byte }
