@@ -113,6 +113,12 @@ int main(void) {
     socklen_t length = sizeof local;
     int bound = bind(fd, (struct sockaddr *)&local, sizeof local) == 0 && getsockname(fd, (struct sockaddr *)&local, &length) == 0;
     printf("netlink bind and getsockname: %s\n", bound && local.nl_family == AF_NETLINK && local.nl_pid != 0 ? "yes" : "no");
+    int type = 0, domain = 0;
+    socklen_t size = sizeof type;
+    int typed = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &size) == 0 && type == SOCK_RAW;
+    size = sizeof domain;
+    printf("netlink SO_TYPE and SO_DOMAIN: %s\n", typed && getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &size) == 0
+           && domain == AF_NETLINK ? "yes" : "no");
     struct { struct nlmsghdr header; struct rtmsg body; } request = {
         .header = {.nlmsg_len = sizeof request, .nlmsg_type = RTM_NEWROUTE, .nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE,
                    .nlmsg_seq = 77},

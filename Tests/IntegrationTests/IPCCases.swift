@@ -42,7 +42,7 @@ extension VMMMatrix {
         let eth = ["eth0 inet 10.0.2.15/24 broadcast 10.0.2.255 \(flagsEth)", "eth0 inet6 fe80::<eui64>/64 \(flagsEth)",
                    "eth0 packet hwaddr-length 6 \(flagsEth)"]
         let tail = ["if_nametoindex(lo): 1", "if_indextoname(1): lo", "if_nametoindex(nosuch0): 0",
-                    "netlink bind and getsockname: yes", "an unserved request (RTM_NEWROUTE) is answered with an error: yes",
+                    "netlink bind and getsockname: yes", "netlink SO_TYPE and SO_DOMAIN: yes", "an unserved request (RTM_NEWROUTE) is answered with an error: yes",
                     "... which is not 0 and names the request: yes"]
         let withNetwork = eth + lo + ["if_nameindex: 1 lo", "if_nameindex: 2 eth0"] + tail
         let withoutNetwork = lo + ["if_nameindex: 1 lo"] + tail

@@ -600,7 +600,16 @@ enum Sockets {
         let level = a.int32(1), name = a.int32(2)
         let capacity = try UserMemory.load(UInt32.self, a[4])
         let value: Int
-        if let u = unix(a.fd(0)) {
+        if netlink(a.fd(0)) != nil {
+            switch (level, name) {
+            case (C.SOL_SOCKET, C.SO_TYPE): value = Int(C.SOCK_RAW)
+            case (C.SOL_SOCKET, C.SO_DOMAIN): value = Int(C.AF_NETLINK)
+            case (C.SOL_SOCKET, C.SO_PROTOCOL): value = Int(Netlink.NETLINK_ROUTE)
+            case (C.SOL_SOCKET, C.SO_ERROR): value = 0
+            case (C.SOL_SOCKET, C.SO_SNDBUF), (C.SOL_SOCKET, C.SO_RCVBUF): value = 212_992  // Linux's default
+            default: throw .ENOPROTOOPT
+            }
+        } else if let u = unix(a.fd(0)) {
             switch (level, name) {
             case (C.SOL_SOCKET, C.SO_TYPE): value = Int(u.type)
             case (C.SOL_SOCKET, C.SO_DOMAIN): value = Int(C.AF_UNIX)
