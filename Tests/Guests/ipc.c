@@ -338,6 +338,18 @@ static void robust_case(const char *what, int protocol) {
     close(ready[0]);
     close(ready[1]);
 
+    /* A process killed by SIGKILL holding it. */
+    child = fork();
+    if (child == 0) {
+        pthread_mutex_lock(m);
+        raise(SIGKILL);
+        _exit(1);
+    }
+    snprintf(name, sizeof name, "%s: a process killed by SIGKILL holding it: EOWNERDEAD", what);
+    check(name, child_status(child) == 128 + SIGKILL && pthread_mutex_lock(m) == EOWNERDEAD);
+    pthread_mutex_consistent(m);
+    pthread_mutex_unlock(m);
+
     /* A thread ends holding it. */
     thread_mutex = m;
     pthread_t thread;
