@@ -269,8 +269,10 @@ enum FutexWord {
 /// Partial, and said so: a signal does not interrupt a LOCK_PI wait without a timeout
 /// (Linux runs the handler and restarts the wait, which glibc relies on: it takes any
 /// other answer than ESRCH/EDEADLK for success; here the handler runs once the lock is
-/// taken); one with a timeout ends with EINTR. The FUTEX_*_REQUEUE_PI operations (not used
-/// by glibc's condition variables since 2.25) are ENOSYS.
+/// taken); one with a timeout ends with EINTR. A PI lock whose owner ends without it on a
+/// robust list keeps its waiters waiting (Linux hands it to one with FUTEX_OWNER_DIED).
+/// The FUTEX_*_REQUEUE_PI operations (not used by glibc's condition variables since 2.25)
+/// are ENOSYS.
 enum PIFutex {
     /// LOCK_PI / TRYLOCK_PI: takes a free lock (word 0, or only FUTEX_OWNER_DIED left by a
     /// dead owner, which it keeps for glibc to report EOWNERDEAD); EDEADLK if the caller
