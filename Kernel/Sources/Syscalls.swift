@@ -104,9 +104,11 @@ enum Syscalls {
         case SyscallNumber.fadvise64: return SysIO.fadvise64
         case SyscallNumber.sync: return SysProcess.zero
         case SyscallNumber.getdents64: return SysIO.getdents64
+        case SyscallNumber.getdents: return SysIO.getdents
         case SyscallNumber.openat: return SysIO.openat
         case SyscallNumber.open: return SysIO.open
         case SyscallNumber.creat: return SysIO.creat
+        case SyscallNumber.memfd_create: return SysMemfd.memfdCreate
         case SyscallNumber.syncfs: return SysIO.fsync
         case SyscallNumber.getxattr: return SysXattr.getxattr
         case SyscallNumber.lgetxattr: return SysXattr.lgetxattr
@@ -145,6 +147,8 @@ enum Syscalls {
         case SyscallNumber.utimensat: return SysIO.utimensat
         case SyscallNumber.mkdirat: return SysIO.mkdirat
         case SyscallNumber.mkdir: return SysIO.mkdir
+        case SyscallNumber.mknodat: return SysIO.mknodat
+        case SyscallNumber.mknod: return SysIO.mknod
         case SyscallNumber.unlinkat: return SysIO.unlinkat
         case SyscallNumber.unlink: return SysIO.unlink
         case SyscallNumber.rmdir: return SysIO.rmdir
@@ -216,6 +220,7 @@ enum Syscalls {
         case SyscallNumber.gettid: return SysThread.gettid
         case SyscallNumber.set_tid_address: return SysThread.setTidAddress
         case SyscallNumber.set_robust_list: return SysThread.setRobustList
+        case SyscallNumber.get_robust_list: return SysThread.getRobustList
         case SyscallNumber.sched_yield: return SysThread.schedYield
         // Processes (SysFork.swift, SysExec.swift, SysWait.swift)
         case SyscallNumber.fork: return SysFork.fork
@@ -231,6 +236,14 @@ enum Syscalls {
         case SyscallNumber.shmat: return SysShm.shmat
         case SyscallNumber.shmdt: return SysShm.shmdt
         case SyscallNumber.shmctl: return SysShm.shmctl
+        case SyscallNumber.msgget: return SysIPC.msgget
+        case SyscallNumber.msgsnd: return SysIPC.msgsnd
+        case SyscallNumber.msgrcv: return SysIPC.msgrcv
+        case SyscallNumber.msgctl: return SysIPC.msgctl
+        case SyscallNumber.semget: return SysIPC.semget
+        case SyscallNumber.semop: return SysIPC.semop
+        case SyscallNumber.semtimedop: return SysIPC.semtimedop
+        case SyscallNumber.semctl: return SysIPC.semctl
         case SyscallNumber.getpgid: return SysFork.getpgid
         case SyscallNumber.getpgrp: return SysFork.getpgrp
         case SyscallNumber.setpgid: return SysFork.setpgid
@@ -253,8 +266,10 @@ enum Syscalls {
         case SyscallNumber.setfsgid: return SysCredentials.setfsgid
         case SyscallNumber.setgroups: return SysCredentials.setgroups
         case SyscallNumber.uname: return SysProcess.uname
+        case SyscallNumber.sethostname: return SysProcess.sethostname
         case SyscallNumber.prlimit64: return SysProcess.prlimit64
         case SyscallNumber.getrlimit: return SysProcess.getrlimit
+        case SyscallNumber.setrlimit: return SysProcess.setrlimit
         case SyscallNumber.sysinfo: return SysProcess.sysinfo
         case SyscallNumber.sched_getaffinity: return SysProcess.schedGetaffinity
         case SyscallNumber.getrandom: return SysProcess.getrandom

@@ -11,6 +11,7 @@ public enum SocketConstants {
 
     public static let SOCK_STREAM: Int32 = 1
     public static let SOCK_DGRAM: Int32 = 2
+    public static let SOCK_RAW: Int32 = 3
     public static let SOCK_SEQPACKET: Int32 = 5
     public static let SOCK_TYPE_MASK: Int32 = 0xf
     public static let SOCK_NONBLOCK: Int32 = 0o4000
@@ -73,18 +74,23 @@ public enum SocketAddress: Equatable, Sendable {
     /// AF_UNIX; `path` without the terminating NUL; abstract names keep their leading NUL;
     /// empty: unnamed (autobind).
     case unix(path: [UInt8])
+    /// AF_NETLINK (struct sockaddr_nl, 12 bytes): nl_pid @4 (a port id; 0 is the kernel),
+    /// nl_groups @8 (multicast groups).
+    case netlink(portID: UInt32, groups: UInt32)
     case unspecified
 
     public static let inetSize = 16
     public static let inet6Size = 28
     public static let unixPathCapacity = 108
     public static let unixSize = 2 + unixPathCapacity
+    public static let netlinkSize = 12
 
     public var family: UInt16 {
         switch self {
         case .inet: return SocketConstants.AF_INET
         case .inet6: return SocketConstants.AF_INET6
         case .unix: return SocketConstants.AF_UNIX
+        case .netlink: return SocketConstants.AF_NETLINK
         case .unspecified: return SocketConstants.AF_UNSPEC
         }
     }
@@ -116,6 +122,10 @@ public enum SocketAddress: Equatable, Sendable {
                 }
             }
             self = .unix(path: path)
+        case SocketConstants.AF_NETLINK:
+            guard bytes.count >= Self.netlinkSize, let port = r.get(UInt32.self, at: 4),
+                  let groups = r.get(UInt32.self, at: 8) else { throw Errno.EINVAL }
+            self = .netlink(portID: port, groups: groups)
         case SocketConstants.AF_UNSPEC:
             self = .unspecified
         default:
@@ -131,6 +141,7 @@ public enum SocketAddress: Equatable, Sendable {
         case .unix(let path):
             if path.isEmpty { return 2 }
             return 2 + path.count + (path[0] == 0 ? 0 : 1)
+        case .netlink: return Self.netlinkSize
         case .unspecified: return 2
         }
     }
@@ -154,6 +165,9 @@ public enum SocketAddress: Equatable, Sendable {
                 w.put(scope, at: 24)
             case .unix(let path):
                 for (i, b) in path.enumerated() { raw[2 + i] = b }
+            case .netlink(let port, let groups):
+                w.put(port, at: 4)
+                w.put(groups, at: 8)
             case .unspecified:
                 break
             }

@@ -619,6 +619,34 @@ public enum Dirent64 {
     }
 }
 
+/// One `struct linux_dirent` record (the legacy getdents, syscall 78): d_ino (unsigned
+/// long) @0, d_off @8, d_reclen (u16) @16, d_name (NUL-terminated) @18, then padding, and
+/// d_type in the record's last byte; the record is padded to a multiple of 8 bytes with
+/// room for the NUL and the type byte.
+public enum LegacyDirent {
+    public static let nameOffset = 18
+
+    @inlinable public static func recordLength(nameLength: Int) -> Int {
+        (nameOffset + nameLength + 2 + 7) & ~7
+    }
+
+    /// As `Dirent64.encode`: the record's length, or nil when it does not fit.
+    public static func encode(into buffer: UnsafeMutableRawBufferPointer, at offset: Int,
+                              inode: UInt64, nextOffset: Int64, type: UInt8,
+                              name: UnsafeRawBufferPointer) -> Int? {
+        let length = recordLength(nameLength: name.count)
+        guard name.count <= 255, offset >= 0, offset <= buffer.count - length else { return nil }
+        var w = StructWriter(UnsafeMutableRawBufferPointer(rebasing: buffer[offset..<(offset + length)]))
+        w.zero(count: length)
+        w.put(inode, at: 0)
+        w.put(nextOffset, at: 8)
+        w.put(UInt16(length), at: 16)
+        w.putCString(name, at: nameOffset, capacity: length - nameOffset - 1)
+        w.put(type, at: length - 1)
+        return length
+    }
+}
+
 // MARK: - Signals
 
 /// The kernel's `struct sigaction` for rt_sigaction on x86-64 (32 bytes; not glibc's larger

@@ -69,7 +69,7 @@ extension FileSystem {
     func lowestFreeDescriptor(from minimum: Int) throws(Errno) -> Int {
         var fd = max(minimum, 0)
         while fd < descriptors.count && descriptors[fd].openFile >= 0 { fd += 1 }
-        guard fd < options.maxDescriptors else { throw .EMFILE }
+        guard fd < process.descriptorLimit.soft else { throw .EMFILE }
         return fd
     }
 
@@ -115,7 +115,7 @@ extension FileSystem {
     /// replacing whatever `fd` was: the kernel's stdin/stdout/stderr at 0, 1, 2. `flags`
     /// gives the access mode (O_RDONLY for stdin, O_WRONLY for the others).
     public mutating func installConsole(fd: Int32, id: UInt32, flags: OpenFlags) throws(Errno) {
-        guard fd >= 0, Int(fd) < options.maxDescriptors else { throw .EBADF }
+        guard fd >= 0, Int(fd) < process.descriptorLimit.soft else { throw .EBADF }
         guard hasRoomForNode() else { throw .ENOMEM }
         let node = makeNode(.device(.console(id)), permissions: 0o620, time: host.now())
         let index: Int
@@ -146,7 +146,7 @@ extension FileSystem {
     /// (Linux's F_DUPFD), EMFILE if none is free.
     public mutating func duplicate(_ fd: Int32, minimum: Int32 = 0, closeOnExec: Bool = false) throws(Errno) -> Int32 {
         let index = try openFileIndex(fd)
-        guard minimum >= 0, Int(minimum) < options.maxDescriptors else { throw .EINVAL }
+        guard minimum >= 0, Int(minimum) < process.descriptorLimit.soft else { throw .EINVAL }
         let new = try lowestFreeDescriptor(from: Int(minimum))
         openFiles[index]?.references += 1
         setDescriptor(new, DescriptorSlot(openFile: index, closeOnExec: closeOnExec))
@@ -172,7 +172,7 @@ extension FileSystem {
     }
 
     mutating func replaceDescriptor(_ new: Int32, with index: Int, closeOnExec: Bool) throws(Errno) {
-        guard new >= 0, Int(new) < options.maxDescriptors else { throw .EBADF }
+        guard new >= 0, Int(new) < process.descriptorLimit.soft else { throw .EBADF }
         openFiles[index]?.references += 1
         if Int(new) < descriptors.count, descriptors[Int(new)].openFile >= 0 {
             releaseOpenFile(descriptors[Int(new)].openFile)
@@ -257,6 +257,10 @@ extension FileSystem {
     mutating func descriptorTarget(_ file: OpenFile) -> [UInt8] {
         if isDirectory(file.node), let path = try? pathOfDirectory(file.node) { return path }
         if file.path.isEmpty, case .device(.console(let id)) = nodes[file.node].type { return host.consoleName(id) }
+        // A file whose last name is gone (unlinked while open, or a memfd), as Linux shows it.
+        if nodes[file.node].type == .regular && nodes[file.node].links == 0 && !file.path.isEmpty {
+            return file.path + Array(" (deleted)".utf8)
+        }
         return file.path
     }
 

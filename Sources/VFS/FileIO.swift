@@ -237,6 +237,7 @@ extension FileSystem {
         guard bytes.count > 0 else { return 0 }
         let (end, overflow) = offset.addingReportingOverflow(Int64(bytes.count))
         guard !overflow, end <= Int64(options.maxFileSize) else { throw .EFBIG }
+        try checkSealsAllowWrite(node, end: end)
         try copyUp(node)
         try reserve(node, Int(end))
         dropPrivilegeBitsOnWrite(node)
@@ -273,6 +274,7 @@ extension FileSystem {
     /// Sets a regular file's length (zero-filling growth); EFBIG beyond the size limit.
     mutating func resize(_ node: Int, to length: Int64) throws(Errno) {
         guard length <= Int64(options.maxFileSize) else { throw .EFBIG }
+        try checkSealsAllowResize(node, to: length)
         try copyUp(node)
         try reserve(node, Int(length))
         dropPrivilegeBitsOnWrite(node)
@@ -370,7 +372,9 @@ extension FileSystem {
     /// is not a directory. The offset (d_off cookie) is the position in the listing:
     /// 0 ".", 1 "..", 2 + k the k-th child in name order (see `OpenFile.directoryCookie`
     /// for how a listing resumes when the directory changes between calls).
-    public mutating func getdents64(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
+    /// `legacy`: the records are the old getdents's `struct linux_dirent` (`LegacyDirent`).
+    public mutating func getdents64(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer,
+                                    legacy: Bool = false) throws(Errno) -> Int {
         let index = try ioFile(fd)
         guard let file = openFiles[index] else { throw .EBADF }
         let dir = file.node
@@ -381,8 +385,10 @@ extension FileSystem {
         var position = file.offset
         var full = false
         func emit(_ name: UnsafeRawBufferPointer, _ ino: UInt64, _ type: UInt8, next: Int64) -> Bool {
-            guard let length = Dirent64.encode(into: buffer, at: written, inode: ino, nextOffset: next,
-                                               type: type, name: name) else {
+            let encoded = legacy
+                ? LegacyDirent.encode(into: buffer, at: written, inode: ino, nextOffset: next, type: type, name: name)
+                : Dirent64.encode(into: buffer, at: written, inode: ino, nextOffset: next, type: type, name: name)
+            guard let length = encoded else {
                 full = true
                 return false
             }

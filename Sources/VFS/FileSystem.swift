@@ -140,16 +140,20 @@ public struct MountOptions: Sendable {
     /// Largest tmpfs file, in bytes. Files are dense arrays, so a write or truncate beyond
     /// this fails with EFBIG instead of exhausting kernel memory.
     public var maxFileSize: Int
-    /// RLIMIT_NOFILE: descriptors are 0 ..< maxDescriptors (EMFILE beyond).
+    /// The first process's RLIMIT_NOFILE: descriptors are 0 ..< maxDescriptors (EMFILE
+    /// beyond), and setrlimit may raise that up to `maxDescriptorsHard`.
     public var maxDescriptors: Int
+    public var maxDescriptorsHard: Int
 
+    /// The descriptor limits default to a container's (containerd's 1024 soft, 524288 hard).
     public init(imageTime: Timespec = Timespec(seconds: 0, nanoseconds: 0),
                 executablePath: [UInt8]? = nil, maxFileSize: Int = 1 << 30,
-                maxDescriptors: Int = 1024) {
+                maxDescriptors: Int = 1024, maxDescriptorsHard: Int = 524_288) {
         self.imageTime = imageTime
         self.executablePath = executablePath
         self.maxFileSize = maxFileSize
         self.maxDescriptors = maxDescriptors
+        self.maxDescriptorsHard = max(maxDescriptorsHard, maxDescriptors)
     }
 }
 
@@ -193,6 +197,7 @@ public struct FileSystem<Host: FileSystemHost> {
         self.image = image
         self.host = host
         self.options = options
+        process.descriptorLimit = DescriptorLimit(soft: options.maxDescriptors, hard: options.maxDescriptorsHard)
         let rootEntry = image.entry(at: 0)
         var root = Node(type: .directory, permissions: rootEntry.mode, ino: 1, time: options.imageTime)
         root.image = 0

@@ -42,6 +42,27 @@ extension FileSystem {
         touchDirectory(lookup.parent, now)
     }
 
+    /// mknodat(2) of a regular file (type S_IFREG, or 0 which means it): an empty file with
+    /// `mode`'s permission bits less the umask, as open(O_CREAT | O_EXCL) makes it. A type
+    /// that is no file type is EINVAL; FIFOs, sockets and devices are EPERM after the
+    /// name's checks (this file system has no special files but its own /dev, as an
+    /// unprivileged container cannot make devices).
+    public mutating func mknodat(_ dirfd: Int32, _ path: UnsafeRawBufferPointer, mode: UInt32) throws(Errno) {
+        let type = mode & FileMode.S_IFMT
+        let special = type == FileMode.S_IFCHR || type == FileMode.S_IFBLK || type == FileMode.S_IFIFO
+            || type == FileMode.S_IFSOCK
+        guard type == 0 || type == FileMode.S_IFREG || special else { throw .EINVAL }
+        let lookup = try resolveParentAt(dirfd, path)
+        let name = try nameToCreate(lookup, directory: false)
+        if special { throw .EPERM }
+        try checkRoomForName(in: lookup.parent, nameLength: name.count, newNode: true)
+        let now = host.now()
+        let node = makeNode(.regular, permissions: mode & 0o7777 & ~umask, time: now)
+        setNewOwner(node, in: lookup.parent)
+        setEntry(in: lookup.parent, named: name, to: node)
+        touchDirectory(lookup.parent, now)
+    }
+
     /// symlinkat(2): ENOENT for an empty target, ENAMETOOLONG beyond 4095 bytes.
     public mutating func symlinkat(_ target: UnsafeRawBufferPointer, _ dirfd: Int32,
                                    _ path: UnsafeRawBufferPointer) throws(Errno) {

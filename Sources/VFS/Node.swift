@@ -51,6 +51,8 @@ struct Node {
     /// names (EROFS). Inherited by everything materialized below a read-only directory.
     var readOnly = false
     var sharedMapped = false
+    /// A memfd's F_SEAL_* bits (Memfd.swift); nil for every other node (no seals at all).
+    var seals: UInt32? = nil
 
     init(type: NodeType, permissions: UInt32, ino: UInt64, time: Timespec) {
         self.type = type

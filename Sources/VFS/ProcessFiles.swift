@@ -22,8 +22,30 @@ public struct ProcessFiles {
     /// apart, so a listing made for another process's table is made again.
     var version = 0
     var identity = 0
+    /// RLIMIT_NOFILE: fork and execve keep it (the table is copied or kept).
+    public var descriptorLimit = DescriptorLimit(soft: 1024, hard: 524_288)
 
     public init() {}
+}
+
+/// RLIMIT_NOFILE of one process: new descriptors are below `soft` (open: EMFILE, dup2:
+/// EBADF, F_DUPFD: EINVAL beyond it); setrlimit moves `soft` up to `hard` and may lower
+/// `hard`, never raise it: nobody holds CAP_SYS_RESOURCE, as in a container (root included).
+public struct DescriptorLimit: Equatable, Sendable {
+    public var soft: Int
+    public var hard: Int
+
+    public init(soft: Int, hard: Int) {
+        self.soft = soft
+        self.hard = hard
+    }
+
+    /// setrlimit's checks: EINVAL when soft > hard, EPERM when `hard` would rise.
+    public func changed(soft newSoft: UInt64, hard newHard: UInt64) throws(Errno) -> DescriptorLimit {
+        guard newSoft <= newHard else { throw .EINVAL }
+        guard newHard <= UInt64(hard) else { throw .EPERM }
+        return DescriptorLimit(soft: Int(newSoft), hard: Int(newHard))
+    }
 }
 
 extension FileSystem {
@@ -45,6 +67,12 @@ extension FileSystem {
     public var umask: UInt32 {
         get { process.umask }
         set { process.umask = newValue }
+    }
+
+    /// The running process's RLIMIT_NOFILE (setrlimit changes it with `DescriptorLimit.changed`).
+    public var descriptorLimit: DescriptorLimit {
+        get { process.descriptorLimit }
+        set { process.descriptorLimit = newValue }
     }
 
     /// Makes `files` the running process's table and hands back the one that was.

@@ -22,6 +22,7 @@ extension FileSystem {
         guard let file = openFiles[index] else { throw .EBADF }
         guard file.flags.isReadable else { throw .EACCES }
         if writable && !file.flags.isWritable { throw .EACCES }
+        if writable && isSealedAgainstWrites(fd) { throw .EPERM }
         let node = file.node
         guard nodes[node].type == .regular else { return nil }
         if writable { try copyUp(node) }

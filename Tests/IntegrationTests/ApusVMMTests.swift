@@ -137,4 +137,9 @@ final class ApusVMMTests: XCTestCase {
     func testTerminalResizeFromHost() throws { try matrix.terminalResizeFromHost() }
     func testTerminalRestoredAfterCrashAndKill() throws { try matrix.terminalRestoredAfterCrashAndKill() }
     func testTerminalRequiresATTY() throws { try matrix.terminalRequiresATTY() }
+    // Gaps: memfd, getdents, mknod, limits, hostname, SysV IPC, robust/PI futexes, netlink (IPCCases.swift)
+    func testFileGaps() throws { try matrix.fileGaps() }
+    func testSethostname() throws { try matrix.sethostname() }
+    func testIPC() throws { try matrix.ipc() }
+    func testNetlinkInterfaces() throws { try matrix.netlinkInterfaces() }
 }

@@ -373,6 +373,31 @@ final class StructTests: XCTestCase {
         XCTAssertEqual(Int(SignalStack.disable), Int(SS_DISABLE))
     }
 
+    func testLegacyDirentRecords() throws {
+        // struct linux_dirent: name at 18, NUL, padding, d_type in the last byte, 8-aligned.
+        XCTAssertEqual(LegacyDirent.recordLength(nameLength: 1), 24, "18 + 1 + NUL + type = 21 → 24")
+        XCTAssertEqual(LegacyDirent.recordLength(nameLength: 4), 24)
+        XCTAssertEqual(LegacyDirent.recordLength(nameLength: 5), 32, "18 + 5 + 2 = 25 → 32")
+        var bytes = [UInt8](repeating: 0xdd, count: 40)
+        let written: (Int?, Int?) = bytes.withUnsafeMutableBytes { buf in
+            let a = Array("hello".utf8).withUnsafeBytes { name in
+                LegacyDirent.encode(into: buf, at: 0, inode: 42, nextOffset: 7, type: DirentType.DT_REG, name: name)
+            }
+            let b = Array("x".utf8).withUnsafeBytes { name in
+                LegacyDirent.encode(into: buf, at: 32, inode: 3, nextOffset: 8, type: DirentType.DT_DIR, name: name)
+            }
+            return (a, b)
+        }
+        XCTAssertEqual(written.0, 32)
+        XCTAssertNil(written.1, "24 bytes do not fit in the 8 left")
+        XCTAssertEqual(bytes[0], 42)
+        XCTAssertEqual(bytes[8], 7)
+        XCTAssertEqual(bytes[16], 32)
+        XCTAssertEqual(Array(bytes[18..<24]), Array("hello".utf8) + [0])
+        XCTAssertEqual(bytes[31], DirentType.DT_REG)
+        XCTAssertEqual(Array(bytes[32..<40]), [UInt8](repeating: 0xdd, count: 8), "nothing written past the first")
+    }
+
     func testDirent64Records() throws {
         XCTAssertEqual(Dirent64.recordLength(nameLength: 1), 24)
         XCTAssertEqual(Dirent64.recordLength(nameLength: 4), 24)

@@ -9,7 +9,7 @@ enum Files {
 
     /// Generated files (ids for `SyntheticNode.generated`).
     enum Generated: UInt32 {
-        case selfMaps = 1, meminfo, cpuinfo, cpuOnline, selfStatus, uptime, selfStat, stat, resolvConf, hosts, selfCmdline, mounts, mountinfo
+        case selfMaps = 1, meminfo, cpuinfo, cpuOnline, selfStatus, uptime, selfStat, stat, resolvConf, hosts, selfCmdline, mounts, mountinfo, hostname
     }
 
     /// /proc/PID's files: the id carries the pid (`processFileTag | pid << 4 | kind`).
@@ -61,6 +61,7 @@ enum Files {
             ("/proc/self/status", .selfStatus), ("/proc/uptime", .uptime), ("/proc/self/stat", .selfStat),
             ("/proc/stat", .stat), ("/proc/self/cmdline", .selfCmdline),
             ("/proc/mounts", .mounts), ("/proc/self/mounts", .mounts), ("/proc/self/mountinfo", .mountinfo),
+            ("/proc/sys/kernel/hostname", .hostname),
         ]
         for (path, id) in synthetic {
             path.withUTF8Buffer { p in
@@ -133,7 +134,7 @@ struct KernelHost: FileSystemHost {
         case .epoll: m.append("anon_inode:[eventpoll]")
         case .timer: m.append("anon_inode:[timerfd]")
         case .signalfd: m.append("anon_inode:[signalfd]")
-        case .socket, .unixSocket: m.append("socket:["); m.decimal(UInt64(id)); m.append("]")
+        case .socket, .unixSocket, .netlink: m.append("socket:["); m.decimal(UInt64(id)); m.append("]")
         }
         return m.bytes
     }
@@ -213,6 +214,9 @@ struct KernelHost: FileSystemHost {
             m.append("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t")
             let name = Kernel.boot.hostname
             if name.isEmpty { m.append("apus") } else { m.append(bytes: name) }
+            m.append("\n")
+        case .hostname:
+            m.append(bytes: SysProcess.hostname)
             m.append("\n")
         case nil: throw .ENOENT
         }

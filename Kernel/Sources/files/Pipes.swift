@@ -73,6 +73,7 @@ enum KernelObject {
     case signalfd(SignalfdState)
     case socket(Socket)
     case unixSocket(UnixSocket)
+    case netlink(NetlinkSocket)
 }
 
 enum KernelObjects {
@@ -103,7 +104,7 @@ enum KernelObjects {
         var fd: Int32 = 0
         while SysIO.fs.isOpen(fd) {
             fd += 1
-            guard fd < 1024 else { throw .EMFILE }
+            guard Int(fd) < SysIO.fs.descriptorLimit.soft else { throw .EMFILE }
         }
         try SysIO.fs.installConsole(fd: fd, id: id, flags: flags)
         if cloexec { try SysIO.fs.setDescriptorFlags(fd, 1) }
@@ -127,6 +128,7 @@ enum KernelObjects {
             Network.current.close(s.id, now: Clock.monotonicNanos)
             Network.flush()
         case .unixSocket(let u): u.close()
+        case .netlink(let n): n.close()
         case .eventfd, .epoll, .signalfd: break
         }
         table[slot] = nil
@@ -192,6 +194,8 @@ enum KernelObjects {
             return try s.receive(into: buffer, peek: false, nonblocking: nonblocking)
         case .unixSocket(let u):
             return try u.receive(into: buffer, peek: false, nonblocking: nonblocking)
+        case .netlink(let n):
+            return try n.receive(into: buffer, peek: false, nonblocking: nonblocking).0
         case .pipeWrite, .epoll, nil:
             throw .EBADF
         }
@@ -236,6 +240,8 @@ enum KernelObjects {
             return try s.send(bytes, nonblocking: nonblocking, signal: true)
         case .unixSocket(let u):
             return try u.send(bytes, nonblocking: nonblocking, signal: true)
+        case .netlink(let n):
+            return try n.send(bytes, to: nil)
         case .timer, .signalfd:
             throw .EINVAL
         case .pipeRead, .epoll, nil:
@@ -257,6 +263,7 @@ enum KernelObjects {
         case .signalfd: return SysSignal.sent
         case .socket: return Network.current.generation
         case .unixSocket(let u): return u.changes
+        case .netlink(let n): return n.changes
         case .epoll, nil: return 0
         }
     }
@@ -287,6 +294,7 @@ enum KernelObjects {
             return (me.pending.bits | SysSignal.processPending.bits) & state.mask != 0 ? 1 : 0
         case .socket(let s): return s.pollEvents
         case .unixSocket(let u): return u.pollEvents
+        case .netlink(let n): return n.pollEvents
         case nil: return nil
         }
     }

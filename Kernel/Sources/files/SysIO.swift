@@ -367,6 +367,12 @@ enum SysIO {
         return UInt64(try fs.getdents64(a.fd(0), into: out))
     }
 
+    /// getdents (legacy): the same listing as `struct linux_dirent` records.
+    static func getdents(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let out = try UserMemory.writable(a[1], Int(min(a.size(2), 1 << 20)))
+        return UInt64(try fs.getdents64(a.fd(0), into: out, legacy: true))
+    }
+
     // MARK: descriptors
 
     static func openat(_ a: SyscallArguments) throws(Errno) -> UInt64 {
@@ -465,6 +471,7 @@ enum SysIO {
             return 0
         case 5, 6, 7, 36, 37, 38:                                                               // F_GETLK/SETLK/SETLKW, OFD
             return try SysLocks.fcntl(fd, a.int32(1), a[2])
+        case SysMemfd.F_ADD_SEALS, SysMemfd.F_GET_SEALS: return try SysMemfd.fcntl(fd, a.int32(1), a[2])
         default: throw .EINVAL
         }
     }
@@ -490,12 +497,15 @@ enum SysIO {
             if try UserMemory.load(UInt32.self, a[2]) != 0 { flags.insert(.O_NONBLOCK) } else { flags.remove(.O_NONBLOCK) }
             try fs.setStatusFlags(fd, flags)
             return 0
+        case NetlinkSocket.SIOCGIFINDEX, NetlinkSocket.SIOCGIFNAME:  // if_nametoindex, if_indextoname
+            return try NetlinkSocket.interfaceIoctl(fd, a.uint32(1), a[2])
         case 0x541b:  // FIONREAD: bytes ready to read on a socket
             guard let id = KernelObjects.id(of: fd) else { throw .ENOTTY }
             let count: Int
             switch KernelObjects.object(id) {
             case .socket(let s): Network.poll(); count = Network.current.availableBytes(s.id)
             case .unixSocket(let u): count = u.queue.count
+            case .netlink(let n): count = n.queue.first?.count ?? 0
             case .pipeRead(let p): count = p.bytes.count
             default: throw .ENOTTY
             }
@@ -573,7 +583,7 @@ enum SysIO {
         } else {
             switch KernelObjects.object(id) {
             case .pipeRead, .pipeWrite: mode = FileMode.S_IFIFO | 0o600
-            case .socket, .unixSocket: mode = FileMode.S_IFSOCK | 0o777
+            case .socket, .unixSocket, .netlink: mode = FileMode.S_IFSOCK | 0o777
             case .eventfd, .epoll, .timer, .signalfd: mode = 0o600
             case nil: return st
             }
@@ -751,6 +761,18 @@ enum SysIO {
 
     static func mkdir(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         try fs.mkdirat(AT_FDCWD, path(a[0]), mode: a.uint32(1))
+        return 0
+    }
+
+    /// mknodat(dirfd, path, mode, dev) / mknod(path, mode, dev): regular files only (the
+    /// VFS's `mknodat` says what else answers).
+    static func mknodat(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try fs.mknodat(a.fd(0), path(a[1]), mode: a.uint32(2))
+        return 0
+    }
+
+    static func mknod(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try fs.mknodat(AT_FDCWD, path(a[0]), mode: a.uint32(1))
         return 0
     }
 

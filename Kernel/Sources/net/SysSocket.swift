@@ -155,6 +155,10 @@ enum Sockets {
             return UInt64(try install(.socket(Socket(id: id, kind: kind, ipv6: ipv6)), typeFlags: type))
         case C.AF_UNIX:
             return UInt64(try install(.unixSocket(UnixSocket(type: base)), typeFlags: type))
+        case C.AF_NETLINK:
+            guard base == C.SOCK_RAW || base == C.SOCK_DGRAM else { throw .ESOCKTNOSUPPORT }
+            guard proto == Netlink.NETLINK_ROUTE else { throw .EPROTONOSUPPORT }
+            return UInt64(try install(.netlink(NetlinkSocket()), typeFlags: type))
         default:
             throw .EAFNOSUPPORT
         }
@@ -181,6 +185,11 @@ enum Sockets {
     /// bind(fd, addr, addrlen)
     static func bind(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         let address = try readAddress(a[1], a[2])
+        if let n = netlink(a.fd(0)) {
+            guard case .netlink(let port, _) = address else { throw .EINVAL }
+            try n.bind(port)
+            return 0
+        }
         if let u = unix(a.fd(0)) { try u.bind(address); return 0 }
         let s = try socket(a.fd(0))
         try Network.current.bind(s.id, to: s.endpoint(address))
@@ -288,6 +297,11 @@ enum Sockets {
     /// getsockname(fd, addr, addrlen *)
     static func getsockname(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         if let u = unix(a.fd(0)) { try writeAddress(.unix(path: u.boundPath), a[1], a[2]); return 0 }
+        if let n = netlink(a.fd(0)) {
+            try n.bind(0)
+            try writeAddress(.netlink(portID: n.portID, groups: 0), a[1], a[2])
+            return 0
+        }
         let s = try socket(a.fd(0))
         let local = Network.current.localEndpoint(s.id)
             ?? Endpoint(address: s.ipv6 ? IPAddress.any6 : IPAddress.any4, port: 0)
@@ -327,6 +341,7 @@ enum Sockets {
                 return (rest.count, try u.send(rest, nonblocking: !block, signal: signal))
             }
         }
+        if let n = netlink(fd) { return try n.send(bytes, to: to) }
         let s = try socket(fd)
         if s.kind == .stream && !bytes.isEmpty {
             return try BlockingWrites.write(total: bytes.count, blocking: block) { (done) throws(Errno) in
@@ -356,6 +371,11 @@ enum Sockets {
     private static func receive(_ fd: Int32, into out: UnsafeMutableRawBufferPointer, flags: Int32) throws(Errno) -> (Int, SocketAddress?, Bool) {
         let block = !nonblocking(fd, flags), peek = flags & C.MSG_PEEK != 0
         if let u = unix(fd) { return (try u.receive(into: out, peek: peek, nonblocking: !block), nil, false) }
+        if let n = netlink(fd) {
+            // The sender is always the kernel (port 0).
+            let (count, full) = try n.receive(into: out, peek: peek, nonblocking: !block)
+            return (flags & C.MSG_TRUNC != 0 ? full : count, .netlink(portID: 0, groups: 0), full > count)
+        }
         let s = try socket(fd)
         if s.kind == .datagram {
             Network.poll()
@@ -567,7 +587,7 @@ enum Sockets {
         let level = a.int32(1), name = a.int32(2)
         guard a[4] >= 4 else { throw .EINVAL }
         let value = Int(try UserMemory.load(Int32.self, a[3]))
-        if unix(a.fd(0)) != nil { return 0 }  // buffer sizes and the like: accepted, no effect
+        if unix(a.fd(0)) != nil || netlink(a.fd(0)) != nil { return 0 }  // buffer sizes and the like: accepted, no effect
         let s = try socket(a.fd(0))
         let stack = Network.current
         switch (level, name) {
@@ -596,7 +616,16 @@ enum Sockets {
         let level = a.int32(1), name = a.int32(2)
         let capacity = try UserMemory.load(UInt32.self, a[4])
         let value: Int
-        if let u = unix(a.fd(0)) {
+        if netlink(a.fd(0)) != nil {
+            switch (level, name) {
+            case (C.SOL_SOCKET, C.SO_TYPE): value = Int(C.SOCK_RAW)
+            case (C.SOL_SOCKET, C.SO_DOMAIN): value = Int(C.AF_NETLINK)
+            case (C.SOL_SOCKET, C.SO_PROTOCOL): value = Int(Netlink.NETLINK_ROUTE)
+            case (C.SOL_SOCKET, C.SO_ERROR): value = 0
+            case (C.SOL_SOCKET, C.SO_SNDBUF), (C.SOL_SOCKET, C.SO_RCVBUF): value = 212_992  // Linux's default
+            default: throw .ENOPROTOOPT
+            }
+        } else if let u = unix(a.fd(0)) {
             switch (level, name) {
             case (C.SOL_SOCKET, C.SO_TYPE): value = Int(u.type)
             case (C.SOL_SOCKET, C.SO_DOMAIN): value = Int(C.AF_UNIX)
@@ -641,6 +670,11 @@ enum Sockets {
         withUnsafeBytes(of: &v) { for i in 0..<n { out[i] = $0[i] } }
         try UserMemory.store(UInt32(n), a[4])
         return 0
+    }
+
+    private static func netlink(_ fd: Int32) -> NetlinkSocket? {
+        guard let id = KernelObjects.id(of: fd), case .netlink(let n) = KernelObjects.object(id) else { return nil }
+        return n
     }
 
     private static func unix(_ fd: Int32) -> UnixSocket? {

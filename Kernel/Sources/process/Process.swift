@@ -147,6 +147,8 @@ enum Processes {
             }
             Console.exit(.signaled(UInt8(status & 0x7f)))
         }
+        SysThread.releaseRobustLists(of: me)
+        SysIPC.processExiting(me.pid)
         Scheduler.endOtherThreads(of: me)
         SysIO.closeDescriptors { _ in true }
         SysIO.fs.releaseProcessFiles()

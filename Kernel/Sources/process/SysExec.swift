@@ -122,6 +122,7 @@ enum SysExec {
         // The point of no return: the process's other threads end, its address space goes.
         let me = Scheduler.current
         let process = me.process
+        SysThread.releaseRobustLists(of: process)
         Scheduler.endOtherThreads(of: process)
         memory.activate()
         Processes.releaseMemory(of: process)

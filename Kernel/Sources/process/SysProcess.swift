@@ -53,17 +53,33 @@ enum SysProcess {
         return 0
     }
 
+    /// The host name: sethostname's, else the --hostname of the run, else "apus".
+    nonisolated(unsafe) static var hostnameSet: [UInt8]? = nil
+    static var hostname: [UInt8] {
+        if let name = hostnameSet { return name }
+        let boot = Kernel.boot.hostname
+        return boot.isEmpty ? Array("apus".utf8) : boot
+    }
+
     static func uname(_ a: SyscallArguments) throws(Errno) -> UInt64 {
         var u = Utsname()
         u.release = "6.6.0-apus"
         u.version = "#1 SMP apus"
         let out = try UserMemory.writable(a[0], Utsname.size)
         try u.encode(into: out)
-        // nodename @65, 65 bytes: the --hostname, NUL-terminated (at most 64 bytes).
-        let name = Kernel.boot.hostname
-        if !name.isEmpty {
-            for i in 0..<65 { out[65 + i] = i < name.count ? name[i] : 0 }
-        }
+        // nodename @65, 65 bytes: NUL-terminated (the name is at most 64 bytes).
+        let name = hostname
+        for i in 0..<65 { out[65 + i] = i < name.count ? name[i] : 0 }
+        return 0
+    }
+
+    /// sethostname(name, length): at most 64 bytes (EINVAL beyond, or for a negative length);
+    /// root only (EPERM), as CAP_SYS_ADMIN. The name may hold any bytes, as on Linux.
+    static func sethostname(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        let length = Int64(bitPattern: a[1])
+        guard length >= 0, length <= 64 else { throw .EINVAL }
+        guard Process.current.credentials.effectiveUID == 0 else { throw .EPERM }
+        hostnameSet = Array(try UserMemory.readable(a[0], Int(length)))
         return 0
     }
 
@@ -222,12 +238,15 @@ enum SysProcess {
         return 0
     }
 
-    static func limit(_ resource: Int32) throws(Errno) -> Rlimit {
+    /// The limits of `process` (the running one's descriptor table is the VFS's own).
+    static func limit(_ resource: Int32, of process: Process) throws(Errno) -> Rlimit {
         guard let r = RlimitResource(rawValue: resource) else { throw .EINVAL }
         let infinity = Rlimit.infinity
         switch r {
         case .RLIMIT_STACK: return Rlimit(current: Loader.stackSize, maximum: infinity)
-        case .RLIMIT_NOFILE: return Rlimit(current: 1024, maximum: 1024)
+        case .RLIMIT_NOFILE:
+            let files = descriptorLimit(of: process)
+            return Rlimit(current: UInt64(files.soft), maximum: UInt64(files.hard))
         case .RLIMIT_NPROC: return Rlimit(current: UInt64(Processes.limit), maximum: UInt64(Processes.limit))
         case .RLIMIT_CORE, .RLIMIT_MEMLOCK, .RLIMIT_NICE, .RLIMIT_RTPRIO, .RLIMIT_MSGQUEUE:
             return Rlimit(current: 0, maximum: 0)
@@ -236,21 +255,48 @@ enum SysProcess {
         }
     }
 
+    static func descriptorLimit(of process: Process) -> DescriptorLimit {
+        process === Process.current ? SysIO.fs.descriptorLimit : process.files.descriptorLimit
+    }
+
+    /// Sets a limit of `process`. RLIMIT_NOFILE is kept and enforced (`DescriptorLimit`: the
+    /// hard limit only goes down, as in a container); the other limits are fixed by the VM's
+    /// shape: lowering them is accepted and has no effect yet, raising beyond them is EPERM.
+    static func setLimit(_ resource: Int32, of process: Process, to new: Rlimit) throws(Errno) {
+        let old = try limit(resource, of: process)
+        guard new.isValid else { throw .EINVAL }
+        if resource == RlimitResource.RLIMIT_NOFILE.rawValue {
+            let changed = try descriptorLimit(of: process).changed(soft: new.current, hard: new.maximum)
+            if process === Process.current { SysIO.fs.descriptorLimit = changed } else { process.files.descriptorLimit = changed }
+            return
+        }
+        guard new.maximum <= old.maximum else { throw .EPERM }
+    }
+
+    /// prlimit64(pid, resource, new, old): `old` gets the limit before the change.
     static func prlimit64(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        guard a[0] == 0 || Processes.find(a.int32(0)).map({ !$0.isZombie }) == true else { throw .ESRCH }
-        let old = try limit(a.int32(1))
+        let target: Process
+        if a[0] == 0 {
+            target = Process.current
+        } else {
+            guard let p = Processes.find(a.int32(0)), !p.isZombie else { throw .ESRCH }
+            target = p
+        }
+        let old = try limit(a.int32(1), of: target)
         if a[2] != 0 {
-            // Limits are fixed by the VM's shape; lowering is accepted and has no effect yet.
-            let new = try Rlimit.decode(from: UserMemory.readable(a[2], Rlimit.size))
-            guard new.current <= new.maximum else { throw .EINVAL }
-            guard new.maximum <= old.maximum else { throw .EPERM }
+            try setLimit(a.int32(1), of: target, to: Rlimit.decode(from: UserMemory.readable(a[2], Rlimit.size)))
         }
         if a[3] != 0 { try old.encode(into: UserMemory.writable(a[3], Rlimit.size)) }
         return 0
     }
 
     static func getrlimit(_ a: SyscallArguments) throws(Errno) -> UInt64 {
-        try limit(a.int32(0)).encode(into: UserMemory.writable(a[1], Rlimit.size))
+        try limit(a.int32(0), of: Process.current).encode(into: UserMemory.writable(a[1], Rlimit.size))
+        return 0
+    }
+
+    static func setrlimit(_ a: SyscallArguments) throws(Errno) -> UInt64 {
+        try setLimit(a.int32(0), of: Process.current, to: Rlimit.decode(from: UserMemory.readable(a[1], Rlimit.size)))
         return 0
     }
 
