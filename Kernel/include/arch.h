@@ -89,6 +89,10 @@ static inline void arch_fence(void) { __asm__ volatile("mfence" : : : "memory");
 static inline uint64_t arch_exchange64(uint64_t address, uint64_t value) {
     __asm__ volatile("xchgq %0, (%1)" : "+r"(value) : "r"(address) : "memory"); return value;
 }
+// Atomic compare-and-exchange: returns the value found (equal to `expected` on success).
+static inline uint64_t arch_compare_exchange64(uint64_t address, uint64_t expected, uint64_t desired) {
+    __asm__ volatile("lock cmpxchgq %2, (%1)" : "+a"(expected) : "r"(address), "r"(desired) : "memory"); return expected;
+}
 static inline uint64_t arch_load64(uint64_t address) {
     uint64_t v; __asm__ volatile("movq (%1), %0" : "=r"(v) : "r"(address) : "memory"); return v;
 }

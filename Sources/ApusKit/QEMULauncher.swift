@@ -94,7 +94,7 @@ enum QEMULauncher {
         }
         _ = HostChannel.forwardedSignals.withUnsafeBufferPointer {
             ckvm_forward_signals_to_serial(inputFDs[1], pid, $0.baseAddress, Int32($0.count),
-                                           UInt64((options.stopTimeoutSeconds * 1000).rounded(.up)))
+                                           UInt64((options.stopTimeoutSeconds * 1000).rounded(.up)), options.terminal ? 1 : 0)
         }
         StdinForwarder.start(to: inputFDs[1])
 
@@ -116,7 +116,7 @@ enum QEMULauncher {
                     case .stdout: console.write(.stdout, bytes)
                     case .stderr, .kernel: console.write(.stderr, bytes)
                     case .panic: panicText = String(decoding: bytes, as: UTF8.self)
-                    case .signal: break  // host to guest only
+                    case .signal, .window: break  // host to guest only
                     case .exit:
                         guard bytes.count >= 8 else { break }
                         status = ExitStatus(encoded: bytes.readLE(UInt64.self, at: 0))

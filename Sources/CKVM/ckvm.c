@@ -389,6 +389,7 @@ static volatile pid_t serial_group;          // QEMU's process group (its own)
 static volatile sig_atomic_t serial_interrupts;
 static volatile sig_atomic_t serial_forced;  // apus's exit status when it ended the VM, else 0
 static volatile uint64_t serial_stop_ms;
+static volatile int serial_terminal;         // -t: SIGWINCH carries the window size
 
 static void on_stop_timeout(int sig) {
     (void)sig;
@@ -401,6 +402,15 @@ static void on_serial_signal(int sig) {
     if (sig == SIGINT && ++serial_interrupts >= 2) {
         serial_forced = 128 + SIGINT;
         kill(-serial_group, SIGKILL);
+    } else if (sig == SIGWINCH && serial_terminal) {
+        // With -t: the new size as a window frame (kind 6: rows, columns, u16 LE each); the
+        // guest's terminal signals its foreground group.
+        struct winsize size;
+        if (ioctl(0, TIOCGWINSZ, &size) == 0) {
+            unsigned char frame[8] = {0xA5, 6, 4, 0, (unsigned char)size.ws_row, (unsigned char)(size.ws_row >> 8),
+                                      (unsigned char)size.ws_col, (unsigned char)(size.ws_col >> 8)};
+            if (write(serial_fd, frame, sizeof frame) < 0) { /* QEMU is gone */ }
+        }
     } else {
         // One SerialFrame (marker, kind 5 = signal, length 1): a pipe write of at most
         // PIPE_BUF bytes is atomic, so it never splits a stdin frame.
@@ -419,8 +429,10 @@ static void on_serial_signal(int sig) {
     errno = saved;
 }
 
-int ckvm_forward_signals_to_serial(int fd, int group, const int *signals, int count, uint64_t stop_timeout_ms) {
+int ckvm_forward_signals_to_serial(int fd, int group, const int *signals, int count, uint64_t stop_timeout_ms,
+                                   int terminal) {
     serial_fd = fd;
+    serial_terminal = terminal;
     serial_group = group;
     serial_stop_ms = stop_timeout_ms;
     struct sigaction sa;

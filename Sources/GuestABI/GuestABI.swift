@@ -722,6 +722,8 @@ public enum SerialFrame {
         case panic = 4
         /// Host → guest: one byte, a host signal for pid 1 (QEMU launcher).
         case signal = 5
+        /// Host → guest with -t: the host terminal's new size, rows and columns (u16 LE each).
+        case window = 6
         case exit = 0xFF
     }
 

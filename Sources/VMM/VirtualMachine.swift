@@ -155,6 +155,8 @@ public final class VirtualMachine {
     var channel: HostChannelView? = nil
     var clock: GuestClock? = nil
     var stopTimeoutNanos: UInt64 = 0
+    /// The guest has a terminal (-t): SIGWINCH becomes a window-size event.
+    var terminal = false
     /// Guest TSC minus host TSC (wrapping).
     var guestTSCOffset: UInt64 = 0
     /// Preemptions done (redirects into the kernel), for --timings.
@@ -465,6 +467,7 @@ public final class VirtualMachine {
         guard let run, let view = HostChannelView(memory: memory) else { return }
         channel = view
         stopTimeoutNanos = config.stopTimeoutMilliseconds &* 1_000_000
+        terminal = config.bootFlags & BootInfo.flagTerminal != 0
         if config.forwardHostSignals {
             let r = HostChannel.forwardedSignals.withUnsafeBufferPointer {
                 ckvm_forward_host_signals(run, $0.baseAddress, Int32($0.count))
@@ -503,7 +506,18 @@ public final class VirtualMachine {
             if bits & (1 << UInt64(SIGTERM - 1)) != 0 && stopTimeoutNanos > 0 {
                 clock?.setStopDeadline(afterNanoseconds: stopTimeoutNanos)
             }
-            channel.or(HostChannel.pendingSignals, bits)
+            var forSignals = bits
+            if terminal && bits & (1 << UInt64(SIGWINCH - 1)) != 0 {
+                // With -t the guest's terminal sends SIGWINCH to its foreground group itself,
+                // once it has the new size.
+                forSignals &= ~(1 << UInt64(SIGWINCH - 1))
+                var size = winsize()
+                if ioctl(0, UInt(TIOCGWINSZ), &size) == 0 {
+                    channel.store(HostChannel.windowSize, UInt64(size.ws_row) | UInt64(size.ws_col) << 16)
+                    channel.or(HostChannel.events, HostChannel.eventWindowChanged)
+                }
+            }
+            if forSignals != 0 { channel.or(HostChannel.pendingSignals, forSignals) }
         }
         if clock?.stopExpired == true {
             throw .stoppedFromHost(VMMError.stopTimeoutMessage(milliseconds: stopTimeoutNanos / 1_000_000), status: 128 + SIGKILL)

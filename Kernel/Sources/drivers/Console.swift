@@ -186,29 +186,61 @@ enum Console {
         return n
     }
 
-    /// The running thread will wait for host stdin: the host is asked to say when it has
-    /// some (`HostChannel.inputWaiting`; under QEMU the serial line is polled anyway).
-    static func waitForInput() {
-        guard !inputWaiters else { return }
-        inputWaiters = true
-        guard backend == .doorbell else { return }
+    /// Whether the host was asked to report stdin input (`HostChannel.inputWaiting`) and has
+    /// not reported it yet: until it does, there is nothing to read and no exit is spent
+    /// looking (the terminal pumps input at every poll).
+    nonisolated(unsafe) static var inputWatchArmed = false
+
+    /// Asks the host to report when stdin has input (doorbell console; under QEMU the serial
+    /// line is polled anyway).
+    static func armInputWatch() {
+        guard backend == .doorbell, !inputWatchArmed else { return }
+        inputWatchArmed = true
         _ = arch_exchange64(HostEvents.channel &+ UInt64(HostChannel.inputWaiting), 1)
         ring(.deadline, 0)
     }
 
-    /// Wakes the stdin waiters when input arrived (idle loop, preemption, timer tick).
-    static func checkInput() {
-        guard inputWaiters else { return }
-        let arrived: Bool
-        if backend == .doorbell {
-            let events = HostEvents.channel &+ UInt64(HostChannel.events)
-            arrived = arch_load64(events) & HostChannel.eventInputReady != 0
-            if arrived { _ = arch_exchange64(events, arch_load64(events) & ~HostChannel.eventInputReady) }
-        } else {
+    /// Whether a read of host stdin may find something now: not while the host has been asked
+    /// to report input and has not. Takes the host's report.
+    static func hostInputMayBeThere() -> Bool {
+        guard backend == .doorbell else {
             Serial.pollInput()
-            arrived = Serial.inputAvailable
+            return Serial.inputAvailable
         }
-        guard arrived else { return }
+        guard inputWatchArmed else { return true }
+        let events = HostEvents.channel &+ UInt64(HostChannel.events)
+        guard arch_load64(events) & HostChannel.eventInputReady != 0 else { return false }
+        clearEvent(HostChannel.eventInputReady)
+        inputWatchArmed = false
+        return true
+    }
+
+    /// Clears one bit of the channel's event word (the VMM only ever sets bits).
+    static func clearEvent(_ bit: UInt64) {
+        let events = HostEvents.channel &+ UInt64(HostChannel.events)
+        var seen = arch_load64(events)
+        while seen & bit != 0 {
+            let now = arch_compare_exchange64(events, seen, seen & ~bit)
+            if now == seen { return }
+            seen = now
+        }
+    }
+
+    /// The running thread will wait for host stdin.
+    static func waitForInput() {
+        inputWaiters = true
+        armInputWatch()
+    }
+
+    /// Host input arrived (idle loop, preemption, timer tick): the terminal takes it in (its
+    /// ^C works even when nothing reads), and the stdin waiters look again.
+    static func checkInput() {
+        if Terminal.enabled {
+            Terminal.checkHostEvents()
+            if !inputWatchArmed || hostInputMayBeThere() { Terminal.pumpHostInput() }
+            return
+        }
+        guard inputWaiters, hostInputMayBeThere() else { return }
         inputWaiters = false
         Scheduler.wakeRestartingWaiters()
     }
@@ -330,10 +362,28 @@ enum Serial {
         }
     }
 
+    /// The last window size a window frame carried (rows, columns), not yet taken.
+    nonisolated(unsafe) static var windowPending = false
+    nonisolated(unsafe) static var windowRows: UInt16 = 0
+    nonisolated(unsafe) static var windowColumns: UInt16 = 0
+    nonisolated(unsafe) static var windowBytes: (UInt8, UInt8, UInt8) = (0, 0, 0)
+
     private static func take(_ byte: UInt8) {
         if payloadLeft > 0 {
             payloadLeft -= 1
-            if header.kind == SerialFrame.Kind.signal.rawValue {
+            if header.kind == SerialFrame.Kind.window.rawValue {
+                // rows (u16 LE), columns (u16 LE)
+                switch header.length - payloadLeft {
+                case 1: windowBytes.0 = byte
+                case 2: windowBytes.1 = byte
+                case 3: windowBytes.2 = byte
+                case 4:
+                    windowRows = UInt16(windowBytes.0) | UInt16(windowBytes.1) << 8
+                    windowColumns = UInt16(windowBytes.2) | UInt16(byte) << 8
+                    windowPending = true
+                default: break
+                }
+            } else if header.kind == SerialFrame.Kind.signal.rawValue {
                 HostEvents.queueSerialSignal(byte)
             } else if header.kind != SerialFrame.Kind.exit.rawValue {
                 input.append(byte)

@@ -1,4 +1,5 @@
 import GuestABI
+import KernelArch
 import LinuxABI
 import VFS
 
@@ -112,6 +113,21 @@ enum Terminal {
         guard foregroundGroup != 0 else { return }
         for p in Processes.all where !p.isZombie && p.processGroup == foregroundGroup {
             SysSignal.raise(on: p, signal, SysSignal.sentByKernel)
+        }
+    }
+
+    /// A window size the host reported (`HostChannel.windowSize` with the apus VMM, a serial
+    /// frame under QEMU).
+    static func checkHostEvents() {
+        if Console.backend == .doorbell {
+            let events = HostEvents.channel &+ UInt64(HostChannel.events)
+            guard arch_load64(events) & HostChannel.eventWindowChanged != 0 else { return }
+            Console.clearEvent(HostChannel.eventWindowChanged)
+            let size = arch_load64(HostEvents.channel &+ UInt64(HostChannel.windowSize))
+            windowChanged(rows: UInt16(truncatingIfNeeded: size), cols: UInt16(truncatingIfNeeded: size >> 16))
+        } else if Serial.windowPending {
+            Serial.windowPending = false
+            windowChanged(rows: Serial.windowRows, cols: Serial.windowColumns)
         }
     }
 
@@ -327,32 +343,32 @@ enum Terminal {
     }
 }
 
-/// ADAPTER between the terminal and the host's stdin. The two functions below are the whole
-/// interface the terminal needs:
-///   - `readAvailable`: the host input there is now, without waiting (`.nothing` when none);
-///   - `waitForInput`: park the calling thread until host input may be there (or `deadline`,
-///     0: none), its syscall running again when woken (`Scheduler.blockCurrentRestarting`).
-/// What the host connects here today is the console's blocking stdin read: `readAvailable`
-/// waits on the host for at least one byte (never `.nothing`, so `waitForInput` is never
-/// reached) and `readsWithoutBlocking` is false, which makes a poll for input wait on the
-/// host inside `Terminal.readiness` (its timeout and other descriptors aside), makes one host
-/// read per pump, and means ^C is seen only while some process reads or polls the terminal
-/// (a program computing without reading gets its SIGINT at its next read); a read that
-/// finds nothing buffered waits for a key even with O_NONBLOCK or VMIN = VTIME = 0. With
-/// non-blocking host reads, set `readsWithoutBlocking`, answer `.nothing` when the host has
-/// no input, park in `waitForInput`, and call `Terminal.pumpHostInput()` when the host says
-/// input arrived (it wakes the restartable waiters).
+/// The terminal's view of the host's stdin: what there is now, without waiting, and a wait
+/// (the calling thread parks, its syscall running again when woken) until the host reports
+/// input through `HostChannel` (the apus VMM's clock thread watches stdin and stops the vCPU;
+/// under QEMU the kernel polls the serial line), when `Console.checkInput` pumps it in.
 enum HostInput {
     enum Result { case data(Int), nothing, endOfFile }
 
-    static let readsWithoutBlocking = false
+    static let readsWithoutBlocking = true
 
+    /// No exit is spent while the host has been asked to report input and has not
+    /// (`Console.hostInputMayBeThere`); a look that finds nothing asks it to report.
     static func readAvailable(into buffer: UnsafeMutableRawBufferPointer) -> Result {
-        guard let n = try? Console.readStdin(into: buffer) else { return .endOfFile }
-        return n > 0 ? .data(n) : .endOfFile
+        guard Console.hostInputMayBeThere() else { return .nothing }
+        do {
+            guard let n = try Console.readStdinNow(into: buffer) else {
+                Console.armInputWatch()
+                return .nothing
+            }
+            return n > 0 ? .data(n) : .endOfFile
+        } catch {
+            return .endOfFile
+        }
     }
 
     static func waitForInput(deadline: UInt64) {
+        Console.armInputWatch()
         Scheduler.blockCurrentRestarting(deadline: deadline)
     }
 }

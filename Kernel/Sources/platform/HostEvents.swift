@@ -45,6 +45,8 @@ enum HostEvents {
         arch_store64(c &+ UInt64(HostChannel.kernelTextEnd), arch_kernel_text_end())
         arch_store64(c &+ UInt64(HostChannel.entry), arch_preempt_entry_address())
         preemptionEnabled = true
+        // A terminal hears ^C even while no one reads it: the host reports input from the start.
+        if Terminal.enabled { Console.armInputWatch() }
     }
 
     /// True when host signals wait to be raised (a sleeping kernel must wake for them).
@@ -53,13 +55,14 @@ enum HostEvents {
         return Console.backend == .doorbell && arch_load64(channel &+ UInt64(HostChannel.pendingSignals)) != 0
     }
 
-    /// True when the host reported stdin input a waiting thread has not seen yet.
+    /// True when the host reported something a sleeping kernel must look at: stdin input
+    /// someone waits for (or the terminal takes), a new window size.
     static var inputArrived: Bool {
-        guard Console.inputWaiters else { return false }
+        guard Console.inputWaiters || Terminal.enabled else { return false }
         if Console.backend == .doorbell {
-            return arch_load64(channel &+ UInt64(HostChannel.events)) & HostChannel.eventInputReady != 0
+            return arch_load64(channel &+ UInt64(HostChannel.events)) != 0
         }
-        return Serial.inputAvailable
+        return Serial.inputAvailable || Serial.windowPending
     }
 
     /// Raises the host signals that arrived on pid 1. Returns whether there were any.

@@ -89,8 +89,10 @@ int ckvm_timerfd_create(void);
 int ckvm_timerfd_set_ns(int fd, uint64_t nanoseconds);
 /// Under QEMU: each of `signals` sent to apus becomes a signal frame on `fd` (the guest's
 /// serial input); a second SIGINT kills process group `group` (QEMU), and so does SIGALRM
-/// `stop_timeout_ms` after the first SIGTERM (0: never). 0 or -errno.
-int ckvm_forward_signals_to_serial(int fd, int group, const int *signals, int count, uint64_t stop_timeout_ms);
+/// `stop_timeout_ms` after the first SIGTERM (0: never). With `terminal`, SIGWINCH sends the
+/// host terminal's size (a window frame) instead of the signal. 0 or -errno.
+int ckvm_forward_signals_to_serial(int fd, int group, const int *signals, int count, uint64_t stop_timeout_ms,
+                                   int terminal);
 /// 128 + the signal when apus killed QEMU that way, else 0.
 int ckvm_serial_forced_status(void);
 /// From now on SIGTERM, SIGINT and SIGHUP sent to this process go to child `pid` instead
