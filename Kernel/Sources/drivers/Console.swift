@@ -413,6 +413,12 @@ enum Serial {
     static func readStdinNow(into out: UnsafeMutableRawBufferPointer) -> Int? {
         pollInput()
         guard inputAvailable else { return nil }
+        // The rest of a data frame being received is on its way (QEMU hands the receive
+        // register one byte at a time): take it now rather than one byte per read.
+        while payloadLeft > 0 && header.kind == SerialFrame.Kind.stdout.rawValue
+            && input.count - inputStart < min(out.count, inputLimit) {
+            take(get())
+        }
         return try? readStdin(into: out)
     }
 
