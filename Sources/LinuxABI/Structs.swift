@@ -606,15 +606,28 @@ public enum Dirent64 {
     public static func encode(into buffer: UnsafeMutableRawBufferPointer, at offset: Int,
                               inode: UInt64, nextOffset: Int64, type: UInt8,
                               name: UnsafeRawBufferPointer) -> Int? {
-        let length = recordLength(nameLength: name.count)
+        DirentRecord.encode(into: buffer, at: offset, length: recordLength(nameLength: name.count),
+                            inode: inode, nextOffset: nextOffset, type: type, typeAt: 18,
+                            name: name, nameOffset: nameOffset)
+    }
+}
+
+/// What both directory record layouts share: d_ino @0, d_off @8, d_reclen @16, the name
+/// NUL-terminated at `nameOffset`, d_type at `typeAt` (a negative value counts from the
+/// record's end), the rest zero.
+enum DirentRecord {
+    static func encode(into buffer: UnsafeMutableRawBufferPointer, at offset: Int, length: Int,
+                       inode: UInt64, nextOffset: Int64, type: UInt8, typeAt: Int,
+                       name: UnsafeRawBufferPointer, nameOffset: Int) -> Int? {
         guard name.count <= 255, offset >= 0, offset <= buffer.count - length else { return nil }
         var w = StructWriter(UnsafeMutableRawBufferPointer(rebasing: buffer[offset..<(offset + length)]))
         w.zero(count: length)
         w.put(inode, at: 0)
         w.put(nextOffset, at: 8)
         w.put(UInt16(length), at: 16)
-        w.put(type, at: 18)
-        w.putCString(name, at: nameOffset, capacity: length - nameOffset)
+        let typeOffset = typeAt >= 0 ? typeAt : length + typeAt
+        w.putCString(name, at: nameOffset, capacity: (typeAt >= 0 ? length : typeOffset) - nameOffset)
+        w.put(type, at: typeOffset)
         return length
     }
 }
@@ -634,16 +647,9 @@ public enum LegacyDirent {
     public static func encode(into buffer: UnsafeMutableRawBufferPointer, at offset: Int,
                               inode: UInt64, nextOffset: Int64, type: UInt8,
                               name: UnsafeRawBufferPointer) -> Int? {
-        let length = recordLength(nameLength: name.count)
-        guard name.count <= 255, offset >= 0, offset <= buffer.count - length else { return nil }
-        var w = StructWriter(UnsafeMutableRawBufferPointer(rebasing: buffer[offset..<(offset + length)]))
-        w.zero(count: length)
-        w.put(inode, at: 0)
-        w.put(nextOffset, at: 8)
-        w.put(UInt16(length), at: 16)
-        w.putCString(name, at: nameOffset, capacity: length - nameOffset - 1)
-        w.put(type, at: length - 1)
-        return length
+        DirentRecord.encode(into: buffer, at: offset, length: recordLength(nameLength: name.count),
+                            inode: inode, nextOffset: nextOffset, type: type, typeAt: -1,
+                            name: name, nameOffset: nameOffset)
     }
 }
 
