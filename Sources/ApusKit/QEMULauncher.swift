@@ -173,6 +173,7 @@ enum QEMULauncher {
         info.flags = flags
         (info.terminalRows, info.terminalColumns) = terminalSize
         info.hostname = hostname
+        info.streams = hostStreamKinds()  // apus's own, not the pipes QEMU gets
         info.imageSize = UInt64(image.count)
         let block: [UInt8]
         do {

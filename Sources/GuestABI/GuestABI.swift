@@ -327,10 +327,12 @@ public enum HostExitCode {
 ///   0x114 terminalRows u16, 0x116 terminalColumns u16 (the host terminal's size at boot with
 ///         `flagTerminal`; 0: unknown)
 ///   0x118 network (`NetworkInfo`, 0x50 bytes: virtio-mmio slots and the interface's addresses)
-///   0x168 end
+///   0x168 standard streams (`StreamKind` × 3, 16 bytes each: what the host's fds 0, 1, 2 are)
+///   0x198 end
 public struct BootInfo: Equatable, Sendable {
     public static let magic: UInt64 = 0x544f_4f42_5355_5041  // "APUSBOOT" little-endian
-    public static let size = 0x168
+    public static let size = 0x198
+    public static let streamsOffset = 0x168
     public static let hostnameOffset = 0xd0
     public static let hostnameCapacity = 64
 
@@ -357,6 +359,8 @@ public struct BootInfo: Equatable, Sendable {
     public var terminalColumns: UInt16 = 0
     /// Where the virtio-mmio devices are and how the network interface is configured.
     public var network = NetworkInfo()
+    /// What the host's stdin, stdout and stderr are, so that fstat in the guest says the same.
+    public var streams = (StreamKind(), StreamKind(), StreamKind())
     /// uname's nodename (`apus run --hostname`), NUL-padded. Fixed storage, not an array:
     /// the kernel decodes the boot info before it has a heap.
     public var hostnameStorage: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
@@ -418,6 +422,9 @@ public struct BootInfo: Equatable, Sendable {
         terminalRows = bytes.readLE(UInt16.self, at: 0x114)
         terminalColumns = bytes.readLE(UInt16.self, at: 0x116)
         network = NetworkInfo(decoding: UnsafeRawBufferPointer(rebasing: bytes[NetworkInfo.offset...]))
+        streams = (StreamKind(decoding: UnsafeRawBufferPointer(rebasing: bytes[Self.streamsOffset...])),
+                   StreamKind(decoding: UnsafeRawBufferPointer(rebasing: bytes[(Self.streamsOffset + 16)...])),
+                   StreamKind(decoding: UnsafeRawBufferPointer(rebasing: bytes[(Self.streamsOffset + 32)...])))
     }
 
     public func encode(into bytes: UnsafeMutableRawBufferPointer) {
@@ -450,6 +457,9 @@ public struct BootInfo: Equatable, Sendable {
         bytes.writeLE(terminalRows, at: 0x114)
         bytes.writeLE(terminalColumns, at: 0x116)
         network.encode(into: UnsafeMutableRawBufferPointer(rebasing: bytes[NetworkInfo.offset...]))
+        streams.0.encode(into: UnsafeMutableRawBufferPointer(rebasing: bytes[Self.streamsOffset...]))
+        streams.1.encode(into: UnsafeMutableRawBufferPointer(rebasing: bytes[(Self.streamsOffset + 16)...]))
+        streams.2.encode(into: UnsafeMutableRawBufferPointer(rebasing: bytes[(Self.streamsOffset + 32)...]))
     }
 
     public static func == (a: BootInfo, b: BootInfo) -> Bool {
@@ -461,11 +471,40 @@ public struct BootInfo: Equatable, Sendable {
             && a.realtimeNanosAtBoot == b.realtimeNanosAtBoot && a.flags == b.flags
             && a.seed == b.seed && a.bootTSC == b.bootTSC && a.timeline == b.timeline
             && a.workingDirectoryLength == b.workingDirectoryLength && a.network == b.network
+            && a.streams.0 == b.streams.0 && a.streams.1 == b.streams.1 && a.streams.2 == b.streams.2
             && a.terminalRows == b.terminalRows && a.terminalColumns == b.terminalColumns
             && (a.hostnameStorage.0, a.hostnameStorage.1, a.hostnameStorage.2, a.hostnameStorage.3)
                 == (b.hostnameStorage.0, b.hostnameStorage.1, b.hostnameStorage.2, b.hostnameStorage.3)
             && (a.hostnameStorage.4, a.hostnameStorage.5, a.hostnameStorage.6, a.hostnameStorage.7)
                 == (b.hostnameStorage.4, b.hostnameStorage.5, b.hostnameStorage.6, b.hostnameStorage.7)
+    }
+}
+
+/// What one of the host's standard streams is: its file type (st_mode's S_IFMT bits; 0:
+/// unknown, which the guest shows as a pipe), its device number for a character device
+/// (st_rdev, Linux's encoding) and its size for a regular file. 16 bytes: mode u32, rdev u32,
+/// size u64.
+public struct StreamKind: Equatable, Sendable {
+    public var mode: UInt32 = 0
+    public var rdev: UInt32 = 0
+    public var size: UInt64 = 0
+
+    public init(mode: UInt32 = 0, rdev: UInt32 = 0, size: UInt64 = 0) {
+        self.mode = mode
+        self.rdev = rdev
+        self.size = size
+    }
+
+    public init(decoding bytes: UnsafeRawBufferPointer) {
+        mode = bytes.readLE(UInt32.self, at: 0)
+        rdev = bytes.readLE(UInt32.self, at: 4)
+        size = bytes.readLE(UInt64.self, at: 8)
+    }
+
+    public func encode(into bytes: UnsafeMutableRawBufferPointer) {
+        bytes.writeLE(mode, at: 0)
+        bytes.writeLE(rdev, at: 4)
+        bytes.writeLE(size, at: 8)
     }
 }
 

@@ -119,6 +119,19 @@ public struct VMConfiguration {
     }
 }
 
+/// What this process's fds 0, 1 and 2 are (BootInfo.streams): fstat in the guest answers the
+/// same file type, device (/dev/null) or size (a file).
+public func hostStreamKinds() -> (StreamKind, StreamKind, StreamKind) {
+    func kind(_ fd: Int32) -> StreamKind {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return StreamKind() }
+        let type = UInt32(st.st_mode) & 0o170000
+        return StreamKind(mode: type, rdev: type == 0o020000 ? UInt32(truncatingIfNeeded: st.st_rdev) : 0,
+                          size: type == 0o100000 ? UInt64(max(st.st_size, 0)) : 0)
+    }
+    return (kind(0), kind(1), kind(2))
+}
+
 public func monotonicNanos() -> UInt64 {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
@@ -259,6 +272,7 @@ public final class VirtualMachine {
         info.realtimeNanosAtBoot = realtimeNanos()
         info.bootTSC = ckvm_rdtsc()
         if let network = config.network { info.network = network.bootInfo }
+        info.streams = hostStreamKinds()
         do { try BootSetup.writeBootInfo(info, arguments: block, into: memory) } catch { throw .boot(error) }
 
         if config.timeoutMilliseconds > 0 { _ = ckvm_arm_watchdog(run, config.timeoutMilliseconds) }

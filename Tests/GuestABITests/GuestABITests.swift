@@ -46,7 +46,9 @@ final class GuestABITests: XCTestCase {
         XCTAssertEqual(page[0x110], 0x0d)
         XCTAssertEqual(Array(page[0x114..<0x118]), [0x32, 0x01, 0x04, 0x02])
         XCTAssertEqual(NetworkInfo.offset, BootInfo.hostnameOffset + BootInfo.hostnameCapacity + 8)
-        XCTAssertEqual(BootInfo.size, NetworkInfo.offset + NetworkInfo.size)
+        XCTAssertEqual(BootInfo.streamsOffset, NetworkInfo.offset + NetworkInfo.size)
+        XCTAssertEqual(BootInfo.size, BootInfo.streamsOffset + 3 * 16)
+        XCTAssertLessThanOrEqual(BootInfo.size, HostChannel.offset)
         XCTAssertEqual(page.withUnsafeBytes { try? BootInfo(decoding: $0) }, info)
     }
 

@@ -111,6 +111,7 @@ final class ApusVMMTests: XCTestCase {
     func testHostSignalInterruptsSpinning() throws { try matrix.hostSignalInterruptsSpinning() }
     func testHostSignalDefaultsAndForcedStops() throws { try matrix.hostSignalDefaultsAndForcedStops() }
     func testGoServerGracefulShutdown() throws { try matrix.goServerGracefulShutdown() }
+    func testPythonServerGracefulShutdown() throws { try matrix.pythonServerGracefulShutdown() }
     func testPreemption() throws { try matrix.preemption() }
     func testRunsAsAnOrdinaryUser() throws { try matrix.runsAsAnOrdinaryUser() }
 

@@ -106,6 +106,7 @@ final class QEMUTests: XCTestCase {
     func testHostSignalInterruptsSpinning() throws { try matrix.hostSignalInterruptsSpinning() }
     func testHostSignalDefaultsAndForcedStops() throws { try matrix.hostSignalDefaultsAndForcedStops() }
     func testGoServerGracefulShutdown() throws { try matrix.goServerGracefulShutdown() }
+    func testPythonServerGracefulShutdown() throws { try matrix.pythonServerGracefulShutdown() }
 
     // I/O and memory gaps (IOCases.swift)
     func testIOGaps() throws { try matrix.ioGaps() }

@@ -106,6 +106,52 @@ extension VMMMatrix {
         }
     }
 
+    /// Debian's python3 serving HTTP (http.server) with a SIGTERM handler, and with Python's
+    /// own SIGINT handling (KeyboardInterrupt): each shuts the server down and exits 0.
+    func pythonServerGracefulShutdown() throws {
+        guard let python = try requireProgram("/usr/bin/python3", package: "python3") else { return }
+        let curl = try requireTool("curl", package: "curl")
+        let script = """
+            import http.server, signal, sys
+            def on_term(signum, frame):
+                raise SystemExit(f"signal {signum}")
+            signal.signal(signal.SIGTERM, on_term)
+            class Hello(http.server.BaseHTTPRequestHandler):
+                def do_GET(self):
+                    self.send_response(200)
+                    self.end_headers()
+                    self.wfile.write(b"hello\n")
+                def log_message(self, *args):
+                    pass
+            server = http.server.HTTPServer(("0.0.0.0", 8000), Hello)
+            print("listening", flush=True)
+            try:
+                server.serve_forever()
+            except KeyboardInterrupt:
+                print("KeyboardInterrupt", flush=True)
+            except SystemExit as e:
+                print(e, flush=True)
+            finally:
+                server.server_close()
+                print("clean exit", flush=True)
+            """
+        for (signal, expected) in [(SIGTERM, "signal 15"), (SIGINT, "KeyboardInterrupt")] {
+            let port = try Net.freePort()
+            let server = try startApus(["-m", "256M", "-p", "\(port):8000"], python, ["-c", script])
+            defer { server.stop() }
+            XCTAssertTrue(server.waitForOutput("listening", timeout: vmm == "qemu" ? 300 : 120), "[\(vmm)] \(server.report)")
+            var reply = try client(curl, ["-s", "--max-time", "20", "http://127.0.0.1:\(port)/"])
+            for _ in 0..<20 where reply.status != 0 {
+                usleep(100_000)
+                reply = try client(curl, ["-s", "--max-time", "20", "http://127.0.0.1:\(port)/"])
+            }
+            XCTAssertEqual(reply.stdoutText, "hello\n", "[\(vmm)] request before the signal\n\(server.report)")
+            kill(server.pid, signal)
+            XCTAssertEqual(server.waitExit(timeout: 60), 0, "[\(vmm)] exit status after signal \(signal)\n\(server.report)")
+            XCTAssertTrue(server.stdoutText.contains("\(expected)\nclean exit\n"), "[\(vmm)] \(server.report)")
+        }
+    }
+
     func requireGoGuest(_ name: String) throws {
         try Harness.require(Harness.isExecutableFile(Harness.guestPath("\(name).go")),
                             "\(name).go not built (Tests/Guests/build.sh builds it with go)")

@@ -579,7 +579,26 @@ enum SysIO {
         guard case .device(.console(let id)) = try fs.nodeType(fd) else { return st }
         let mode: UInt32
         if id <= ConsoleID.stderr && !Terminal.enabled {  // with -t: the terminal, a character device
-            mode = FileMode.S_IFIFO | 0o600
+            // What the host's stream is: a pipe (or unknown), /dev/null or a tty (a character
+            // device, not a terminal here: TCGETS is ENOTTY), a file (its size), a socket.
+            let boot = Kernel.boot.streams
+            let kind = id == ConsoleID.stdin ? boot.0 : id == ConsoleID.stdout ? boot.1 : boot.2
+            st.specialDevice = 0
+            st.blockSize = 4096
+            switch kind.mode {
+            case FileMode.S_IFCHR:
+                st.mode = FileMode.S_IFCHR | 0o666
+                st.specialDevice = UInt64(kind.rdev)
+            case FileMode.S_IFREG:
+                st.mode = FileMode.S_IFREG | 0o644
+                st.size = Int64(clamping: kind.size)
+                st.blocks = (st.size + 511) / 512
+            case FileMode.S_IFSOCK:
+                st.mode = FileMode.S_IFSOCK | 0o777
+            default:
+                st.mode = FileMode.S_IFIFO | 0o600
+            }
+            return st
         } else {
             switch KernelObjects.object(id) {
             case .pipeRead, .pipeWrite: mode = FileMode.S_IFIFO | 0o600
