@@ -520,6 +520,9 @@ enum AddressSpace {
         // Lengths come from the app: a growth or a new end past 2^64 is simply no room.
         guard case (let grownEnd, false) = r.end.addingReportingOverflow(growth),
               case (_, false) = old.addingReportingOverflow(newLength) else { throw .ENOMEM }
+        // Checked before anything moves: a refused growth leaves the mapping as it was.
+        guard r.protection.isEmpty || r.sharedFile >= 0 || PhysicalMemory.canGrantApp(pages: Int(growth / pageSize))
+        else { throw .ENOMEM }
         if old + oldLength == r.end && isFree(r.end, grownEnd) {
             let grown = r.continued(at: r.end, to: grownEnd)
             try map(grown)
