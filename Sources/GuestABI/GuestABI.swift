@@ -305,6 +305,11 @@ public enum HostExitCode {
     public static let vmFailure: Int32 = 251
     /// apus could not start the VM (bad program, missing kernel, no /dev/kvm, bad flags).
     public static let startFailure: Int32 = 125
+    /// The VM ran out of memory where no errno could be returned (a page a fault needed, the
+    /// kernel's own allocation): the kernel's panic text then starts with
+    /// `outOfMemoryPanicPrefix`, and apus names `--memory`.
+    public static let outOfMemory: Int32 = 252
+    public static let outOfMemoryPanicPrefix: StaticString = "out of memory: "
 }
 
 /// The boot information page at `GuestABI.bootInfoAddress`. Fixed offsets, append-only:

@@ -2,12 +2,15 @@
  *   vsyscall  calls the legacy vsyscall page (0xffffffffff600000: gettimeofday, +0x400: time,
  *             +0x800: getcpu) as old static binaries do; Linux's vsyscall=emulate returns
  *             the syscall's result to the caller.
- *   maps      mappings bigger than the machine: a 64 TiB PROT_NONE reservation succeeds
- *             (with its munmap), a private anonymous writable mapping bigger than memory and
- *             a heap grown past it (brk, mremap) fail with ENOMEM instead of a later fault.
- *             MB (the second argument) is the memory the VM has, in MiB.
- *   exhaust   touches page after page of MAP_NORESERVE memory until the VM runs out: no
- *             errno can be returned there, so the run ends (apus reports it).
+ *   maps      mappings bigger than the machine (4x sysinfo's totalram): a 64 TiB PROT_NONE
+ *             reservation succeeds (with its munmap); a private anonymous writable mapping,
+ *             a heap (brk), a mremap growth and an mprotect commit of a reservation that big
+ *             fail with ENOMEM instead of a later fault (Linux's heuristic overcommit refuses
+ *             them too), and a failed mremap leaves the mapping as it was.
+ *   exhaust   writes 60% of free memory, forks, and the child writes its copy. Where fork
+ *             shares pages copy on write (Linux, Apus under QEMU) the child's writes need
+ *             pages no errno can refuse: in a VM too small, apus stops the VM and names
+ *             --memory. Where fork copies (Apus on pvm) fork fails with ENOMEM.
  *   overflow  recurses until the stack overflows with a SIGSEGV handler on an alternate
  *             stack (SA_ONSTACK); the handler reports and exits 0.
  * One deterministic line per check, the same natively and in Apus. */
@@ -19,7 +22,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/sysinfo.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include "common.h"
@@ -49,8 +54,10 @@ static void vsyscalls(void) {
     check("vsyscall getcpu gives a cpu", cpu != 12345 && node != 12345);
 }
 
-static void bigMaps(long memoryMiB) {
-    size_t tooBig = (size_t)(memoryMiB * 4) << 20;
+static void bigMaps(void) {
+    struct sysinfo info;
+    sysinfo(&info);
+    size_t tooBig = (size_t)info.totalram * info.mem_unit * 4;
     void *reserved = mmap(NULL, 64UL << 40, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     check("64 TiB PROT_NONE reservation", reserved != MAP_FAILED);
     check("its munmap", reserved != MAP_FAILED && munmap(reserved, 64UL << 40) == 0);
@@ -76,18 +83,40 @@ static void bigMaps(long memoryMiB) {
     check("mremap to 4x memory: ENOMEM", grown == MAP_FAILED && errno == ENOMEM);
     check("the mapping is intact", small[0] == 1 && small[(1 << 20) - 1] == 1);
     munmap(small, 1 << 20);
+    char *reservation = mmap(NULL, tooBig, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    check("a PROT_NONE reservation 4x memory", reservation != MAP_FAILED);
+    errno = 0;
+    check("committing all of it (mprotect): ENOMEM",
+          reservation != MAP_FAILED && mprotect(reservation, tooBig, PROT_READ | PROT_WRITE) == -1 && errno == ENOMEM);
+    check("committing 1 MiB of it", reservation != MAP_FAILED && mprotect(reservation, 1 << 20, PROT_READ | PROT_WRITE) == 0);
+    if (reservation != MAP_FAILED) {
+        memset(reservation, 2, 1 << 20);
+        munmap(reservation, tooBig);
+    }
     void *after = mmap(NULL, 16 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     check("a 16 MiB mapping afterwards", after != MAP_FAILED);
 }
 
 static void exhaust(void) {
-    size_t size = 64UL << 30;
-    char *memory = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    check("64 GiB MAP_NORESERVE mapping", memory != MAP_FAILED);
-    fflush(stdout);
+    struct sysinfo info;
+    sysinfo(&info);
+    size_t size = ((size_t)info.freeram * info.mem_unit / 10 * 6) & ~(size_t)4095;
+    char *memory = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    check("a mapping of 60% of free memory", memory != MAP_FAILED);
     if (memory == MAP_FAILED) return;
-    for (size_t offset = 0; offset < size; offset += 4096) memory[offset] = 1;
-    check("touched 64 GiB", 1);
+    memset(memory, 1, size);
+    pid_t child = fork();
+    if (child < 0) {
+        printf("fork: %s\n", strerror(errno));
+        return;
+    }
+    if (child == 0) {
+        memset(memory, 2, size);
+        _exit(0);
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    check("the child wrote its copy", WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 static void onOverflow(int signal) {
@@ -116,9 +145,9 @@ int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     const char *mode = argc > 1 ? argv[1] : "";
     if (!strcmp(mode, "vsyscall")) vsyscalls();
-    else if (!strcmp(mode, "maps")) bigMaps(argc > 2 ? atol(argv[2]) : 128);
+    else if (!strcmp(mode, "maps")) bigMaps();
     else if (!strcmp(mode, "exhaust")) exhaust();
     else if (!strcmp(mode, "overflow")) { overflow(); return 3; }
-    else { fprintf(stderr, "usage: faults vsyscall|maps MB|exhaust|overflow\n"); return 2; }
+    else { fprintf(stderr, "usage: faults vsyscall|maps|exhaust|overflow\n"); return 2; }
     return finish();
 }

@@ -471,6 +471,16 @@ enum AddressSpace {
             covered = r.end
         }
         guard covered >= end else { throw .ENOMEM }
+        // A reservation made accessible needs a frame per page (eager backing): refused
+        // before anything changes when memory cannot hold it, as Linux refuses a commit past
+        // its limit (a JVM committing its heap then sees ENOMEM, not a later fault).
+        if !protection.isEmpty {
+            var needed: UInt64 = 0
+            for r in regions where r.end > start && r.start < end && r.protection.isEmpty && r.sharedFile < 0 {
+                needed += min(r.end, end) - max(r.start, start)
+            }
+            guard needed == 0 || PhysicalMemory.canGrantApp(pages: Int(needed / pageSize)) else { throw .ENOMEM }
+        }
         split(at: start)
         split(at: end)
         let flags = PageTable.flags(for: protection)

@@ -61,7 +61,7 @@ func trapDispatch(_ address: UInt64, _ fpuImage: UInt64, _ kernelWasRunning: UIn
             do throws(Errno) {
                 if try AddressSpace.breakCopyOnWrite(address) { return }
             } catch {
-                Console.kernelLine(Message("apus: no memory left for a copy-on-write page: the process gets SIGSEGV"))
+                OutOfMemory.stop("no page left for a copy-on-write page the app wrote")
             }
         }
     }
