@@ -135,7 +135,7 @@ enum QEMULauncher {
             Timings.printQEMU(guest: guestTimeline, tscKHz: tscKHz, exitArrival: exitArrival, qemuExit: monotonicNanos(),
                               start: startNanos)
         }
-        if let panicText { throw RunError("guest kernel panic: \(panicText)", exitCode: HostExitCode.kernelPanic) }
+        if let panicText { throw kernelPanicError(panicText, options: options) }
         let forced = ckvm_serial_forced_status()
         if status == nil && forced == 128 + SIGINT { throw RunError("interrupted twice: the VM was stopped", exitCode: forced) }
         if status == nil && forced == 128 + SIGKILL {

@@ -452,8 +452,8 @@ private func runOnKVM(_ options: RunOptions, kernel: MappedFile, image: UnsafeRa
         case .noKVM, .outOfHostMemory, .boot, .sandbox: throw RunError(error.message, exitCode: HostExitCode.startFailure)
         case .stackOverflow: throw RunError(error.message, exitCode: ExitStatus.signaled(11).shellStatus)
         case .stoppedFromHost(_, let status): throw RunError(error.message, exitCode: status)
-        case .unexpectedExit(let text) where text.hasPrefix("guest kernel panic"):
-            throw RunError(error.message, exitCode: HostExitCode.kernelPanic)
+        case .unexpectedExit(let text) where text.hasPrefix("guest kernel panic: "):
+            throw kernelPanicError(String(text.dropFirst("guest kernel panic: ".count)), options: options)
         default: throw RunError(error.message, exitCode: HostExitCode.vmFailure)
         }
     }
@@ -552,4 +552,18 @@ extension String {
     func padding(_ width: Int) -> String {
         count >= width ? self : self + String(repeating: " ", count: width - count)
     }
+}
+
+/// A guest kernel panic as apus reports it: the VM running out of memory where no errno could
+/// be returned names `--memory` and exits with `HostExitCode.outOfMemory`; any other panic
+/// is `HostExitCode.kernelPanic`.
+func kernelPanicError(_ text: String, options: RunOptions) -> RunError {
+    let prefix = "\(HostExitCode.outOfMemoryPanicPrefix)"
+    guard text.hasPrefix(prefix) else {
+        return RunError("the VM stopped unexpectedly: guest kernel panic: \(text)", exitCode: HostExitCode.kernelPanic)
+    }
+    let size = options.memorySize
+    let shown = size % (1 << 30) == 0 ? "\(size >> 30)G" : size % (1 << 20) == 0 ? "\(size >> 20)M" : "\(size >> 10)K"
+    return RunError("the VM ran out of memory (--memory \(shown)): \(text.dropFirst(prefix.count)); give it more with --memory",
+                    exitCode: HostExitCode.outOfMemory)
 }

@@ -305,6 +305,11 @@ public enum HostExitCode {
     public static let vmFailure: Int32 = 251
     /// apus could not start the VM (bad program, missing kernel, no /dev/kvm, bad flags).
     public static let startFailure: Int32 = 125
+    /// The VM ran out of memory where no errno could be returned (a page a fault needed, the
+    /// kernel's own allocation): the kernel's panic text then starts with
+    /// `outOfMemoryPanicPrefix`, and apus names `--memory`.
+    public static let outOfMemory: Int32 = 252
+    public static let outOfMemoryPanicPrefix: StaticString = "out of memory: "
 }
 
 /// The boot information page at `GuestABI.bootInfoAddress`. Fixed offsets, append-only:
@@ -651,7 +656,9 @@ public struct GuestState: Equatable, Sendable {
 ///   +0x58 events u64           bit 0: window size changed, bit 1: stdin became readable
 ///                              (VMM sets, kernel exchanges)
 ///   +0x60 appFault u64         a signal the app's instruction raised where only the VMM saw
-///                              it (`hlt` in app code on pvm: SIGSEGV), set with a redirect
+///                              it (`hlt` in app code on pvm: SIGSEGV), set with a redirect;
+///                              with `appFaultStackOverflow` or'ed in: the app's stack
+///                              overflowed (a fault whose frame had no room: a triple fault)
 ///   +0x68 end
 public enum HostChannel {
     public static let offset = 0x200
@@ -668,6 +675,7 @@ public enum HostChannel {
     public static let windowSize = 0x50
     public static let events = 0x58
     public static let appFault = 0x60
+    public static let appFaultStackOverflow: UInt64 = 1 << 8
     public static let size = 0x68
     public static let eventWindowChanged: UInt64 = 1 << 0
     public static let eventInputReady: UInt64 = 1 << 1

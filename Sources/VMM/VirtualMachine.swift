@@ -635,6 +635,11 @@ public final class VirtualMachine {
                 if redirectToKernel(fault: UInt64(SIGSEGV)) { continue }
                 throw .unexpectedExit("the guest halted with interrupts disabled")
             case KVM_EXIT_SHUTDOWN:
+                // The app's stack overflowed: the fault's frame had no room on it (pvm pushes it
+                // on the app's stack), so the CPU shut down. The kernel raises SIGSEGV instead,
+                // which a handler on an alternate stack can catch, as on Linux.
+                if case .stackOverflow = classify(.unexpectedExit("the guest triple-faulted")),
+                   redirectToKernel(fault: UInt64(SIGSEGV) | HostChannel.appFaultStackOverflow) { continue }
                 throw .unexpectedExit("the guest triple-faulted at rip 0x\(String(currentRIP(), radix: 16)) (an exception the kernel could not handle, e.g. the app's stack overflowed)")
             case KVM_EXIT_FAIL_ENTRY:
                 throw .unexpectedExit("KVM could not enter the guest (hardware reason 0x\(String(run.pointee.fail_entry.hardware_entry_failure_reason, radix: 16)))")

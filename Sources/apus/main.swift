@@ -84,7 +84,8 @@ struct Run: ParsableCommand {
 
             apus's own failures: 125 when the program cannot be started (not an x86-64 \
             ELF, a missing library, a corrupt store image, missing kernel, no KVM), 250 for a \
-            guest kernel panic, 251 when the VM stops unexpectedly or --timeout expires.
+            guest kernel panic, 251 when the VM stops unexpectedly or --timeout expires, 252 \
+            when the VM runs out of memory where no errno can be returned (raise --memory).
 
             Examples:
               apus run ./hello

@@ -137,4 +137,9 @@ final class QEMUTests: XCTestCase {
     func testSethostname() throws { try matrix.sethostname() }
     func testIPC() throws { try matrix.ipc() }
     func testNetlinkInterfaces() throws { try matrix.netlinkInterfaces() }
+    // Faults: vsyscall page, memory past --memory, out of memory in a fault, stack overflow (FaultCases.swift)
+    func testLegacyVsyscall() throws { try matrix.legacyVsyscall() }
+    func testMappingsPastMemory() throws { try matrix.mappingsPastMemory() }
+    func testOutOfMemoryInAFault() throws { try matrix.outOfMemoryInAFault() }
+    func testStackOverflowOnAlternateStack() throws { try matrix.stackOverflowOnAlternateStack() }
 }

@@ -132,6 +132,7 @@ enum Console {
             }
         case .serial:
             message.bytes.withUnsafeBytes { Serial.sendFrame(.panic, $0) }
+            Serial.powerOff()  // QEMU exits: the launcher reports the panic (a halted VM never would)
         }
     }
 

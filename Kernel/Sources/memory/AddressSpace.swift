@@ -471,6 +471,16 @@ enum AddressSpace {
             covered = r.end
         }
         guard covered >= end else { throw .ENOMEM }
+        // A reservation made accessible needs a frame per page (eager backing): refused
+        // before anything changes when memory cannot hold it, as Linux refuses a commit past
+        // its limit (a JVM committing its heap then sees ENOMEM, not a later fault).
+        if !protection.isEmpty {
+            var needed: UInt64 = 0
+            for r in regions where r.end > start && r.start < end && r.protection.isEmpty && r.sharedFile < 0 {
+                needed += min(r.end, end) - max(r.start, start)
+            }
+            guard needed == 0 || PhysicalMemory.canGrantApp(pages: Int(needed / pageSize)) else { throw .ENOMEM }
+        }
         split(at: start)
         split(at: end)
         let flags = PageTable.flags(for: protection)
@@ -520,6 +530,9 @@ enum AddressSpace {
         // Lengths come from the app: a growth or a new end past 2^64 is simply no room.
         guard case (let grownEnd, false) = r.end.addingReportingOverflow(growth),
               case (_, false) = old.addingReportingOverflow(newLength) else { throw .ENOMEM }
+        // Checked before anything moves: a refused growth leaves the mapping as it was.
+        guard r.protection.isEmpty || r.sharedFile >= 0 || PhysicalMemory.canGrantApp(pages: Int(growth / pageSize))
+        else { throw .ENOMEM }
         if old + oldLength == r.end && isFree(r.end, grownEnd) {
             let grown = r.continued(at: r.end, to: grownEnd)
             try map(grown)

@@ -71,11 +71,7 @@ enum Heap {
         if let block = tryAllocate(size: size, alignment: alignment) { return block }
         if exhausted { haltForever() }  // the report itself could not allocate
         exhausted = true
-        var m = Message()
-        m.append("the kernel ran out of memory (an allocation of ")
-        m.decimal(UInt64(size))
-        m.append(" bytes failed): give the VM more with --memory")
-        panic(m)
+        OutOfMemory.stop("an allocation of the kernel failed", bytes: UInt64(size))
     }
     nonisolated(unsafe) static var exhausted = false
 

@@ -1,5 +1,23 @@
 import GuestABI
 
+/// The VM ran out of memory where no errno can be returned (a page a fault needs, the
+/// kernel's own allocation): the VM stops, and apus says so, naming `--memory`, with its own
+/// exit status (`HostExitCode.outOfMemory`) instead of a crash or a panic report. (Linux would
+/// pick a process to kill; with one program per VM, stopping it is the honest equivalent.)
+enum OutOfMemory {
+    static func stop(_ what: StaticString, bytes: UInt64? = nil) -> Never {
+        var m = Message()
+        m.append(HostExitCode.outOfMemoryPanicPrefix)
+        m.append(what)
+        if let bytes {
+            m.append(" (")
+            m.decimal(bytes)
+            m.append(" bytes)")
+        }
+        panic(m)
+    }
+}
+
 /// Physical page allocator over [kernelEnd, memorySize).
 ///
 /// Pages come from two places: a free list of returned pages (linked through their first

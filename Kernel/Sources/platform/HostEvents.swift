@@ -87,18 +87,31 @@ enum HostEvents {
     /// faulting): as Linux's #GP in user mode, SIGSEGV with SI_KERNEL; a handler runs if the
     /// thread has one and does not block it, else the process dies with a report.
     static func raiseAppFault(_ frame: SyscallFrame) {
-        let fault = arch_exchange64(channel &+ UInt64(HostChannel.appFault), 0)
+        let word = arch_exchange64(channel &+ UInt64(HostChannel.appFault), 0)
+        let overflow = word & HostChannel.appFaultStackOverflow != 0
+        let fault = word & ~HostChannel.appFaultStackOverflow
         guard fault >= 1 && fault <= 64 else { return }
         let signal = Int32(fault)
         let me = Scheduler.current
         let act = SysSignal.action(signal)
-        if act.handler == SysSignal.SIG_DFL || act.handler == SysSignal.SIG_IGN || me.blocked & SysSignal.bit(signal) != 0 {
-            var m = Message("apus: program killed by SIGSEGV: privileged instruction (hlt) in app code at rip ")
+        // A stack overflow's handler can only run on an alternate stack: the app's own has
+        // no room for the signal frame.
+        let onAlternateStack = act.flags.contains(.SA_ONSTACK) && me.altStack.flags & SignalStack.disable == 0
+        if act.handler == SysSignal.SIG_DFL || act.handler == SysSignal.SIG_IGN || me.blocked & SysSignal.bit(signal) != 0
+            || (overflow && !onAlternateStack) {
+            var m = Message(overflow ? "apus: program killed by SIGSEGV: stack overflow (rsp "
+                                     : "apus: program killed by SIGSEGV: privileged instruction (hlt) in app code at rip ")
+            if overflow {
+                m.hex(frame[.rsp])
+                m.append(" below the stack) at rip ")
+            }
             m.hex(frame[.rip])
             Console.kernelLine(m)
             SysSignal.terminate(signal)
         }
-        SysSignal.raiseOnThread(me, signal, SignalInfo(code: 0x80))
+        // si_code: SEGV_MAPERR for the overflow (the page below the stack is not mapped),
+        // SI_KERNEL for hlt, as Linux's #GP.
+        SysSignal.raiseOnThread(me, signal, SignalInfo(code: overflow ? 1 : 0x80))
     }
 
     /// A host signal that came over the serial line (QEMU).

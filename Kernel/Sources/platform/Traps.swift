@@ -52,6 +52,7 @@ func trapDispatch(_ address: UInt64, _ fpuImage: UInt64, _ kernelWasRunning: UIn
         }
         panic(m)
     }
+    if frame.vector == 14 && LegacyVsyscall.emulate(frame) { return }
     // A write to a copy-on-write page (the native platform's fork): the page gets its own
     // frame and the write runs again.
     if frame.vector == 14 && frame.errorCode & 3 == 3 && Platform.kind == .native {
@@ -60,7 +61,7 @@ func trapDispatch(_ address: UInt64, _ fpuImage: UInt64, _ kernelWasRunning: UIn
             do throws(Errno) {
                 if try AddressSpace.breakCopyOnWrite(address) { return }
             } catch {
-                Console.kernelLine(Message("apus: no memory left for a copy-on-write page: the process gets SIGSEGV"))
+                OutOfMemory.stop("no page left for a copy-on-write page the app wrote")
             }
         }
     }
@@ -68,6 +69,46 @@ func trapDispatch(_ address: UInt64, _ fpuImage: UInt64, _ kernelWasRunning: UIn
     SysSignal.deliverFault(signal, frame: frame, fpuImage: fpuImage)  // returns if no handler takes it
     CrashReport.print(frame, signal: signal, name: name)
     SysSignal.terminate(signal)
+}
+
+/// The legacy vsyscall page: old static binaries (glibc before 2.14 and programs built
+/// against it) call gettimeofday, time and getcpu at fixed addresses in the top page of the
+/// address space (entries 0x400 bytes apart) instead of making the syscall. Nothing is mapped
+/// there on either platform (on pvm the upper half is the host's and the guest cannot map
+/// it): the call's instruction fetch faults in the app, a #PF with CR2 = rip, error code
+/// "instruction fetch, not present", and the kernel performs the call as Linux's
+/// vsyscall=emulate does: the syscall with the app's rdi/rsi (getcpu's third argument, the
+/// cache, is unused), its result in rax, and a return to the address the call pushed
+/// (rip = [rsp], rsp += 8). A jump to another address in the page, a return address that is
+/// not readable, or a call that would fault on the app's pointers (EFAULT) is a SIGSEGV, as
+/// on Linux.
+enum LegacyVsyscall {
+    static let page: UInt64 = 0xffff_ffff_ff60_0000
+
+    static func emulate(_ frame: TrapFrame) -> Bool {
+        let rip = frame.rip
+        guard rip & ~0xfff == page, arch_read_cr2() == rip else { return false }
+        let number: Int
+        switch rip - page {
+        case 0: number = SyscallNumber.gettimeofday
+        case 0x400: number = SyscallNumber.time
+        case 0x800: number = SyscallNumber.getcpu
+        default: return false
+        }
+        guard let returnAddress = try? UserMemory.load(UInt64.self, frame.rsp) else { return false }
+        let call = SyscallArguments(number: number, frame.register(13), frame.register(12))  // rdi, rsi
+        let result: UInt64
+        do {
+            result = try Syscalls.handle(call)
+        } catch {
+            if error == .EFAULT { return false }
+            result = error.negatedReturn
+        }
+        frame.words[14] = result         // rax
+        frame.words[17] = returnAddress  // rip
+        frame.words[20] = frame.rsp &+ 8 // rsp
+        return true
+    }
 }
 
 enum CrashReport {
