@@ -60,37 +60,21 @@ enum QEMULauncher {
         case .tap:
             throw RunError("--network tap is not available with --vmm qemu (use the default user network)")
         }
-        if options.timeoutSeconds > 0 {
-            argv = ["timeout", "--signal=KILL", "\(Double(options.timeoutMilliseconds) / 1000)"] + argv
-        }
-
         var pipeFDs: [Int32] = [-1, -1], inputFDs: [Int32] = [-1, -1]
         guard pipe(&pipeFDs) == 0, pipe(&inputFDs) == 0 else { throw RunError("pipe: \(String(cString: strerror(errno)))") }
         for fd in pipeFDs + inputFDs { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, inputFDs[0], 0)
-        posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 1)
-
-        // QEMU in its own process group: Ctrl-C on the terminal reaches apus alone, which
-        // hands it to the guest (a second one kills the group).
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
-        posix_spawnattr_setpgroup(&attributes, 0)
-        var pid: pid_t = 0
+        // QEMU in its own process group (Ctrl-C on the terminal reaches apus alone, which hands
+        // it to the guest; a second one kills the group), dying with apus, and killed at
+        // --timeout.
         let cArgs = argv.map { strdup($0) } + [nil]
         defer { for p in cArgs { free(p) } }
-        let spawnPath = options.timeoutSeconds > 0 ? findExecutable("timeout") ?? "/usr/bin/timeout" : qemu
-        let rc = posix_spawn(&pid, spawnPath, &actions, &attributes, cArgs, environ)
+        let pid = ckvm_spawn_qemu(qemu, cArgs, environ, inputFDs[0], pipeFDs[1], options.timeoutMilliseconds)
         close(pipeFDs[1])
         close(inputFDs[0])
-        guard rc == 0 else {
+        guard pid > 0 else {
             close(pipeFDs[0])
             close(inputFDs[1])
-            throw RunError("cannot start \(qemu): \(String(cString: strerror(rc)))")
+            throw RunError("cannot start \(qemu): \(String(cString: strerror(-pid)))")
         }
         _ = HostChannel.forwardedSignals.withUnsafeBufferPointer {
             ckvm_forward_signals_to_serial(inputFDs[1], pid, $0.baseAddress, Int32($0.count),
@@ -137,6 +121,10 @@ enum QEMULauncher {
         }
         if let panicText { throw kernelPanicError(panicText, options: options) }
         let forced = ckvm_serial_forced_status()
+        if status == nil && forced == -1 {
+            throw RunError("the guest did not finish within \(options.timeoutMilliseconds) ms and was stopped",
+                           exitCode: HostExitCode.vmFailure)
+        }
         if status == nil && forced == 128 + SIGINT { throw RunError("interrupted twice: the VM was stopped", exitCode: forced) }
         if status == nil && forced == 128 + SIGKILL {
             throw RunError(VMMError.stopTimeoutMessage(milliseconds: UInt64((options.stopTimeoutSeconds * 1000).rounded(.up))), exitCode: forced)

@@ -391,9 +391,42 @@ static volatile sig_atomic_t serial_forced;  // apus's exit status when it ended
 static volatile uint64_t serial_stop_ms;
 static volatile int serial_terminal;         // -t: SIGWINCH carries the window size
 
+static volatile uint64_t serial_timeout_at;  // CLOCK_MONOTONIC ns of --timeout (0: none)
+static volatile uint64_t serial_stop_at;     // of --stop-timeout after SIGTERM (0: none)
+
+static uint64_t monotonic_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+// Arms SIGALRM for the earlier of the two deadlines (async-signal-safe).
+static void arm_serial_alarm(void) {
+    uint64_t next = serial_timeout_at;
+    if (serial_stop_at && (!next || serial_stop_at < next)) next = serial_stop_at;
+    struct itimerval t;
+    memset(&t, 0, sizeof t);
+    if (next) {
+        uint64_t now = monotonic_ns();
+        uint64_t wait = next > now ? next - now : 1000;
+        t.it_value.tv_sec = wait / 1000000000u;
+        t.it_value.tv_usec = (wait % 1000000000u) / 1000;
+        if (t.it_value.tv_sec == 0 && t.it_value.tv_usec == 0) t.it_value.tv_usec = 1;
+    }
+    setitimer(ITIMER_REAL, &t, NULL);
+}
+
 static void on_stop_timeout(int sig) {
     (void)sig;
-    serial_forced = 128 + SIGKILL;
+    uint64_t now = monotonic_ns();
+    if (serial_stop_at && now >= serial_stop_at) {
+        serial_forced = 128 + SIGKILL;
+    } else if (serial_timeout_at && now >= serial_timeout_at) {
+        serial_forced = -1;  // --timeout
+    } else {
+        arm_serial_alarm();  // early: wait for the rest
+        return;
+    }
     kill(-serial_group, SIGKILL);
 }
 
@@ -416,14 +449,9 @@ static void on_serial_signal(int sig) {
         // PIPE_BUF bytes is atomic, so it never splits a stdin frame.
         unsigned char frame[5] = {0xA5, 5, 1, 0, (unsigned char)sig};
         if (write(serial_fd, frame, sizeof frame) < 0) { /* QEMU is gone */ }
-        if (sig == SIGTERM && serial_stop_ms > 0) {
-            struct itimerval t;
-            memset(&t, 0, sizeof t);
-            t.it_value.tv_sec = serial_stop_ms / 1000;
-            t.it_value.tv_usec = (serial_stop_ms % 1000) * 1000;
-            struct itimerval old;
-            getitimer(ITIMER_REAL, &old);
-            if (old.it_value.tv_sec == 0 && old.it_value.tv_usec == 0) setitimer(ITIMER_REAL, &t, NULL);
+        if (sig == SIGTERM && serial_stop_ms > 0 && !serial_stop_at) {
+            serial_stop_at = monotonic_ns() + serial_stop_ms * 1000000u;
+            arm_serial_alarm();
         }
     }
     errno = saved;
@@ -448,6 +476,40 @@ int ckvm_forward_signals_to_serial(int fd, int group, const int *signals, int co
 }
 
 int ckvm_serial_forced_status(void) { return serial_forced; }
+
+// Starts QEMU: a child in its own process group (Ctrl-C on the terminal reaches apus only)
+// that dies with apus (PR_SET_PDEATHSIG), with `in` as its stdin and `out` as its stdout.
+// Between fork and exec only async-signal-safe calls. Also arms --timeout (0: none), which
+// kills the group. The child's pid, or -errno.
+#include <sys/prctl.h>
+int ckvm_spawn_qemu(const char *path, char *const argv[], char *const envp[], int in, int out, uint64_t timeout_ms) {
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) return -errno;
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(127);  // apus is already gone
+        setpgid(0, 0);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        if (dup2(in, 0) < 0 || dup2(out, 1) < 0) _exit(127);
+        execve(path, argv, envp);
+        _exit(127);
+    }
+    setpgid(pid, pid);  // also from here: no race with the signals below
+    if (timeout_ms) {
+        serial_timeout_at = monotonic_ns() + timeout_ms * 1000000u;
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_stop_timeout;
+        sa.sa_flags = SA_RESTART;
+        sigaction(SIGALRM, &sa, NULL);
+        serial_group = pid;
+        arm_serial_alarm();
+    }
+    return pid;
+}
 
 // ---- the VMM's sandbox --------------------------------------------------------------------
 

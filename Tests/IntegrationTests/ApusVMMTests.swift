@@ -112,6 +112,7 @@ final class ApusVMMTests: XCTestCase {
     func testHostSignalDefaultsAndForcedStops() throws { try matrix.hostSignalDefaultsAndForcedStops() }
     func testGoServerGracefulShutdown() throws { try matrix.goServerGracefulShutdown() }
     func testPythonServerGracefulShutdown() throws { try matrix.pythonServerGracefulShutdown() }
+    func testStandardStreamKinds() throws { try matrix.standardStreamKinds() }
     func testPreemption() throws { try matrix.preemption() }
     func testRunsAsAnOrdinaryUser() throws { try matrix.runsAsAnOrdinaryUser() }
 

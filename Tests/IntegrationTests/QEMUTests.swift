@@ -107,6 +107,7 @@ final class QEMUTests: XCTestCase {
     func testHostSignalDefaultsAndForcedStops() throws { try matrix.hostSignalDefaultsAndForcedStops() }
     func testGoServerGracefulShutdown() throws { try matrix.goServerGracefulShutdown() }
     func testPythonServerGracefulShutdown() throws { try matrix.pythonServerGracefulShutdown() }
+    func testStandardStreamKinds() throws { try matrix.standardStreamKinds() }
 
     // I/O and memory gaps (IOCases.swift)
     func testIOGaps() throws { try matrix.ioGaps() }

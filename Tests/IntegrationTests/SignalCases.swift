@@ -120,7 +120,7 @@ extension VMMMatrix {
                 def do_GET(self):
                     self.send_response(200)
                     self.end_headers()
-                    self.wfile.write(b"hello\n")
+                    self.wfile.write(b"hello\\n")
                 def log_message(self, *args):
                     pass
             server = http.server.HTTPServer(("0.0.0.0", 8000), Hello)
@@ -150,6 +150,13 @@ extension VMMMatrix {
             XCTAssertEqual(server.waitExit(timeout: 60), 0, "[\(vmm)] exit status after signal \(signal)\n\(server.report)")
             XCTAssertTrue(server.stdoutText.contains("\(expected)\nclean exit\n"), "[\(vmm)] \(server.report)")
         }
+    }
+
+    /// The program's stdin is what apus's is: /dev/null a character device 1:3, a pipe a FIFO
+    /// (before, every stream was a FIFO).
+    func standardStreamKinds() throws {
+        try differentialAllVariants("streams")
+        try differentialAllVariants("streams", stdin: Data("x\n".utf8))
     }
 
     func requireGoGuest(_ name: String) throws {

@@ -93,8 +93,12 @@ int ckvm_timerfd_set_ns(int fd, uint64_t nanoseconds);
 /// host terminal's size (a window frame) instead of the signal. 0 or -errno.
 int ckvm_forward_signals_to_serial(int fd, int group, const int *signals, int count, uint64_t stop_timeout_ms,
                                    int terminal);
-/// 128 + the signal when apus killed QEMU that way, else 0.
+/// 128 + the signal when apus killed QEMU that way, -1 when --timeout did, else 0.
 int ckvm_serial_forced_status(void);
+/// Starts QEMU in its own process group, killed when apus dies (PR_SET_PDEATHSIG), stdin
+/// `in`, stdout `out`; arms `timeout_ms` (0: none), after which the group is killed.
+/// The pid or -errno.
+int ckvm_spawn_qemu(const char *path, char *const argv[], char *const envp[], int in, int out, uint64_t timeout_ms);
 /// From now on SIGTERM, SIGINT and SIGHUP sent to this process go to child `pid` instead
 /// (it stops, and the caller sees it exit), so no child outlives an interrupted run.
 int ckvm_forward_termination(int pid);
