@@ -223,7 +223,7 @@ enum Runner {
 
         // Foundation's Process puts the child in its own process group (pgid == pid) and
         // only reports its exit once every descendant holding its inherited fds is gone, so
-        // a timeout kills the whole group: apus and anything it started (qemu).
+        // a timeout kills the whole group (QEMU, in a group of its own, dies with apus).
         var timedOut = false
         if exited.wait(timeout: .now() + timeout) == .timedOut {
             timedOut = true

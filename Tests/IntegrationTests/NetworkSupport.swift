@@ -183,9 +183,9 @@ final class BackgroundProcess: @unchecked Sendable {
     }
 
     /// SIGTERM to the process group, then SIGKILL after `grace` seconds; the exit status.
-    /// Descendants that left the group (`apus run --vmm qemu` runs QEMU under `timeout`, which
-    /// makes a group of its own) are found first and killed by pid afterwards, so that no VM
-    /// outlives its test even when apus fails to stop it.
+    /// Descendants that left the group (`apus run --vmm qemu` runs QEMU in a group of its own,
+    /// so that Ctrl-C reaches apus only; QEMU dies with apus) are found first and killed by pid
+    /// afterwards, so that no VM outlives its test even when apus fails to stop it.
     @discardableResult
     func stop(grace: TimeInterval = 3) -> Int32? {
         if let s = status { return s }
