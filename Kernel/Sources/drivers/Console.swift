@@ -1,6 +1,7 @@
 import GuestABI
 import KernelArch
 import LinuxABI
+import VFS
 
 /// The app's stdout and stderr and the kernel's own diagnostics, batched: every flush is one
 /// VM exit (≈38 µs on pvm), so output is buffered per stream and flushed when a buffer fills,
@@ -162,6 +163,54 @@ enum Console {
         let n = min(Int(answer.length), room)
         out.copyMemory(from: UnsafeRawBufferPointer(start: page + ConsoleRequest.size, count: n))
         return n
+    }
+
+    /// The host's stdin as the program's descriptors see it (without -t): poll, select and
+    /// epoll learn whether it is readable by reading ahead into `pending` (what a later read
+    /// returns first), so a program that waits for stdin among other descriptors is woken
+    /// when input arrives, not told it is readable before.
+    enum HostStdin {
+        nonisolated(unsafe) static var pending: [UInt8] = []
+        nonisolated(unsafe) static var ended = false
+        /// Changes whenever input arrives (edge-triggered epoll).
+        nonisolated(unsafe) static var stamp: UInt64 = 0
+
+        /// Whether descriptor `fd` reads the host's stdin (a console, not the terminal).
+        static func owns(_ fd: Int32) -> Bool {
+            guard !Terminal.enabled, case .device(.console(let id))? = try? SysIO.fs.nodeType(fd) else { return false }
+            return id == ConsoleID.stdin || id == ConsoleID.tty || id == ConsoleID.console
+        }
+
+        /// What there is now (the read-ahead first), nil when nothing has arrived yet.
+        static func read(into out: UnsafeMutableRawBufferPointer) throws(Errno) -> Int? {
+            if !pending.isEmpty {
+                let n = min(out.count, pending.count)
+                pending.withUnsafeBytes { out.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                pending.removeFirst(n)
+                return n
+            }
+            if ended { return 0 }
+            return try Console.readStdinNow(into: out)
+        }
+
+        /// POLLIN (1) when a read would not wait; else the host is asked to report input and
+        /// the waiter (a poll parks restartably) is woken by `checkInput`.
+        static func readiness() -> UInt32 {
+            if !pending.isEmpty || ended { return 1 }
+            if hostInputMayBeThere() {
+                var chunk = [UInt8](repeating: 0, count: 4096)
+                let got: Int? = chunk.withUnsafeMutableBytes { b in
+                    do throws(Errno) { return try Console.readStdinNow(into: b) } catch { return 0 }  // an error reads as the end
+                }
+                if let n = got {
+                    if n > 0 { pending.append(contentsOf: chunk[0..<n]) } else { ended = true }
+                    stamp &+= 1
+                    return 1
+                }
+            }
+            waitForInput()
+            return 0
+        }
     }
 
     /// Threads wait for host stdin (a blocking read found nothing): `checkInput` wakes them.

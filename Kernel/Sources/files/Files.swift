@@ -109,7 +109,7 @@ struct KernelHost: FileSystemHost {
         // The host's stdin without blocking the VM: a reader with nothing to read waits like
         // a pipe reader (other threads and processes run), and runs its read again when the
         // host says input arrived.
-        if let n = try Console.readStdinNow(into: buffer) { return n }
+        if let n = try Console.HostStdin.read(into: buffer) { return n }
         if nonblocking { throw .EAGAIN }
         Console.waitForInput()
         Scheduler.blockCurrentRestarting(deadline: 0)

@@ -254,6 +254,7 @@ enum KernelObjects {
     /// sent). Files and the console never change readiness, so theirs is constant.
     static func edgeStamp(_ fd: Int32) -> UInt64 {
         if Terminal.owns(fd) { return Terminal.inputStamp }
+        if Console.HostStdin.owns(fd) { return Console.HostStdin.stamp }
         guard let id = id(of: fd) else { return 0 }
         switch object(id) {
         case .pipeRead(let p): return p.written &+ (p.writers == 0 ? 1 << 62 : 0)
@@ -276,6 +277,9 @@ enum KernelObjects {
         guard let flags = try? SysIO.fs.statusFlags(fd) else { return nil }
         if Terminal.owns(fd) { return Terminal.readiness(input: input) & ((flags.isReadable ? 1 : 0) | (flags.isWritable ? 4 : 0)) }
         guard let id = id(of: fd) else {
+            if flags.isReadable && Console.HostStdin.owns(fd) {
+                return Console.HostStdin.readiness() | (flags.isWritable ? 4 : 0)
+            }
             return (flags.isReadable ? 1 : 0) | (flags.isWritable ? 4 : 0)
         }
         switch object(id) {

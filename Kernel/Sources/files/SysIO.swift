@@ -568,12 +568,10 @@ enum SysIO {
 
     // MARK: metadata
 
-    /// The host's stdin, stdout and stderr are byte streams to and from the host: they stat
-    /// as pipes (so stdio buffers them as it does a piped program's on the host), not as the
-    /// VFS's character devices.
-    /// fstat of a descriptor: what the VFS knows, except that the standard streams and pipes
-    /// are FIFOs (mode 0600) and sockets sockets (0777), as Linux shows them; eventfd, epoll,
-    /// timerfd and signalfd are anonymous inodes (mode 0600, no file type).
+    /// fstat of a descriptor: what the VFS knows, except that the standard streams are what
+    /// the host's are (BootInfo.streams; the terminal with -t), pipes are FIFOs (mode 0600)
+    /// and sockets sockets (0777), as Linux shows them; eventfd, epoll, timerfd and signalfd
+    /// are anonymous inodes (mode 0600, no file type).
     static func stat(of fd: Int32) throws(Errno) -> Stat {
         var st = try fs.fstat(fd)
         guard case .device(.console(let id)) = try fs.nodeType(fd) else { return st }
@@ -927,9 +925,15 @@ enum SysIO {
         let bytes = (Int(count) + 63) / 64 * 8
         let addresses = [sets.0, sets.1, sets.2]
         var inputs: [[UInt8]] = []
-        for address in addresses {
-            inputs.append(address == 0 ? [UInt8](repeating: 0, count: bytes) : Array(try UserMemory.readable(address, bytes)))
+        let me = Scheduler.current
+        if Scheduler.resumedDeadline != nil, let saved = me.selectInputs, saved.count == 3, saved[0].count == bytes {
+            inputs = saved  // running again: the caller's sets were cleared for a timeout
+        } else {
+            for address in addresses {
+                inputs.append(address == 0 ? [UInt8](repeating: 0, count: bytes) : Array(try UserMemory.readable(address, bytes)))
+            }
         }
+        me.selectInputs = nil
         var outputs = [[UInt8]](repeating: [UInt8](repeating: 0, count: bytes), count: 3)
         var ready: UInt64 = 0
         for fd in 0..<Int(count) {
@@ -946,8 +950,13 @@ enum SysIO {
         let resumed = Scheduler.resumedDeadline != nil
         if ready == 0 && (resumed || timeout != 0) {
             if SysSignal.hasDeliverable(Scheduler.current) { throw .EINTR }
-            // What the timeout leaves if it passes: nothing (a look again overwrites it).
+            // What the timeout leaves if it passes: no time and empty sets, as Linux returns
+            // them (a look again after a wake-up overwrites both, from the sets kept here).
             if timeout != nil { try writeTimeLeft(0) }
+            for address in addresses where address != 0 {
+                try UserMemory.writable(address, bytes).initializeMemory(as: UInt8.self, repeating: 0)
+            }
+            me.selectInputs = inputs
             Scheduler.blockCurrentRestarting(deadline: deadline)
             return 0
         }

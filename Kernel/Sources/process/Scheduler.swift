@@ -46,6 +46,9 @@ final class Thread {
     var suspendedMask: UInt64? = nil
     /// rt_sigtimedwait: the signals this thread waits for (0: none).
     var waitingSignals: UInt64 = 0
+    /// select/pselect6 waiting: the caller's fd sets, which it cleared in the caller's memory
+    /// for a timeout, for the call to look at when it runs again.
+    var selectInputs: [[UInt8]]? = nil
 
     init(tid: Int32, process: Process) {
         self.tid = tid
@@ -120,6 +123,7 @@ enum Scheduler {
         runWokenNext = false
         resumedDeadline = current.resumeDeadline
         current.resumeDeadline = nil
+        if resumedDeadline == nil { current.selectInputs = nil }  // a new call
     }
 
     /// The deadline of a restartable wait with `timeout` nanoseconds (nil: none; result 0):
