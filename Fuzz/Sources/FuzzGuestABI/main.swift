@@ -75,7 +75,7 @@ struct CheckingConsole: ConsoleSink {
         written += bytes.count
     }
 
-    mutating func readStdin(into buffer: UnsafeMutableRawBufferPointer) -> Int {
+    mutating func readStdin(into buffer: UnsafeMutableRawBufferPointer, nonblocking: Bool) -> Int {
         check(lies(UnsafeRawBufferPointer(buffer), within: UnsafeRawBufferPointer(ram)), "stdin buffer not in writable RAM")
         // Like read(2): a count up to the buffer's size, or a negative errno.
         let choice = stdinResults.isEmpty ? 0 : stdinResults.removeFirst()
@@ -121,7 +121,7 @@ func doorbells(_ input: inout FuzzInput) {
         case (.exit, .exit(let status)):
             check(ExitStatus(encoded: status.encoded) == status, "exit status round trip")
             check(status.shellStatus >= 0 && status.shellStatus <= 383, "shell status \(status.shellStatus)")
-        case (.sleep, .resume), (.console, .resume), (.console, .rejected), (.panic, .panic), (.panic, .rejected),
+        case (.sleep, .resume), (.deadline, .resume), (.console, .resume), (.console, .rejected), (.panic, .panic), (.panic, .rejected),
              (.stdinRead, .rejected):
             break
         case (.stdinRead, .resume):
