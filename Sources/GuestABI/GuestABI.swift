@@ -647,7 +647,7 @@ public struct GuestState: Equatable, Sendable {
 ///   +0x28 kernelActive u64     guest-physical address of the kernel's "kernel is running" byte
 ///   +0x30 kernelTextStart u64  virtual range of the kernel's text: the VMM never redirects a
 ///   +0x38 kernelTextEnd u64    vCPU stopped there (entry and exit paths run with the flag clear)
-///   +0x40 preemptions u64      redirects so far (the VMM counts; `--timings` reports them)
+///   +0x40 reserved u64
 ///   +0x48 inputWaiting u64     set by the kernel when a guest thread waits for host stdin
 ///                              (then it rings `Doorbell.deadline`); the VMM watches stdin,
 ///                              and when it is readable clears this, sets `eventInputReady`
@@ -670,7 +670,6 @@ public enum HostChannel {
     public static let kernelActive = 0x28
     public static let kernelTextStart = 0x30
     public static let kernelTextEnd = 0x38
-    public static let preemptions = 0x40
     public static let inputWaiting = 0x48
     public static let windowSize = 0x50
     public static let events = 0x58

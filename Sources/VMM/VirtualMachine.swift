@@ -172,8 +172,6 @@ public final class VirtualMachine {
     var terminal = false
     /// Guest TSC minus host TSC (wrapping).
     var guestTSCOffset: UInt64 = 0
-    /// Preemptions done (redirects into the kernel), for --timings.
-    public private(set) var preemptions = 0
 
     public init() throws(VMMError) {
         let fd = open("/dev/kvm", O_RDWR | O_CLOEXEC)
@@ -568,8 +566,6 @@ public final class VirtualMachine {
         regs.rip = entry
         regs.rflags = 0x2
         guard ckvm_ioctl_ptr(vcpu, CKVM_SET_REGS, &regs) == 0 else { return false }
-        preemptions += 1
-        channel.store(HostChannel.preemptions, UInt64(preemptions))
         return true
     }
 

@@ -137,34 +137,6 @@ enum Console {
         }
     }
 
-    /// One read from the host's stdin (blocking until data or end of file): a doorbell on the
-    /// apus VMM, framed serial input under QEMU.
-    static func readStdin(into out: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
-        guard out.count > 0 else { return 0 }
-        flushAll()  // the app may be prompting
-        guard backend == .doorbell else { return try Serial.readStdin(into: out) }
-        let page = directMap(requestPage)
-        let room = min(out.count, 4096 - ConsoleRequest.size)
-        let request = UnsafeMutableRawBufferPointer(start: page, count: ConsoleRequest.size)
-        ConsoleRequest(stream: 0, length: UInt32(room), buffer: requestPage + UInt64(ConsoleRequest.size))
-            .encode(into: request)
-        var answer: ConsoleRequest
-        while true {
-            ring(.stdinRead, requestPage.raw)
-            answer = ConsoleRequest(decoding: UnsafeRawBufferPointer(request))
-            // A host signal ended the host's read: raise it; the read goes on unless the
-            // caller has a signal to take now (then EINTR, as a read on Linux).
-            guard answer.stream == UInt32(Errno.EINTR.rawValue) else { break }
-            if HostEvents.takeSignals() && SysSignal.hasDeliverable(Scheduler.current) { throw .EINTR }
-            ConsoleRequest(stream: 0, length: UInt32(room), buffer: requestPage + UInt64(ConsoleRequest.size))
-                .encode(into: request)
-        }
-        if answer.stream != 0 { throw Errno(Int32(truncatingIfNeeded: answer.stream)) }
-        let n = min(Int(answer.length), room)
-        out.copyMemory(from: UnsafeRawBufferPointer(start: page + ConsoleRequest.size, count: n))
-        return n
-    }
-
     /// The host's stdin as the program's descriptors see it (without -t): poll, select and
     /// epoll learn whether it is readable by reading ahead into `pending` (what a later read
     /// returns first), so a program that waits for stdin among other descriptors is woken
@@ -388,7 +360,7 @@ enum Serial {
     }
 
     /// Host → guest frames (the QEMU launcher's `SerialFrame`s on COM1), parsed as bytes
-    /// arrive: stdin data is kept for `readStdin`, a signal frame is queued for pid 1, the
+    /// arrive: stdin data is kept for `readStdinNow`, a signal frame is queued for pid 1, the
     /// exit frame ends stdin. Bytes are taken whenever the kernel polls (idle loop, timer
     /// tick, stdin reads); data beyond `inputLimit` unread bytes is left in QEMU (which then
     /// holds the rest of the stream, signal frames behind it included) until the app reads.
@@ -468,21 +440,6 @@ enum Serial {
         while payloadLeft > 0 && header.kind == SerialFrame.Kind.stdout.rawValue
             && input.count - inputStart < min(out.count, inputLimit) {
             take(get())
-        }
-        return try? readStdin(into: out)
-    }
-
-    /// The app's stdin: what has arrived (up to `out.count`), waiting for some; 0 once the
-    /// end-of-file frame arrived and everything before it was read. A host signal for a
-    /// thread that can take it ends the wait with EINTR.
-    static func readStdin(into out: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
-        while input.count == inputStart {
-            if inputEnded && payloadLeft == 0 { return 0 }
-            pollInput()
-            if input.count == inputStart {
-                if HostEvents.takeSignals() && SysSignal.hasDeliverable(Scheduler.current) { throw .EINTR }
-                arch_pause()
-            }
         }
         let n = min(out.count, input.count - inputStart)
         for i in 0..<n { out[i] = input[inputStart + i] }

@@ -25,8 +25,6 @@ enum HostEvents {
     nonisolated(unsafe) static var serialSignals: UInt64 = 0
     /// The deadline last published (TSC; 0: none), to skip rewriting an unchanged one.
     nonisolated(unsafe) static var publishedDeadline: UInt64 = 0
-    /// Preemption entries taken (for /proc and tests: the VMM counts its redirects too).
-    nonisolated(unsafe) static var preemptions: UInt64 = 0
 
     static var channel: UInt64 { Kernel.directMapBase &+ GuestABI.bootInfoAddress.raw &+ UInt64(HostChannel.offset) }
 
@@ -175,7 +173,6 @@ enum HostEvents {
 @_cdecl("preempt_dispatch")
 func preemptDispatch(_ frameAddress: UInt64) {
     let frame = SyscallFrame(address: frameAddress)
-    HostEvents.preemptions &+= 1
     HostEvents.raiseAppFault(frame)
     Console.flushIfOld()
     Timers.check()
